@@ -1,0 +1,392 @@
+//! ELF parsing: the header checks, section table, symbol table and
+//! relocation tables of an ELF64 little-endian x86-64 relocatable object,
+//! read zero-copy with `object`'s low-level `read::elf` types (every table
+//! access is bounds-checked there). Also the add-time scan
+//! ([`super::scan_object`]).
+
+use object::elf;
+use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym, SymbolTable};
+use object::read::{SectionIndex, StringTable, SymbolIndex};
+use object::LittleEndian;
+
+use super::{DefinedSymbol, LinkError, ObjectInfo, SymbolFlags};
+
+pub(crate) const LE: LittleEndian = LittleEndian;
+pub(crate) type Header = elf::FileHeader64<LittleEndian>;
+pub(crate) type Shdr = elf::SectionHeader64<LittleEndian>;
+pub(crate) type ElfSym = elf::Sym64<LittleEndian>;
+pub(crate) type ElfRela = elf::Rela64<LittleEndian>;
+
+// Raw constants (the `object` newtypes wrap these).
+pub(crate) const SHT_PROGBITS: u32 = 1;
+pub(crate) const SHT_SYMTAB: u32 = 2;
+pub(crate) const SHT_RELA: u32 = 4;
+pub(crate) const SHT_NOTE: u32 = 7;
+pub(crate) const SHT_NOBITS: u32 = 8;
+pub(crate) const SHT_REL: u32 = 9;
+pub(crate) const SHT_INIT_ARRAY: u32 = 14;
+pub(crate) const SHT_FINI_ARRAY: u32 = 15;
+pub(crate) const SHT_PREINIT_ARRAY: u32 = 16;
+pub(crate) const SHT_GROUP: u32 = 17;
+pub(crate) const SHT_X86_64_UNWIND: u32 = 0x7000_0001;
+
+pub(crate) const SHF_WRITE: u64 = 1;
+pub(crate) const SHF_ALLOC: u64 = 2;
+pub(crate) const SHF_EXECINSTR: u64 = 4;
+pub(crate) const SHF_TLS: u64 = 1 << 10;
+
+pub(crate) const STB_LOCAL: u8 = 0;
+pub(crate) const STB_GLOBAL: u8 = 1;
+pub(crate) const STB_WEAK: u8 = 2;
+pub(crate) const STB_GNU_UNIQUE: u8 = 10;
+
+pub(crate) const STT_OBJECT: u8 = 1;
+pub(crate) const STT_FUNC: u8 = 2;
+pub(crate) const STT_SECTION: u8 = 3;
+pub(crate) const STT_FILE: u8 = 4;
+pub(crate) const STT_TLS: u8 = 6;
+pub(crate) const STT_GNU_IFUNC: u8 = 10;
+
+pub(crate) const STV_DEFAULT: u8 = 0;
+pub(crate) const STV_PROTECTED: u8 = 3;
+
+pub(crate) const SHN_UNDEF: u16 = 0;
+pub(crate) const SHN_ABS: u16 = 0xfff1;
+pub(crate) const SHN_COMMON: u16 = 0xfff2;
+
+const GRP_COMDAT: u32 = 1;
+const EM_X86_64: u16 = 62;
+
+/// A parsed object: borrowed views of its tables.
+pub(crate) struct ElfObject<'a> {
+    pub data: &'a [u8],
+    pub sections: SectionTable<'a, Header>,
+    pub symtab: SymbolTable<'a, Header>,
+    /// Index of the SHT_SYMTAB section (0 when there is none).
+    pub symtab_index: usize,
+}
+
+/// Where a symbol is defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SymSection {
+    Undefined,
+    Absolute,
+    Common,
+    Section(usize),
+}
+
+fn machine_name(machine: u16) -> String {
+    let name = match machine {
+        2 => "sparc",
+        3 => "i386",
+        8 => "mips",
+        20 => "ppc",
+        21 => "ppc64",
+        22 => "s390",
+        40 => "arm",
+        43 => "sparcv9",
+        50 => "ia64",
+        62 => "x86-64",
+        183 => "aarch64",
+        243 => "riscv",
+        247 => "bpf",
+        258 => "loongarch",
+        _ => return format!("e_machine {machine}"),
+    };
+    format!("{name} (e_machine {machine})")
+}
+
+/// Checks the identification and header fields this linker depends on, then
+/// parses the section and symbol tables.
+pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<ElfObject<'a>, LinkError> {
+    if data.len() < 64 {
+        if data.len() >= 4 && &data[..4] != b"\x7fELF" {
+            return Err(LinkError::malformed(name, "not an ELF file (bad magic)"));
+        }
+        return Err(LinkError::malformed(
+            name,
+            format!("truncated ELF header ({} bytes)", data.len()),
+        ));
+    }
+    if &data[..4] != b"\x7fELF" {
+        return Err(LinkError::malformed(name, "not an ELF file (bad magic)"));
+    }
+    let big_endian = match data[5] {
+        1 => false,
+        2 => true,
+        other => {
+            return Err(LinkError::malformed(
+                name,
+                format!("bad ELF data encoding {other}"),
+            ))
+        }
+    };
+    let machine = if big_endian {
+        u16::from_be_bytes([data[18], data[19]])
+    } else {
+        u16::from_le_bytes([data[18], data[19]])
+    };
+    if machine != EM_X86_64 {
+        return Err(LinkError::unsupported(
+            name,
+            format!(
+                "machine {}; this linker handles x86-64 ELF objects only",
+                machine_name(machine)
+            ),
+        ));
+    }
+    if data[4] != 2 {
+        return Err(LinkError::unsupported(
+            name,
+            "32-bit ELF class (ELFCLASS32); x86-64 objects are ELFCLASS64",
+        ));
+    }
+    if big_endian {
+        return Err(LinkError::unsupported(name, "big-endian x86-64 ELF"));
+    }
+    let header = Header::parse(data).map_err(|e| LinkError::malformed(name, e))?;
+    let e_type = header.e_type(LE).0;
+    if e_type != 1 {
+        return Err(LinkError::unsupported(
+            name,
+            format!(
+                "ELF type {e_type} is not a relocatable object (ET_REL); \
+                 shared objects and executables are loaded with dlopen"
+            ),
+        ));
+    }
+    let sections = header
+        .sections(LE, data)
+        .map_err(|e| LinkError::malformed(name, e))?;
+    let mut symtab_index = 0;
+    for (i, s) in sections.iter().enumerate() {
+        if s.sh_type(LE).0 == SHT_SYMTAB {
+            symtab_index = i;
+            break;
+        }
+    }
+    let symtab = if symtab_index == 0 {
+        SymbolTable::default()
+    } else {
+        let shdr = sections
+            .section(SectionIndex(symtab_index))
+            .map_err(|e| LinkError::malformed(name, e))?;
+        SymbolTable::parse(LE, data, &sections, SectionIndex(symtab_index), shdr)
+            .map_err(|e| LinkError::malformed(name, format!("symbol table: {e}")))?
+    };
+    Ok(ElfObject {
+        data,
+        sections,
+        symtab,
+        symtab_index,
+    })
+}
+
+impl<'a> ElfObject<'a> {
+    pub fn section_count(&self) -> usize {
+        self.sections.len()
+    }
+
+    pub fn shdr(&self, index: usize) -> Option<&'a Shdr> {
+        self.sections.section(SectionIndex(index)).ok()
+    }
+
+    /// The section's name, or `"?"` when it cannot be read.
+    pub fn section_name(&self, shdr: &Shdr) -> &'a str {
+        self.sections
+            .section_name(LE, shdr)
+            .ok()
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .unwrap_or("?")
+    }
+
+    pub fn section_name_by_index(&self, index: usize) -> &'a str {
+        match self.shdr(index) {
+            Some(s) => self.section_name(s),
+            None => "?",
+        }
+    }
+
+    pub fn section_data(&self, name: &str, index: usize, shdr: &Shdr) -> Result<&'a [u8], LinkError> {
+        shdr.data(LE, self.data).map_err(|_| {
+            LinkError::malformed(
+                name,
+                format!(
+                    "section [{index}] {}: offset/size out of bounds",
+                    self.section_name(shdr)
+                ),
+            )
+        })
+    }
+
+    pub fn symbols(&self) -> &'a [ElfSym] {
+        self.symtab.symbols()
+    }
+
+    pub fn strings(&self) -> StringTable<'a> {
+        self.symtab.strings()
+    }
+
+    /// The symbol's name as raw bytes (bounds-checked).
+    pub fn symbol_name_bytes(&self, sym: &ElfSym) -> Option<&'a [u8]> {
+        sym.name(LE, self.symtab.strings()).ok()
+    }
+
+    /// The symbol's name, or an error naming the symbol index.
+    pub fn symbol_name(&self, name: &str, index: usize, sym: &ElfSym) -> Result<&'a str, LinkError> {
+        let bytes = self.symbol_name_bytes(sym).ok_or_else(|| {
+            LinkError::malformed(name, format!("symbol {index}: name offset out of bounds"))
+        })?;
+        std::str::from_utf8(bytes).map_err(|_| {
+            LinkError::malformed(name, format!("symbol {index}: name is not UTF-8"))
+        })
+    }
+
+    /// A symbol name for error messages (never fails).
+    pub fn symbol_display(&self, index: usize) -> String {
+        let Some(sym) = self.symbols().get(index) else {
+            return format!("#{index}");
+        };
+        let raw = self.symbol_name_bytes(sym).unwrap_or(b"");
+        if raw.is_empty() {
+            if sym.st_type() == STT_SECTION {
+                if let Ok(Some(SectionIndex(s))) =
+                    self.symtab.symbol_section(LE, sym, SymbolIndex(index))
+                {
+                    return format!("section {}", self.section_name_by_index(s));
+                }
+            }
+            return format!("#{index}");
+        }
+        String::from_utf8_lossy(raw).into_owned()
+    }
+
+    pub fn symbol_section(&self, name: &str, index: usize, sym: &ElfSym) -> Result<SymSection, LinkError> {
+        let shndx = sym.st_shndx(LE).0;
+        match shndx {
+            SHN_UNDEF => return Ok(SymSection::Undefined),
+            SHN_ABS => return Ok(SymSection::Absolute),
+            SHN_COMMON => return Ok(SymSection::Common),
+            _ => {}
+        }
+        match self.symtab.symbol_section(LE, sym, SymbolIndex(index)) {
+            Ok(Some(SectionIndex(s))) if s < self.section_count() => Ok(SymSection::Section(s)),
+            Ok(Some(SectionIndex(s))) => Err(LinkError::malformed(
+                name,
+                format!("symbol {}: section index {s} out of bounds", self.symbol_display(index)),
+            )),
+            Ok(None) => Err(LinkError::unsupported(
+                name,
+                format!(
+                    "symbol {}: special section index {shndx:#x}",
+                    self.symbol_display(index)
+                ),
+            )),
+            Err(e) => Err(LinkError::malformed(
+                name,
+                format!("symbol {}: {e}", self.symbol_display(index)),
+            )),
+        }
+    }
+
+    /// COMDAT groups: `(group section index, signature, member section
+    /// indices as raw little-endian words)`.
+    pub fn comdat_groups(&self, name: &str) -> Result<Vec<(usize, &'a str, &'a [u8])>, LinkError> {
+        let mut out = Vec::new();
+        for (i, shdr) in self.sections.iter().enumerate() {
+            if shdr.sh_type(LE).0 != SHT_GROUP {
+                continue;
+            }
+            let data = self.section_data(name, i, shdr)?;
+            if data.len() < 4 || data.len() % 4 != 0 {
+                return Err(LinkError::malformed(
+                    name,
+                    format!("group section [{i}] has size {}", data.len()),
+                ));
+            }
+            let flags = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            if flags & GRP_COMDAT == 0 {
+                continue;
+            }
+            if shdr.sh_link(LE) as usize != self.symtab_index || self.symtab_index == 0 {
+                return Err(LinkError::malformed(
+                    name,
+                    format!("group section [{i}] does not link to the symbol table"),
+                ));
+            }
+            let sig_index = shdr.sh_info(LE) as usize;
+            let sym = self.symbols().get(sig_index).ok_or_else(|| {
+                LinkError::malformed(
+                    name,
+                    format!("group section [{i}]: signature symbol {sig_index} out of bounds"),
+                )
+            })?;
+            let mut signature = self.symbol_name(name, sig_index, sym)?;
+            if signature.is_empty() && sym.st_type() == STT_SECTION {
+                // Signature given by a section symbol: the group is named
+                // after that section (as GNU as does for `.group` with a
+                // section name).
+                if let SymSection::Section(s) = self.symbol_section(name, sig_index, sym)? {
+                    signature = self.section_name_by_index(s);
+                }
+            }
+            out.push((i, signature, &data[4..]));
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a symbol binding makes the symbol visible to other objects.
+pub(crate) fn is_global_binding(bind: u8) -> bool {
+    matches!(bind, STB_GLOBAL | STB_WEAK | STB_GNU_UNIQUE)
+}
+
+pub(crate) fn symbol_flags(sym: &ElfSym, common: bool) -> SymbolFlags {
+    let bind = sym.st_bind();
+    let vis = sym.st_other() & 3;
+    let ty = sym.st_type();
+    SymbolFlags {
+        exported: is_global_binding(bind) && (vis == STV_DEFAULT || vis == STV_PROTECTED),
+        callable: ty == STT_FUNC || ty == STT_GNU_IFUNC,
+        weak: bind == STB_WEAK,
+        common,
+    }
+}
+
+/// The add-time scan: symbol table and group signatures only.
+pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
+    let obj = parse(name, data)?;
+    let mut symbols = Vec::new();
+    for (i, sym) in obj.symbols().iter().enumerate().skip(1) {
+        let bind = sym.st_bind();
+        if !is_global_binding(bind) {
+            continue;
+        }
+        let sec = obj.symbol_section(name, i, sym)?;
+        if sec == SymSection::Undefined {
+            continue;
+        }
+        let sym_name = obj.symbol_name(name, i, sym)?;
+        if sym_name.is_empty() {
+            return Err(LinkError::malformed(name, format!("global symbol {i} has no name")));
+        }
+        let common = sec == SymSection::Common;
+        let align = if common { sym.st_value(LE).max(1) } else { 1 };
+        symbols.push(DefinedSymbol {
+            name: sym_name.to_owned(),
+            flags: symbol_flags(sym, common),
+            size: sym.st_size(LE),
+            align,
+        });
+    }
+    let comdat_groups = obj
+        .comdat_groups(name)?
+        .into_iter()
+        .map(|(_, sig, _)| sig.to_owned())
+        .collect();
+    Ok(ObjectInfo {
+        name: name.to_owned(),
+        symbols,
+        comdat_groups,
+    })
+}

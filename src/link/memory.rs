@@ -1,0 +1,383 @@
+//! The JIT memory manager: one virtual range per session, reserved up front
+//! (`PROT_NONE`, no swap reserved), so that every object of a session lies
+//! within ±2 GiB of every other and 32-bit PC-relative references between
+//! them always fit. The range is placed near the host's C library when
+//! possible, so that PC-relative references to host data (which `-fPIE`
+//! code makes directly, expecting copy relocations) fit too.
+//!
+//! Allocations are page-aligned chunks carved first-fit from a free list.
+//! A chunk is mapped read-write while the linker writes it, then switched
+//! once to its final protections (code RX, read-only data R, data RW: never
+//! writable and executable at once). Freeing a chunk drops its pages
+//! (`madvise(MADV_DONTNEED)`, then `PROT_NONE`), so resident memory falls,
+//! and returns the range to the free list for reuse.
+//!
+//! All of this module's `unsafe` is system calls on ranges inside the
+//! reservation, which this type owns.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{LinkError, LinkErrorKind};
+
+/// Page size assumed for layout (x86-64 Linux base pages).
+pub(crate) const PAGE_SIZE: usize = 4096;
+
+pub(crate) fn page_align(n: usize) -> Option<usize> {
+    n.checked_add(PAGE_SIZE - 1).map(|v| v & !(PAGE_SIZE - 1))
+}
+
+/// A session's JIT memory. `Send + Sync`; shared through `Arc`.
+pub struct JitMemory {
+    base: usize,
+    size: usize,
+    /// Free ranges `(start, len)`, sorted by start, coalesced.
+    free: Mutex<Vec<(usize, usize)>>,
+    code_bytes: AtomicUsize,
+    data_bytes: AtomicUsize,
+}
+
+impl std::fmt::Debug for JitMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitMemory")
+            .field("base", &format_args!("{:#x}", self.base))
+            .field("size", &self.size)
+            .field("code_bytes", &self.code_bytes())
+            .field("data_bytes", &self.data_bytes())
+            .finish()
+    }
+}
+
+fn os_error(what: &str) -> LinkError {
+    LinkError::new(
+        LinkErrorKind::OutOfMemory,
+        format!("{what}: {}", std::io::Error::last_os_error()),
+    )
+}
+
+/// How far (in bytes) the whole reservation may be from the host's C
+/// library for host data to stay reachable with 32-bit displacements.
+const NEAR_HOST: usize = (1 << 31) - (64 << 20);
+
+fn host_anchor() -> usize {
+    // Any function of the C library will do: its text and data are mapped
+    // together, and libm and the others usually sit next to it.
+    let f: unsafe extern "C" fn(libc::size_t) -> *mut libc::c_void = libc::malloc;
+    f as usize
+}
+
+fn distance_ok(base: usize, size: usize, anchor: usize) -> bool {
+    let end = base.saturating_add(size);
+    base.abs_diff(anchor).max(end.abs_diff(anchor)) < NEAR_HOST
+}
+
+fn map_reserve(hint: usize, size: usize, fixed_noreplace: bool) -> Option<usize> {
+    let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    if fixed_noreplace {
+        flags |= libc::MAP_FIXED_NOREPLACE;
+    }
+    // SAFETY: an anonymous PROT_NONE mapping at a hint (never MAP_FIXED, so
+    // no existing mapping is replaced; MAP_FIXED_NOREPLACE fails instead of
+    // replacing) touches no memory the program uses.
+    let p = unsafe { libc::mmap(hint as *mut libc::c_void, size, libc::PROT_NONE, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        Some(p as usize)
+    }
+}
+
+fn unmap(base: usize, size: usize) {
+    // SAFETY: (base, size) is a mapping this module created and owns, and
+    // nothing refers into it any more (callers guarantee it).
+    unsafe {
+        libc::munmap(base as *mut libc::c_void, size);
+    }
+}
+
+impl JitMemory {
+    /// The default reservation: 1 GiB.
+    pub const DEFAULT_RESERVE: usize = 1 << 30;
+
+    /// Reserves `reserve_bytes` (rounded up to pages) of address space.
+    pub fn new(reserve_bytes: usize) -> Result<Arc<Self>, LinkError> {
+        let size = page_align(reserve_bytes.max(PAGE_SIZE)).ok_or_else(|| {
+            LinkError::new(LinkErrorKind::OutOfMemory, "JIT reservation size overflows")
+        })?;
+        let anchor = host_anchor();
+        let mut base = map_reserve(0, size, false).ok_or_else(|| os_error("reserving JIT memory"))?;
+        if !distance_ok(base, size, anchor) {
+            // Try to place the reservation just below the C library.
+            let step = 256usize << 20;
+            for k in 1..8usize {
+                let Some(hint) = anchor
+                    .checked_sub(size + k * step)
+                    .map(|h| h & !((2 << 20) - 1))
+                else {
+                    break;
+                };
+                if let Some(b) = map_reserve(hint, size, true) {
+                    if b == hint && distance_ok(b, size, anchor) {
+                        unmap(base, size);
+                        base = b;
+                        break;
+                    }
+                    unmap(b, size);
+                }
+            }
+        }
+        Ok(Arc::new(JitMemory {
+            base,
+            size,
+            free: Mutex::new(vec![(base, size)]),
+            code_bytes: AtomicUsize::new(0),
+            data_bytes: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Reserves the default 1 GiB.
+    pub fn with_default_reserve() -> Result<Arc<Self>, LinkError> {
+        Self::new(Self::DEFAULT_RESERVE)
+    }
+
+    /// The reserved range: `(start address, length)`.
+    pub fn range(&self) -> (usize, usize) {
+        (self.base, self.size)
+    }
+
+    /// Bytes of code pages currently allocated.
+    pub fn code_bytes(&self) -> usize {
+        self.code_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of data pages (read-only data, GOT, data, zero-fill) currently
+    /// allocated.
+    pub fn data_bytes(&self) -> usize {
+        self.data_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of the reservation that are resident in RAM now (`mincore`).
+    pub fn resident_bytes(&self) -> Result<usize, LinkError> {
+        let pages = self.size / PAGE_SIZE;
+        let mut vec = vec![0u8; pages];
+        // SAFETY: (base, size) is our page-aligned mapping; `vec` has one
+        // byte per page, as mincore requires.
+        let rc = unsafe {
+            libc::mincore(
+                self.base as *mut libc::c_void,
+                self.size,
+                vec.as_mut_ptr() as *mut libc::c_uchar,
+            )
+        };
+        if rc != 0 {
+            return Err(os_error("mincore"));
+        }
+        Ok(vec.iter().filter(|&&b| b & 1 != 0).count() * PAGE_SIZE)
+    }
+
+    /// Allocates `code_len + data_len` bytes (each page-aligned), code
+    /// first, mapped read-write and zero-filled.
+    pub(crate) fn allocate(self: &Arc<Self>, code_len: usize, data_len: usize) -> Result<Allocation, LinkError> {
+        let oom = || LinkError::new(LinkErrorKind::OutOfMemory, "JIT allocation size overflows");
+        let code_len = page_align(code_len).ok_or_else(oom)?;
+        let data_len = page_align(data_len).ok_or_else(oom)?;
+        let len = code_len.checked_add(data_len).ok_or_else(oom)?;
+        if len == 0 {
+            return Ok(Allocation {
+                memory: Arc::clone(self),
+                base: 0,
+                len: 0,
+                code_len: 0,
+                writable: true,
+            });
+        }
+        let start = {
+            let mut free = self.free.lock();
+            let Some(i) = free.iter().position(|&(_, l)| l >= len) else {
+                return Err(LinkError::new(
+                    LinkErrorKind::OutOfMemory,
+                    format!(
+                        "JIT memory exhausted: no free range of {len} bytes in the {} byte reservation",
+                        self.size
+                    ),
+                ));
+            };
+            let (s, l) = free[i];
+            if l == len {
+                free.remove(i);
+            } else {
+                free[i] = (s + len, l - len);
+            }
+            s
+        };
+        // SAFETY: [start, start+len) lies inside our reservation and was
+        // free: no Rust reference points into it.
+        let rc = unsafe {
+            libc::mprotect(start as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE)
+        };
+        if rc != 0 {
+            let err = os_error("mprotect(RW) of JIT memory");
+            self.release_range(start, len);
+            return Err(err);
+        }
+        // Fault the pages in with one call instead of one trap per page
+        // (MADV_POPULATE_WRITE, Linux 5.14+; ignored where unsupported).
+        // SAFETY: advisory call on our own read-write range.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, len, 23);
+        }
+        self.code_bytes.fetch_add(code_len, Ordering::Relaxed);
+        self.data_bytes.fetch_add(data_len, Ordering::Relaxed);
+        Ok(Allocation {
+            memory: Arc::clone(self),
+            base: start,
+            len,
+            code_len,
+            writable: true,
+        })
+    }
+
+    /// Drops the pages of a range and returns it to the free list.
+    fn release_range(&self, start: usize, len: usize) {
+        // SAFETY: [start, start+len) is an allocation inside our reservation
+        // that its owner gave up; nothing refers into it any more.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
+            libc::mprotect(start as *mut libc::c_void, len, libc::PROT_NONE);
+        }
+        let mut free = self.free.lock();
+        let i = free.partition_point(|&(s, _)| s < start);
+        free.insert(i, (start, len));
+        // Coalesce with the next, then the previous.
+        if i + 1 < free.len() && free[i].0 + free[i].1 == free[i + 1].0 {
+            free[i].1 += free[i + 1].1;
+            free.remove(i + 1);
+        }
+        if i > 0 && free[i - 1].0 + free[i - 1].1 == free[i].0 {
+            free[i - 1].1 += free[i].1;
+            free.remove(i);
+        }
+    }
+}
+
+impl Drop for JitMemory {
+    fn drop(&mut self) {
+        // Every Allocation holds an Arc to us, so none is alive.
+        unmap(self.base, self.size);
+    }
+}
+
+/// Final protections of the parts of an allocation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Protections {
+    /// Start of the read-only part (end of code), page-aligned offset.
+    pub readonly_start: usize,
+    /// Start of the read-write part, page-aligned offset.
+    pub data_start: usize,
+}
+
+/// A chunk of JIT memory; returned to its [`JitMemory`] on drop.
+pub(crate) struct Allocation {
+    memory: Arc<JitMemory>,
+    base: usize,
+    len: usize,
+    code_len: usize,
+    writable: bool,
+}
+
+impl Allocation {
+    pub fn base(&self) -> u64 {
+        self.base as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The bytes, while the allocation is still writable (before
+    /// [`Allocation::finalize`]).
+    pub fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        if !self.writable {
+            return None;
+        }
+        if self.len == 0 {
+            return Some(&mut []);
+        }
+        // SAFETY: [base, base+len) is mapped read-write (allocate did it and
+        // finalize has not run: `writable`), it belongs to this allocation
+        // alone, and the returned borrow is tied to `&mut self`, so there is
+        // no other reference to it.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.base as *mut u8, self.len) })
+    }
+
+    /// Sets the final protections: `[0, readonly_start)` read+execute,
+    /// `[readonly_start, data_start)` read-only, the rest read-write.
+    pub fn finalize(&mut self, p: Protections) -> Result<(), LinkError> {
+        if !self.writable || self.len == 0 {
+            self.writable = false;
+            return Ok(());
+        }
+        let valid = p.readonly_start % PAGE_SIZE == 0
+            && p.data_start % PAGE_SIZE == 0
+            && p.readonly_start <= p.data_start
+            && p.data_start <= self.len;
+        if !valid {
+            return Err(LinkError::new(LinkErrorKind::Internal, "bad protection layout"));
+        }
+        let parts = [
+            (0, p.readonly_start, libc::PROT_READ | libc::PROT_EXEC),
+            (p.readonly_start, p.data_start, libc::PROT_READ),
+        ];
+        self.writable = false;
+        for (from, to, prot) in parts {
+            if to > from {
+                // SAFETY: the range is inside this allocation; after this no
+                // `&mut [u8]` to it can be handed out (`writable` is false),
+                // and code is never writable and executable at once.
+                let rc = unsafe { libc::mprotect((self.base + from) as *mut libc::c_void, to - from, prot) };
+                if rc != 0 {
+                    return Err(os_error("mprotect of JIT memory"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        self.memory.release_range(self.base, self.len);
+        self.memory.code_bytes.fetch_sub(self.code_len, Ordering::Relaxed);
+        self.memory
+            .data_bytes
+            .fetch_sub(self.len - self.code_len, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocate_free_reuse() {
+        let m = JitMemory::new(16 << 20).unwrap();
+        let mut a = m.allocate(100, 5000).unwrap();
+        assert_eq!(m.code_bytes(), 4096);
+        assert_eq!(m.data_bytes(), 8192);
+        a.bytes_mut().unwrap()[0] = 1;
+        let base = a.base();
+        drop(a);
+        assert_eq!(m.code_bytes() + m.data_bytes(), 0);
+        let mut b = m.allocate(4096, 0).unwrap();
+        assert_eq!(b.base(), base);
+        assert_eq!(b.bytes_mut().unwrap()[0], 0, "reused pages are zero");
+        drop(b);
+        assert_eq!(m.resident_bytes().unwrap(), 0);
+        assert!(m.allocate(32 << 20, 0).is_err());
+    }
+}

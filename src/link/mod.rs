@@ -1,0 +1,267 @@
+//! The object linker: ELF x86-64 relocatable objects (`.o`, and `.a`
+//! archives of them) loaded into the process, linked against each other and
+//! the host, run, and removed again.
+//!
+//! This module knows nothing of the ORC model or of C: it is a format-neutral
+//! API in phases, which the ORC layer (`layer.rs`) drives for each object of
+//! a link batch:
+//!
+//! 1. **Scan** ([`scan_object`]): at add time only the symbol table (and the
+//!    COMDAT group signatures) is read, to tell the ORC model which symbols
+//!    the object defines.
+//! 2. **Prepare** ([`PreparedObject::prepare`]): parse the object zero-copy
+//!    over its bytes, lay out its loaded sections by permission (code RX,
+//!    read-only data R, data RW, zero-fill) plus GOT and stubs sized from the
+//!    relocations, allocate that from the session's [`JitMemory`] and copy the
+//!    section bytes in (the pages are RW, never executable, at this point).
+//!    After this the object's own addresses are known
+//!    ([`PreparedObject::defined_addresses`]): the ORC layer notifies them
+//!    resolved *before* it looks up the object's externals
+//!    ([`PreparedObject::externals`]). That ordering is what breaks cycles
+//!    between objects (A calls B, B calls A).
+//! 3. **Link** ([`PreparedObject::link`]): every external is resolved once
+//!    through the caller's callback, every relocation is fixed up in one pass
+//!    with range checks, far calls go through stubs, GOT-relative loads get
+//!    GOT entries (relaxed to `lea` when the target is near), protections are
+//!    set once (W^X), and `.eh_frame` is registered with the unwinder.
+//! 4. **Run** ([`LinkedObject::run_initializers`]) and, at removal,
+//!    [`LinkedObject::run_finalizers`]; dropping the [`LinkedObject`]
+//!    deregisters its unwind information and returns its pages.
+//!
+//! Nothing here panics on bad input: every offset, index and size read from
+//! an object is checked, and a fault is a [`LinkError`] that names the object,
+//! the section, the offset and the symbol where they are known.
+//!
+//! Layout of the module:
+//! - `elf.rs`: ELF parsing with `object`'s low-level readers.
+//! - `x86_64.rs`: relocation table and fixup writers.
+//! - `layout.rs`: phase 2 (sections, symbols, GOT, stubs, allocation).
+//! - `linked.rs`: phase 3 and the linked object (init/fini, drop).
+//! - `memory.rs`: the JIT memory manager.
+//! - `eh_frame.rs`: unwind-information registration.
+//! - `archive.rs`: `.a` archives.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod archive;
+mod eh_frame;
+mod elf;
+mod layout;
+mod linked;
+mod memory;
+pub mod x86_64;
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use archive::{Archive, MemberId};
+pub use layout::PreparedObject;
+pub use linked::LinkedObject;
+pub use memory::JitMemory;
+
+/// What kind of failure a [`LinkError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkErrorKind {
+    /// The input is not a well-formed object (truncated, out-of-bounds
+    /// offsets or indices, inconsistent tables).
+    Malformed,
+    /// Well-formed, but uses something this linker cannot honour (another
+    /// machine, thread-local storage, an unknown relocation type...).
+    Unsupported,
+    /// A strong external symbol was not found.
+    SymbolNotFound,
+    /// A relocation's value does not fit its field.
+    RelocationOutOfRange,
+    /// Reading a file failed.
+    Io,
+    /// The JIT memory reservation is exhausted or a mapping failed.
+    OutOfMemory,
+    /// A broken invariant inside the linker (a bug).
+    Internal,
+}
+
+/// An error from the linker. `message` names the object, section, offset and
+/// symbol where they are known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkError {
+    /// The category of the error.
+    pub kind: LinkErrorKind,
+    /// A human-readable description.
+    pub message: String,
+}
+
+impl LinkError {
+    /// Makes an error of `kind` with `message`.
+    pub fn new(kind: LinkErrorKind, message: impl Into<String>) -> Self {
+        LinkError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn malformed(object: &str, what: impl fmt::Display) -> Self {
+        Self::new(LinkErrorKind::Malformed, format!("{object}: malformed object: {what}"))
+    }
+
+    pub(crate) fn unsupported(object: &str, what: impl fmt::Display) -> Self {
+        Self::new(LinkErrorKind::Unsupported, format!("{object}: unsupported: {what}"))
+    }
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+#[derive(Clone)]
+enum Backing {
+    Owned(Arc<[u8]>),
+    Mapped(Arc<memmap2::Mmap>),
+}
+
+/// The bytes of an object file: copied once from a caller's buffer, or a
+/// memory-mapped file. Cloning is cheap (reference counted), and
+/// [`ObjectBytes::slice`] shares the same backing (used for archive
+/// members).
+#[derive(Clone)]
+pub struct ObjectBytes {
+    backing: Backing,
+    range: Range<usize>,
+}
+
+impl ObjectBytes {
+    /// Copies `bytes` into a new reference-counted buffer.
+    pub fn copy_from(bytes: &[u8]) -> Self {
+        ObjectBytes {
+            backing: Backing::Owned(Arc::from(bytes)),
+            range: 0..bytes.len(),
+        }
+    }
+
+    /// Takes ownership of `bytes`.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        let len = bytes.len();
+        ObjectBytes {
+            backing: Backing::Owned(Arc::from(bytes)),
+            range: 0..len,
+        }
+    }
+
+    /// Memory-maps the file at `path` (read-only, private).
+    pub fn map_file(path: &Path) -> Result<Self, LinkError> {
+        let io = |e: std::io::Error| {
+            LinkError::new(LinkErrorKind::Io, format!("{}: {e}", path.display()))
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            return Ok(Self::from_vec(Vec::new()));
+        }
+        // SAFETY: the mapping is private and read-only. A file truncated or
+        // rewritten by another process while mapped is outside what this
+        // library can guard against (as with any mmap-based reader); the
+        // documented contract of `map_file` is that the file stays unchanged
+        // while its objects are loaded.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let len = map.len();
+        Ok(ObjectBytes {
+            backing: Backing::Mapped(Arc::new(map)),
+            range: 0..len,
+        })
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        let all: &[u8] = match &self.backing {
+            Backing::Owned(a) => a,
+            Backing::Mapped(m) => m,
+        };
+        all.get(self.range.clone()).unwrap_or(&[])
+    }
+
+    /// The number of bytes.
+    pub fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+
+    /// A sub-range sharing the same backing, or `None` when `range` is out
+    /// of bounds.
+    pub fn slice(&self, range: Range<usize>) -> Option<ObjectBytes> {
+        if range.start > range.end || range.end > self.len() {
+            return None;
+        }
+        let start = self.range.start.checked_add(range.start)?;
+        let end = self.range.start.checked_add(range.end)?;
+        Some(ObjectBytes {
+            backing: self.backing.clone(),
+            range: start..end,
+        })
+    }
+}
+
+impl fmt::Debug for ObjectBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectBytes({} bytes)", self.len())
+    }
+}
+
+/// Properties of a symbol definition, as the ORC model needs them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SymbolFlags {
+    /// Global or weak binding with default or protected visibility: visible
+    /// outside its dylib. Hidden and internal symbols are not exported but
+    /// are still visible to the other objects of the same dylib.
+    pub exported: bool,
+    /// `STT_FUNC` (or `STT_GNU_IFUNC`).
+    pub callable: bool,
+    /// Weak binding: a strong definition elsewhere wins.
+    pub weak: bool,
+    /// A COMMON symbol (tentative definition): the largest size wins.
+    pub common: bool,
+}
+
+/// A symbol an object defines (global, weak or unique binding; locals are
+/// not listed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefinedSymbol {
+    /// The symbol's name.
+    pub name: String,
+    /// Its properties.
+    pub flags: SymbolFlags,
+    /// `st_size`.
+    pub size: u64,
+    /// The alignment a COMMON symbol asks for (1 for other symbols).
+    pub align: u64,
+}
+
+/// What [`scan_object`] learns about an object at add time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object's name, as given.
+    pub name: String,
+    /// The non-local symbols it defines.
+    pub symbols: Vec<DefinedSymbol>,
+    /// The signatures of its COMDAT groups. When the same signature is
+    /// already defined in the dylib, the ORC layer answers `true` for it in
+    /// [`PreparedObject::prepare`]'s `discarded` callback and the whole group
+    /// is dropped.
+    pub comdat_groups: Vec<String>,
+}
+
+/// Reads an object's symbol table (and COMDAT group signatures) only, to
+/// define its symbols at add time. Validates the header (ELF64 x86-64
+/// relocatable; another machine is `Unsupported` naming it) and the symbol
+/// table's bounds.
+pub fn scan_object(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
+    elf::scan(name, bytes.as_slice())
+}

@@ -1,0 +1,1073 @@
+//! The session-wide state behind the one session lock: every dylib's symbol
+//! table, the unmaterialized units, the responsibilities in flight, pending
+//! queries and the tracker bookkeeping, and the algorithms that move symbols
+//! through their states.
+//!
+//! Nothing here runs client code except `MaterializationUnit::discard` and
+//! `ResourceManager::handle_transfer` (documented to run under the lock).
+//! Everything else that must happen outside the lock (query callbacks,
+//! dropping units, dispatching materialization) is collected in [`Effects`]
+//! and carried out by the caller after unlocking.
+
+use super::dylib::JITDylib;
+use super::error::{Error, ErrorCode, Result};
+use super::resource::{DefinitionGenerator, ResourceKey, ResourceManager};
+use super::symbol::{
+    FxHashMap, FxHashSet, LookupFlags, SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState,
+};
+use super::tracker::TrackerInner;
+use super::unit::MaterializationUnit;
+use std::sync::Arc;
+
+/// Index of a dylib in its session.
+pub(crate) type DylibId = u32;
+/// A symbol in a particular dylib.
+pub(crate) type SymbolKey = (DylibId, SymbolName);
+/// What a lookup calls when it completes.
+pub(crate) type LookupCallback = Box<dyn FnOnce(Result<Vec<u64>>) + Send>;
+
+/// A query waiting for some of its symbols.
+struct QueryState {
+    required: SymbolState,
+    addresses: Vec<u64>,
+    outstanding: usize,
+    done: LookupCallback,
+}
+
+/// A query's interest in one symbol.
+#[derive(Clone, Copy)]
+struct Pending {
+    query: u64,
+    slot: u32,
+    required: SymbolState,
+}
+
+/// Bookkeeping of a symbol that is not ready yet.
+#[derive(Default)]
+struct MatInfo {
+    queries: Vec<Pending>,
+    /// Emitted symbols whose readiness waits on this one being emitted.
+    dependants: Vec<SymbolKey>,
+    /// While emitted but not ready: the symbols not yet emitted that this
+    /// one (transitively) depends on.
+    unemitted: FxHashSet<SymbolKey>,
+}
+
+pub(crate) struct SymbolEntry {
+    pub(crate) address: u64,
+    pub(crate) flags: SymbolFlags,
+    pub(crate) state: SymbolState,
+    pub(crate) tracker: ResourceKey,
+    /// The unit that defines it while `NeverSearched`, else 0.
+    unit: u64,
+    /// The responsibility materializing it, else 0.
+    mr: u64,
+    mat: Option<Box<MatInfo>>,
+}
+
+impl SymbolEntry {
+    fn mat(&mut self) -> &mut MatInfo {
+        self.mat.get_or_insert_with(Default::default)
+    }
+}
+
+pub(crate) struct DylibState {
+    pub(crate) handle: Arc<JITDylib>,
+    pub(crate) link_order: Vec<Arc<JITDylib>>,
+    pub(crate) symbols: FxHashMap<SymbolName, SymbolEntry>,
+    pub(crate) generators: Vec<Arc<dyn DefinitionGenerator>>,
+    pub(crate) default_tracker: Option<Arc<TrackerInner>>,
+}
+
+#[derive(Default)]
+pub(crate) struct TrackerState {
+    pub(crate) dylib: DylibId,
+    /// May hold names since given to other trackers or removed; entries
+    /// are checked against `SymbolEntry::tracker`.
+    pub(crate) symbols: Vec<SymbolName>,
+    pub(crate) units: Vec<u64>,
+    pub(crate) mrs: Vec<u64>,
+}
+
+struct UnitEntry {
+    mu: Box<dyn MaterializationUnit>,
+    tracker: ResourceKey,
+    dylib: DylibId,
+    symbols: Vec<(SymbolName, SymbolFlags)>,
+}
+
+pub(crate) struct MrState {
+    pub(crate) tracker: ResourceKey,
+    pub(crate) dylib: DylibId,
+    pub(crate) symbols: Vec<(SymbolName, SymbolFlags)>,
+}
+
+/// A unit taken out of the table to be materialized, with what its
+/// responsibility needs to know.
+pub(crate) struct ToMaterialize {
+    pub(crate) mu: Box<dyn MaterializationUnit>,
+    pub(crate) mr: u64,
+    pub(crate) dylib: Arc<JITDylib>,
+    pub(crate) symbols: Vec<(SymbolName, SymbolFlags)>,
+    pub(crate) requested: Vec<SymbolName>,
+}
+
+/// Work to do once the session lock is released.
+#[derive(Default)]
+#[must_use]
+pub(crate) struct Effects {
+    pub(crate) completions: Vec<(LookupCallback, Result<Vec<u64>>)>,
+    pub(crate) drop_units: Vec<Box<dyn MaterializationUnit>>,
+    pub(crate) materialize: Vec<ToMaterialize>,
+    pub(crate) drop_trackers: Vec<Arc<TrackerInner>>,
+}
+
+/// What removing a tracker leaves to do outside the lock.
+pub(crate) struct Removal {
+    pub(crate) dylib: Arc<JITDylib>,
+    pub(crate) managers: Vec<Arc<dyn ResourceManager>>,
+}
+
+pub(crate) struct State {
+    pub(crate) ended: bool,
+    pub(crate) dylibs: Vec<DylibState>,
+    pub(crate) trackers: FxHashMap<ResourceKey, TrackerState>,
+    units: FxHashMap<u64, UnitEntry>,
+    pub(crate) mrs: FxHashMap<u64, MrState>,
+    queries: FxHashMap<u64, QueryState>,
+    pub(crate) managers: Vec<(u64, Arc<dyn ResourceManager>)>,
+    next_id: u64,
+    pub(crate) num_symbols: u64,
+}
+
+fn failed_error(dylib: &JITDylib, name: &SymbolName) -> Error {
+    Error::new(
+        ErrorCode::MaterializationFailed,
+        format!(
+            "symbol {} in dylib {} failed to materialize",
+            name,
+            dylib.name()
+        ),
+    )
+}
+
+impl State {
+    pub(crate) fn new() -> State {
+        State {
+            ended: false,
+            dylibs: Vec::new(),
+            trackers: FxHashMap::default(),
+            units: FxHashMap::default(),
+            mrs: FxHashMap::default(),
+            queries: FxHashMap::default(),
+            managers: Vec::new(),
+            next_id: 1,
+            num_symbols: 0,
+        }
+    }
+
+    pub(crate) fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub(crate) fn check_live(&self, key: ResourceKey) -> Result<&TrackerState> {
+        if self.ended {
+            return Err(Error::ended());
+        }
+        self.trackers.get(&key).ok_or_else(Error::defunct)
+    }
+
+    fn entry(&mut self, key: &SymbolKey) -> Option<&mut SymbolEntry> {
+        self.dylibs.get_mut(key.0 as usize)?.symbols.get_mut(&key.1)
+    }
+
+    // ----- defining -------------------------------------------------------
+
+    /// How a new definition of `name` meets the one already in the table.
+    fn clash(&self, dylib: DylibId, name: &SymbolName, flags: SymbolFlags) -> Result<Clash> {
+        let Some(existing) = self.dylibs[dylib as usize].symbols.get(name) else {
+            return Ok(Clash::None);
+        };
+        if !flags.is_weak()
+            && existing.flags.is_weak()
+            && existing.state == SymbolState::NeverSearched
+        {
+            Ok(Clash::OverridesExisting)
+        } else if flags.is_weak() {
+            Ok(Clash::Discarded)
+        } else {
+            Err(Error::new(
+                ErrorCode::DuplicateDefinition,
+                format!(
+                    "duplicate definition of symbol {} in dylib {}",
+                    name,
+                    self.dylibs[dylib as usize].handle.name()
+                ),
+            ))
+        }
+    }
+
+    /// Checks a whole set of definitions before any of it is applied, so a
+    /// clash adds nothing.
+    fn plan_definitions(
+        &self,
+        dylib: DylibId,
+        symbols: &[(SymbolName, SymbolFlags)],
+    ) -> Result<Vec<Clash>> {
+        let mut seen = FxHashSet::default();
+        let mut plan = Vec::with_capacity(symbols.len());
+        for (name, flags) in symbols {
+            if !seen.insert(name.clone()) {
+                return Err(Error::invalid(format!(
+                    "symbol {name} is defined twice in one definition set"
+                )));
+            }
+            plan.push(self.clash(dylib, name, *flags)?);
+        }
+        Ok(plan)
+    }
+
+    /// Takes `name` away from the unmaterialized weak definition that
+    /// currently holds it.
+    fn override_weak(&mut self, dylib: DylibId, name: &SymbolName, fx: &mut Effects) {
+        let handle = self.dylibs[dylib as usize].handle.clone();
+        let Some(old) = self.dylibs[dylib as usize].symbols.remove(name) else {
+            return;
+        };
+        self.num_symbols -= 1;
+        if let Some(unit) = self.units.get_mut(&old.unit) {
+            unit.symbols.retain(|(n, _)| n != name);
+            unit.mu.discard(&handle, name);
+            if unit.symbols.is_empty() {
+                if let Some(u) = self.units.remove(&old.unit) {
+                    fx.drop_units.push(u.mu);
+                }
+            }
+        }
+    }
+
+    fn insert_symbol(&mut self, dylib: DylibId, name: SymbolName, entry: SymbolEntry) {
+        let tracker = entry.tracker;
+        self.dylibs[dylib as usize].symbols.insert(name.clone(), entry);
+        self.num_symbols += 1;
+        if let Some(t) = self.trackers.get_mut(&tracker) {
+            t.symbols.push(name);
+        }
+    }
+
+    /// Adds a unit's definitions under tracker `key`. All or nothing.
+    pub(crate) fn define_unit(
+        &mut self,
+        key: ResourceKey,
+        mut mu: Box<dyn MaterializationUnit>,
+        symbols: Vec<(SymbolName, SymbolFlags)>,
+        fx: &mut Effects,
+    ) -> std::result::Result<(), (Error, Box<dyn MaterializationUnit>)> {
+        let dylib = match self.check_live(key) {
+            Ok(t) => t.dylib,
+            Err(e) => return Err((e, mu)),
+        };
+        let plan = match self.plan_definitions(dylib, &symbols) {
+            Ok(p) => p,
+            Err(e) => return Err((e.context(format!("adding {}", mu.name())), mu)),
+        };
+        let handle = self.dylibs[dylib as usize].handle.clone();
+        let uid = self.next_id();
+        let mut kept = Vec::with_capacity(symbols.len());
+        for ((name, flags), clash) in symbols.into_iter().zip(plan) {
+            match clash {
+                Clash::Discarded => mu.discard(&handle, &name),
+                Clash::OverridesExisting | Clash::None => {
+                    if clash == Clash::OverridesExisting {
+                        self.override_weak(dylib, &name, fx);
+                    }
+                    let entry = SymbolEntry {
+                        address: 0,
+                        flags,
+                        state: SymbolState::NeverSearched,
+                        tracker: key,
+                        unit: uid,
+                        mr: 0,
+                        mat: None,
+                    };
+                    self.insert_symbol(dylib, name.clone(), entry);
+                    kept.push((name, flags));
+                }
+            }
+        }
+        if kept.is_empty() {
+            fx.drop_units.push(mu);
+            return Ok(());
+        }
+        self.units.insert(
+            uid,
+            UnitEntry {
+                mu,
+                tracker: key,
+                dylib,
+                symbols: kept,
+            },
+        );
+        if let Some(t) = self.trackers.get_mut(&key) {
+            t.units.push(uid);
+        }
+        Ok(())
+    }
+
+    /// Adds strong or weak definitions at known addresses, ready at once.
+    pub(crate) fn define_ready(
+        &mut self,
+        key: ResourceKey,
+        symbols: &[(SymbolName, u64, SymbolFlags)],
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let dylib = self.check_live(key)?.dylib;
+        let names: Vec<(SymbolName, SymbolFlags)> =
+            symbols.iter().map(|(n, _, f)| (n.clone(), *f)).collect();
+        let plan = self.plan_definitions(dylib, &names)?;
+        for ((name, address, flags), clash) in symbols.iter().zip(plan) {
+            match clash {
+                Clash::Discarded => {}
+                Clash::OverridesExisting | Clash::None => {
+                    if clash == Clash::OverridesExisting {
+                        self.override_weak(dylib, name, fx);
+                    }
+                    let entry = SymbolEntry {
+                        address: *address,
+                        flags: *flags,
+                        state: SymbolState::Ready,
+                        tracker: key,
+                        unit: 0,
+                        mr: 0,
+                        mat: None,
+                    };
+                    self.insert_symbol(dylib, name.clone(), entry);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- lookup ---------------------------------------------------------
+
+    /// The dylib in `order` whose table has a visible `name`.
+    pub(crate) fn find(
+        &self,
+        order: &[(DylibId, LookupFlags)],
+        name: &SymbolName,
+    ) -> Option<(DylibId, &SymbolEntry)> {
+        order.iter().find_map(|(d, flags)| {
+            let e = self.dylibs[*d as usize].symbols.get(name)?;
+            (*flags == LookupFlags::MatchAll || e.flags.is_exported()).then_some((*d, e))
+        })
+    }
+
+    /// Registers a lookup: fills in what is already in the required state,
+    /// waits for the rest and starts the units that define them. Either the
+    /// whole query is registered or an error is returned and nothing is.
+    pub(crate) fn register_lookup(
+        &mut self,
+        order: &[(DylibId, LookupFlags)],
+        names: &[(SymbolName, SymbolLookupFlags)],
+        required: SymbolState,
+        done: LookupCallback,
+        fx: &mut Effects,
+    ) -> std::result::Result<(), (Error, LookupCallback)> {
+        if self.ended {
+            return Err((Error::ended(), done));
+        }
+        let mut found: Vec<Option<DylibId>> = Vec::with_capacity(names.len());
+        let mut missing = Vec::new();
+        for (name, lf) in names {
+            match self.find(order, name) {
+                Some((d, e)) => {
+                    if e.state == SymbolState::Failed {
+                        let handle = &self.dylibs[d as usize].handle;
+                        return Err((failed_error(handle, name), done));
+                    }
+                    found.push(Some(d));
+                }
+                None => {
+                    if *lf == SymbolLookupFlags::Required {
+                        missing.push(name.as_str());
+                    }
+                    found.push(None);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let searched: Vec<&str> = order
+                .iter()
+                .map(|(d, _)| self.dylibs[*d as usize].handle.name())
+                .collect();
+            let e = Error::new(
+                ErrorCode::SymbolNotFound,
+                format!(
+                    "symbol{} not found: {} (searched {})",
+                    if missing.len() > 1 { "s" } else { "" },
+                    missing.join(", "),
+                    searched.join(", ")
+                ),
+            );
+            return Err((e, done));
+        }
+        let qid = self.next_id();
+        let mut addresses = vec![0u64; names.len()];
+        let mut outstanding = 0usize;
+        let mut start = Vec::new();
+        for (slot, ((name, _), d)) in names.iter().zip(found).enumerate() {
+            let Some(d) = d else { continue };
+            let Some(entry) = self.dylibs[d as usize].symbols.get_mut(name) else {
+                continue;
+            };
+            if entry.state >= required {
+                addresses[slot] = entry.address;
+                continue;
+            }
+            entry.mat().queries.push(Pending {
+                query: qid,
+                slot: slot as u32,
+                required,
+            });
+            outstanding += 1;
+            if entry.state == SymbolState::NeverSearched {
+                start.push(entry.unit);
+            }
+        }
+        if outstanding == 0 {
+            fx.completions.push((done, Ok(addresses)));
+        } else {
+            self.queries.insert(
+                qid,
+                QueryState {
+                    required,
+                    addresses,
+                    outstanding,
+                    done,
+                },
+            );
+        }
+        for uid in start {
+            self.start_unit(uid, fx);
+        }
+        Ok(())
+    }
+
+    /// Moves a unit's symbols to `Materializing` under a new responsibility
+    /// and hands the unit out to be run.
+    fn start_unit(&mut self, uid: u64, fx: &mut Effects) {
+        let Some(unit) = self.units.remove(&uid) else {
+            return;
+        };
+        let mr = self.next_id();
+        let mut requested = Vec::new();
+        let table = &mut self.dylibs[unit.dylib as usize].symbols;
+        for (name, _) in &unit.symbols {
+            if let Some(e) = table.get_mut(name) {
+                if e.unit == uid {
+                    e.unit = 0;
+                    e.mr = mr;
+                    e.state = SymbolState::Materializing;
+                    if e.mat.as_ref().is_some_and(|m| !m.queries.is_empty()) {
+                        requested.push(name.clone());
+                    }
+                }
+            }
+        }
+        self.mrs.insert(
+            mr,
+            MrState {
+                tracker: unit.tracker,
+                dylib: unit.dylib,
+                symbols: unit.symbols.clone(),
+            },
+        );
+        if let Some(t) = self.trackers.get_mut(&unit.tracker) {
+            t.mrs.push(mr);
+        }
+        fx.materialize.push(ToMaterialize {
+            mu: unit.mu,
+            mr,
+            dylib: self.dylibs[unit.dylib as usize].handle.clone(),
+            symbols: unit.symbols,
+            requested,
+        });
+    }
+
+    /// Tells the queries waiting on `key` that it reached `reached`.
+    fn notify_queries(&mut self, key: &SymbolKey, reached: SymbolState, fx: &mut Effects) {
+        let Some(entry) = self.entry(key) else { return };
+        let address = entry.address;
+        let Some(mat) = entry.mat.as_mut() else {
+            return;
+        };
+        if mat.queries.is_empty() {
+            return;
+        }
+        let mut satisfied = Vec::new();
+        mat.queries.retain(|p| {
+            if p.required <= reached {
+                satisfied.push(*p);
+                false
+            } else {
+                true
+            }
+        });
+        for p in satisfied {
+            let Some(q) = self.queries.get_mut(&p.query) else {
+                continue;
+            };
+            debug_assert!(q.required <= reached);
+            q.addresses[p.slot as usize] = address;
+            q.outstanding -= 1;
+            if q.outstanding == 0 {
+                if let Some(q) = self.queries.remove(&p.query) {
+                    fx.completions.push((q.done, Ok(q.addresses)));
+                }
+            }
+        }
+    }
+
+    fn fail_query(&mut self, qid: u64, err: Error, fx: &mut Effects) {
+        if let Some(q) = self.queries.remove(&qid) {
+            fx.completions.push((q.done, Err(err)));
+        }
+    }
+
+    /// Fails `keys` and, transitively, every emitted symbol waiting on them.
+    fn fail_symbols(&mut self, keys: Vec<SymbolKey>, fx: &mut Effects) {
+        let mut work = keys;
+        while let Some(key) = work.pop() {
+            let Some(entry) = self.entry(&key) else {
+                continue;
+            };
+            if entry.state == SymbolState::Failed || entry.state == SymbolState::Ready {
+                continue;
+            }
+            entry.state = SymbolState::Failed;
+            entry.mr = 0;
+            let mat = entry.mat.take();
+            self.fail_mat(&key, mat, &mut work, fx);
+        }
+    }
+
+    /// Fails the queries of a failed or removed symbol and queues its
+    /// dependants for failure.
+    fn fail_mat(
+        &mut self,
+        key: &SymbolKey,
+        mat: Option<Box<MatInfo>>,
+        work: &mut Vec<SymbolKey>,
+        fx: &mut Effects,
+    ) {
+        let Some(mat) = mat else { return };
+        let handle = self.dylibs[key.0 as usize].handle.clone();
+        for p in mat.queries {
+            self.fail_query(p.query, failed_error(&handle, &key.1), fx);
+        }
+        work.extend(mat.dependants);
+    }
+
+    // ----- responsibilities -----------------------------------------------
+
+    pub(crate) fn mr(&self, id: u64) -> Result<&MrState> {
+        self.mrs.get(&id).ok_or_else(Error::defunct)
+    }
+
+    pub(crate) fn notify_resolved(
+        &mut self,
+        mr: u64,
+        symbols: &[(SymbolName, u64)],
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let dylib = self.mr(mr)?.dylib;
+        let table = &self.dylibs[dylib as usize].symbols;
+        for (name, _) in symbols {
+            match table.get(name) {
+                Some(e) if e.mr == mr && e.state == SymbolState::Materializing => {}
+                Some(e) if e.mr == mr && e.state == SymbolState::Failed => {
+                    return Err(failed_error(&self.dylibs[dylib as usize].handle, name))
+                }
+                Some(e) if e.mr == mr => {
+                    return Err(Error::invalid(format!(
+                        "symbol {name} was already resolved"
+                    )))
+                }
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "symbol {name} is not the responsibility of this materialization"
+                    )))
+                }
+            }
+        }
+        for (name, address) in symbols {
+            if let Some(e) = self.dylibs[dylib as usize].symbols.get_mut(name) {
+                e.address = *address;
+                e.state = SymbolState::Resolved;
+            }
+            self.notify_queries(&(dylib, name.clone()), SymbolState::Resolved, fx);
+        }
+        Ok(())
+    }
+
+    /// Marks a responsibility's symbols emitted, records what they depend
+    /// on, and makes ready whatever that completes. Consumes the
+    /// responsibility.
+    pub(crate) fn notify_emitted(
+        &mut self,
+        mr: u64,
+        deps: &[SymbolKey],
+        fx: &mut Effects,
+    ) -> Result<()> {
+        let Some(state) = self.mrs.remove(&mr) else {
+            return Err(Error::defunct());
+        };
+        let dylib = state.dylib;
+        let handle = self.dylibs[dylib as usize].handle.clone();
+        let own: Vec<SymbolKey> = state
+            .symbols
+            .iter()
+            .filter(|(n, _)| self.dylibs[dylib as usize].symbols.get(n).is_some_and(|e| e.mr == mr))
+            .map(|(n, _)| (dylib, n.clone()))
+            .collect();
+        for key in &own {
+            let e = &self.dylibs[dylib as usize].symbols[&key.1];
+            if e.state != SymbolState::Resolved {
+                let err = if e.state == SymbolState::Failed {
+                    failed_error(&handle, &key.1)
+                } else {
+                    Error::invalid(format!(
+                        "symbol {} was not resolved before being emitted",
+                        key.1
+                    ))
+                };
+                self.fail_symbols(own.clone(), fx);
+                return Err(err);
+            }
+        }
+        let own_set: FxHashSet<&SymbolKey> = own.iter().collect();
+        let mut unemitted: FxHashSet<SymbolKey> = FxHashSet::default();
+        for d in deps {
+            if own_set.contains(d) {
+                continue;
+            }
+            let Some(entry) = self.dylibs.get(d.0 as usize).and_then(|x| x.symbols.get(&d.1))
+            else {
+                self.fail_symbols(own.clone(), fx);
+                return Err(Error::new(
+                    ErrorCode::MaterializationFailed,
+                    format!("dependency {} was removed before {} was emitted", d.1, own_names(&own)),
+                ));
+            };
+            match entry.state {
+                SymbolState::Ready => {}
+                SymbolState::Failed => {
+                    self.fail_symbols(own.clone(), fx);
+                    let dh = &self.dylibs[d.0 as usize].handle;
+                    return Err(failed_error(dh, &d.1));
+                }
+                SymbolState::Emitted => {
+                    if let Some(m) = &entry.mat {
+                        for x in &m.unemitted {
+                            if !own_set.contains(x) {
+                                unemitted.insert(x.clone());
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    unemitted.insert(d.clone());
+                }
+            }
+        }
+        drop(own_set);
+        for key in &own {
+            if let Some(e) = self.entry(key) {
+                e.state = SymbolState::Emitted;
+                e.mr = 0;
+            }
+            self.notify_queries(key, SymbolState::Emitted, fx);
+        }
+        if unemitted.is_empty() {
+            for key in &own {
+                self.make_ready(key, fx);
+            }
+        } else {
+            for key in &own {
+                if let Some(e) = self.entry(key) {
+                    e.mat().unemitted = unemitted.clone();
+                }
+            }
+            for d in &unemitted {
+                if let Some(e) = self.entry(d) {
+                    e.mat().dependants.extend(own.iter().cloned());
+                }
+            }
+        }
+        // Symbols that were waiting for ours to be emitted now wait for
+        // whatever ours still wait for.
+        for key in &own {
+            let dependants = match self.entry(key).and_then(|e| e.mat.as_mut()) {
+                Some(m) => std::mem::take(&mut m.dependants),
+                None => continue,
+            };
+            let inherited: Vec<SymbolKey> = self
+                .entry(key)
+                .and_then(|e| e.mat.as_ref())
+                .map(|m| m.unemitted.iter().cloned().collect())
+                .unwrap_or_default();
+            for dep in dependants {
+                let Some(de) = self.entry(&dep) else { continue };
+                if de.state != SymbolState::Emitted {
+                    continue;
+                }
+                let m = de.mat();
+                m.unemitted.remove(key);
+                let mut added = Vec::new();
+                for x in &inherited {
+                    if *x != dep && m.unemitted.insert(x.clone()) {
+                        added.push(x.clone());
+                    }
+                }
+                let now_ready = m.unemitted.is_empty();
+                for x in added {
+                    if let Some(xe) = self.entry(&x) {
+                        xe.mat().dependants.push(dep.clone());
+                    }
+                }
+                if now_ready {
+                    self.make_ready(&dep, fx);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn make_ready(&mut self, key: &SymbolKey, fx: &mut Effects) {
+        if let Some(e) = self.entry(key) {
+            e.state = SymbolState::Ready;
+        }
+        self.notify_queries(key, SymbolState::Ready, fx);
+        if let Some(e) = self.entry(key) {
+            if e.mat.as_ref().is_some_and(|m| m.queries.is_empty() && m.dependants.is_empty()) {
+                e.mat = None;
+            }
+        }
+    }
+
+    /// Fails every symbol a responsibility still holds. Consumes it.
+    pub(crate) fn fail_mr(&mut self, mr: u64, fx: &mut Effects) {
+        let Some(state) = self.mrs.remove(&mr) else {
+            return;
+        };
+        let dylib = state.dylib;
+        let keys: Vec<SymbolKey> = state
+            .symbols
+            .into_iter()
+            .filter(|(n, _)| {
+                self.dylibs[dylib as usize]
+                    .symbols
+                    .get(n)
+                    .is_some_and(|e| e.mr == mr && e.state < SymbolState::Emitted)
+            })
+            .map(|(n, _)| (dylib, n))
+            .collect();
+        self.fail_symbols(keys, fx);
+    }
+
+    /// Names that have queries waiting in a responsibility.
+    pub(crate) fn requested(&self, mr: u64) -> Vec<SymbolName> {
+        let Ok(state) = self.mr(mr) else {
+            return Vec::new();
+        };
+        let table = &self.dylibs[state.dylib as usize].symbols;
+        state
+            .symbols
+            .iter()
+            .filter(|(n, _)| {
+                table
+                    .get(n)
+                    .is_some_and(|e| e.mat.as_ref().is_some_and(|m| !m.queries.is_empty()))
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Gives some of a responsibility's symbols to a new unit (ORC's
+    /// `replace`). If a query already waits on one of them, the new unit
+    /// starts at once.
+    pub(crate) fn replace(
+        &mut self,
+        mr: u64,
+        mu: Box<dyn MaterializationUnit>,
+        symbols: Vec<(SymbolName, SymbolFlags)>,
+        fx: &mut Effects,
+    ) -> std::result::Result<(), (Error, Box<dyn MaterializationUnit>)> {
+        let (dylib, tracker) = match self.mr(mr) {
+            Ok(s) => (s.dylib, s.tracker),
+            Err(e) => return Err((e, mu)),
+        };
+        for (name, _) in &symbols {
+            let ok = self.dylibs[dylib as usize]
+                .symbols
+                .get(name)
+                .is_some_and(|e| e.mr == mr && e.state == SymbolState::Materializing);
+            if !ok {
+                let e = Error::invalid(format!(
+                    "replace: symbol {name} is not an unresolved symbol of this materialization"
+                ));
+                return Err((e, mu));
+            }
+        }
+        let uid = self.next_id();
+        let mut waited = false;
+        for (name, _) in &symbols {
+            if let Some(e) = self.dylibs[dylib as usize].symbols.get_mut(name) {
+                e.mr = 0;
+                e.unit = uid;
+                e.state = SymbolState::NeverSearched;
+                waited |= e.mat.as_ref().is_some_and(|m| !m.queries.is_empty());
+            }
+        }
+        if let Some(s) = self.mrs.get_mut(&mr) {
+            s.symbols.retain(|(n, _)| !symbols.iter().any(|(m, _)| m == n));
+        }
+        self.units.insert(
+            uid,
+            UnitEntry {
+                mu,
+                tracker,
+                dylib,
+                symbols,
+            },
+        );
+        if let Some(t) = self.trackers.get_mut(&tracker) {
+            t.units.push(uid);
+        }
+        if waited {
+            self.start_unit(uid, fx);
+        }
+        Ok(())
+    }
+
+    /// Splits `names` off into a new responsibility (ORC's `delegate`).
+    pub(crate) fn delegate(&mut self, mr: u64, names: &[SymbolName]) -> Result<(u64, Vec<(SymbolName, SymbolFlags)>)> {
+        let (dylib, tracker) = {
+            let s = self.mr(mr)?;
+            (s.dylib, s.tracker)
+        };
+        let state = &self.mrs[&mr];
+        let mut moved = Vec::new();
+        for n in names {
+            match state.symbols.iter().find(|(m, _)| m == n) {
+                Some(x) => moved.push(x.clone()),
+                None => {
+                    return Err(Error::invalid(format!(
+                        "delegate: symbol {n} is not the responsibility of this materialization"
+                    )))
+                }
+            }
+        }
+        let new = self.next_id();
+        for (n, _) in &moved {
+            if let Some(e) = self.dylibs[dylib as usize].symbols.get_mut(n) {
+                if e.mr == mr {
+                    e.mr = new;
+                }
+            }
+        }
+        if let Some(s) = self.mrs.get_mut(&mr) {
+            s.symbols.retain(|(n, _)| !names.contains(n));
+        }
+        self.mrs.insert(
+            new,
+            MrState {
+                tracker,
+                dylib,
+                symbols: moved.clone(),
+            },
+        );
+        if let Some(t) = self.trackers.get_mut(&tracker) {
+            t.mrs.push(new);
+        }
+        Ok((new, moved))
+    }
+
+    /// Adds new symbols that this responsibility will materialize.
+    pub(crate) fn define_materializing(
+        &mut self,
+        mr: u64,
+        symbols: &[(SymbolName, SymbolFlags)],
+    ) -> Result<()> {
+        let (dylib, tracker) = {
+            let s = self.mr(mr)?;
+            (s.dylib, s.tracker)
+        };
+        for (name, _) in symbols {
+            if self.dylibs[dylib as usize].symbols.contains_key(name) {
+                return Err(Error::new(
+                    ErrorCode::DuplicateDefinition,
+                    format!(
+                        "duplicate definition of symbol {} in dylib {}",
+                        name,
+                        self.dylibs[dylib as usize].handle.name()
+                    ),
+                ));
+            }
+        }
+        for (name, flags) in symbols {
+            let entry = SymbolEntry {
+                address: 0,
+                flags: *flags,
+                state: SymbolState::Materializing,
+                tracker,
+                unit: 0,
+                mr,
+                mat: None,
+            };
+            self.insert_symbol(dylib, name.clone(), entry);
+        }
+        if let Some(s) = self.mrs.get_mut(&mr) {
+            s.symbols.extend(symbols.iter().cloned());
+        }
+        Ok(())
+    }
+
+    // ----- trackers -------------------------------------------------------
+
+    /// Takes everything tracker `key` owns out of the state. Returns `None`
+    /// when the tracker is already defunct (removing it again is a no-op).
+    pub(crate) fn remove_tracker(&mut self, key: ResourceKey, fx: &mut Effects) -> Option<Removal> {
+        let ts = self.trackers.remove(&key)?;
+        let dylib = ts.dylib;
+        let mut work = Vec::new();
+        for name in ts.symbols {
+            let table = &mut self.dylibs[dylib as usize].symbols;
+            if !table.get(&name).is_some_and(|e| e.tracker == key) {
+                continue;
+            }
+            let Some(mut entry) = table.remove(&name) else {
+                continue;
+            };
+            self.num_symbols -= 1;
+            let k = (dylib, name);
+            if entry.state < SymbolState::Ready {
+                let mat = entry.mat.take();
+                self.fail_mat(&k, mat, &mut work, fx);
+            }
+        }
+        self.fail_symbols(work, fx);
+        for uid in ts.units {
+            if self.units.get(&uid).is_some_and(|u| u.tracker == key) {
+                if let Some(u) = self.units.remove(&uid) {
+                    fx.drop_units.push(u.mu);
+                }
+            }
+        }
+        for mr in ts.mrs {
+            if self.mrs.get(&mr).is_some_and(|m| m.tracker == key) {
+                self.mrs.remove(&mr);
+            }
+        }
+        let d = &mut self.dylibs[dylib as usize];
+        if d.default_tracker.as_ref().is_some_and(|t| t.key() == key) {
+            if let Some(t) = d.default_tracker.take() {
+                fx.drop_trackers.push(t);
+            }
+        }
+        Some(Removal {
+            dylib: d.handle.clone(),
+            managers: self.managers.iter().rev().map(|(_, m)| m.clone()).collect(),
+        })
+    }
+
+    /// Moves everything `src` owns to `dst` and makes `src` defunct.
+    pub(crate) fn transfer(
+        &mut self,
+        src: ResourceKey,
+        dst: ResourceKey,
+        fx: &mut Effects,
+    ) -> Result<()> {
+        if src == dst {
+            return Ok(());
+        }
+        let sd = self.check_live(src)?.dylib;
+        let dd = self.check_live(dst)?.dylib;
+        if sd != dd {
+            return Err(Error::invalid(format!(
+                "cannot transfer resources from a tracker of dylib {} to one of dylib {}",
+                self.dylibs[sd as usize].handle.name(),
+                self.dylibs[dd as usize].handle.name()
+            )));
+        }
+        let Some(ts) = self.trackers.remove(&src) else {
+            return Err(Error::defunct());
+        };
+        let table = &mut self.dylibs[sd as usize].symbols;
+        let mut moved = TrackerState {
+            dylib: sd,
+            ..Default::default()
+        };
+        for name in ts.symbols {
+            if let Some(e) = table.get_mut(&name) {
+                if e.tracker == src {
+                    e.tracker = dst;
+                    moved.symbols.push(name);
+                }
+            }
+        }
+        for uid in ts.units {
+            if let Some(u) = self.units.get_mut(&uid) {
+                if u.tracker == src {
+                    u.tracker = dst;
+                    moved.units.push(uid);
+                }
+            }
+        }
+        for mr in ts.mrs {
+            if let Some(m) = self.mrs.get_mut(&mr) {
+                if m.tracker == src {
+                    m.tracker = dst;
+                    moved.mrs.push(mr);
+                }
+            }
+        }
+        if let Some(t) = self.trackers.get_mut(&dst) {
+            t.symbols.append(&mut moved.symbols);
+            t.units.append(&mut moved.units);
+            t.mrs.append(&mut moved.mrs);
+        }
+        let d = &mut self.dylibs[sd as usize];
+        if d.default_tracker.as_ref().is_some_and(|t| t.key() == src) {
+            if let Some(t) = d.default_tracker.take() {
+                fx.drop_trackers.push(t);
+            }
+        }
+        let handle = d.handle.clone();
+        for (_, m) in self.managers.iter().rev() {
+            m.handle_transfer(&handle, dst, src);
+        }
+        Ok(())
+    }
+
+    /// Every query still waiting, failed with `err` (end of session).
+    pub(crate) fn fail_all_queries(&mut self, err: &Error, fx: &mut Effects) {
+        for (_, q) in self.queries.drain() {
+            fx.completions.push((q.done, Err(err.clone())));
+        }
+    }
+}
+
+fn own_names(own: &[SymbolKey]) -> String {
+    let names: Vec<&str> = own.iter().take(3).map(|(_, n)| n.as_str()).collect();
+    names.join(", ")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Clash {
+    None,
+    OverridesExisting,
+    Discarded,
+}

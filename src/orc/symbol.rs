@@ -1,0 +1,323 @@
+//! Symbol names, flags and states.
+//!
+//! Names are interned once in a process-wide pool: a [`SymbolName`] compares
+//! and hashes by pointer, so symbol tables never rehash strings. Each name is
+//! stored with a trailing NUL so the C surface can hand it out without
+//! copying.
+
+use parking_lot::RwLock;
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, LazyLock};
+
+/// An interned symbol name, as it appears in an object's symbol table.
+#[derive(Clone)]
+pub struct SymbolName(Arc<str>);
+
+/// The pool behind [`SymbolName::intern`]. It holds every live name once and
+/// forgets names nobody else holds when it has doubled since its last purge.
+struct Pool {
+    names: HashSet<Arc<str>, BuildHasherDefault<FxHasher>>,
+    purge_at: usize,
+}
+
+static POOL: LazyLock<RwLock<Pool>> = LazyLock::new(|| {
+    RwLock::new(Pool {
+        names: HashSet::default(),
+        purge_at: 4096,
+    })
+});
+
+/// `key` with its NUL terminator, as stored in the pool.
+fn with_nul(name: &str) -> String {
+    let mut s = String::with_capacity(name.len() + 1);
+    s.push_str(name);
+    s.push('\0');
+    s
+}
+
+impl SymbolName {
+    /// Interns `name`. Interning the same string twice gives equal names.
+    pub fn intern(name: &str) -> SymbolName {
+        if let Some(found) = Self::existing(name) {
+            return found;
+        }
+        let key = with_nul(name);
+        let mut pool = POOL.write();
+        if let Some(found) = pool.names.get(key.as_str()) {
+            return SymbolName(found.clone());
+        }
+        if pool.names.len() >= pool.purge_at {
+            // Names are held by symbol tables, queries and units; one held
+            // only by the pool is garbage.
+            pool.names.retain(|n| Arc::strong_count(n) > 1);
+            pool.purge_at = (pool.names.len() * 2).max(4096);
+        }
+        let arc: Arc<str> = Arc::from(key);
+        pool.names.insert(arc.clone());
+        SymbolName(arc)
+    }
+
+    /// The name if it was interned and is still alive; never allocates. A
+    /// name that was never interned cannot be in any symbol table.
+    pub fn existing(name: &str) -> Option<SymbolName> {
+        if name.len() < 64 {
+            let mut buf = [0u8; 64];
+            buf[..name.len()].copy_from_slice(name.as_bytes());
+            // The buffer is `name` plus one NUL byte: still valid UTF-8.
+            let key = std::str::from_utf8(&buf[..=name.len()]).ok()?;
+            POOL.read().names.get(key).map(|a| SymbolName(a.clone()))
+        } else {
+            POOL.read()
+                .names
+                .get(with_nul(name).as_str())
+                .map(|a| SymbolName(a.clone()))
+        }
+    }
+
+    /// The name without its terminator.
+    pub fn as_str(&self) -> &str {
+        &self.0[..self.0.len() - 1]
+    }
+
+    /// The name's bytes including the terminating NUL (for C callers).
+    pub fn as_bytes_with_nul(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl PartialEq for SymbolName {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for SymbolName {}
+
+impl Hash for SymbolName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Interning makes the address the identity.
+        state.write_usize(Arc::as_ptr(&self.0) as *const u8 as usize);
+    }
+}
+
+impl PartialOrd for SymbolName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SymbolName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl fmt::Debug for SymbolName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+impl fmt::Display for SymbolName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A small, fast hasher (FxHash's multiply-rotate) for pointer-keyed and
+/// string-keyed tables; symbol names are not attacker-controlled keys of a
+/// long-lived service.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i)
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub type FxHashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// A `HashSet` with [`FxHasher`].
+pub type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
+
+/// Properties of a definition. The bit values are those of the C API's
+/// `jitrt_symbol_flags_t`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SymbolFlags(u32);
+
+impl SymbolFlags {
+    /// Visible to lookups through link order (not hidden).
+    pub const EXPORTED: SymbolFlags = SymbolFlags(1);
+    /// The address is code that can be called.
+    pub const CALLABLE: SymbolFlags = SymbolFlags(2);
+    /// A strong definition elsewhere overrides this one.
+    pub const WEAK: SymbolFlags = SymbolFlags(4);
+    /// No flags: a hidden, non-callable, strong definition.
+    pub const NONE: SymbolFlags = SymbolFlags(0);
+    const ALL: u32 = 7;
+
+    /// Flags from their bits; `None` if unknown bits are set.
+    pub fn from_bits(bits: u32) -> Option<SymbolFlags> {
+        (bits & !Self::ALL == 0).then_some(SymbolFlags(bits))
+    }
+    /// The bits.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+    /// Whether every flag of `other` is set.
+    pub fn contains(self, other: SymbolFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Exported?
+    pub fn is_exported(self) -> bool {
+        self.contains(Self::EXPORTED)
+    }
+    /// Callable?
+    pub fn is_callable(self) -> bool {
+        self.contains(Self::CALLABLE)
+    }
+    /// Weak?
+    pub fn is_weak(self) -> bool {
+        self.contains(Self::WEAK)
+    }
+}
+
+impl std::ops::BitOr for SymbolFlags {
+    type Output = SymbolFlags;
+    fn bitor(self, rhs: SymbolFlags) -> SymbolFlags {
+        SymbolFlags(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Debug for SymbolFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.is_exported() {
+            parts.push("exported");
+        }
+        if self.is_callable() {
+            parts.push("callable");
+        }
+        if self.is_weak() {
+            parts.push("weak");
+        }
+        write!(f, "[{}]", parts.join("|"))
+    }
+}
+
+/// Where a symbol is in its life. The order matters: a lookup asking for a
+/// state is satisfied by any later one (except `Failed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SymbolState {
+    /// Defined by a unit that has not been asked to materialize.
+    NeverSearched,
+    /// Its unit is materializing; no address yet.
+    Materializing,
+    /// The address is known (code may not be written yet).
+    Resolved,
+    /// The code or data is written and finalized.
+    Emitted,
+    /// It and everything it depends on are emitted: safe to run.
+    Ready,
+    /// Materialization failed (itself or something it depends on).
+    Failed,
+}
+
+/// How a lookup treats a name that nobody defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SymbolLookupFlags {
+    /// Not finding it is an error.
+    Required,
+    /// Not finding it gives address 0 (a weak undefined reference).
+    WeaklyReferenced,
+}
+
+/// Which symbols of a dylib in a search order a lookup may match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupFlags {
+    /// Every symbol, hidden ones too (the dylib doing the lookup).
+    MatchAll,
+    /// Only exported symbols (dylibs reached through link order).
+    MatchExportedOnly,
+}
+
+/// A symbol's address and flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecutorSymbol {
+    /// The address in this process.
+    pub address: u64,
+    /// Its flags.
+    pub flags: SymbolFlags,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_is_identity() {
+        let a = SymbolName::intern("interning_is_identity_a");
+        let b = SymbolName::intern("interning_is_identity_a");
+        let c = SymbolName::intern("interning_is_identity_c");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.as_str(), "interning_is_identity_a");
+        assert_eq!(a.as_bytes_with_nul(), b"interning_is_identity_a\0");
+        assert_eq!(
+            SymbolName::existing("interning_is_identity_a"),
+            Some(a.clone())
+        );
+        let long = "x".repeat(200);
+        let l = SymbolName::intern(&long);
+        assert_eq!(SymbolName::existing(&long), Some(l));
+        assert_eq!(SymbolName::existing("interning_is_identity_never"), None);
+    }
+
+    #[test]
+    fn flags_bits_round_trip() {
+        assert_eq!(SymbolFlags::from_bits(8), None);
+        let f = SymbolFlags::from_bits(5).unwrap();
+        assert!(f.is_exported() && f.is_weak() && !f.is_callable());
+    }
+}
