@@ -8,9 +8,151 @@
 #include <stdint.h>
 
 
-// Properties of a definition. The bit values are those of the C API's
-// `jitrt_symbol_flags_t`.
-typedef struct SymbolFlags SymbolFlags;
+// Error codes. Values are part of the ABI and never renumbered.
+typedef enum {
+  JITRT_OK = 0,
+  // NULL handle, bad flags, wrong dylib ...
+  JITRT_ERR_INVALID_ARGUMENT = 1,
+  // lookup or link found no definition
+  JITRT_ERR_SYMBOL_NOT_FOUND = 2,
+  JITRT_ERR_DUPLICATE_DEFINITION = 3,
+  // tracker removed or transferred away
+  JITRT_ERR_TRACKER_DEFUNCT = 4,
+  // a definition this lookup needed failed
+  JITRT_ERR_MATERIALIZATION_FAILED = 5,
+  // not a valid object / archive
+  JITRT_ERR_MALFORMED_OBJECT = 6,
+  // valid input this library cannot handle yet (the message names what)
+  JITRT_ERR_UNSUPPORTED = 7,
+  JITRT_ERR_RELOCATION_OUT_OF_RANGE = 8,
+  JITRT_ERR_IO = 9,
+  JITRT_ERR_OUT_OF_MEMORY = 10,
+  JITRT_ERR_SESSION_ENDED = 11,
+  // a bug: includes caught panics
+  JITRT_ERR_INTERNAL = 12,
+  // an error returned by a client callback
+  JITRT_ERR_CALLBACK = 13,
+} jitrt_error_code_t;
+
+// Symbol flags (bits). Values are part of the ABI.
+typedef enum {
+  // Visible through link order (not hidden).
+  JITRT_SYMBOL_EXPORTED = 1,
+  // Code that can be called.
+  JITRT_SYMBOL_CALLABLE = 2,
+  // A strong definition elsewhere overrides it.
+  JITRT_SYMBOL_WEAK = 4,
+} jitrt_symbol_flags_t;
+
+// A dylib: a named symbol table owned by its session, valid until the
+// session is freed.
+typedef struct jitrt_dylib_t jitrt_dylib_t;
+
+// An error: a code and a message naming the object, section and symbol
+// where known. Owned by the caller; free it with `jitrt_error_free`.
+typedef struct jitrt_error_t jitrt_error_t;
+
+// The obligation to materialize a unit's symbols. Owned by the unit's
+// `materialize` callback until `jitrt_mr_notify_emitted` or `jitrt_mr_fail`
+// consumes it. Usable from any thread, by one thread at a time.
+typedef struct jitrt_mr_t jitrt_mr_t;
+
+// A JIT session: owns dylibs, trackers, code and the worker threads.
+typedef struct jitrt_session_t jitrt_session_t;
+
+// A resource tracker: owns what is added through it. Reference counted
+// (`jitrt_tracker_retain`/`jitrt_tracker_release`).
+typedef struct jitrt_tracker_t jitrt_tracker_t;
+
+// Called once with the result of `jitrt_lookup_async`: `err` (owned by the
+// callee, NULL on success) or `n` addresses in the order of the names.
+typedef void (*jitrt_lookup_done_fn)(void *ctx,
+                                     jitrt_error_t *err,
+                                     const uint64_t *addresses,
+                                     size_t n);
+
+// A name, an address and `jitrt_symbol_flags_t` bits.
+typedef struct {
+  const char *name;
+  uint64_t address;
+  uint32_t flags;
+} jitrt_symbol_t;
+
+// Options for `jitrt_session_new`. Callers zero-initialize it; later
+// options take the `reserved` slots, so its size never changes.
+typedef struct {
+  // 0: materialize on the thread that looks up; N: a pool of N workers.
+  uint32_t num_threads;
+  // 0 for now.
+  uint32_t flags;
+  // JIT address range reserved up front; 0: the default (1 GiB).
+  uint64_t memory_reserve_bytes;
+  // Zero.
+  uint64_t reserved[6];
+} jitrt_session_options_t;
+
+// Accounting returned by `jitrt_session_stats`.
+typedef struct {
+  // Bytes mapped for JIT'd code now.
+  uint64_t code_bytes;
+  // Bytes mapped for JIT'd data now.
+  uint64_t data_bytes;
+  // Live linked objects.
+  uint64_t objects_linked;
+  // Symbols defined in all dylibs.
+  uint64_t symbols;
+  // Live (not defunct) trackers.
+  uint64_t trackers;
+} jitrt_stats_t;
+
+// A resource manager's callbacks (see `jitrt_session_add_resource_manager`).
+typedef struct {
+  void *ctx;
+  // Free everything held for `key`. Runs outside the session lock (it may
+  // call the session); called for every removed tracker, also ones it
+  // never saw. May be NULL.
+  jitrt_error_t *(*handle_remove)(void *ctx, jitrt_dylib_t *d, uint64_t key);
+  // `dst_key` takes over what `src_key` held. Runs while the session is
+  // locked: it must not call the session. May be NULL.
+  void (*handle_transfer)(void *ctx, jitrt_dylib_t *d, uint64_t dst_key, uint64_t src_key);
+  // Called once when unregistered or when the session ends. May be NULL.
+  void (*drop)(void *ctx);
+} jitrt_resource_manager_t;
+
+// Defines any of `names` in `d` (e.g. with `jitrt_dylib_define_absolute`),
+// or not. Returns NULL or an error (ownership passes to the library).
+typedef jitrt_error_t *(*jitrt_generator_fn)(void *ctx,
+                                             jitrt_dylib_t *d,
+                                             const char *const *names,
+                                             size_t n);
+
+// `name` becomes another name for `target`, with `flags`.
+typedef struct {
+  const char *name;
+  const char *target;
+  uint32_t flags;
+} jitrt_alias_t;
+
+// A materialization unit driven by C callbacks.
+typedef struct {
+  // For messages; copied. May be NULL.
+  const char *name;
+  // Names and flags of the symbols it defines (addresses ignored).
+  const jitrt_symbol_t *symbols;
+  size_t num_symbols;
+  void *ctx;
+  // Called at most once, on any thread, when a lookup first needs one of
+  // the symbols; it owns `mr` and must end it with
+  // `jitrt_mr_notify_emitted` or `jitrt_mr_fail` (now or later, from any
+  // thread).
+  void (*materialize)(void *ctx, jitrt_mr_t *mr);
+  // A weak symbol of the unit was overridden by a strong definition. Runs
+  // while the session is locked: it must not call the session. May be NULL.
+  void (*discard)(void *ctx, jitrt_dylib_t *d, const char *name);
+  // Called exactly once when the unit is gone (after `materialize`
+  // returned, if it ran). May be NULL.
+  void (*drop)(void *ctx);
+} jitrt_custom_unit_t;
 
 
 
@@ -19,5 +161,366 @@ typedef struct SymbolFlags SymbolFlags;
 
 
 
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+// The code of `err` (`JITRT_ERR_INVALID_ARGUMENT` for NULL).
+//
+// # Safety
+// `err` is NULL or a live error.
+jitrt_error_code_t jitrt_error_code(const jitrt_error_t *err);
+
+// The message of `err`, valid until the error is freed. It names the
+// object, section and symbol where known. NULL `err` gives "".
+//
+// # Safety
+// `err` is NULL or a live error.
+const char *jitrt_error_message(const jitrt_error_t *err);
+
+// Frees an error. NULL is ignored.
+//
+// # Safety
+// `err` is NULL or an error not yet freed; it must not be used afterwards.
+void jitrt_error_free(jitrt_error_t *err);
+
+// A new error, for callbacks to return. `message` may be NULL; it is
+// copied. `JITRT_OK` is not an error code and gives
+// `JITRT_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `message` is NULL or a NUL-terminated string.
+jitrt_error_t *jitrt_error_new(jitrt_error_code_t code, const char *message);
+
+// The library's version, e.g. "0.1.0".
+const char *jitrt_version(void);
+
+// Looks `name` up in `d`, then in `d`'s link order (exported symbols
+// only), and writes its address once it is ready to run: linked, its
+// dependencies linked, its initializers run. Materializes what it needs.
+//
+// # Safety
+// `d` NULL or live; `name` NUL-terminated or NULL; `address_out` NULL or
+// writable.
+jitrt_error_t *jitrt_lookup(jitrt_dylib_t *d, const char *name, uint64_t *address_out);
+
+// Looks up `n_names` names in `search_order` (the first dylib matches all
+// its symbols, the others exported ones) and writes their addresses, in
+// order, to `addresses_out` once all are ready.
+//
+// # Safety
+// `s` NULL or live; arrays of the given lengths; `addresses_out` has room
+// for `n_names` values.
+jitrt_error_t *jitrt_lookup_many(jitrt_session_t *s,
+                                 jitrt_dylib_t *const *search_order,
+                                 size_t n_order,
+                                 const char *const *names,
+                                 size_t n_names,
+                                 uint64_t *addresses_out);
+
+// Starts a lookup like `jitrt_lookup_many` and returns at once; `done` is
+// called exactly once, on any thread (possibly before this returns), with
+// the addresses or an error. If this returns an error (bad arguments),
+// `done` is not called.
+//
+// # Safety
+// As `jitrt_lookup_many`; `ctx` valid until `done` runs.
+jitrt_error_t *jitrt_lookup_async(jitrt_session_t *s,
+                                  jitrt_dylib_t *const *search_order,
+                                  size_t n_order,
+                                  const char *const *names,
+                                  size_t n_names,
+                                  jitrt_lookup_done_fn done,
+                                  void *ctx);
+
+// The dylib the unit's symbols live in (NULL for NULL).
+//
+// # Safety
+// `mr` NULL or live.
+jitrt_dylib_t *jitrt_mr_dylib(const jitrt_mr_t *mr);
+
+// How many symbols this responsibility covers (weak symbols overridden
+// before materialization are not among them).
+//
+// # Safety
+// `mr` NULL or live.
+size_t jitrt_mr_num_symbols(const jitrt_mr_t *mr);
+
+// The name of symbol `i` (valid while `mr` lives); NULL if out of range.
+//
+// # Safety
+// `mr` NULL or live.
+const char *jitrt_mr_symbol_name(const jitrt_mr_t *mr, size_t i);
+
+// Runs `fn(ctx, key)` with the key of the tracker that owns the unit,
+// atomically with respect to remove and transfer, or returns
+// `JITRT_ERR_TRACKER_DEFUNCT` without running it. `fn` runs under the
+// session lock and must not call the session.
+//
+// # Safety
+// `mr` NULL or live; `f` callable with `ctx`.
+jitrt_error_t *jitrt_mr_with_resource_key_do(jitrt_mr_t *mr,
+                                             void (*f)(void *ctx, uint64_t key),
+                                             void *ctx);
+
+// Records the addresses of (some of) the unit's symbols. Lookups waiting
+// only for addresses (the linker's) proceed; client lookups wait for
+// emission. `JITRT_ERR_TRACKER_DEFUNCT` after the tracker was removed.
+//
+// # Safety
+// `mr` NULL or live; `syms` points to `n` symbols.
+jitrt_error_t *jitrt_mr_notify_resolved(jitrt_mr_t *mr, const jitrt_symbol_t *syms, size_t n);
+
+// Records that the unit's code uses `names` of dylib `d`: its symbols
+// become ready only when those are emitted (needed when units call each
+// other in a cycle). An addition to API.md.
+//
+// # Safety
+// `mr`, `d` NULL or live; `names` points to `n` NUL-terminated strings.
+jitrt_error_t *jitrt_mr_add_dependencies(jitrt_mr_t *mr,
+                                         jitrt_dylib_t *d,
+                                         const char *const *names,
+                                         size_t n);
+
+// Marks the unit's symbols emitted (all must have been resolved). They
+// become ready once everything they depend on is emitted. Consumes `mr`,
+// whatever it returns.
+//
+// # Safety
+// `mr` NULL or live; not used afterwards.
+jitrt_error_t *jitrt_mr_notify_emitted(jitrt_mr_t *mr);
+
+// Fails the unit's symbols: lookups waiting on them (and on anything
+// depending on them) get `JITRT_ERR_MATERIALIZATION_FAILED`. Consumes
+// `mr`. Does nothing more after the tracker was removed.
+//
+// # Safety
+// `mr` NULL or live; not used afterwards.
+void jitrt_mr_fail(jitrt_mr_t *mr);
+
+// Starts a session. `options` may be NULL (defaults). Returns NULL if the
+// options are invalid (unknown `flags` or non-zero `reserved` slots).
+//
+// # Safety
+// `options` is NULL or points to a `jitrt_session_options_t`.
+jitrt_session_t *jitrt_session_new(const jitrt_session_options_t *options);
+
+// Ends and frees a session: fails pending lookups, removes all code
+// (running its destructors), waits for the workers and drops every
+// callback context. Dylib handles become invalid. NULL is ignored.
+//
+// # Safety
+// `s` is NULL or a live session; no other thread may use it or its dylibs
+// during or after the call (trackers may still be released).
+void jitrt_session_free(jitrt_session_t *s);
+
+// Sets the function told about errors that have no caller to return to
+// (e.g. a failed materialization nobody was waiting for). `report` NULL
+// clears it. The error passed is valid only during the call. `report` may
+// run on any thread.
+//
+// # Safety
+// `s` is NULL or a live session; `ctx` stays valid until the reporter is
+// replaced or the session is freed.
+void jitrt_session_set_error_reporter(jitrt_session_t *s,
+                                      void (*report)(void *ctx, const jitrt_error_t *err),
+                                      void *ctx);
+
+// Creates a dylib named `name` (unique in the session) and writes it to
+// `*out`. The dylib is owned by the session and valid until it is freed.
+//
+// # Safety
+// `s` live or NULL; `name` NUL-terminated or NULL; `out` writable or NULL.
+jitrt_error_t *jitrt_session_create_dylib(jitrt_session_t *s,
+                                          const char *name,
+                                          jitrt_dylib_t **out);
+
+// The dylib called `name`, or NULL.
+//
+// # Safety
+// `s` live or NULL; `name` NUL-terminated or NULL.
+jitrt_dylib_t *jitrt_session_find_dylib(jitrt_session_t *s, const char *name);
+
+// Fills `*out` with the session's accounting (zeros if `s` is NULL).
+//
+// # Safety
+// `s` live or NULL; `out` writable or NULL.
+void jitrt_session_stats(const jitrt_session_t *s, jitrt_stats_t *out);
+
+// Registers a resource manager; its id goes to `*id_out` (may be NULL).
+// Managers are told in reverse order of registration. The struct is
+// copied; `rm->drop(rm->ctx)` runs when it is unregistered or the session
+// ends (also if registration fails).
+//
+// # Safety
+// `s` live or NULL; `rm` NULL or valid; `id_out` NULL or writable.
+jitrt_error_t *jitrt_session_add_resource_manager(jitrt_session_t *s,
+                                                  const jitrt_resource_manager_t *rm,
+                                                  uint64_t *id_out);
+
+// Unregisters a resource manager.
+//
+// # Safety
+// `s` live or NULL.
+jitrt_error_t *jitrt_session_remove_resource_manager(jitrt_session_t *s, uint64_t id);
+
+// Sets the dylibs searched after `d` (exported symbols only) for lookups
+// and for the externals of `d`'s code. `d` itself is skipped if listed.
+//
+// # Safety
+// `d` live or NULL; `order` points to `n` dylib handles (NULL if `n` is 0).
+jitrt_error_t *jitrt_dylib_set_link_order(jitrt_dylib_t *d, jitrt_dylib_t *const *order, size_t n);
+
+// The dylib's name (valid while the session lives); "" for NULL.
+//
+// # Safety
+// `d` live or NULL.
+const char *jitrt_dylib_name(const jitrt_dylib_t *d);
+
+// Removes every tracker of `d` (all its code and definitions); `d` stays
+// usable and gets a new default tracker when one is asked for.
+//
+// # Safety
+// `d` live or NULL; no thread may be running code being removed.
+jitrt_error_t *jitrt_dylib_clear(jitrt_dylib_t *d);
+
+// Adds a generator that resolves symbols lookups do not find in `d` from
+// the host process (`dlsym(RTLD_DEFAULT)`), as absolute exported symbols
+// under `d`'s default tracker.
+//
+// # Safety
+// `d` live or NULL.
+jitrt_error_t *jitrt_dylib_add_process_symbols(jitrt_dylib_t *d);
+
+// `dlopen`s the shared library at `path` and adds a generator resolving
+// from it. `JITRT_ERR_IO` (with `dlerror`'s text) if it cannot be loaded.
+//
+// # Safety
+// `d` live or NULL; `path` NUL-terminated or NULL.
+jitrt_error_t *jitrt_dylib_add_dynamic_library(jitrt_dylib_t *d, const char *path);
+
+// Adds a client generator, asked (outside the session lock, on any thread)
+// for names a lookup did not find in `d`. `drop(ctx)` runs once when the
+// session ends, or right away if this call fails.
+//
+// # Safety
+// `d` live or NULL; `ctx` valid for `fn` until `drop` runs.
+jitrt_error_t *jitrt_dylib_add_generator(jitrt_dylib_t *d,
+                                         jitrt_generator_fn f,
+                                         void *ctx,
+                                         void (*drop)(void *ctx));
+
+// A new tracker for `d` (a new reference), or NULL if `d` is NULL or its
+// session has ended.
+//
+// # Safety
+// `d` live or NULL.
+jitrt_tracker_t *jitrt_dylib_create_tracker(jitrt_dylib_t *d);
+
+// `d`'s default tracker (a new reference). After the default tracker was
+// removed or transferred away, a new one is made. NULL if `d` is NULL or
+// its session has ended.
+//
+// # Safety
+// `d` live or NULL.
+jitrt_tracker_t *jitrt_dylib_default_tracker(jitrt_dylib_t *d);
+
+// Adds a reference.
+//
+// # Safety
+// `t` NULL or a live handle.
+void jitrt_tracker_retain(jitrt_tracker_t *t);
+
+// Drops a reference. Releasing the last reference of a tracker that is not
+// defunct moves its resources to the dylib's default tracker: nothing is
+// freed.
+//
+// # Safety
+// `t` NULL or a handle whose reference the caller gives up.
+void jitrt_tracker_release(jitrt_tracker_t *t);
+
+// The dylib a tracker belongs to (NULL for NULL).
+//
+// # Safety
+// `t` NULL or a live handle.
+jitrt_dylib_t *jitrt_tracker_dylib(const jitrt_tracker_t *t);
+
+// The key resource managers see for this tracker; unique per tracker, never
+// 0 (0 for NULL).
+//
+// # Safety
+// `t` NULL or a live handle.
+uint64_t jitrt_tracker_key(const jitrt_tracker_t *t);
+
+// Whether the tracker was removed, transferred away or its session ended
+// (true for NULL).
+//
+// # Safety
+// `t` NULL or a live handle.
+bool jitrt_tracker_is_defunct(const jitrt_tracker_t *t);
+
+// `dst` takes over every resource of `src`, present and future
+// (materializations in flight finish under `dst`); `src` becomes defunct.
+// Both must belong to the same dylib (`JITRT_ERR_INVALID_ARGUMENT`
+// otherwise); a defunct `src` or `dst` is `JITRT_ERR_TRACKER_DEFUNCT`.
+// Transferring a tracker to itself does nothing.
+//
+// # Safety
+// `src`, `dst` NULL or live handles.
+jitrt_error_t *jitrt_tracker_transfer_to(jitrt_tracker_t *src, jitrt_tracker_t *dst);
+
+// Removes everything the tracker owns: its symbols, its code and data
+// (pages returned), unwind registrations, and runs its destructors;
+// unmaterialized definitions are discarded and materializations in flight
+// fail. The tracker becomes defunct; removing a defunct tracker does
+// nothing. No thread may be running the removed code.
+//
+// # Safety
+// `t` NULL or a live handle.
+jitrt_error_t *jitrt_tracker_remove(jitrt_tracker_t *t);
+
+// Defines symbols at fixed addresses under `t`. All or nothing: a clash
+// with an existing strong definition is `JITRT_ERR_DUPLICATE_DEFINITION`
+// and adds none of them. Strong definitions are ready at once; weak ones
+// stay overridable by a strong definition until first looked up.
+//
+// # Safety
+// `t` NULL or live; `syms` points to `n` symbols (NULL if `n` is 0).
+jitrt_error_t *jitrt_tracker_define_absolute(jitrt_tracker_t *t,
+                                             const jitrt_symbol_t *syms,
+                                             size_t n);
+
+// `jitrt_tracker_define_absolute` under `d`'s default tracker: what a
+// generator usually calls.
+//
+// # Safety
+// `d` NULL or live; `syms` points to `n` symbols (NULL if `n` is 0).
+jitrt_error_t *jitrt_dylib_define_absolute(jitrt_dylib_t *d, const jitrt_symbol_t *syms, size_t n);
+
+// Defines aliases under `t`: looking up an alias's `name` looks up its
+// `target` in `source` (NULL: `t`'s own dylib; another dylib: a re-export,
+// matching only its exported symbols) and gives that address. Aliases are
+// materialized one by one, only when looked up; chains of aliases work.
+//
+// # Safety
+// `t`, `source` NULL or live; `aliases` points to `n` aliases.
+jitrt_error_t *jitrt_tracker_define_aliases(jitrt_tracker_t *t,
+                                            jitrt_dylib_t *source,
+                                            const jitrt_alias_t *aliases,
+                                            size_t n);
+
+// Adds a materialization unit driven by callbacks under `t` (see
+// `jitrt_custom_unit_t`). The struct and its strings are copied. On error
+// the unit's `drop` runs before this returns.
+//
+// # Safety
+// `t` NULL or live; `unit` NULL or valid, its `symbols` array `num_symbols`
+// long; `unit->ctx` valid for the callbacks until `drop` runs.
+jitrt_error_t *jitrt_tracker_define_custom(jitrt_tracker_t *t, const jitrt_custom_unit_t *unit);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
 
 #endif  /* JITRT_H */

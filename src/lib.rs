@@ -18,3 +18,10 @@
 //! Python programs use `libjitrt.so`/`libjitrt.a` through the header.
 
 pub mod orc;
+
+/// The object linker (see the module's own docs once it lands in full).
+pub mod link {
+    pub mod host;
+}
+
+pub mod ffi;

@@ -14,8 +14,9 @@ use corpus::{Program, Toolchain};
 /// deterministic, so compiler and flags must not change what they print).
 fn native_all_flag_sets(program: Program) {
     let mut reports: Vec<(Toolchain, String)> = Vec::new();
-    for toolchain in corpus::flag_sets() {
-        let built = corpus::build_objects(program, &toolchain);
+    let toolchains = corpus::flag_sets();
+    for built in corpus::build_all(program, &toolchains) {
+        let toolchain = built.toolchain.clone();
         assert!(!built.objects.is_empty(), "{program}: no library objects");
         for obj in built.all_objects() {
             let len = std::fs::metadata(&obj).map_or(0, |m| m.len());
@@ -66,8 +67,8 @@ fn zlib_native() {
 /// the objects.
 #[test]
 fn lua_archive() {
-    for toolchain in corpus::flag_sets() {
-        let built = corpus::build_objects(Program::Lua, &toolchain);
+    for built in corpus::build_all(Program::Lua, &corpus::flag_sets()) {
+        let toolchain = built.toolchain.clone();
         let archive = built.archive();
         let mut cmd = std::process::Command::new("ar");
         cmd.arg("t").arg(&archive);

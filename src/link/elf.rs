@@ -6,7 +6,7 @@
 
 use object::elf;
 use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym, SymbolTable};
-use object::read::{SectionIndex, StringTable, SymbolIndex};
+use object::read::{SectionIndex, SymbolIndex};
 use object::LittleEndian;
 
 use super::{DefinedSymbol, LinkError, ObjectInfo, SymbolFlags};
@@ -18,7 +18,6 @@ pub(crate) type ElfSym = elf::Sym64<LittleEndian>;
 pub(crate) type ElfRela = elf::Rela64<LittleEndian>;
 
 // Raw constants (the `object` newtypes wrap these).
-pub(crate) const SHT_PROGBITS: u32 = 1;
 pub(crate) const SHT_SYMTAB: u32 = 2;
 pub(crate) const SHT_RELA: u32 = 4;
 pub(crate) const SHT_NOTE: u32 = 7;
@@ -35,15 +34,12 @@ pub(crate) const SHF_ALLOC: u64 = 2;
 pub(crate) const SHF_EXECINSTR: u64 = 4;
 pub(crate) const SHF_TLS: u64 = 1 << 10;
 
-pub(crate) const STB_LOCAL: u8 = 0;
 pub(crate) const STB_GLOBAL: u8 = 1;
 pub(crate) const STB_WEAK: u8 = 2;
 pub(crate) const STB_GNU_UNIQUE: u8 = 10;
 
-pub(crate) const STT_OBJECT: u8 = 1;
 pub(crate) const STT_FUNC: u8 = 2;
 pub(crate) const STT_SECTION: u8 = 3;
-pub(crate) const STT_FILE: u8 = 4;
 pub(crate) const STT_TLS: u8 = 6;
 pub(crate) const STT_GNU_IFUNC: u8 = 10;
 
@@ -223,10 +219,6 @@ impl<'a> ElfObject<'a> {
         self.symtab.symbols()
     }
 
-    pub fn strings(&self) -> StringTable<'a> {
-        self.symtab.strings()
-    }
-
     /// The symbol's name as raw bytes (bounds-checked).
     pub fn symbol_name_bytes(&self, sym: &ElfSym) -> Option<&'a [u8]> {
         sym.name(LE, self.symtab.strings()).ok()
@@ -249,7 +241,7 @@ impl<'a> ElfObject<'a> {
         };
         let raw = self.symbol_name_bytes(sym).unwrap_or(b"");
         if raw.is_empty() {
-            if sym.st_type() == STT_SECTION {
+            if sym.st_type().0 == STT_SECTION {
                 if let Ok(Some(SectionIndex(s))) =
                     self.symtab.symbol_section(LE, sym, SymbolIndex(index))
                 {
@@ -322,7 +314,7 @@ impl<'a> ElfObject<'a> {
                 )
             })?;
             let mut signature = self.symbol_name(name, sig_index, sym)?;
-            if signature.is_empty() && sym.st_type() == STT_SECTION {
+            if signature.is_empty() && sym.st_type().0 == STT_SECTION {
                 // Signature given by a section symbol: the group is named
                 // after that section (as GNU as does for `.group` with a
                 // section name).
@@ -342,9 +334,9 @@ pub(crate) fn is_global_binding(bind: u8) -> bool {
 }
 
 pub(crate) fn symbol_flags(sym: &ElfSym, common: bool) -> SymbolFlags {
-    let bind = sym.st_bind();
-    let vis = sym.st_other() & 3;
-    let ty = sym.st_type();
+    let bind = sym.st_bind().0;
+    let vis = sym.st_other().0 & 3;
+    let ty = sym.st_type().0;
     SymbolFlags {
         exported: is_global_binding(bind) && (vis == STV_DEFAULT || vis == STV_PROTECTED),
         callable: ty == STT_FUNC || ty == STT_GNU_IFUNC,
@@ -358,7 +350,7 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
     let obj = parse(name, data)?;
     let mut symbols = Vec::new();
     for (i, sym) in obj.symbols().iter().enumerate().skip(1) {
-        let bind = sym.st_bind();
+        let bind = sym.st_bind().0;
         if !is_global_binding(bind) {
             continue;
         }

@@ -22,6 +22,7 @@ pub struct MaterializationResponsibility {
     id: u64,
     symbols: Vec<(SymbolName, SymbolFlags)>,
     requested: Vec<SymbolName>,
+    deps: Vec<(Arc<JITDylib>, SymbolName)>,
     done: bool,
 }
 
@@ -39,6 +40,7 @@ impl MaterializationResponsibility {
             id,
             symbols,
             requested,
+            deps: Vec::new(),
             done: false,
         }
     }
@@ -78,6 +80,22 @@ impl MaterializationResponsibility {
             .locked(|st, fx| st.notify_resolved(self.id, symbols, fx))
     }
 
+    /// Records that this materialization's code references `names` in
+    /// `dylib`: its symbols become ready only once those are emitted. Used
+    /// with [`notify_emitted`](Self::notify_emitted), which adds its own.
+    pub fn add_dependencies(&mut self, dylib: &Arc<JITDylib>, names: &[SymbolName]) -> Result<()> {
+        if !dylib.same_session(&self.dylib) {
+            return Err(Error::invalid(format!(
+                "dependency dylib {} belongs to another session",
+                dylib.name()
+            )));
+        }
+        self.session.state.lock().mr(self.id)?;
+        self.deps
+            .extend(names.iter().map(|n| (dylib.clone(), n.clone())));
+        Ok(())
+    }
+
     /// Marks every symbol emitted (all must be resolved); they become ready
     /// once everything in `deps` (symbols this code references) is emitted.
     /// Consumes the responsibility whatever it returns.
@@ -85,6 +103,7 @@ impl MaterializationResponsibility {
         self.done = true;
         let keys: Vec<SymbolKey> = deps
             .iter()
+            .chain(self.deps.iter())
             .filter(|(d, _)| d.same_session(&self.dylib))
             .map(|(d, n)| (d.id, n.clone()))
             .collect();

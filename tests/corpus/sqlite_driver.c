@@ -86,8 +86,11 @@ static int insert_rows(sqlite3 *db) {
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     for (i = 1; i <= 250 && rc == SQLITE_OK; i++) {
         char name[32];
-        snprintf(name, sizeof name, "%s%s%s-%d", syllables[rng() % 8], syllables[rng() % 8],
-                 syllables[rng() % 8], i);
+        /* One call per statement: argument evaluation order is unspecified. */
+        const char *s1 = syllables[rng() % 8];
+        const char *s2 = syllables[rng() % 8];
+        const char *s3 = syllables[rng() % 8];
+        snprintf(name, sizeof name, "%s%s%s-%d", s1, s2, s3, i);
         sqlite3_bind_int(cust, 1, i);
         sqlite3_bind_text(cust, 2, name, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(cust, 3, regions[rng() % 5], -1, SQLITE_STATIC);

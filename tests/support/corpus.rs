@@ -716,6 +716,21 @@ pub fn build_objects(program: Program, toolchain: &Toolchain) -> Built {
     }
 }
 
+/// Builds `program` with each toolchain concurrently (still at most [`jobs`]
+/// compiler processes); the results are in the order of `toolchains`.
+pub fn build_all(program: Program, toolchains: &[Toolchain]) -> Vec<Built> {
+    thread::scope(|s| {
+        let handles: Vec<_> = toolchains
+            .iter()
+            .map(|t| s.spawn(move || build_objects(program, t)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 fn compile_all(toolchain: &Toolchain, cflags: &[String], jobs: &[CompileJob]) {
     let todo: Vec<&CompileJob> = jobs.iter().filter(|j| !j.object.exists()).collect();
     if todo.is_empty() {

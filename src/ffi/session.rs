@@ -1,0 +1,363 @@
+//! Sessions and dylibs.
+
+use super::callbacks::{
+    jitrt_generator_fn, jitrt_resource_manager_t, reporter, ClientCtx, ClientGenerator,
+    ClientResourceManager,
+};
+use super::error::jitrt_error_t;
+use super::{boundary, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, non_null, null_arg};
+use crate::link::host::HostSymbolGenerator;
+use crate::orc::{Error, JITDylib, Session, SessionOptions};
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+/// Options for `jitrt_session_new`. Callers zero-initialize it; later
+/// options take the `reserved` slots, so its size never changes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct jitrt_session_options_t {
+    /// 0: materialize on the thread that looks up; N: a pool of N workers.
+    pub num_threads: u32,
+    /// 0 for now.
+    pub flags: u32,
+    /// JIT address range reserved up front; 0: the default (1 GiB).
+    pub memory_reserve_bytes: u64,
+    /// Zero.
+    pub reserved: [u64; 6],
+}
+
+/// A JIT session: owns dylibs, trackers, code and the worker threads.
+pub struct jitrt_session_t {
+    pub(crate) session: Session,
+    pub(crate) memory_reserve_bytes: u64,
+}
+
+/// Accounting returned by `jitrt_session_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct jitrt_stats_t {
+    /// Bytes mapped for JIT'd code now.
+    pub code_bytes: u64,
+    /// Bytes mapped for JIT'd data now.
+    pub data_bytes: u64,
+    /// Live linked objects.
+    pub objects_linked: u64,
+    /// Symbols defined in all dylibs.
+    pub symbols: u64,
+    /// Live (not defunct) trackers.
+    pub trackers: u64,
+}
+
+/// # Safety
+/// `s` is NULL or a live session.
+pub(crate) unsafe fn session_ref<'a>(s: *const jitrt_session_t) -> Result<&'a jitrt_session_t, Error> {
+    // SAFETY: caller contract.
+    unsafe { non_null(s, "session") }
+}
+
+/// Starts a session. `options` may be NULL (defaults). Returns NULL if the
+/// options are invalid (unknown `flags` or non-zero `reserved` slots).
+///
+/// # Safety
+/// `options` is NULL or points to a `jitrt_session_options_t`.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_session_new(
+    options: *const jitrt_session_options_t,
+) -> *mut jitrt_session_t {
+    boundary(std::ptr::null_mut(), || {
+        // SAFETY: caller contract.
+        let o = unsafe { options.as_ref() }.copied().unwrap_or(jitrt_session_options_t {
+            num_threads: 0,
+            flags: 0,
+            memory_reserve_bytes: 0,
+            reserved: [0; 6],
+        });
+        if o.flags != 0 || o.reserved.iter().any(|r| *r != 0) || o.num_threads > 1024 {
+            return std::ptr::null_mut();
+        }
+        let session = Session::new(SessionOptions {
+            num_threads: o.num_threads,
+        });
+        Box::into_raw(Box::new(jitrt_session_t {
+            session,
+            memory_reserve_bytes: o.memory_reserve_bytes,
+        }))
+    })
+}
+
+/// Ends and frees a session: fails pending lookups, removes all code
+/// (running its destructors), waits for the workers and drops every
+/// callback context. Dylib handles become invalid. NULL is ignored.
+///
+/// # Safety
+/// `s` is NULL or a live session; no other thread may use it or its dylibs
+/// during or after the call (trackers may still be released).
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_session_free(s: *mut jitrt_session_t) {
+    boundary((), || {
+        if !s.is_null() {
+            // SAFETY: `s` came from `jitrt_session_new` and is freed once.
+            drop(unsafe { Box::from_raw(s) });
+        }
+    })
+}
+
+/// Sets the function told about errors that have no caller to return to
+/// (e.g. a failed materialization nobody was waiting for). `report` NULL
+/// clears it. The error passed is valid only during the call. `report` may
+/// run on any thread.
+///
+/// # Safety
+/// `s` is NULL or a live session; `ctx` stays valid until the reporter is
+/// replaced or the session is freed.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_session_set_error_reporter(
+    s: *mut jitrt_session_t,
+    report: Option<unsafe extern "C" fn(ctx: *mut c_void, err: *const jitrt_error_t)>,
+    ctx: *mut c_void,
+) {
+    boundary((), || {
+        // SAFETY: caller contract.
+        if let Ok(s) = unsafe { session_ref(s) } {
+            let r = report.map(|f| reporter(f, ClientCtx::new(ctx, None)));
+            s.session.set_error_reporter(r);
+        }
+    })
+}
+
+/// Creates a dylib named `name` (unique in the session) and writes it to
+/// `*out`. The dylib is owned by the session and valid until it is freed.
+///
+/// # Safety
+/// `s` live or NULL; `name` NUL-terminated or NULL; `out` writable or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_session_create_dylib(
+    s: *mut jitrt_session_t,
+    name: *const c_char,
+    out: *mut *mut jitrt_dylib_t,
+) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract for all three pointers.
+        let s = unsafe { session_ref(s) }?;
+        let name = unsafe { c_str(name, "name") }?;
+        if out.is_null() {
+            return Err(null_arg("out"));
+        }
+        let d = s.session.create_dylib(name)?;
+        // SAFETY: `out` is non-NULL and writable by contract.
+        unsafe { *out = dylib_ptr(&d) };
+        Ok(())
+    })
+}
+
+/// The dylib called `name`, or NULL.
+///
+/// # Safety
+/// `s` live or NULL; `name` NUL-terminated or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_session_find_dylib(
+    s: *mut jitrt_session_t,
+    name: *const c_char,
+) -> *mut jitrt_dylib_t {
+    boundary(std::ptr::null_mut(), || {
+        // SAFETY: caller contract.
+        let (Ok(s), Ok(name)) = (unsafe { session_ref(s) }, unsafe { c_str(name, "name") }) else {
+            return std::ptr::null_mut();
+        };
+        s.session
+            .find_dylib(name)
+            .map_or(std::ptr::null_mut(), |d| dylib_ptr(&d))
+    })
+}
+
+/// Fills `*out` with the session's accounting (zeros if `s` is NULL).
+///
+/// # Safety
+/// `s` live or NULL; `out` writable or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_session_stats(s: *const jitrt_session_t, out: *mut jitrt_stats_t) {
+    boundary((), || {
+        if out.is_null() {
+            return;
+        }
+        // SAFETY: caller contract.
+        let stats = match unsafe { s.as_ref() } {
+            Some(s) => {
+                let st = s.session.stats();
+                jitrt_stats_t {
+                    code_bytes: st.code_bytes,
+                    data_bytes: st.data_bytes,
+                    objects_linked: st.objects_linked,
+                    symbols: st.symbols,
+                    trackers: st.trackers,
+                }
+            }
+            None => jitrt_stats_t::default(),
+        };
+        // SAFETY: `out` is non-NULL and writable by contract.
+        unsafe { *out = stats };
+    })
+}
+
+/// Registers a resource manager; its id goes to `*id_out` (may be NULL).
+/// Managers are told in reverse order of registration. The struct is
+/// copied; `rm->drop(rm->ctx)` runs when it is unregistered or the session
+/// ends (also if registration fails).
+///
+/// # Safety
+/// `s` live or NULL; `rm` NULL or valid; `id_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_session_add_resource_manager(
+    s: *mut jitrt_session_t,
+    rm: *const jitrt_resource_manager_t,
+    id_out: *mut u64,
+) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract.
+        let rm = unsafe { non_null(rm, "resource manager") }?;
+        let manager = ClientResourceManager {
+            remove: rm.handle_remove,
+            transfer: rm.handle_transfer,
+            ctx: ClientCtx::new(rm.ctx, rm.drop),
+        };
+        // SAFETY: caller contract.
+        let s = unsafe { session_ref(s) }?;
+        let id = s.session.add_resource_manager(Arc::new(manager))?;
+        if !id_out.is_null() {
+            // SAFETY: non-NULL and writable by contract.
+            unsafe { *id_out = id };
+        }
+        Ok(())
+    })
+}
+
+/// Unregisters a resource manager.
+///
+/// # Safety
+/// `s` live or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_session_remove_resource_manager(
+    s: *mut jitrt_session_t,
+    id: u64,
+) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract.
+        unsafe { session_ref(s) }?.session.remove_resource_manager(id)
+    })
+}
+
+/// Sets the dylibs searched after `d` (exported symbols only) for lookups
+/// and for the externals of `d`'s code. `d` itself is skipped if listed.
+///
+/// # Safety
+/// `d` live or NULL; `order` points to `n` dylib handles (NULL if `n` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_dylib_set_link_order(
+    d: *mut jitrt_dylib_t,
+    order: *const *mut jitrt_dylib_t,
+    n: usize,
+) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract.
+        let d = unsafe { dylib_ref(d) }?;
+        let order = unsafe { c_slice(order, n, "order") }?;
+        let mut list = Vec::with_capacity(n);
+        for p in order {
+            // SAFETY: each element is a live dylib or NULL.
+            let x = unsafe { dylib_ref(*p) }?;
+            list.push(arc_of(x)?);
+        }
+        d.set_link_order(&list)
+    })
+}
+
+/// The session's `Arc` of a dylib reached through its handle.
+pub(crate) fn arc_of(d: &JITDylib) -> Result<Arc<JITDylib>, Error> {
+    d.session()
+        .and_then(|s| s.find_dylib(d.name()))
+        .ok_or_else(|| Error::new(crate::orc::ErrorCode::SessionEnded, "the dylib's session has ended"))
+}
+
+/// The dylib's name (valid while the session lives); "" for NULL.
+///
+/// # Safety
+/// `d` live or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_dylib_name(d: *const jitrt_dylib_t) -> *const c_char {
+    boundary(c"".as_ptr(), || {
+        // SAFETY: caller contract.
+        match unsafe { dylib_ref(d) } {
+            Ok(d) => d.name_with_nul().as_ptr().cast(),
+            Err(_) => c"".as_ptr(),
+        }
+    })
+}
+
+/// Removes every tracker of `d` (all its code and definitions); `d` stays
+/// usable and gets a new default tracker when one is asked for.
+///
+/// # Safety
+/// `d` live or NULL; no thread may be running code being removed.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_dylib_clear(d: *mut jitrt_dylib_t) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract.
+        unsafe { dylib_ref(d) }?.clear()
+    })
+}
+
+/// Adds a generator that resolves symbols lookups do not find in `d` from
+/// the host process (`dlsym(RTLD_DEFAULT)`), as absolute exported symbols
+/// under `d`'s default tracker.
+///
+/// # Safety
+/// `d` live or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_dylib_add_process_symbols(d: *mut jitrt_dylib_t) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract.
+        unsafe { dylib_ref(d) }?.add_generator(Arc::new(HostSymbolGenerator::process()))
+    })
+}
+
+/// `dlopen`s the shared library at `path` and adds a generator resolving
+/// from it. `JITRT_ERR_IO` (with `dlerror`'s text) if it cannot be loaded.
+///
+/// # Safety
+/// `d` live or NULL; `path` NUL-terminated or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_dylib_add_dynamic_library(
+    d: *mut jitrt_dylib_t,
+    path: *const c_char,
+) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract.
+        let d = unsafe { dylib_ref(d) }?;
+        let path = unsafe { c_str(path, "path") }?;
+        d.add_generator(Arc::new(HostSymbolGenerator::open(path)?))
+    })
+}
+
+/// Adds a client generator, asked (outside the session lock, on any thread)
+/// for names a lookup did not find in `d`. `drop(ctx)` runs once when the
+/// session ends, or right away if this call fails.
+///
+/// # Safety
+/// `d` live or NULL; `ctx` valid for `fn` until `drop` runs.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_dylib_add_generator(
+    d: *mut jitrt_dylib_t,
+    f: jitrt_generator_fn,
+    ctx: *mut c_void,
+    drop: Option<unsafe extern "C" fn(ctx: *mut c_void)>,
+) -> *mut jitrt_error_t {
+    fallible(|| {
+        let ctx = ClientCtx::new(ctx, drop);
+        let Some(f) = f else {
+            return Err(null_arg("generator function"));
+        };
+        // SAFETY: caller contract.
+        let d = unsafe { dylib_ref(d) }?;
+        d.add_generator(Arc::new(ClientGenerator { f, ctx }))
+    })
+}

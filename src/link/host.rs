@@ -1,0 +1,113 @@
+//! Definition generators that resolve from the host: the process itself
+//! (`dlsym(RTLD_DEFAULT)`) or a shared library opened with `dlopen`.
+//!
+//! Found symbols are defined as absolute, exported symbols under the dylib's
+//! default tracker, as LLVM's `DynamicLibrarySearchGenerator` does.
+
+use crate::orc::{DefinitionGenerator, Error, ErrorCode, JITDylib, Result, SymbolFlags, SymbolName};
+use std::ffi::{c_void, CStr, CString};
+
+/// Resolves symbols from the process or from one `dlopen`ed library.
+pub struct HostSymbolGenerator {
+    handle: *mut c_void,
+    /// Whether `handle` came from `dlopen` (and must be closed).
+    opened: bool,
+}
+
+// SAFETY: a dlopen handle is a process-global token that the dl* functions
+// accept from any thread; the generator never mutates it.
+unsafe impl Send for HostSymbolGenerator {}
+// SAFETY: as above; `dlsym` is thread-safe.
+unsafe impl Sync for HostSymbolGenerator {}
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string owned by the
+    // C library, valid until the next dl* call on this thread; we copy it
+    // at once.
+    unsafe {
+        let e = libc::dlerror();
+        if e.is_null() {
+            "unknown dlopen error".to_string()
+        } else {
+            CStr::from_ptr(e).to_string_lossy().into_owned()
+        }
+    }
+}
+
+impl HostSymbolGenerator {
+    /// Resolves from every library loaded in the process.
+    pub fn process() -> Self {
+        HostSymbolGenerator {
+            handle: libc::RTLD_DEFAULT,
+            opened: false,
+        }
+    }
+
+    /// Opens the shared library at `path` (`RTLD_NOW | RTLD_LOCAL`).
+    pub fn open(path: &str) -> Result<Self> {
+        let c = CString::new(path)
+            .map_err(|_| Error::invalid(format!("library path {path:?} contains a NUL byte")))?;
+        // SAFETY: `c` is a valid NUL-terminated path; dlopen has no other
+        // preconditions.
+        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            return Err(Error::new(
+                ErrorCode::Io,
+                format!("cannot load shared library {path}: {}", dl_error()),
+            ));
+        }
+        Ok(HostSymbolGenerator {
+            handle,
+            opened: true,
+        })
+    }
+
+    /// The address of `name`, if the host has it.
+    pub fn address_of(&self, name: &SymbolName) -> Option<u64> {
+        let bytes = name.as_bytes_with_nul();
+        // SAFETY: `bytes` is NUL-terminated (interned names always are) and
+        // `handle` is RTLD_DEFAULT or a live dlopen handle.
+        let p = unsafe { libc::dlsym(self.handle, bytes.as_ptr().cast()) };
+        (!p.is_null()).then_some(p as u64)
+    }
+}
+
+impl Drop for HostSymbolGenerator {
+    fn drop(&mut self) {
+        if self.opened {
+            // SAFETY: `handle` came from a successful dlopen and is closed
+            // exactly once, here.
+            unsafe { libc::dlclose(self.handle) };
+        }
+    }
+}
+
+impl DefinitionGenerator for HostSymbolGenerator {
+    fn try_to_generate(&self, dylib: &JITDylib, names: &[SymbolName]) -> Result<()> {
+        let found: Vec<(SymbolName, u64, SymbolFlags)> = names
+            .iter()
+            .filter_map(|n| {
+                self.address_of(n)
+                    .map(|a| (n.clone(), a, SymbolFlags::EXPORTED | SymbolFlags::CALLABLE))
+            })
+            .collect();
+        if found.is_empty() {
+            return Ok(());
+        }
+        let tracker = dylib.default_tracker()?;
+        match tracker.define_absolute(&found) {
+            Err(e) if e.code() == ErrorCode::DuplicateDefinition => {
+                // Another lookup generated some of them first: define the
+                // rest one by one.
+                for s in found {
+                    match tracker.define_absolute(std::slice::from_ref(&s)) {
+                        Err(e) if e.code() != ErrorCode::DuplicateDefinition => return Err(e),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            r => r,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Building and running C and C++ programs against the library from
+//! integration tests (std only).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cargo target profile directory the running test was built into
+/// (where `libjitrt.so` and `libjitrt.a` are).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// A scratch directory for this test's outputs.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = profile_dir().join("jitrt-test-out").join(name);
+    std::fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Compiles C (or C++ with `cxx`) sources into an executable linked against
+/// `libjitrt.so` (with an rpath) or, with `static_lib`, `libjitrt.a`.
+pub fn build_exe(sources: &[PathBuf], out: &Path, cxx: bool, static_lib: bool) {
+    let lib = profile_dir();
+    let mut cmd = Command::new(if cxx { "g++" } else { "gcc" });
+    if !cxx {
+        cmd.arg("-std=c11");
+    }
+    cmd.args(["-Wall", "-Wextra", "-Werror", "-g", "-O1", "-pthread"])
+        .arg("-I")
+        .arg(repo().join("include"))
+        .arg("-I")
+        .arg(repo().join("c_tests"))
+        .args(sources)
+        .arg("-o")
+        .arg(out);
+    if static_lib {
+        cmd.arg(lib.join("libjitrt.a")).args(["-ldl", "-lm", "-lpthread"]);
+    } else {
+        cmd.arg("-L")
+            .arg(&lib)
+            .arg("-ljitrt")
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .arg("-rdynamic");
+    }
+    run_ok(&mut cmd);
+}
+
+/// The outcome of a program run with a time limit.
+pub struct RunResult {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+/// Runs `cmd`, killing it after `limit`.
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> RunResult {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait after kill");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    RunResult {
+        code: status.code(),
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+        timed_out,
+    }
+}
