@@ -28,11 +28,19 @@ fn c_test(name: &str) {
         assert!(
             !r.timed_out && r.code == Some(0),
             "c_tests/{name}.c with {threads} threads: {}\nstdout:\n{}\nstderr:\n{}",
-            if r.timed_out { "timed out".to_string() } else { format!("exit {:?}", r.code) },
+            if r.timed_out {
+                "timed out".to_string()
+            } else {
+                format!("exit {:?}", r.code)
+            },
             r.stdout,
             r.stderr
         );
-        assert!(r.stdout.contains("passed"), "c_tests/{name}.c printed no summary:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains("passed"),
+            "c_tests/{name}.c printed no summary:\n{}",
+            r.stdout
+        );
     }
 }
 

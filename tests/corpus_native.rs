@@ -129,7 +129,10 @@ fn harness_basics() {
         let name = f.file_name().unwrap().to_str().unwrap();
         name != "lua.c" && name != "luac.c"
     }));
-    assert!(corpus::cache_root().starts_with(corpus::target_dir()) || std::env::var_os("JITRT_CORPUS_CACHE").is_some());
+    assert!(
+        corpus::cache_root().starts_with(corpus::target_dir())
+            || std::env::var_os("JITRT_CORPUS_CACHE").is_some()
+    );
 
     let out = std::path::Path::new("/tmp/report.txt");
     let argv = corpus::workload_argv(Program::Lua, out);

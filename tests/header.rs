@@ -20,12 +20,29 @@ fn committed_header_is_current() {
 #[test]
 fn header_compiles_alone_as_c_and_cpp() {
     let dir = cc::scratch("header");
-    for (compiler, ext, std) in [("gcc", "c", "-std=c99"), ("gcc", "c", "-std=c11"), ("g++", "cpp", "-std=c++11"), ("g++", "cpp", "-std=c++17")] {
+    for (compiler, ext, std) in [
+        ("gcc", "c", "-std=c99"),
+        ("gcc", "c", "-std=c11"),
+        ("g++", "cpp", "-std=c++11"),
+        ("g++", "cpp", "-std=c++17"),
+    ] {
         let src = dir.join(format!("only_header{std}.{ext}"));
-        std::fs::write(&src, "#include \"jitrt.h\"\nint main(void) { return jitrt_version() == 0; }\n").unwrap();
+        std::fs::write(
+            &src,
+            "#include \"jitrt.h\"\nint main(void) { return jitrt_version() == 0; }\n",
+        )
+        .unwrap();
         cc::run_ok(
             Command::new(compiler)
-                .args([std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only", "-I"])
+                .args([
+                    std,
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-pedantic",
+                    "-fsyntax-only",
+                    "-I",
+                ])
                 .arg(cc::repo().join("include"))
                 .arg(&src),
         );
@@ -46,5 +63,8 @@ fn every_api_md_function_is_declared() {
             missing.push(word);
         }
     }
-    assert!(missing.is_empty(), "names of API.md missing from jitrt.h: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "names of API.md missing from jitrt.h: {missing:?}"
+    );
 }

@@ -2,7 +2,7 @@
 //! managers, custom materialization units, the error reporter.
 
 use super::error::{from_raw, into_raw, jitrt_error_t};
-use super::mr::{mr_into_raw, jitrt_mr_t};
+use super::mr::{jitrt_mr_t, mr_into_raw};
 use super::{dylib_ptr, jitrt_dylib_t, name_ptr};
 use crate::orc::{
     DefinitionGenerator, Error, ErrorCode, JITDylib, MaterializationResponsibility,
@@ -73,7 +73,12 @@ pub type jitrt_generator_fn = Option<
 >;
 
 pub(crate) struct ClientGenerator {
-    pub(crate) f: unsafe extern "C" fn(*mut c_void, *mut jitrt_dylib_t, *const *const c_char, usize) -> *mut jitrt_error_t,
+    pub(crate) f: unsafe extern "C" fn(
+        *mut c_void,
+        *mut jitrt_dylib_t,
+        *const *const c_char,
+        usize,
+    ) -> *mut jitrt_error_t,
     pub(crate) ctx: ClientCtx,
 }
 
@@ -95,7 +100,11 @@ pub struct jitrt_resource_manager_t {
     /// call the session); called for every removed tracker, also ones it
     /// never saw. May be NULL.
     pub handle_remove: Option<
-        unsafe extern "C" fn(ctx: *mut c_void, d: *mut jitrt_dylib_t, key: u64) -> *mut jitrt_error_t,
+        unsafe extern "C" fn(
+            ctx: *mut c_void,
+            d: *mut jitrt_dylib_t,
+            key: u64,
+        ) -> *mut jitrt_error_t,
     >,
     /// `dst_key` takes over what `src_key` held. Runs while the session is
     /// locked: it must not call the session. May be NULL.
@@ -107,7 +116,8 @@ pub struct jitrt_resource_manager_t {
 }
 
 pub(crate) struct ClientResourceManager {
-    pub(crate) remove: Option<unsafe extern "C" fn(*mut c_void, *mut jitrt_dylib_t, u64) -> *mut jitrt_error_t>,
+    pub(crate) remove:
+        Option<unsafe extern "C" fn(*mut c_void, *mut jitrt_dylib_t, u64) -> *mut jitrt_error_t>,
     pub(crate) transfer: Option<unsafe extern "C" fn(*mut c_void, *mut jitrt_dylib_t, u64, u64)>,
     pub(crate) ctx: ClientCtx,
 }
@@ -143,7 +153,8 @@ pub struct jitrt_custom_unit_t {
     pub materialize: Option<unsafe extern "C" fn(ctx: *mut c_void, mr: *mut jitrt_mr_t)>,
     /// A weak symbol of the unit was overridden by a strong definition. Runs
     /// while the session is locked: it must not call the session. May be NULL.
-    pub discard: Option<unsafe extern "C" fn(ctx: *mut c_void, d: *mut jitrt_dylib_t, name: *const c_char)>,
+    pub discard:
+        Option<unsafe extern "C" fn(ctx: *mut c_void, d: *mut jitrt_dylib_t, name: *const c_char)>,
     /// Called exactly once when the unit is gone (after `materialize`
     /// returned, if it ran). May be NULL.
     pub drop: Option<unsafe extern "C" fn(ctx: *mut c_void)>,
@@ -153,7 +164,8 @@ pub(crate) struct ClientUnit {
     pub(crate) name: String,
     pub(crate) symbols: Vec<(SymbolName, SymbolFlags)>,
     pub(crate) materialize: unsafe extern "C" fn(*mut c_void, *mut jitrt_mr_t),
-    pub(crate) discard: Option<unsafe extern "C" fn(*mut c_void, *mut jitrt_dylib_t, *const c_char)>,
+    pub(crate) discard:
+        Option<unsafe extern "C" fn(*mut c_void, *mut jitrt_dylib_t, *const c_char)>,
     pub(crate) ctx: ClientCtx,
 }
 

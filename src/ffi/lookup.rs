@@ -1,7 +1,7 @@
 //! Lookups: blocking, for many names, and asynchronous.
 
 use super::error::{into_raw, jitrt_error_t};
-use super::session::{arc_of, session_ref, jitrt_session_t};
+use super::session::{arc_of, jitrt_session_t, session_ref};
 use super::{c_name, c_slice, c_str, dylib_ref, fallible, jitrt_dylib_t, null_arg};
 use crate::orc::{Error, JITDylib, LookupFlags, SymbolLookupFlags, SymbolState};
 use std::ffi::{c_char, c_void};
@@ -10,7 +10,12 @@ use std::sync::Arc;
 /// Called once with the result of `jitrt_lookup_async`: `err` (owned by the
 /// callee, NULL on success) or `n` addresses in the order of the names.
 pub type jitrt_lookup_done_fn = Option<
-    unsafe extern "C" fn(ctx: *mut c_void, err: *mut jitrt_error_t, addresses: *const u64, n: usize),
+    unsafe extern "C" fn(
+        ctx: *mut c_void,
+        err: *mut jitrt_error_t,
+        addresses: *const u64,
+        n: usize,
+    ),
 >;
 
 /// Looks `name` up in `d`, then in `d`'s link order (exported symbols

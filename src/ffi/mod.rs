@@ -73,8 +73,12 @@ unsafe fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
     }
     // SAFETY: non-NULL and NUL-terminated by the caller's contract.
     let c = unsafe { CStr::from_ptr(p) };
-    c.to_str()
-        .map_err(|_| Error::new(ErrorCode::InvalidArgument, format!("{what} is not valid UTF-8")))
+    c.to_str().map_err(|_| {
+        Error::new(
+            ErrorCode::InvalidArgument,
+            format!("{what} is not valid UTF-8"),
+        )
+    })
 }
 
 /// A slice from a pointer and a length (`n == 0` accepts NULL).

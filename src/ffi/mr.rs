@@ -3,7 +3,10 @@
 use super::error::jitrt_error_t;
 use super::session::arc_of;
 use super::tracker::jitrt_symbol_t;
-use super::{boundary, c_name, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, name_ptr, null_arg};
+use super::{
+    boundary, c_name, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, name_ptr,
+    null_arg,
+};
 use crate::orc::{Error, MaterializationResponsibility, SymbolName};
 use std::ffi::{c_char, c_void};
 
@@ -22,7 +25,9 @@ pub(crate) fn mr_into_raw(mr: MaterializationResponsibility) -> *mut jitrt_mr_t 
 /// `mr` NULL or a live responsibility handle.
 unsafe fn mr_ref<'a>(mr: *const jitrt_mr_t) -> Result<&'a MaterializationResponsibility, Error> {
     // SAFETY: caller contract.
-    unsafe { mr.as_ref() }.map(|m| &m.mr).ok_or_else(|| null_arg("mr"))
+    unsafe { mr.as_ref() }
+        .map(|m| &m.mr)
+        .ok_or_else(|| null_arg("mr"))
 }
 
 /// The dylib the unit's symbols live in (NULL for NULL).
@@ -59,7 +64,10 @@ pub unsafe extern "C" fn jitrt_mr_symbol_name(mr: *const jitrt_mr_t, i: usize) -
     boundary(std::ptr::null(), || {
         // SAFETY: caller contract.
         match unsafe { mr_ref(mr) } {
-            Ok(m) => m.symbols().get(i).map_or(std::ptr::null(), |(n, _)| name_ptr(n)),
+            Ok(m) => m
+                .symbols()
+                .get(i)
+                .map_or(std::ptr::null(), |(n, _)| name_ptr(n)),
             Err(_) => std::ptr::null(),
         }
     })

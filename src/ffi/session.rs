@@ -5,7 +5,9 @@ use super::callbacks::{
     ClientResourceManager,
 };
 use super::error::jitrt_error_t;
-use super::{boundary, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, non_null, null_arg};
+use super::{
+    boundary, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, non_null, null_arg,
+};
 use crate::link::host::HostSymbolGenerator;
 use crate::orc::{Error, JITDylib, Session, SessionOptions};
 use std::ffi::{c_char, c_void};
@@ -29,6 +31,8 @@ pub struct jitrt_session_options_t {
 /// A JIT session: owns dylibs, trackers, code and the worker threads.
 pub struct jitrt_session_t {
     pub(crate) session: Session,
+    /// For the object linker's JIT memory (used once objects are added).
+    #[allow(dead_code)]
     pub(crate) memory_reserve_bytes: u64,
 }
 
@@ -50,7 +54,9 @@ pub struct jitrt_stats_t {
 
 /// # Safety
 /// `s` is NULL or a live session.
-pub(crate) unsafe fn session_ref<'a>(s: *const jitrt_session_t) -> Result<&'a jitrt_session_t, Error> {
+pub(crate) unsafe fn session_ref<'a>(
+    s: *const jitrt_session_t,
+) -> Result<&'a jitrt_session_t, Error> {
     // SAFETY: caller contract.
     unsafe { non_null(s, "session") }
 }
@@ -66,12 +72,14 @@ pub unsafe extern "C" fn jitrt_session_new(
 ) -> *mut jitrt_session_t {
     boundary(std::ptr::null_mut(), || {
         // SAFETY: caller contract.
-        let o = unsafe { options.as_ref() }.copied().unwrap_or(jitrt_session_options_t {
-            num_threads: 0,
-            flags: 0,
-            memory_reserve_bytes: 0,
-            reserved: [0; 6],
-        });
+        let o = unsafe { options.as_ref() }
+            .copied()
+            .unwrap_or(jitrt_session_options_t {
+                num_threads: 0,
+                flags: 0,
+                memory_reserve_bytes: 0,
+                reserved: [0; 6],
+            });
         if o.flags != 0 || o.reserved.iter().any(|r| *r != 0) || o.num_threads > 1024 {
             return std::ptr::null_mut();
         }
@@ -242,7 +250,9 @@ pub unsafe extern "C" fn jitrt_session_remove_resource_manager(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        unsafe { session_ref(s) }?.session.remove_resource_manager(id)
+        unsafe { session_ref(s) }?
+            .session
+            .remove_resource_manager(id)
     })
 }
 
@@ -275,7 +285,12 @@ pub unsafe extern "C" fn jitrt_dylib_set_link_order(
 pub(crate) fn arc_of(d: &JITDylib) -> Result<Arc<JITDylib>, Error> {
     d.session()
         .and_then(|s| s.find_dylib(d.name()))
-        .ok_or_else(|| Error::new(crate::orc::ErrorCode::SessionEnded, "the dylib's session has ended"))
+        .ok_or_else(|| {
+            Error::new(
+                crate::orc::ErrorCode::SessionEnded,
+                "the dylib's session has ended",
+            )
+        })
 }
 
 /// The dylib's name (valid while the session lives); "" for NULL.
@@ -313,7 +328,9 @@ pub unsafe extern "C" fn jitrt_dylib_clear(d: *mut jitrt_dylib_t) -> *mut jitrt_
 /// # Safety
 /// `d` live or NULL.
 #[no_mangle]
-pub unsafe extern "C" fn jitrt_dylib_add_process_symbols(d: *mut jitrt_dylib_t) -> *mut jitrt_error_t {
+pub unsafe extern "C" fn jitrt_dylib_add_process_symbols(
+    d: *mut jitrt_dylib_t,
+) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
         unsafe { dylib_ref(d) }?.add_generator(Arc::new(HostSymbolGenerator::process()))

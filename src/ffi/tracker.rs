@@ -3,7 +3,10 @@
 use super::callbacks::{jitrt_custom_unit_t, ClientCtx, ClientUnit};
 use super::error::jitrt_error_t;
 use super::session::arc_of;
-use super::{boundary, c_name, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, non_null, null_arg};
+use super::{
+    boundary, c_name, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, non_null,
+    null_arg,
+};
 use crate::orc::{Alias, Error, ResourceTracker, SymbolFlags, SymbolName, TrackerInner};
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -93,7 +96,9 @@ pub unsafe extern "C" fn jitrt_dylib_create_tracker(d: *mut jitrt_dylib_t) -> *m
 /// # Safety
 /// `d` live or NULL.
 #[no_mangle]
-pub unsafe extern "C" fn jitrt_dylib_default_tracker(d: *mut jitrt_dylib_t) -> *mut jitrt_tracker_t {
+pub unsafe extern "C" fn jitrt_dylib_default_tracker(
+    d: *mut jitrt_dylib_t,
+) -> *mut jitrt_tracker_t {
     boundary(std::ptr::null_mut(), || {
         // SAFETY: caller contract.
         match unsafe { dylib_ref(d) }.and_then(|d| d.default_tracker()) {
@@ -224,7 +229,11 @@ unsafe fn symbols_from_c(
         .map(|s| {
             // SAFETY: each name is NULL or NUL-terminated by contract.
             let name = unsafe { c_str(s.name, "symbol name") }?;
-            Ok((SymbolName::intern(name), s.address, symbol_flags(s.flags, name)?))
+            Ok((
+                SymbolName::intern(name),
+                s.address,
+                symbol_flags(s.flags, name)?,
+            ))
         })
         .collect()
 }

@@ -4,7 +4,9 @@
 //! Found symbols are defined as absolute, exported symbols under the dylib's
 //! default tracker, as LLVM's `DynamicLibrarySearchGenerator` does.
 
-use crate::orc::{DefinitionGenerator, Error, ErrorCode, JITDylib, Result, SymbolFlags, SymbolName};
+use crate::orc::{
+    DefinitionGenerator, Error, ErrorCode, JITDylib, Result, SymbolFlags, SymbolName,
+};
 use std::ffi::{c_void, CStr, CString};
 
 /// Resolves symbols from the process or from one `dlopen`ed library.

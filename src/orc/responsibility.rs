@@ -131,7 +131,9 @@ impl MaterializationResponsibility {
     pub fn replace(&mut self, mu: Box<dyn MaterializationUnit>) -> Result<()> {
         let symbols = mu.symbols();
         let moved: Vec<SymbolName> = symbols.iter().map(|(n, _)| n.clone()).collect();
-        let r = self.session.locked(|st, fx| st.replace(self.id, mu, symbols, fx));
+        let r = self
+            .session
+            .locked(|st, fx| st.replace(self.id, mu, symbols, fx));
         match r {
             Ok(()) => {
                 self.symbols.retain(|(n, _)| !moved.contains(n));
@@ -147,9 +149,7 @@ impl MaterializationResponsibility {
     /// Splits `names` off into a new responsibility, for materializing them
     /// separately.
     pub fn delegate(&mut self, names: &[SymbolName]) -> Result<MaterializationResponsibility> {
-        let (id, moved) = self
-            .session
-            .locked(|st, _| st.delegate(self.id, names))?;
+        let (id, moved) = self.session.locked(|st, _| st.delegate(self.id, names))?;
         self.symbols.retain(|(n, _)| !names.contains(n));
         Ok(MaterializationResponsibility::new(
             self.session.clone(),

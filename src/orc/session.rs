@@ -234,7 +234,9 @@ impl SessionInner {
             return Err(Error::ended());
         }
         if st.dylibs.iter().any(|d| d.handle.name() == name) {
-            return Err(Error::invalid(format!("a dylib named {name} already exists")));
+            return Err(Error::invalid(format!(
+                "a dylib named {name} already exists"
+            )));
         }
         let id = st.dylibs.len() as u32;
         let handle = Arc::new(JITDylib::new(id, name, self.weak_self.clone()));
@@ -257,7 +259,10 @@ impl SessionInner {
         if st.ended {
             return Err(Error::ended());
         }
-        let t = TrackerInner::new(st.dylibs[dylib as usize].handle.clone(), self.weak_self.clone());
+        let t = TrackerInner::new(
+            st.dylibs[dylib as usize].handle.clone(),
+            self.weak_self.clone(),
+        );
         st.trackers.insert(
             t.key(),
             TrackerState {
@@ -284,7 +289,8 @@ impl SessionInner {
 
     pub(crate) fn default_tracker(&self, dylib: DylibId) -> Result<ResourceTracker> {
         let mut st = self.state.lock();
-        self.default_tracker_locked(&mut st, dylib).map(ResourceTracker)
+        self.default_tracker_locked(&mut st, dylib)
+            .map(ResourceTracker)
     }
 
     pub(crate) fn is_defunct(&self, key: ResourceKey) -> bool {
@@ -336,7 +342,11 @@ impl SessionInner {
         self.locked(|st, fx| st.transfer(src, dst, fx))
     }
 
-    pub(crate) fn define_unit(&self, key: ResourceKey, mu: Box<dyn MaterializationUnit>) -> Result<()> {
+    pub(crate) fn define_unit(
+        &self,
+        key: ResourceKey,
+        mu: Box<dyn MaterializationUnit>,
+    ) -> Result<()> {
         let symbols = mu.symbols();
         let r = self.locked(|st, fx| st.define_unit(key, mu, symbols, fx));
         r.map_err(|(e, mu)| {
@@ -397,7 +407,11 @@ impl SessionInner {
         Ok(st.dylibs[dylib as usize].link_order.clone())
     }
 
-    pub(crate) fn add_generator(&self, dylib: DylibId, g: Arc<dyn DefinitionGenerator>) -> Result<()> {
+    pub(crate) fn add_generator(
+        &self,
+        dylib: DylibId,
+        g: Arc<dyn DefinitionGenerator>,
+    ) -> Result<()> {
         let mut st = self.state.lock();
         if st.ended {
             return Err(Error::ended());
@@ -490,7 +504,10 @@ impl SessionInner {
     ) -> Result<()> {
         let mut remaining: Vec<SymbolName> = {
             let st = self.state.lock();
-            if ids.iter().all(|(d, _)| st.dylibs[*d as usize].generators.is_empty()) {
+            if ids
+                .iter()
+                .all(|(d, _)| st.dylibs[*d as usize].generators.is_empty())
+            {
                 return Ok(());
             }
             names.iter().map(|(n, _)| n.clone()).collect()
@@ -548,15 +565,18 @@ impl SessionInner {
             Some(p) if p.is_worker() => {
                 p.help_until(&|| slot.0.lock().is_some());
                 let r = slot.0.lock().take();
-                r.unwrap_or_else(|| Err(Error::new(super::error::ErrorCode::Internal, "lookup lost")))
+                r.unwrap_or_else(|| {
+                    Err(Error::new(super::error::ErrorCode::Internal, "lookup lost"))
+                })
             }
             _ => {
                 let mut g = slot.0.lock();
                 while g.is_none() {
                     slot.1.wait(&mut g);
                 }
-                g.take()
-                    .unwrap_or_else(|| Err(Error::new(super::error::ErrorCode::Internal, "lookup lost")))
+                g.take().unwrap_or_else(|| {
+                    Err(Error::new(super::error::ErrorCode::Internal, "lookup lost"))
+                })
             }
         }
     }
@@ -569,7 +589,8 @@ impl SessionInner {
                 trackers: st.trackers.len() as u64,
                 ..Default::default()
             };
-            let m: Vec<Arc<dyn ResourceManager>> = st.managers.iter().map(|(_, m)| m.clone()).collect();
+            let m: Vec<Arc<dyn ResourceManager>> =
+                st.managers.iter().map(|(_, m)| m.clone()).collect();
             (stats, m)
         };
         for m in managers {

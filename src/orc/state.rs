@@ -250,7 +250,9 @@ impl State {
 
     fn insert_symbol(&mut self, dylib: DylibId, name: SymbolName, entry: SymbolEntry) {
         let tracker = entry.tracker;
-        self.dylibs[dylib as usize].symbols.insert(name.clone(), entry);
+        self.dylibs[dylib as usize]
+            .symbols
+            .insert(name.clone(), entry);
         self.num_symbols += 1;
         if let Some(t) = self.trackers.get_mut(&tracker) {
             t.symbols.push(name);
@@ -629,7 +631,12 @@ impl State {
         let own: Vec<SymbolKey> = state
             .symbols
             .iter()
-            .filter(|(n, _)| self.dylibs[dylib as usize].symbols.get(n).is_some_and(|e| e.mr == mr))
+            .filter(|(n, _)| {
+                self.dylibs[dylib as usize]
+                    .symbols
+                    .get(n)
+                    .is_some_and(|e| e.mr == mr)
+            })
             .map(|(n, _)| (dylib, n.clone()))
             .collect();
         for key in &own {
@@ -653,12 +660,19 @@ impl State {
             if own_set.contains(d) {
                 continue;
             }
-            let Some(entry) = self.dylibs.get(d.0 as usize).and_then(|x| x.symbols.get(&d.1))
+            let Some(entry) = self
+                .dylibs
+                .get(d.0 as usize)
+                .and_then(|x| x.symbols.get(&d.1))
             else {
                 self.fail_symbols(own.clone(), fx);
                 return Err(Error::new(
                     ErrorCode::MaterializationFailed,
-                    format!("dependency {} was removed before {} was emitted", d.1, own_names(&own)),
+                    format!(
+                        "dependency {} was removed before {} was emitted",
+                        d.1,
+                        own_names(&own)
+                    ),
                 ));
             };
             match entry.state {
@@ -751,7 +765,10 @@ impl State {
         }
         self.notify_queries(key, SymbolState::Ready, fx);
         if let Some(e) = self.entry(key) {
-            if e.mat.as_ref().is_some_and(|m| m.queries.is_empty() && m.dependants.is_empty()) {
+            if e.mat
+                .as_ref()
+                .is_some_and(|m| m.queries.is_empty() && m.dependants.is_empty())
+            {
                 e.mat = None;
             }
         }
@@ -832,7 +849,8 @@ impl State {
             }
         }
         if let Some(s) = self.mrs.get_mut(&mr) {
-            s.symbols.retain(|(n, _)| !symbols.iter().any(|(m, _)| m == n));
+            s.symbols
+                .retain(|(n, _)| !symbols.iter().any(|(m, _)| m == n));
         }
         self.units.insert(
             uid,
@@ -853,7 +871,11 @@ impl State {
     }
 
     /// Splits `names` off into a new responsibility (ORC's `delegate`).
-    pub(crate) fn delegate(&mut self, mr: u64, names: &[SymbolName]) -> Result<(u64, Vec<(SymbolName, SymbolFlags)>)> {
+    pub(crate) fn delegate(
+        &mut self,
+        mr: u64,
+        names: &[SymbolName],
+    ) -> Result<(u64, Vec<(SymbolName, SymbolFlags)>)> {
         let (dylib, tracker) = {
             let s = self.mr(mr)?;
             (s.dylib, s.tracker)
@@ -945,7 +967,7 @@ impl State {
         let mut work = Vec::new();
         for name in ts.symbols {
             let table = &mut self.dylibs[dylib as usize].symbols;
-            if !table.get(&name).is_some_and(|e| e.tracker == key) {
+            if table.get(&name).is_none_or(|e| e.tracker != key) {
                 continue;
             }
             let Some(mut entry) = table.remove(&name) else {

@@ -1,0 +1,485 @@
+//! Unit tests of the symbol state machine, dependency propagation and
+//! tracker bookkeeping, through the public Rust API.
+
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+fn n(s: &str) -> SymbolName {
+    SymbolName::intern(s)
+}
+
+const EXP: SymbolFlags = SymbolFlags::EXPORTED;
+
+/// A unit whose responsibility is handed to the test through a channel, so
+/// the test drives every state transition itself.
+struct Manual {
+    symbols: Vec<(SymbolName, SymbolFlags)>,
+    tx: Mutex<mpsc::Sender<MaterializationResponsibility>>,
+    discarded: Arc<Mutex<Vec<SymbolName>>>,
+}
+
+impl MaterializationUnit for Manual {
+    fn name(&self) -> &str {
+        "manual"
+    }
+    fn symbols(&self) -> Vec<(SymbolName, SymbolFlags)> {
+        self.symbols.clone()
+    }
+    fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
+        let _ = self.tx.lock().unwrap().send(mr);
+    }
+    fn discard(&mut self, _d: &JITDylib, name: &SymbolName) {
+        self.discarded.lock().unwrap().push(name.clone());
+    }
+}
+
+fn manual(
+    names: &[&str],
+    flags: SymbolFlags,
+) -> (
+    Box<Manual>,
+    mpsc::Receiver<MaterializationResponsibility>,
+    Arc<Mutex<Vec<SymbolName>>>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let discarded = Arc::new(Mutex::new(Vec::new()));
+    let unit = Box::new(Manual {
+        symbols: names.iter().map(|s| (n(s), flags)).collect(),
+        tx: Mutex::new(tx),
+        discarded: discarded.clone(),
+    });
+    (unit, rx, discarded)
+}
+
+type Outcome = Arc<Mutex<Option<Result<Vec<u64>>>>>;
+
+fn lookup_async(s: &Session, d: &Arc<JITDylib>, names: &[&str], state: SymbolState) -> Outcome {
+    let out: Outcome = Arc::new(Mutex::new(None));
+    let o = out.clone();
+    s.lookup_async(
+        vec![(d.clone(), LookupFlags::MatchAll)],
+        names
+            .iter()
+            .map(|x| (n(x), SymbolLookupFlags::Required))
+            .collect(),
+        state,
+        Box::new(move |r| *o.lock().unwrap() = Some(r)),
+    );
+    out
+}
+
+fn done(o: &Outcome) -> Option<Result<Vec<u64>>> {
+    o.lock().unwrap().clone()
+}
+
+#[test]
+fn states_advance_resolved_emitted_ready() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let (unit, rx, _) = manual(&["st_a"], EXP);
+    d.default_tracker().unwrap().define(unit).unwrap();
+
+    let resolved = lookup_async(&s, &d, &["st_a"], SymbolState::Resolved);
+    let ready = lookup_async(&s, &d, &["st_a"], SymbolState::Ready);
+    let mr = rx
+        .try_recv()
+        .expect("materialize ran on the looking-up thread");
+    assert!(done(&resolved).is_none() && done(&ready).is_none());
+    assert_eq!(mr.requested_symbols(), vec![n("st_a")]);
+
+    mr.notify_resolved(&[(n("st_a"), 0x1000)]).unwrap();
+    assert_eq!(done(&resolved), Some(Ok(vec![0x1000])));
+    assert!(done(&ready).is_none(), "resolved is not ready");
+
+    mr.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&ready), Some(Ok(vec![0x1000])));
+    assert_eq!(d.lookup("st_a").unwrap(), 0x1000);
+}
+
+#[test]
+fn readiness_waits_for_dependencies_and_cycles_resolve_together() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    let (ua, ra, _) = manual(&["cy_a"], EXP);
+    let (ub, rb, _) = manual(&["cy_b"], EXP);
+    let (uc, rc, _) = manual(&["cy_c"], EXP);
+    t.define(ua).unwrap();
+    t.define(ub).unwrap();
+    t.define(uc).unwrap();
+
+    let wa = lookup_async(&s, &d, &["cy_a"], SymbolState::Ready);
+    let wb = lookup_async(&s, &d, &["cy_b"], SymbolState::Ready);
+    let wc = lookup_async(&s, &d, &["cy_c"], SymbolState::Ready);
+    let (ma, mb, mc) = (ra.recv().unwrap(), rb.recv().unwrap(), rc.recv().unwrap());
+
+    // a -> b, b -> a (a cycle), b -> c.
+    ma.notify_resolved(&[(n("cy_a"), 1)]).unwrap();
+    mb.notify_resolved(&[(n("cy_b"), 2)]).unwrap();
+    mc.notify_resolved(&[(n("cy_c"), 3)]).unwrap();
+    ma.notify_emitted(&[(d.clone(), n("cy_b"))]).unwrap();
+    assert!(done(&wa).is_none(), "a waits for b");
+    mb.notify_emitted(&[(d.clone(), n("cy_a")), (d.clone(), n("cy_c"))])
+        .unwrap();
+    assert!(done(&wa).is_none(), "a waits for c through b");
+    assert!(done(&wb).is_none(), "b waits for c");
+    mc.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&wa), Some(Ok(vec![1])));
+    assert_eq!(done(&wb), Some(Ok(vec![2])));
+    assert_eq!(done(&wc), Some(Ok(vec![3])));
+}
+
+#[test]
+fn failure_spreads_to_dependants_and_later_lookups() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    let (ua, ra, _) = manual(&["fl_a"], EXP);
+    let (ub, rb, _) = manual(&["fl_b"], EXP);
+    t.define(ua).unwrap();
+    t.define(ub).unwrap();
+    let wa = lookup_async(&s, &d, &["fl_a"], SymbolState::Ready);
+    let wa2 = lookup_async(&s, &d, &["fl_a"], SymbolState::Ready);
+    let wb = lookup_async(&s, &d, &["fl_b"], SymbolState::Ready);
+    let (ma, mb) = (ra.recv().unwrap(), rb.recv().unwrap());
+    ma.notify_resolved(&[(n("fl_a"), 1)]).unwrap();
+    ma.notify_emitted(&[(d.clone(), n("fl_b"))]).unwrap();
+    mb.fail();
+    for w in [&wa, &wa2, &wb] {
+        let e = done(w).unwrap().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::MaterializationFailed, "{e}");
+    }
+    let e = d.lookup("fl_a").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::MaterializationFailed);
+    assert!(e.message().contains("fl_a"), "{e}");
+}
+
+#[test]
+fn weak_is_overridden_and_fully_overridden_unit_is_dropped() {
+    struct Counted(Arc<AtomicUsize>, Arc<AtomicUsize>);
+    impl MaterializationUnit for Counted {
+        fn name(&self) -> &str {
+            "counted"
+        }
+        fn symbols(&self) -> Vec<(SymbolName, SymbolFlags)> {
+            vec![(n("wk_x"), EXP | SymbolFlags::WEAK)]
+        }
+        fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            mr.fail();
+        }
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    t.define(Box::new(Counted(ran.clone(), dropped.clone())))
+        .unwrap();
+    t.define_absolute(&[(n("wk_x"), 77, EXP)]).unwrap();
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "overridden unit dropped");
+    assert_eq!(d.lookup("wk_x").unwrap(), 77);
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+
+    // A weak definition arriving after a strong one is discarded quietly.
+    let (unit, _rx, discarded) = manual(&["wk_x", "wk_y"], EXP | SymbolFlags::WEAK);
+    t.define(unit).unwrap();
+    assert_eq!(*discarded.lock().unwrap(), vec![n("wk_x")]);
+    // Two strong definitions clash, and nothing of the set is added.
+    let e = t
+        .define_absolute(&[(n("wk_z"), 1, EXP), (n("wk_x"), 2, EXP)])
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::DuplicateDefinition);
+    assert_eq!(
+        d.lookup("wk_z").unwrap_err().code(),
+        ErrorCode::SymbolNotFound
+    );
+}
+
+#[test]
+fn remove_while_materializing_makes_the_responsibility_defunct() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let t = d.create_tracker().unwrap();
+    let (unit, rx, _) = manual(&["rm_a"], EXP);
+    t.define(unit).unwrap();
+    let w = lookup_async(&s, &d, &["rm_a"], SymbolState::Ready);
+    let mr = rx.recv().unwrap();
+    let key = mr.with_resource_key_do(|k| k).unwrap();
+    assert_eq!(key, t.key());
+    t.remove().unwrap();
+    assert!(t.is_defunct());
+    assert_eq!(
+        done(&w).unwrap().unwrap_err().code(),
+        ErrorCode::MaterializationFailed
+    );
+    assert_eq!(
+        mr.with_resource_key_do(|k| k).unwrap_err().code(),
+        ErrorCode::TrackerDefunct
+    );
+    assert_eq!(
+        mr.notify_resolved(&[(n("rm_a"), 1)]).unwrap_err().code(),
+        ErrorCode::TrackerDefunct
+    );
+    assert_eq!(
+        mr.notify_emitted(&[]).unwrap_err().code(),
+        ErrorCode::TrackerDefunct
+    );
+    assert_eq!(s.stats().symbols, 0);
+}
+
+#[test]
+fn transfer_while_materializing_follows_the_new_tracker() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let src = d.create_tracker().unwrap();
+    let dst = d.create_tracker().unwrap();
+    let (unit, rx, _) = manual(&["tr_a"], EXP);
+    src.define(unit).unwrap();
+    let w = lookup_async(&s, &d, &["tr_a"], SymbolState::Ready);
+    let mr = rx.recv().unwrap();
+    src.transfer_to(&dst).unwrap();
+    assert!(src.is_defunct() && !dst.is_defunct());
+    assert_eq!(mr.with_resource_key_do(|k| k).unwrap(), dst.key());
+    mr.notify_resolved(&[(n("tr_a"), 5)]).unwrap();
+    mr.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&w), Some(Ok(vec![5])));
+    dst.remove().unwrap();
+    assert_eq!(
+        d.lookup("tr_a").unwrap_err().code(),
+        ErrorCode::SymbolNotFound
+    );
+
+    let other = s.create_dylib("other").unwrap();
+    let a = d.create_tracker().unwrap();
+    let b = other.create_tracker().unwrap();
+    assert_eq!(
+        a.transfer_to(&b).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
+    a.transfer_to(&a).unwrap();
+    assert!(!a.is_defunct());
+}
+
+#[test]
+fn releasing_a_live_tracker_moves_resources_to_the_default() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let t = d.create_tracker().unwrap();
+    t.define_absolute(&[(n("rel_a"), 9, EXP)]).unwrap();
+    assert_eq!(s.stats().trackers, 1);
+    drop(t);
+    // `t` is gone and the default tracker, made to receive its resources,
+    // is the one live tracker.
+    assert_eq!(s.stats().trackers, 1);
+    assert_eq!(d.lookup("rel_a").unwrap(), 9);
+    let def = d.default_tracker().unwrap();
+    def.remove().unwrap();
+    assert_eq!(
+        d.lookup("rel_a").unwrap_err().code(),
+        ErrorCode::SymbolNotFound
+    );
+    let def2 = d.default_tracker().unwrap();
+    assert_ne!(def.key(), def2.key());
+}
+
+#[test]
+fn replace_and_delegate_split_responsibility() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let (unit, rx, _) = manual(&["rp_a", "rp_b", "rp_c"], EXP);
+    d.default_tracker().unwrap().define(unit).unwrap();
+    let wa = lookup_async(&s, &d, &["rp_a"], SymbolState::Ready);
+    let mut mr = rx.recv().unwrap();
+    // Give rp_c back as a new unit: nothing waits for it, so it waits.
+    let (unit_c, rx_c, _) = manual(&["rp_c"], EXP);
+    mr.replace(unit_c).unwrap();
+    assert!(rx_c.try_recv().is_err());
+    let mr_b = mr.delegate(&[n("rp_b")]).unwrap();
+    assert_eq!(mr.symbols().len(), 1);
+    mr.notify_resolved(&[(n("rp_a"), 1)]).unwrap();
+    mr.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&wa), Some(Ok(vec![1])));
+    mr_b.notify_resolved(&[(n("rp_b"), 2)]).unwrap();
+    mr_b.notify_emitted(&[]).unwrap();
+    let wc = lookup_async(&s, &d, &["rp_c"], SymbolState::Ready);
+    let mc = rx_c.recv().unwrap();
+    mc.notify_resolved(&[(n("rp_c"), 3)]).unwrap();
+    mc.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&wc), Some(Ok(vec![3])));
+}
+
+#[test]
+fn aliases_chain_and_reexports_are_lazy() {
+    let s = Session::new(SessionOptions::default());
+    let lib = s.create_dylib("lib").unwrap();
+    let main = s.create_dylib("main").unwrap();
+    let (ua, ra, _) = manual(&["al_x"], EXP);
+    let (ub, rb, _) = manual(&["al_y"], EXP);
+    lib.default_tracker().unwrap().define(ua).unwrap();
+    lib.default_tracker().unwrap().define(ub).unwrap();
+    let t = main.default_tracker().unwrap();
+    t.define_aliases(
+        Some(lib.clone()),
+        vec![
+            Alias {
+                name: n("al_rx"),
+                target: n("al_x"),
+                flags: EXP,
+            },
+            Alias {
+                name: n("al_ry"),
+                target: n("al_y"),
+                flags: EXP,
+            },
+        ],
+    )
+    .unwrap();
+    t.define_aliases(
+        None,
+        vec![
+            Alias {
+                name: n("al_c1"),
+                target: n("al_c2"),
+                flags: EXP,
+            },
+            Alias {
+                name: n("al_c2"),
+                target: n("al_rx"),
+                flags: EXP,
+            },
+        ],
+    )
+    .unwrap();
+    let w = lookup_async(&s, &main, &["al_c1"], SymbolState::Ready);
+    let mx = ra.recv().unwrap();
+    assert!(rb.try_recv().is_err(), "al_y's unit must not materialize");
+    mx.notify_resolved(&[(n("al_x"), 0x42)]).unwrap();
+    mx.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&w), Some(Ok(vec![0x42])));
+    assert!(rb.try_recv().is_err());
+}
+
+#[test]
+fn hidden_symbols_are_invisible_through_link_order() {
+    let s = Session::new(SessionOptions::default());
+    let lib = s.create_dylib("lib").unwrap();
+    let main = s.create_dylib("main").unwrap();
+    main.set_link_order(std::slice::from_ref(&lib)).unwrap();
+    lib.default_tracker()
+        .unwrap()
+        .define_absolute(&[(n("hid_h"), 1, SymbolFlags::NONE), (n("hid_e"), 2, EXP)])
+        .unwrap();
+    assert_eq!(main.lookup("hid_e").unwrap(), 2);
+    assert_eq!(
+        main.lookup("hid_h").unwrap_err().code(),
+        ErrorCode::SymbolNotFound
+    );
+    assert_eq!(lib.lookup("hid_h").unwrap(), 1);
+}
+
+#[test]
+fn pool_runs_materialization_and_blocking_lookups_inside_units() {
+    // A unit that itself does a blocking lookup of another unit's symbol,
+    // on a pool of one worker: the worker must help run the queue.
+    struct Nested;
+    impl MaterializationUnit for Nested {
+        fn name(&self) -> &str {
+            "nested"
+        }
+        fn symbols(&self) -> Vec<(SymbolName, SymbolFlags)> {
+            vec![(n("pl_outer"), EXP)]
+        }
+        fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
+            let inner = mr.dylib().lookup("pl_inner");
+            match inner {
+                Ok(a) => {
+                    mr.notify_resolved(&[(n("pl_outer"), a + 1)]).unwrap();
+                    mr.notify_emitted(&[]).unwrap();
+                }
+                Err(_) => mr.fail(),
+            }
+        }
+    }
+    let s = Session::new(SessionOptions { num_threads: 1 });
+    let d = s.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    t.define(Box::new(Nested)).unwrap();
+    t.define(Box::new(AbsoluteSymbolsUnit::new(vec![(
+        n("pl_inner"),
+        10,
+        EXP | SymbolFlags::WEAK,
+    )])))
+    .unwrap();
+    assert_eq!(d.lookup("pl_outer").unwrap(), 11);
+}
+
+#[test]
+fn resource_managers_are_told_in_reverse_order() {
+    type Log = Arc<Mutex<Vec<(u32, &'static str, u64)>>>;
+    struct Rm(u32, Log);
+    impl ResourceManager for Rm {
+        fn handle_remove(&self, _d: &JITDylib, key: ResourceKey) -> Result<()> {
+            self.1.lock().unwrap().push((self.0, "remove", key));
+            Ok(())
+        }
+        fn handle_transfer(&self, _d: &JITDylib, dst: ResourceKey, _src: ResourceKey) {
+            self.1.lock().unwrap().push((self.0, "transfer", dst));
+        }
+    }
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let s = Session::new(SessionOptions::default());
+    let id1 = s
+        .add_resource_manager(Arc::new(Rm(1, log.clone())))
+        .unwrap();
+    s.add_resource_manager(Arc::new(Rm(2, log.clone())))
+        .unwrap();
+    let d = s.create_dylib("main").unwrap();
+    let a = d.create_tracker().unwrap();
+    let b = d.create_tracker().unwrap();
+    a.transfer_to(&b).unwrap();
+    b.remove().unwrap();
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![
+            (2, "transfer", b.key()),
+            (1, "transfer", b.key()),
+            (2, "remove", b.key()),
+            (1, "remove", b.key()),
+        ]
+    );
+    s.remove_resource_manager(id1).unwrap();
+    assert_eq!(
+        s.remove_resource_manager(id1).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
+}
+
+#[test]
+fn ending_the_session_fails_pending_lookups_and_removes_everything() {
+    let s = Session::new(SessionOptions { num_threads: 2 });
+    let d = s.create_dylib("main").unwrap();
+    let (unit, rx, _) = manual(&["end_a"], EXP);
+    d.default_tracker().unwrap().define(unit).unwrap();
+    let w = lookup_async(&s, &d, &["end_a"], SymbolState::Ready);
+    let mr = rx.recv().unwrap();
+    s.end();
+    let e = done(&w).unwrap().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::SessionEnded);
+    assert_eq!(
+        mr.notify_resolved(&[(n("end_a"), 1)]).unwrap_err().code(),
+        ErrorCode::TrackerDefunct
+    );
+    assert_eq!(
+        s.create_dylib("x").unwrap_err().code(),
+        ErrorCode::SessionEnded
+    );
+    assert_eq!(s.stats().symbols, 0);
+}

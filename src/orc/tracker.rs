@@ -72,7 +72,10 @@ impl ResourceTracker {
     }
 
     fn session(&self) -> Result<Arc<SessionInner>> {
-        self.0.session.upgrade().ok_or_else(super::error::Error::ended)
+        self.0
+            .session
+            .upgrade()
+            .ok_or_else(super::error::Error::ended)
     }
 
     /// Whether the tracker was removed or transferred away (or its session
@@ -128,6 +131,11 @@ impl ResourceTracker {
 
 impl std::fmt::Debug for ResourceTracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ResourceTracker({} in {})", self.0.key, self.0.dylib.name())
+        write!(
+            f,
+            "ResourceTracker({} in {})",
+            self.0.key,
+            self.0.dylib.name()
+        )
     }
 }

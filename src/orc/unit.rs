@@ -47,7 +47,10 @@ impl MaterializationUnit for AbsoluteSymbolsUnit {
         "<absolute symbols>"
     }
     fn symbols(&self) -> Vec<(SymbolName, SymbolFlags)> {
-        self.symbols.iter().map(|(n, _, f)| (n.clone(), *f)).collect()
+        self.symbols
+            .iter()
+            .map(|(n, _, f)| (n.clone(), *f))
+            .collect()
     }
     fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
         let resolved: Vec<(SymbolName, u64)> = self
@@ -139,7 +142,7 @@ impl MaterializationUnit for ReexportsUnit {
         for a in &wanted {
             let mut target = a.target.clone();
             let mut steps = 0;
-            while same_dylib {
+            while same_dylib && steps <= wanted.len() + 1 {
                 match wanted.iter().find(|b| b.name == target) {
                     Some(b) if steps <= wanted.len() => {
                         target = b.target.clone();

@@ -273,13 +273,13 @@ int main(int argc, char **argv) {
     fprintf(out, "== zlib driver: zlib %s (compile flags %lx)\n", zlibVersion(),
             (unsigned long)zlibCompileFlags());
     samples[0].name = "text";
-    samples[0].len = 300000;
+    samples[0].len = 100000;
     samples[0].data = make_text(samples[0].len);
     samples[1].name = "random";
     samples[1].len = 65536;
     samples[1].data = make_random(samples[1].len);
     samples[2].name = "pattern";
-    samples[2].len = 150000;
+    samples[2].len = 60000;
     samples[2].data = make_pattern(samples[2].len);
     samples[3].name = "zeros";
     samples[3].len = 100000;

@@ -31,7 +31,9 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// Runs a command, panicking with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -60,7 +62,8 @@ pub fn build_exe(sources: &[PathBuf], out: &Path, cxx: bool, static_lib: bool) {
         .arg("-o")
         .arg(out);
     if static_lib {
-        cmd.arg(lib.join("libjitrt.a")).args(["-ldl", "-lm", "-lpthread"]);
+        cmd.arg(lib.join("libjitrt.a"))
+            .args(["-ldl", "-lm", "-lpthread"]);
     } else {
         cmd.arg("-L")
             .arg(&lib)

@@ -117,13 +117,13 @@ impl Program {
                 "prepared: id=1:",
             ],
             Program::Zlib => &[
-                "text: len=300000 crc32=",
+                "text: len=100000 crc32=",
                 "random: len=65536 crc32=",
                 "zeros: len=100000 crc32=d411957d adler32=86af0001",
                 "one-byte: len=1 crc32=8cdc1683 adler32=00790079",
                 "    gzip size=",
                 "gzgets: header line 42 gzprintf",
-                "gzfile: 300000 bytes back, eof=1",
+                "gzfile: 100000 bytes back, eof=1",
                 "corrupted: rc=-3 (rejected)",
             ],
         }
@@ -332,8 +332,14 @@ pub fn sources() -> &'static Sources {
 fn locate_sources() -> Sources {
     let manifest = corpus_manifest();
     let mut cmd = Command::new(cargo_bin());
-    cmd.args(["metadata", "--format-version", "1", "--locked", "--manifest-path"])
-        .arg(&manifest);
+    cmd.args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--locked",
+        "--manifest-path",
+    ])
+    .arg(&manifest);
     let out = run_checked(&mut cmd, "locating the corpus sources");
     let json = String::from_utf8_lossy(&out.stdout);
     let manifests = json_string_values(&json, "manifest_path");
@@ -342,7 +348,12 @@ fn locate_sources() -> Sources {
         let prefix = format!("{crate_name}-");
         let found: Vec<PathBuf> = manifests
             .iter()
-            .map(|m| Path::new(m).parent().unwrap_or(Path::new("/")).to_path_buf())
+            .map(|m| {
+                Path::new(m)
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .to_path_buf()
+            })
             .filter(|dir| {
                 dir.file_name()
                     .and_then(OsStr::to_str)
@@ -369,11 +380,7 @@ fn locate_sources() -> Sources {
     });
     let sqlite = package_dir("libsqlite3-sys").join("sqlite3");
     let zlib = package_dir("libz-sys").join("src").join("zlib");
-    for (dir, file) in [
-        (&lua, "lua.h"),
-        (&sqlite, "sqlite3.c"),
-        (&zlib, "zlib.h"),
-    ] {
+    for (dir, file) in [(&lua, "lua.h"), (&sqlite, "sqlite3.c"), (&zlib, "zlib.h")] {
         assert!(
             dir.join(file).is_file(),
             "corpus: {} not found (source crate layout changed?)",
@@ -828,7 +835,11 @@ pub fn link_executable(
     if !toolchain.is_pic() {
         cmd.arg("-no-pie");
     }
-    cmd.arg("-o").arg(out).args(inputs).args(extra_flags).args(libs);
+    cmd.arg("-o")
+        .arg(out)
+        .args(inputs)
+        .args(extra_flags)
+        .args(libs);
     run_checked(&mut cmd, "linking natively");
 }
 
@@ -1050,8 +1061,18 @@ fn run_command(cmd: &mut Command, timeout: Option<Duration>) -> std::io::Result<
             buf
         })
     };
-    let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out_reader = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err_reader = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
