@@ -94,10 +94,19 @@ impl PartialEq for SymbolName {
 }
 impl Eq for SymbolName {}
 
+// Equality is by address (interning makes the address the identity), but
+// the hash is the string's, so tables keyed by names can be probed with a
+// plain `&str` (`Borrow<str>`) without touching the intern pool: that is
+// the client lookup's fast path.
 impl Hash for SymbolName {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Interning makes the address the identity.
-        state.write_usize(Arc::as_ptr(&self.0) as *const u8 as usize);
+        self.as_str().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<str> for SymbolName {
+    fn borrow(&self) -> &str {
+        self.as_str()
     }
 }
 

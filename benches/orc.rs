@@ -1,0 +1,80 @@
+//! ORC-model benchmarks: lookup of a ready symbol and a define / lookup /
+//! remove cycle, at table sizes from 1,000 to 1,000,000 symbols, through the
+//! C API (what hosts call) and the Rust API.
+//!
+//! Run: `cargo bench --bench orc`. Prints medians per operation; the
+//! numbers should stay flat as the table grows.
+
+use jitrt::ffi::*;
+use jitrt::orc::{Session, SessionOptions, SymbolFlags, SymbolName};
+use std::ffi::CString;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Median nanoseconds per operation over `rounds` batches of `batch` calls.
+fn median_ns(rounds: usize, batch: usize, mut f: impl FnMut(usize)) -> f64 {
+    let mut samples = Vec::with_capacity(rounds);
+    let mut i = 0usize;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..batch {
+            f(i);
+            i += 1;
+        }
+        samples.push(t.elapsed().as_nanos() as f64 / batch as f64);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples[samples.len() / 2]
+}
+
+/// A cheap deterministic permutation so lookups don't walk the table in
+/// insertion order.
+fn scatter(i: usize, n: usize) -> usize {
+    (i.wrapping_mul(2654435761)) % n
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    if !filter.is_empty() && !filter.iter().any(|f| "orc".contains(f.as_str())) {
+        return;
+    }
+    println!("{:>10} {:>16} {:>16} {:>22}", "symbols", "C lookup (ns)", "Rust lookup (ns)", "define+lookup+remove (ns)");
+    for &size in &[1_000usize, 10_000, 100_000, 1_000_000] {
+        let session = Session::new(SessionOptions::default());
+        let d = session.create_dylib("bench").unwrap();
+        let t = d.default_tracker().unwrap();
+        let names: Vec<String> = (0..size).map(|i| format!("bench_symbol_{size}_{i}")).collect();
+        let defs: Vec<(SymbolName, u64, SymbolFlags)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (SymbolName::intern(n), 0x1000 + i as u64, SymbolFlags::EXPORTED))
+            .collect();
+        t.define_absolute(&defs).unwrap();
+        let c_names: Vec<CString> = names.iter().map(|n| CString::new(n.as_str()).unwrap()).collect();
+
+        // The C path, as a host calls it.
+        let dp = {
+            // The dylib handle a C host would get from jitrt_session_find_dylib.
+            std::sync::Arc::as_ptr(&d) as *mut jitrt_dylib_t
+        };
+        let c_lookup = median_ns(201, 1000, |i| {
+            let mut addr = 0u64;
+            // SAFETY: `dp` is a live dylib of `session`; the name is NUL-terminated.
+            let e = unsafe { jitrt_lookup(dp, c_names[scatter(i, size)].as_ptr(), &mut addr) };
+            assert!(e.is_null());
+            black_box(addr);
+        });
+        let rust_lookup = median_ns(201, 1000, |i| {
+            black_box(d.lookup(&names[scatter(i, size)]).unwrap());
+        });
+        let extra: Vec<SymbolName> = (0..4096).map(|i| SymbolName::intern(&format!("bench_cycle_{i}"))).collect();
+        let cycle = median_ns(101, 200, |i| {
+            let name = &extra[i % extra.len()];
+            let t = d.create_tracker().unwrap();
+            t.define_absolute(&[(name.clone(), 42, SymbolFlags::EXPORTED)]).unwrap();
+            black_box(d.lookup(name.as_str()).unwrap());
+            t.remove().unwrap();
+        });
+        println!("{size:>10} {c_lookup:>16.1} {rust_lookup:>16.1} {cycle:>22.1}");
+    }
+}
