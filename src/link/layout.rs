@@ -282,6 +282,12 @@ impl PreparedObject {
             } else {
                 Class::ReadOnly
             };
+            if class[i] == Class::EhFrame {
+                let bytes = obj.section_data(name, i, shdr)?;
+                super::eh_frame::validate(bytes).map_err(|e| {
+                    LinkError::malformed(name, format!("section [{i}] {sname}: {e}"))
+                })?;
+            }
             if let Some((fini, reversed, priority)) = array_kind(sname, ty) {
                 if class[i] != Class::Zero {
                     arrays.push(FnArray {

@@ -99,7 +99,20 @@ impl MaterializationResponsibility {
     /// Marks every symbol emitted (all must be resolved); they become ready
     /// once everything in `deps` (symbols this code references) is emitted.
     /// Consumes the responsibility whatever it returns.
-    pub fn notify_emitted(mut self, deps: &[(Arc<JITDylib>, SymbolName)]) -> Result<()> {
+    pub fn notify_emitted(self, deps: &[(Arc<JITDylib>, SymbolName)]) -> Result<()> {
+        self.notify_emitted_then(deps, None)
+    }
+
+    /// Like [`notify_emitted`](Self::notify_emitted), with a hook (a unit's
+    /// static initializers) that runs once every dependency is emitted and
+    /// before any of the symbols is ready, so lookups return only after it
+    /// ran. Lookups made from inside the hook wait only for emitted
+    /// symbols, so it can use its own unit's symbols without deadlock.
+    pub fn notify_emitted_then(
+        mut self,
+        deps: &[(Arc<JITDylib>, SymbolName)],
+        on_ready: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Result<()> {
         self.done = true;
         let keys: Vec<SymbolKey> = deps
             .iter()
@@ -108,7 +121,7 @@ impl MaterializationResponsibility {
             .map(|(d, n)| (d.id, n.clone()))
             .collect();
         self.session
-            .locked(|st, fx| st.notify_emitted(self.id, &keys, fx))
+            .locked(|st, fx| st.notify_emitted(self.id, &keys, on_ready, fx))
     }
 
     /// Fails every symbol it covers; lookups waiting on them fail. After the

@@ -21,6 +21,14 @@ pub struct SessionOptions {
     pub num_threads: u32,
 }
 
+thread_local! {
+    /// Depth of ready hooks (initializers) running on this thread. A lookup
+    /// made from an initializer waits only for emitted symbols: the
+    /// initializer's own unit is not ready until it returns, as a shared
+    /// library's symbols are usable from its constructors.
+    static IN_READY_HOOK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 /// Called with errors that have no caller to return to.
 pub type ErrorReporter = Arc<dyn Fn(&Error) + Send + Sync>;
 
@@ -195,11 +203,26 @@ impl SessionInner {
             drop_units,
             materialize,
             drop_trackers,
+            ready_hooks,
+            drop_hooks,
         } = fx;
+        drop(drop_hooks);
         drop(drop_units);
         drop(drop_trackers);
         for (done, result) in completions {
             done(result);
+        }
+        for (hook, keys) in ready_hooks {
+            IN_READY_HOOK.with(|f| f.set(f.get() + 1));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
+            IN_READY_HOOK.with(|f| f.set(f.get() - 1));
+            if r.is_err() {
+                self.report_error(&Error::new(
+                    super::error::ErrorCode::Internal,
+                    "a ready hook (initializer) panicked",
+                ));
+            }
+            self.locked(|st, fx| st.finish_ready_hook(&keys, fx));
         }
         if materialize.is_empty() {
             return;
@@ -538,6 +561,11 @@ impl SessionInner {
         names: Vec<(SymbolName, SymbolLookupFlags)>,
         required: SymbolState,
     ) -> Result<Vec<u64>> {
+        let required = if IN_READY_HOOK.with(|f| f.get()) > 0 {
+            required.min(SymbolState::Emitted)
+        } else {
+            required
+        };
         type Slot = (Mutex<Option<Result<Vec<u64>>>>, Condvar);
         let slot: Arc<Slot> = Arc::new((Mutex::new(None), Condvar::new()));
         let pool = match &self.dispatcher {

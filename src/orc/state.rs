@@ -51,6 +51,20 @@ struct MatInfo {
     /// While emitted but not ready: the symbols not yet emitted that this
     /// one (transitively) depends on.
     unemitted: FxHashSet<SymbolKey>,
+    /// The initializer group that must run before this symbol is ready, 0
+    /// if none.
+    init_group: u64,
+}
+
+/// What runs once every symbol of an emitted unit has its dependencies
+/// emitted, before any of them is ready (static initializers).
+pub(crate) type ReadyHook = Box<dyn FnOnce() + Send>;
+
+/// The symbols of one emission that wait for its hook.
+struct InitGroup {
+    pending: usize,
+    hook: Option<ReadyHook>,
+    symbols: Vec<SymbolKey>,
 }
 
 pub(crate) struct SymbolEntry {
@@ -120,6 +134,10 @@ pub(crate) struct Effects {
     pub(crate) drop_units: Vec<Box<dyn MaterializationUnit>>,
     pub(crate) materialize: Vec<ToMaterialize>,
     pub(crate) drop_trackers: Vec<Arc<TrackerInner>>,
+    /// Hooks to run, then make their symbols ready.
+    pub(crate) ready_hooks: Vec<(ReadyHook, Vec<SymbolKey>)>,
+    /// Hooks whose symbols failed or were removed: dropped, never run.
+    pub(crate) drop_hooks: Vec<ReadyHook>,
 }
 
 /// What removing a tracker leaves to do outside the lock.
@@ -135,6 +153,7 @@ pub(crate) struct State {
     units: FxHashMap<u64, UnitEntry>,
     pub(crate) mrs: FxHashMap<u64, MrState>,
     queries: FxHashMap<u64, QueryState>,
+    init_groups: FxHashMap<u64, InitGroup>,
     pub(crate) managers: Vec<(u64, Arc<dyn ResourceManager>)>,
     next_id: u64,
     pub(crate) num_symbols: u64,
@@ -160,6 +179,7 @@ impl State {
             units: FxHashMap::default(),
             mrs: FxHashMap::default(),
             queries: FxHashMap::default(),
+            init_groups: FxHashMap::default(),
             managers: Vec::new(),
             next_id: 1,
             num_symbols: 0,
@@ -565,6 +585,11 @@ impl State {
         fx: &mut Effects,
     ) {
         let Some(mat) = mat else { return };
+        if mat.init_group != 0 {
+            if let Some(g) = self.init_groups.remove(&mat.init_group) {
+                fx.drop_hooks.extend(g.hook);
+            }
+        }
         let handle = self.dylibs[key.0 as usize].handle.clone();
         for p in mat.queries {
             self.fail_query(p.query, failed_error(&handle, &key.1), fx);
@@ -621,6 +646,7 @@ impl State {
         &mut self,
         mr: u64,
         deps: &[SymbolKey],
+        hook: Option<ReadyHook>,
         fx: &mut Effects,
     ) -> Result<()> {
         let Some(state) = self.mrs.remove(&mr) else {
@@ -697,10 +723,33 @@ impl State {
             }
         }
         drop(own_set);
+        let group = match hook {
+            Some(hook) if !own.is_empty() => {
+                let gid = self.next_id();
+                self.init_groups.insert(
+                    gid,
+                    InitGroup {
+                        pending: own.len(),
+                        hook: Some(hook),
+                        symbols: own.clone(),
+                    },
+                );
+                gid
+            }
+            Some(hook) => {
+                // Nothing to hold back: run it at once.
+                fx.ready_hooks.push((hook, Vec::new()));
+                0
+            }
+            None => 0,
+        };
         for key in &own {
             if let Some(e) = self.entry(key) {
                 e.state = SymbolState::Emitted;
                 e.mr = 0;
+                if group != 0 {
+                    e.mat().init_group = group;
+                }
             }
             self.notify_queries(key, SymbolState::Emitted, fx);
         }
@@ -760,6 +809,24 @@ impl State {
     }
 
     fn make_ready(&mut self, key: &SymbolKey, fx: &mut Effects) {
+        let Some(e) = self.entry(key) else { return };
+        let gid = e.mat.as_ref().map_or(0, |m| m.init_group);
+        if gid != 0 {
+            // Its dependencies are emitted, but its unit's initializers
+            // have not run: hold it back until the whole group gets here.
+            e.mat().init_group = 0;
+            if let Some(g) = self.init_groups.get_mut(&gid) {
+                g.pending -= 1;
+                if g.pending == 0 {
+                    if let Some(mut g) = self.init_groups.remove(&gid) {
+                        if let Some(h) = g.hook.take() {
+                            fx.ready_hooks.push((h, std::mem::take(&mut g.symbols)));
+                        }
+                    }
+                }
+                return;
+            }
+        }
         if let Some(e) = self.entry(key) {
             e.state = SymbolState::Ready;
         }
@@ -770,6 +837,16 @@ impl State {
                 .is_some_and(|m| m.queries.is_empty() && m.dependants.is_empty())
             {
                 e.mat = None;
+            }
+        }
+    }
+
+    /// A group's hook has run: its symbols that are still emitted become
+    /// ready.
+    pub(crate) fn finish_ready_hook(&mut self, keys: &[SymbolKey], fx: &mut Effects) {
+        for k in keys {
+            if self.entry(k).is_some_and(|e| e.state == SymbolState::Emitted) {
+                self.make_ready(k, fx);
             }
         }
     }

@@ -483,3 +483,38 @@ fn ending_the_session_fails_pending_lookups_and_removes_everything() {
     );
     assert_eq!(s.stats().symbols, 0);
 }
+
+#[test]
+fn ready_hook_runs_before_lookups_return_and_can_look_up_its_own_symbols() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let (ua, ra, _) = manual(&["hk_a"], EXP);
+    let (ub, rb, _) = manual(&["hk_b"], EXP);
+    d.default_tracker().unwrap().define(ua).unwrap();
+    d.default_tracker().unwrap().define(ub).unwrap();
+    let w = lookup_async(&s, &d, &["hk_a"], SymbolState::Ready);
+    let ma = ra.recv().unwrap();
+    let wb = lookup_async(&s, &d, &["hk_b"], SymbolState::Resolved);
+    let mb = rb.recv().unwrap();
+    mb.notify_resolved(&[(n("hk_b"), 2)]).unwrap();
+    assert_eq!(done(&wb), Some(Ok(vec![2])));
+    ma.notify_resolved(&[(n("hk_a"), 1)]).unwrap();
+    let ran = Arc::new(Mutex::new(None));
+    let r2 = ran.clone();
+    let d2 = d.clone();
+    let w2 = w.clone();
+    ma.notify_emitted_then(
+        &[(d.clone(), n("hk_b"))],
+        Some(Box::new(move || {
+            // The lookup that started it has not returned yet, and the
+            // unit's own symbol is usable from inside.
+            assert!(w2.lock().unwrap().is_none());
+            *r2.lock().unwrap() = Some(d2.lookup("hk_a"));
+        })),
+    )
+    .unwrap();
+    assert!(ran.lock().unwrap().is_none(), "hook waits for hk_b to be emitted");
+    mb.notify_emitted(&[]).unwrap();
+    assert_eq!(*ran.lock().unwrap(), Some(Ok(1)));
+    assert_eq!(done(&w), Some(Ok(vec![1])));
+}
