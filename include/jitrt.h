@@ -8,6 +8,12 @@
 #include <stdint.h>
 
 
+// The default reservation: 1 GiB.
+#define JitMemory_DEFAULT_RESERVE (1 << 30)
+
+// Size of one stub.
+#define STUB_SIZE 8
+
 // Error codes. Values are part of the ABI and never renumbered.
 typedef enum {
   JITRT_OK = 0,
@@ -298,6 +304,38 @@ jitrt_error_t *jitrt_mr_notify_emitted(jitrt_mr_t *mr);
 // # Safety
 // `mr` NULL or live; not used afterwards.
 void jitrt_mr_fail(jitrt_mr_t *mr);
+
+// Adds a relocatable object (ELF x86-64 `.o`) from memory under `t`; the
+// bytes are copied. Its symbols are defined now (a clash with an existing
+// strong definition is `JITRT_ERR_DUPLICATE_DEFINITION` and adds nothing;
+// weak and COMDAT definitions already present win quietly); it is linked
+// the first time a lookup needs one of them. Externals resolve from `t`'s
+// dylib, its link order, then the host process. `name` (may be NULL) is
+// used in messages.
+//
+// # Safety
+// `t` NULL or live; `bytes` points to `len` readable bytes; `name` NULL or
+// NUL-terminated.
+jitrt_error_t *jitrt_tracker_add_object(jitrt_tracker_t *t,
+                                        const uint8_t *bytes,
+                                        size_t len,
+                                        const char *name);
+
+// Like `jitrt_tracker_add_object`, for the file at `path` (memory-mapped,
+// not copied: the file must not change while the tracker lives).
+//
+// # Safety
+// `t` NULL or live; `path` NULL or NUL-terminated.
+jitrt_error_t *jitrt_tracker_add_object_file(jitrt_tracker_t *t, const char *path);
+
+// Adds a static library (`.a`) under `t`: its symbol index is read once,
+// and each member is added under `t` when a lookup needs a symbol it
+// defines, as a static linker pulls members. Removing `t` removes the
+// linked members and the archive.
+//
+// # Safety
+// `t` NULL or live; `path` NULL or NUL-terminated.
+jitrt_error_t *jitrt_tracker_add_archive(jitrt_tracker_t *t, const char *path);
 
 // Starts a session. `options` may be NULL (defaults). Returns NULL if the
 // options are invalid (unknown `flags` or non-zero `reserved` slots).

@@ -19,9 +19,6 @@
 
 pub mod orc;
 
-/// The object linker (see the module's own docs once it lands in full).
-pub mod link {
-    pub mod host;
-}
+pub mod link;
 
 pub mod ffi;

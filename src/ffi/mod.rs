@@ -18,6 +18,7 @@ mod callbacks;
 mod error;
 mod lookup;
 mod mr;
+mod object;
 mod session;
 mod tracker;
 
@@ -25,6 +26,7 @@ pub use callbacks::*;
 pub use error::*;
 pub use lookup::*;
 pub use mr::*;
+pub use object::*;
 pub use session::*;
 pub use tracker::*;
 

@@ -31,9 +31,6 @@ pub struct jitrt_session_options_t {
 /// A JIT session: owns dylibs, trackers, code and the worker threads.
 pub struct jitrt_session_t {
     pub(crate) session: Session,
-    /// For the object linker's JIT memory (used once objects are added).
-    #[allow(dead_code)]
-    pub(crate) memory_reserve_bytes: u64,
 }
 
 /// Accounting returned by `jitrt_session_stats`.
@@ -85,11 +82,9 @@ pub unsafe extern "C" fn jitrt_session_new(
         }
         let session = Session::new(SessionOptions {
             num_threads: o.num_threads,
-        });
-        Box::into_raw(Box::new(jitrt_session_t {
-            session,
             memory_reserve_bytes: o.memory_reserve_bytes,
-        }))
+        });
+        Box::into_raw(Box::new(jitrt_session_t { session }))
     })
 }
 

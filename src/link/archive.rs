@@ -85,10 +85,16 @@ impl Archive {
             }
             None => {
                 for (i, m) in members.iter().enumerate() {
-                    let Some(mb) = bytes.slice(m.data.clone()) else { continue };
-                    let Ok(info) = super::scan_object(&m.name, &mb) else { continue };
+                    let Some(mb) = bytes.slice(m.data.clone()) else {
+                        continue;
+                    };
+                    let Ok(info) = super::scan_object(&m.name, &mb) else {
+                        continue;
+                    };
                     for s in info.symbols {
-                        index.entry(s.name.into_boxed_str()).or_insert(MemberId(i as u32));
+                        index
+                            .entry(s.name.into_boxed_str())
+                            .or_insert(MemberId(i as u32));
                     }
                 }
             }

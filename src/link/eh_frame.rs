@@ -127,7 +127,11 @@ pub(crate) fn validate(data: &[u8]) -> Result<(), String> {
             let mut fde_encoding = 0u8; // DW_EH_PE_absptr
             if let Some((&b'z', rest)) = aug.split_first() {
                 let aug_len = r.uleb()? as usize;
-                let aug_end = r.pos.checked_add(aug_len).filter(|&e| e <= end).ok_or("augmentation data overruns")?;
+                let aug_end = r
+                    .pos
+                    .checked_add(aug_len)
+                    .filter(|&e| e <= end)
+                    .ok_or("augmentation data overruns")?;
                 for &c in rest {
                     match c {
                         b'R' => {
@@ -141,18 +145,31 @@ pub(crate) fn validate(data: &[u8]) -> Result<(), String> {
                             r.skip(encoded_size(enc).ok_or("bad personality encoding")?)?;
                         }
                         b'S' | b'B' => {}
-                        other => return Err(format!("CIE at {off:#x}: augmentation '{}'", other as char)),
+                        other => {
+                            return Err(format!(
+                                "CIE at {off:#x}: augmentation '{}'",
+                                other as char
+                            ))
+                        }
                     }
                 }
                 if r.pos > aug_end {
                     return Err(format!("CIE at {off:#x}: augmentation data overruns"));
                 }
             } else if !aug.is_empty() {
-                return Err(format!("CIE at {off:#x}: augmentation {:?}", String::from_utf8_lossy(aug)));
+                return Err(format!(
+                    "CIE at {off:#x}: augmentation {:?}",
+                    String::from_utf8_lossy(aug)
+                ));
             }
-            cies.push(Cie { offset: off, fde_encoding });
+            cies.push(Cie {
+                offset: off,
+                fde_encoding,
+            });
         } else {
-            let cie_off = id_at.checked_sub(id).ok_or_else(|| format!("FDE at {off:#x}: CIE pointer out of bounds"))?;
+            let cie_off = id_at
+                .checked_sub(id)
+                .ok_or_else(|| format!("FDE at {off:#x}: CIE pointer out of bounds"))?;
             let cie = cies
                 .iter()
                 .find(|c| c.offset == cie_off)
@@ -175,7 +192,9 @@ fn check_encoding(enc: u8, allow_indirect: bool) -> Result<(), String> {
     if !matches!(enc & 0x70, 0x00 | 0x10 | 0x30) {
         return Err(format!("pointer encoding {enc:#x}"));
     }
-    encoded_size(enc).map(|_| ()).ok_or_else(|| format!("pointer encoding {enc:#x}"))
+    encoded_size(enc)
+        .map(|_| ())
+        .ok_or_else(|| format!("pointer encoding {enc:#x}"))
 }
 
 /// Byte size of a pointer with this encoding (variable-length ones are
@@ -215,7 +234,11 @@ impl Reader<'_> {
     }
 
     fn skip(&mut self, n: usize) -> Result<(), String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or("record truncated")?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or("record truncated")?;
         self.pos = end;
         Ok(())
     }

@@ -203,7 +203,12 @@ impl<'a> ElfObject<'a> {
         }
     }
 
-    pub fn section_data(&self, name: &str, index: usize, shdr: &Shdr) -> Result<&'a [u8], LinkError> {
+    pub fn section_data(
+        &self,
+        name: &str,
+        index: usize,
+        shdr: &Shdr,
+    ) -> Result<&'a [u8], LinkError> {
         shdr.data(LE, self.data).map_err(|_| {
             LinkError::malformed(
                 name,
@@ -225,13 +230,17 @@ impl<'a> ElfObject<'a> {
     }
 
     /// The symbol's name, or an error naming the symbol index.
-    pub fn symbol_name(&self, name: &str, index: usize, sym: &ElfSym) -> Result<&'a str, LinkError> {
+    pub fn symbol_name(
+        &self,
+        name: &str,
+        index: usize,
+        sym: &ElfSym,
+    ) -> Result<&'a str, LinkError> {
         let bytes = self.symbol_name_bytes(sym).ok_or_else(|| {
             LinkError::malformed(name, format!("symbol {index}: name offset out of bounds"))
         })?;
-        std::str::from_utf8(bytes).map_err(|_| {
-            LinkError::malformed(name, format!("symbol {index}: name is not UTF-8"))
-        })
+        std::str::from_utf8(bytes)
+            .map_err(|_| LinkError::malformed(name, format!("symbol {index}: name is not UTF-8")))
     }
 
     /// A symbol name for error messages (never fails).
@@ -253,7 +262,12 @@ impl<'a> ElfObject<'a> {
         String::from_utf8_lossy(raw).into_owned()
     }
 
-    pub fn symbol_section(&self, name: &str, index: usize, sym: &ElfSym) -> Result<SymSection, LinkError> {
+    pub fn symbol_section(
+        &self,
+        name: &str,
+        index: usize,
+        sym: &ElfSym,
+    ) -> Result<SymSection, LinkError> {
         let shndx = sym.st_shndx(LE).0;
         match shndx {
             SHN_UNDEF => return Ok(SymSection::Undefined),
@@ -265,7 +279,10 @@ impl<'a> ElfObject<'a> {
             Ok(Some(SectionIndex(s))) if s < self.section_count() => Ok(SymSection::Section(s)),
             Ok(Some(SectionIndex(s))) => Err(LinkError::malformed(
                 name,
-                format!("symbol {}: section index {s} out of bounds", self.symbol_display(index)),
+                format!(
+                    "symbol {}: section index {s} out of bounds",
+                    self.symbol_display(index)
+                ),
             )),
             Ok(None) => Err(LinkError::unsupported(
                 name,
@@ -281,9 +298,8 @@ impl<'a> ElfObject<'a> {
         }
     }
 
-    /// COMDAT groups: `(group section index, signature, member section
-    /// indices as raw little-endian words)`.
-    pub fn comdat_groups(&self, name: &str) -> Result<Vec<(usize, &'a str, &'a [u8])>, LinkError> {
+    /// The COMDAT groups.
+    pub fn comdat_groups(&self, name: &str) -> Result<Vec<ComdatGroup<'a>>, LinkError> {
         let mut out = Vec::new();
         for (i, shdr) in self.sections.iter().enumerate() {
             if shdr.sh_type(LE).0 != SHT_GROUP {
@@ -322,10 +338,23 @@ impl<'a> ElfObject<'a> {
                     signature = self.section_name_by_index(s);
                 }
             }
-            out.push((i, signature, &data[4..]));
+            out.push(ComdatGroup {
+                section: i,
+                signature,
+                members: &data[4..],
+            });
         }
         Ok(out)
     }
+}
+
+/// A COMDAT section group.
+pub(crate) struct ComdatGroup<'a> {
+    /// Index of the SHT_GROUP section.
+    pub section: usize,
+    pub signature: &'a str,
+    /// Member section indices, as raw little-endian 32-bit words.
+    pub members: &'a [u8],
 }
 
 /// Whether a symbol binding makes the symbol visible to other objects.
@@ -360,7 +389,10 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
         }
         let sym_name = obj.symbol_name(name, i, sym)?;
         if sym_name.is_empty() {
-            return Err(LinkError::malformed(name, format!("global symbol {i} has no name")));
+            return Err(LinkError::malformed(
+                name,
+                format!("global symbol {i} has no name"),
+            ));
         }
         let common = sec == SymSection::Common;
         let align = if common { sym.st_value(LE).max(1) } else { 1 };
@@ -374,7 +406,7 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
     let comdat_groups = obj
         .comdat_groups(name)?
         .into_iter()
-        .map(|(_, sig, _)| sig.to_owned())
+        .map(|g| g.signature.to_owned())
         .collect();
     Ok(ObjectInfo {
         name: name.to_owned(),

@@ -212,7 +212,8 @@ impl PreparedObject {
 
         // COMDAT groups.
         let mut dropped = vec![false; nsec];
-        for (gi, sig, members) in obj.comdat_groups(name)? {
+        for group in obj.comdat_groups(name)? {
+            let (gi, sig, members) = (group.section, group.signature, group.members);
             if !discarded(sig) {
                 continue;
             }
@@ -366,8 +367,17 @@ impl PreparedObject {
                                 .or_else(|| n.strip_prefix("__stop_").map(|s| (s, false)));
                             match ss {
                                 Some((sec_name, start)) if is_c_identifier(sec_name) => (1..nsec)
-                                    .find(|&s| class[s] != Class::None && obj.section_name_by_index(s) == sec_name)
-                                    .map(|s| if start { Special::Start(s) } else { Special::Stop(s) }),
+                                    .find(|&s| {
+                                        class[s] != Class::None
+                                            && obj.section_name_by_index(s) == sec_name
+                                    })
+                                    .map(|s| {
+                                        if start {
+                                            Special::Start(s)
+                                        } else {
+                                            Special::Stop(s)
+                                        }
+                                    }),
                                 _ => None,
                             }
                         }
@@ -419,7 +429,10 @@ impl PreparedObject {
             if global {
                 let n = obj.symbol_name(name, i, sym)?;
                 if n.is_empty() {
-                    return Err(LinkError::malformed(name, format!("global symbol {i} has no name")));
+                    return Err(LinkError::malformed(
+                        name,
+                        format!("global symbol {i} has no name"),
+                    ));
                 }
                 if discarded(n) {
                     if sec == SymSection::Common {
@@ -552,7 +565,8 @@ impl PreparedObject {
                     RelocationKind::CallRelative | RelocationKind::Relative
                         if e.kind == SymKind::External
                             && e.stub == NONE
-                            && (info.kind == RelocationKind::CallRelative || (is_code && info.size == 4)) =>
+                            && (info.kind == RelocationKind::CallRelative
+                                || (is_code && info.size == 4)) =>
                     {
                         if e.got == NONE {
                             e.got = got_syms.len() as u32;
@@ -600,15 +614,16 @@ impl PreparedObject {
         let too_big = || LinkError::malformed(name, "sections too large to lay out");
         let mut section_offset = vec![usize::MAX; nsec];
         let mut cursor = 0usize;
-        let place = |section_offset: &mut [usize], cursor: &mut usize, s: usize| -> Result<(), LinkError> {
-            let shdr = obj.shdr(s).ok_or_else(too_big)?;
-            let align = shdr.sh_addralign(LE).max(1) as usize;
-            let size = usize::try_from(shdr.sh_size(LE)).map_err(|_| too_big())?;
-            let at = align_up(*cursor, align).ok_or_else(too_big)?;
-            section_offset[s] = at;
-            *cursor = at.checked_add(size).ok_or_else(too_big)?;
-            Ok(())
-        };
+        let place =
+            |section_offset: &mut [usize], cursor: &mut usize, s: usize| -> Result<(), LinkError> {
+                let shdr = obj.shdr(s).ok_or_else(too_big)?;
+                let align = shdr.sh_addralign(LE).max(1) as usize;
+                let size = usize::try_from(shdr.sh_size(LE)).map_err(|_| too_big())?;
+                let at = align_up(*cursor, align).ok_or_else(too_big)?;
+                section_offset[s] = at;
+                *cursor = at.checked_add(size).ok_or_else(too_big)?;
+                Ok(())
+            };
         for &s in &lists[0] {
             place(&mut section_offset, &mut cursor, s)?;
         }
@@ -622,7 +637,11 @@ impl PreparedObject {
             place(&mut section_offset, &mut cursor, s)?;
         }
         let got_offset = align_up(cursor, 8).ok_or_else(too_big)?;
-        let got_slots = if need_got_base && got_syms.is_empty() { 1 } else { got_syms.len() };
+        let got_slots = if need_got_base && got_syms.is_empty() {
+            1
+        } else {
+            got_syms.len()
+        };
         cursor = got_offset
             .checked_add(got_slots.checked_mul(8).ok_or_else(too_big)?)
             .ok_or_else(too_big)?;
@@ -638,14 +657,18 @@ impl PreparedObject {
                 eh_frame = Some(start..cursor);
             }
             // Zero terminator for the unwinder's walk.
-            cursor = align_up(cursor, 4).and_then(|c| c.checked_add(4)).ok_or_else(too_big)?;
+            cursor = align_up(cursor, 4)
+                .and_then(|c| c.checked_add(4))
+                .ok_or_else(too_big)?;
         }
         let data_start = page_align(cursor).ok_or_else(too_big)?;
         cursor = data_start;
         for &s in &lists[3] {
             place(&mut section_offset, &mut cursor, s)?;
         }
-        let need_dso = specials.iter().any(|(_, s)| matches!(s, Special::DsoHandle));
+        let need_dso = specials
+            .iter()
+            .any(|(_, s)| matches!(s, Special::DsoHandle));
         let mut dso_handle = None;
         if need_dso {
             let at = align_up(cursor, 8).ok_or_else(too_big)?;
@@ -669,17 +692,17 @@ impl PreparedObject {
         let mut alloc = memory.allocate(readonly_start, total - readonly_start)?;
         let base = alloc.base();
         {
-            let buf = alloc
-                .bytes_mut()
-                .ok_or_else(|| LinkError::new(super::LinkErrorKind::Internal, "allocation not writable"))?;
+            let buf = alloc.bytes_mut().ok_or_else(|| {
+                LinkError::new(super::LinkErrorKind::Internal, "allocation not writable")
+            })?;
             for list in &lists[..4] {
                 for &s in list {
                     let shdr = obj.shdr(s).ok_or_else(too_big)?;
                     let src = obj.section_data(name, s, shdr)?;
                     let at = section_offset[s];
-                    let dst = buf
-                        .get_mut(at..at + src.len())
-                        .ok_or_else(|| LinkError::new(super::LinkErrorKind::Internal, "layout overflow"))?;
+                    let dst = buf.get_mut(at..at + src.len()).ok_or_else(|| {
+                        LinkError::new(super::LinkErrorKind::Internal, "layout overflow")
+                    })?;
                     dst.copy_from_slice(src);
                 }
             }
@@ -706,10 +729,15 @@ impl PreparedObject {
                 Special::Start(s) | Special::Stop(s) => {
                     let sname = obj.section_name_by_index(s);
                     let same: Vec<usize> = (1..nsec)
-                        .filter(|&t| class[t] != Class::None && obj.section_name_by_index(t) == sname)
+                        .filter(|&t| {
+                            class[t] != Class::None && obj.section_name_by_index(t) == sname
+                        })
                         .collect();
                     if matches!(sp, Special::Start(_)) {
-                        same.iter().map(|&t| base + section_offset[t] as u64).min().unwrap_or(0)
+                        same.iter()
+                            .map(|&t| base + section_offset[t] as u64)
+                            .min()
+                            .unwrap_or(0)
                     } else {
                         same.iter().map(|&t| section_end(t)).max().unwrap_or(0)
                     }
@@ -765,7 +793,9 @@ impl PreparedObject {
     /// by the linker and not listed.
     pub fn externals(&self) -> impl Iterator<Item = (&str, bool)> + '_ {
         let data = self.bytes.as_slice();
-        self.externals.iter().map(move |x| (str_at(data, &x.name), x.weak))
+        self.externals
+            .iter()
+            .map(move |x| (str_at(data, &x.name), x.weak))
     }
 
     /// [`PreparedObject::externals`], owned.

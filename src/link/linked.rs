@@ -51,7 +51,10 @@ impl PreparedObject {
     /// [`PreparedObject::externals`]) and returns its address, or `None`
     /// when it is not defined anywhere: an error for a strong reference, 0
     /// for a weak one. On error everything allocated is freed.
-    pub fn link(mut self, resolved: &dyn Fn(&str) -> Option<u64>) -> Result<LinkedObject, LinkError> {
+    pub fn link(
+        mut self,
+        resolved: &dyn Fn(&str) -> Option<u64>,
+    ) -> Result<LinkedObject, LinkError> {
         let bytes = self.bytes.clone();
         let data = bytes.as_slice();
         let name = self.name.as_str();
@@ -76,12 +79,16 @@ impl PreparedObject {
 
         let base = self.alloc.base();
         let got_base = base + self.got_offset as u64;
-        let buf = self.alloc.bytes_mut().ok_or_else(|| internal("allocation not writable"))?;
+        let buf = self
+            .alloc
+            .bytes_mut()
+            .ok_or_else(|| internal("allocation not writable"))?;
 
         // GOT entries and stubs.
         for (slot, &si) in self.got_syms.iter().enumerate() {
             let value = self.syms.get(si as usize).map_or(0, |e| e.value);
-            x86_64::write_u64(buf, self.got_offset + slot * 8, value).map_err(|_| internal("GOT overflow"))?;
+            x86_64::write_u64(buf, self.got_offset + slot * 8, value)
+                .map_err(|_| internal("GOT overflow"))?;
         }
         for (k, &si) in self.stub_syms.iter().enumerate() {
             let got = self.syms.get(si as usize).map_or(NONE, |e| e.got);
@@ -105,11 +112,15 @@ impl PreparedObject {
                 let symi = r.r_sym(LE, false) as usize;
                 let off = r.r_offset(LE);
                 let addend = r.r_addend(LE);
-                let info = x86_64::relocation_info(r_type).ok_or_else(|| internal("relocation type changed"))?;
+                let info = x86_64::relocation_info(r_type)
+                    .ok_or_else(|| internal("relocation type changed"))?;
                 if info.kind == RelocationKind::None {
                     continue;
                 }
-                let e = *self.syms.get(symi).ok_or_else(|| internal("symbol index changed"))?;
+                let e = *self
+                    .syms
+                    .get(symi)
+                    .ok_or_else(|| internal("symbol index changed"))?;
                 if matches!(e.kind, SymKind::DiscardedLocal | SymKind::Unloaded) {
                     if tclass == Class::EhFrame {
                         // An FDE for code in a dropped COMDAT group: leave
@@ -123,7 +134,11 @@ impl PreparedObject {
                             info.name,
                             obj.section_name_by_index(ti),
                             obj.symbol_display(symi),
-                            if e.kind == SymKind::Unloaded { "non-loaded" } else { "discarded" },
+                            if e.kind == SymKind::Unloaded {
+                                "non-loaded"
+                            } else {
+                                "discarded"
+                            },
                         ),
                     ));
                 }
@@ -140,7 +155,9 @@ impl PreparedObject {
                 let stub = if e.stub == NONE {
                     None
                 } else {
-                    Some(i128::from(base) + (self.stub_offset + e.stub as usize * STUB_SIZE) as i128)
+                    Some(
+                        i128::from(base) + (self.stub_offset + e.stub as usize * STUB_SIZE) as i128,
+                    )
                 };
                 let value = match info.kind {
                     RelocationKind::None => continue,
@@ -160,7 +177,7 @@ impl PreparedObject {
                     }
                     RelocationKind::GotEntryRelativeRelaxable => {
                         if e.kind != SymKind::Null
-                            && x86_64::relax_gotpcrelx(buf, field, (sec_addr + off) as u64, e.value, addend)
+                            && x86_64::relax_gotpcrelx(buf, field, sec_addr + off, e.value, addend)
                         {
                             continue;
                         }
@@ -189,7 +206,9 @@ impl PreparedObject {
                     }
                 };
                 if let Err(err) = x86_64::write_field(buf, field, info.size, info.range, value) {
-                    return Err(fixup_error(&obj, name, info, ti, off, symi, e.value, p, value, err));
+                    return Err(fixup_error(
+                        &obj, name, info, ti, off, symi, e.value, p, value, err,
+                    ));
                 }
             }
         }
@@ -200,7 +219,10 @@ impl PreparedObject {
         for arr in &self.arrays {
             let s = arr.section as usize;
             let off = self.section_offset[s];
-            let size = obj.shdr(s).map_or(0, |h| object::read::elf::SectionHeader::sh_size(h, LE)) as usize;
+            let size = obj
+                .shdr(s)
+                .map_or(0, |h| object::read::elf::SectionHeader::sh_size(h, LE))
+                as usize;
             let mut entries: Vec<u64> = (0..size / 8)
                 .filter_map(|k| x86_64::read_u64(buf, off + k * 8))
                 .filter(|&f| f != 0 && f != u64::MAX)
@@ -215,7 +237,11 @@ impl PreparedObject {
             }
         }
         // The finalizer arrays run backwards in layout order.
-        let finalizers: Vec<u64> = fini_groups.into_iter().rev().flat_map(|g| g.into_iter().rev()).collect();
+        let finalizers: Vec<u64> = fini_groups
+            .into_iter()
+            .rev()
+            .flat_map(|g| g.into_iter().rev())
+            .collect();
 
         let code_len = self.protections.readonly_start;
         self.alloc.finalize(self.protections)?;
@@ -261,7 +287,10 @@ fn fixup_error(
     match err {
         FixupError::OutOfBounds => LinkError::malformed(
             name,
-            format!("{} at {sec}+{off:#x} against `{sym}` lies outside the section", info.name),
+            format!(
+                "{} at {sec}+{off:#x} against `{sym}` lies outside the section",
+                info.name
+            ),
         ),
         FixupError::OutOfRange => {
             let hint = match (info.kind, info.range) {
@@ -275,11 +304,13 @@ fn fixup_error(
                 }
                 _ => "the target is out of reach",
             };
+            let sign = if value < 0 { "-" } else { "" };
+            let magnitude = value.unsigned_abs();
             LinkError::new(
                 LinkErrorKind::RelocationOutOfRange,
                 format!(
                     "{name}: relocation {} at {sec}+{off:#x} (address {place:#x}) against `{sym}` \
-                     (address {target:#x}) is out of range: value {value:#x} does not fit in {} bits; {hint}",
+                     (address {target:#x}) is out of range: value {sign}{magnitude:#x} does not fit in {} bits; {hint}",
                     info.name,
                     u32::from(info.size) * 8
                 ),
@@ -343,7 +374,8 @@ impl LinkedObject {
     /// then the `__cxa_atexit` handlers registered with this object's
     /// `__dso_handle`, once, and only if the initializers ran.
     pub fn run_finalizers(&self) {
-        if !self.initialized.load(Ordering::Acquire) || self.finalized.swap(true, Ordering::AcqRel) {
+        if !self.initialized.load(Ordering::Acquire) || self.finalized.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         for &f in &self.finalizers {
@@ -368,7 +400,8 @@ fn cxa_finalize(handle: u64) {
     // SAFETY: glibc's `void __cxa_finalize(void *d)`; `handle` is this
     // object's own __dso_handle, so only handlers registered by its code run.
     unsafe {
-        let f = std::mem::transmute::<*mut libc::c_void, unsafe extern "C" fn(*mut libc::c_void)>(p);
+        let f =
+            std::mem::transmute::<*mut libc::c_void, unsafe extern "C" fn(*mut libc::c_void)>(p);
         f(handle as usize as *mut libc::c_void);
     }
 }

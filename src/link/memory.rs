@@ -81,7 +81,16 @@ fn map_reserve(hint: usize, size: usize, fixed_noreplace: bool) -> Option<usize>
     // SAFETY: an anonymous PROT_NONE mapping at a hint (never MAP_FIXED, so
     // no existing mapping is replaced; MAP_FIXED_NOREPLACE fails instead of
     // replacing) touches no memory the program uses.
-    let p = unsafe { libc::mmap(hint as *mut libc::c_void, size, libc::PROT_NONE, flags, -1, 0) };
+    let p = unsafe {
+        libc::mmap(
+            hint as *mut libc::c_void,
+            size,
+            libc::PROT_NONE,
+            flags,
+            -1,
+            0,
+        )
+    };
     if p == libc::MAP_FAILED {
         None
     } else {
@@ -107,7 +116,8 @@ impl JitMemory {
             LinkError::new(LinkErrorKind::OutOfMemory, "JIT reservation size overflows")
         })?;
         let anchor = host_anchor();
-        let mut base = map_reserve(0, size, false).ok_or_else(|| os_error("reserving JIT memory"))?;
+        let mut base =
+            map_reserve(0, size, false).ok_or_else(|| os_error("reserving JIT memory"))?;
         if !distance_ok(base, size, anchor) {
             // Try to place the reservation just below the C library.
             let step = 256usize << 20;
@@ -179,7 +189,11 @@ impl JitMemory {
 
     /// Allocates `code_len + data_len` bytes (each page-aligned), code
     /// first, mapped read-write and zero-filled.
-    pub(crate) fn allocate(self: &Arc<Self>, code_len: usize, data_len: usize) -> Result<Allocation, LinkError> {
+    pub(crate) fn allocate(
+        self: &Arc<Self>,
+        code_len: usize,
+        data_len: usize,
+    ) -> Result<Allocation, LinkError> {
         let oom = || LinkError::new(LinkErrorKind::OutOfMemory, "JIT allocation size overflows");
         let code_len = page_align(code_len).ok_or_else(oom)?;
         let data_len = page_align(data_len).ok_or_else(oom)?;
@@ -215,7 +229,11 @@ impl JitMemory {
         // SAFETY: [start, start+len) lies inside our reservation and was
         // free: no Rust reference points into it.
         let rc = unsafe {
-            libc::mprotect(start as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE)
+            libc::mprotect(
+                start as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
         };
         if rc != 0 {
             let err = os_error("mprotect(RW) of JIT memory");
@@ -319,12 +337,15 @@ impl Allocation {
             self.writable = false;
             return Ok(());
         }
-        let valid = p.readonly_start % PAGE_SIZE == 0
-            && p.data_start % PAGE_SIZE == 0
+        let valid = p.readonly_start.is_multiple_of(PAGE_SIZE)
+            && p.data_start.is_multiple_of(PAGE_SIZE)
             && p.readonly_start <= p.data_start
             && p.data_start <= self.len;
         if !valid {
-            return Err(LinkError::new(LinkErrorKind::Internal, "bad protection layout"));
+            return Err(LinkError::new(
+                LinkErrorKind::Internal,
+                "bad protection layout",
+            ));
         }
         let parts = [
             (0, p.readonly_start, libc::PROT_READ | libc::PROT_EXEC),
@@ -336,7 +357,9 @@ impl Allocation {
                 // SAFETY: the range is inside this allocation; after this no
                 // `&mut [u8]` to it can be handed out (`writable` is false),
                 // and code is never writable and executable at once.
-                let rc = unsafe { libc::mprotect((self.base + from) as *mut libc::c_void, to - from, prot) };
+                let rc = unsafe {
+                    libc::mprotect((self.base + from) as *mut libc::c_void, to - from, prot)
+                };
                 if rc != 0 {
                     return Err(os_error("mprotect of JIT memory"));
                 }
@@ -352,7 +375,9 @@ impl Drop for Allocation {
             return;
         }
         self.memory.release_range(self.base, self.len);
-        self.memory.code_bytes.fetch_sub(self.code_len, Ordering::Relaxed);
+        self.memory
+            .code_bytes
+            .fetch_sub(self.code_len, Ordering::Relaxed);
         self.memory
             .data_bytes
             .fetch_sub(self.len - self.code_len, Ordering::Relaxed);

@@ -51,6 +51,11 @@ mod linked;
 mod memory;
 pub mod x86_64;
 
+// The ORC side: host symbol generators and the object linking layer.
+pub mod host;
+pub mod layer;
+pub use layer::ObjectLinkingLayer;
+
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -102,11 +107,17 @@ impl LinkError {
     }
 
     pub(crate) fn malformed(object: &str, what: impl fmt::Display) -> Self {
-        Self::new(LinkErrorKind::Malformed, format!("{object}: malformed object: {what}"))
+        Self::new(
+            LinkErrorKind::Malformed,
+            format!("{object}: malformed object: {what}"),
+        )
     }
 
     pub(crate) fn unsupported(object: &str, what: impl fmt::Display) -> Self {
-        Self::new(LinkErrorKind::Unsupported, format!("{object}: unsupported: {what}"))
+        Self::new(
+            LinkErrorKind::Unsupported,
+            format!("{object}: unsupported: {what}"),
+        )
     }
 }
 
@@ -264,4 +275,31 @@ pub struct ObjectInfo {
 /// table's bounds.
 pub fn scan_object(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
     elf::scan(name, bytes.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        send_sync::<JitMemory>();
+        send_sync::<PreparedObject>();
+        send_sync::<LinkedObject>();
+        send_sync::<ObjectBytes>();
+        send_sync::<Archive>();
+        send_sync::<LinkError>();
+    }
+
+    #[test]
+    fn object_bytes_slices() {
+        let b = ObjectBytes::copy_from(b"hello world");
+        assert_eq!(b.slice(6..11).unwrap().as_slice(), b"world");
+        assert!(b.slice(6..12).is_none());
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 5..4;
+        assert!(b.slice(reversed).is_none());
+    }
 }

@@ -66,7 +66,12 @@ pub struct RelocationInfo {
     pub name: &'static str,
 }
 
-const fn info(kind: RelocationKind, size: u8, range: FieldRange, name: &'static str) -> RelocationInfo {
+const fn info(
+    kind: RelocationKind,
+    size: u8,
+    range: FieldRange,
+    name: &'static str,
+) -> RelocationInfo {
     RelocationInfo {
         kind,
         size,
@@ -120,7 +125,12 @@ pub fn relocation_info(r_type: u32) -> Option<RelocationInfo> {
         37 => info(Dynamic, 0, Wrap, "R_X86_64_IRELATIVE"),
         38 => info(Dynamic, 0, Wrap, "R_X86_64_RELATIVE64"),
         41 => info(GotEntryRelativeRelaxable, 4, Signed, "R_X86_64_GOTPCRELX"),
-        42 => info(GotEntryRelativeRelaxable, 4, Signed, "R_X86_64_REX_GOTPCRELX"),
+        42 => info(
+            GotEntryRelativeRelaxable,
+            4,
+            Signed,
+            "R_X86_64_REX_GOTPCRELX",
+        ),
         43 => info(GotEntryRelative, 4, Signed, "R_X86_64_CODE_4_GOTPCRELX"),
         _ => return Option::None,
     })
@@ -196,8 +206,15 @@ pub const STUB_SIZE: usize = 8;
 
 /// Writes a stub at `offset` (address `stub_addr`): `jmp *slot(%rip)` where
 /// `slot_addr` is the address of the GOT entry holding the target.
-pub fn write_stub(bytes: &mut [u8], offset: usize, stub_addr: u64, slot_addr: u64) -> Result<(), FixupError> {
-    let end = offset.checked_add(STUB_SIZE).ok_or(FixupError::OutOfBounds)?;
+pub fn write_stub(
+    bytes: &mut [u8],
+    offset: usize,
+    stub_addr: u64,
+    slot_addr: u64,
+) -> Result<(), FixupError> {
+    let end = offset
+        .checked_add(STUB_SIZE)
+        .ok_or(FixupError::OutOfBounds)?;
     let stub = bytes.get_mut(offset..end).ok_or(FixupError::OutOfBounds)?;
     let rel = i128::from(slot_addr) - (i128::from(stub_addr) + 6);
     if !fits(rel, 4, FieldRange::Signed) {
@@ -217,7 +234,13 @@ pub fn write_stub(bytes: &mut [u8], offset: usize, stub_addr: u64, slot_addr: u6
 /// `addr32 call foo` and `jmp *foo@GOTPCREL(%rip)` becomes `jmp foo; nop`.
 /// Returns `false` (and changes nothing) when the instruction is not one of
 /// these or the target is not within reach.
-pub fn relax_gotpcrelx(bytes: &mut [u8], offset: usize, place: u64, target: u64, addend: i64) -> bool {
+pub fn relax_gotpcrelx(
+    bytes: &mut [u8],
+    offset: usize,
+    place: u64,
+    target: u64,
+    addend: i64,
+) -> bool {
     if offset < 2 {
         return false;
     }
@@ -294,8 +317,14 @@ mod tests {
     #[test]
     fn field_bounds() {
         let mut b = [0u8; 8];
-        assert_eq!(write_field(&mut b, 6, 4, FieldRange::Signed, 1), Err(FixupError::OutOfBounds));
-        assert_eq!(write_field(&mut b, usize::MAX, 4, FieldRange::Signed, 1), Err(FixupError::OutOfBounds));
+        assert_eq!(
+            write_field(&mut b, 6, 4, FieldRange::Signed, 1),
+            Err(FixupError::OutOfBounds)
+        );
+        assert_eq!(
+            write_field(&mut b, usize::MAX, 4, FieldRange::Signed, 1),
+            Err(FixupError::OutOfBounds)
+        );
         assert_eq!(write_field(&mut b, 4, 4, FieldRange::Signed, -2), Ok(()));
         assert_eq!(&b[4..], &[0xfe, 0xff, 0xff, 0xff]);
     }
@@ -306,6 +335,9 @@ mod tests {
         let mut b = [0x48, 0x8b, 0x05, 0, 0, 0, 0];
         assert!(relax_gotpcrelx(&mut b, 3, 0x1003, 0x2000, -4));
         assert_eq!(b[1], 0x8d);
-        assert_eq!(i32::from_le_bytes([b[3], b[4], b[5], b[6]]), 0x2000 - 4 - 0x1003);
+        assert_eq!(
+            i32::from_le_bytes([b[3], b[4], b[5], b[6]]),
+            0x2000 - 4 - 0x1003
+        );
     }
 }

@@ -49,6 +49,24 @@ impl JITDylib {
         Weak::ptr_eq(&self.session, &other.session)
     }
 
+    /// The dylib's index in its session (stable, unique within it).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The live tracker of this session with `key`, if its handle still
+    /// exists (resource managers know trackers only by key).
+    pub fn tracker_by_key(&self, key: super::ResourceKey) -> Option<ResourceTracker> {
+        self.session.upgrade()?.tracker_by_key(key)
+    }
+
+    /// Removes a generator added with [`add_generator`](Self::add_generator).
+    pub fn remove_generator(&self, generator: &Arc<dyn DefinitionGenerator>) {
+        if let Some(s) = self.session.upgrade() {
+            s.remove_generator(self.id, generator);
+        }
+    }
+
     /// A new tracker for this dylib.
     pub fn create_tracker(&self) -> Result<ResourceTracker> {
         self.inner()?.create_tracker(self.id)

@@ -124,11 +124,44 @@ impl MaterializationResponsibility {
             .locked(|st, fx| st.notify_emitted(self.id, &keys, on_ready, fx))
     }
 
+    /// Like [`notify_emitted_then`](Self::notify_emitted_then), with the
+    /// dependencies given as the names the code references and the search
+    /// order they were looked up in: whichever JIT definitions they resolved
+    /// to become the dependencies (names resolved from the host are not).
+    pub fn notify_emitted_searching(
+        mut self,
+        order: &[(Arc<JITDylib>, super::symbol::LookupFlags)],
+        names: &[SymbolName],
+        on_ready: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Result<()> {
+        self.done = true;
+        let ids: Vec<(u32, super::symbol::LookupFlags)> = order
+            .iter()
+            .filter(|(d, _)| d.same_session(&self.dylib))
+            .map(|(d, f)| (d.id, *f))
+            .collect();
+        let extra: Vec<SymbolKey> = self.deps.iter().map(|(d, n)| (d.id, n.clone())).collect();
+        self.session.locked(|st, fx| {
+            let mut keys = st.search_deps(&ids, names);
+            keys.extend(extra);
+            st.notify_emitted(self.id, &keys, on_ready, fx)
+        })
+    }
+
     /// Fails every symbol it covers; lookups waiting on them fail. After the
     /// tracker was removed this does nothing.
     pub fn fail(mut self) {
         self.done = true;
-        self.session.locked(|st, fx| st.fail_mr(self.id, fx));
+        self.session.locked(|st, fx| st.fail_mr(self.id, None, fx));
+    }
+
+    /// Fails every symbol it covers, giving lookups waiting on them (and on
+    /// anything depending on them) `cause`'s code and message, e.g. the
+    /// linker's "undefined symbol" error.
+    pub fn fail_with(mut self, cause: Error) {
+        self.done = true;
+        let cause = Some(Arc::new(cause));
+        self.session.locked(|st, fx| st.fail_mr(self.id, cause, fx));
     }
 
     /// Adds symbols this materialization will also provide.
@@ -197,7 +230,7 @@ impl Drop for MaterializationResponsibility {
                     ),
                 ));
             }
-            self.session.locked(|st, fx| st.fail_mr(id, fx));
+            self.session.locked(|st, fx| st.fail_mr(id, None, fx));
         }
     }
 }

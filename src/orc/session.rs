@@ -19,6 +19,9 @@ use std::sync::{Arc, Weak};
 pub struct SessionOptions {
     /// 0: materialize on the thread that looks up; N: a pool of N workers.
     pub num_threads: u32,
+    /// Size of the address range reserved for JIT code and data by the
+    /// object linker (0: its default). The ORC model only carries it.
+    pub memory_reserve_bytes: u64,
 }
 
 thread_local! {
@@ -35,6 +38,10 @@ pub type ErrorReporter = Arc<dyn Fn(&Error) + Send + Sync>;
 /// The shared state of a session.
 pub struct SessionInner {
     pub(crate) state: Mutex<State>,
+    options: SessionOptions,
+    /// Services attached to the session (the object linking layer), one
+    /// per type, dropped when the session ends.
+    extensions: Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
     dispatcher: Dispatcher,
     reporter: Mutex<Option<ErrorReporter>>,
     weak_self: Weak<SessionInner>,
@@ -75,6 +82,8 @@ impl Session {
         };
         let inner = Arc::new_cyclic(|weak| SessionInner {
             state: Mutex::new(State::new()),
+            options,
+            extensions: Mutex::new(Vec::new()),
             dispatcher,
             reporter: Mutex::new(None),
             weak_self: weak.clone(),
@@ -87,6 +96,32 @@ impl Session {
             inner,
             owner: false,
         }
+    }
+
+    /// The options the session was made with.
+    pub fn options(&self) -> SessionOptions {
+        self.inner.options
+    }
+
+    /// The session's service of type `T`, made by `init` the first time it
+    /// is asked for (e.g. the object linking layer). Services live until
+    /// the session ends.
+    pub fn extension<T: Send + Sync + 'static>(
+        &self,
+        init: impl FnOnce(&Session) -> Result<Arc<T>>,
+    ) -> Result<Arc<T>> {
+        let mut ext = self.inner.extensions.lock();
+        for e in ext.iter() {
+            if let Ok(t) = e.clone().downcast::<T>() {
+                return Ok(t);
+            }
+        }
+        if self.inner.state.lock().ended {
+            return Err(Error::ended());
+        }
+        let t = init(self)?;
+        ext.push(t.clone());
+        Ok(t)
     }
 
     /// Creates a dylib; names are unique within a session.
@@ -290,6 +325,7 @@ impl SessionInner {
             t.key(),
             TrackerState {
                 dylib,
+                handle: Arc::downgrade(&t),
                 ..Default::default()
             },
         );
@@ -441,6 +477,24 @@ impl SessionInner {
         }
         st.dylibs[dylib as usize].generators.push(g);
         Ok(())
+    }
+
+    pub(crate) fn remove_generator(&self, dylib: DylibId, g: &Arc<dyn DefinitionGenerator>) {
+        let removed = {
+            let mut st = self.state.lock();
+            let list = &mut st.dylibs[dylib as usize].generators;
+            let pos = list.iter().position(|x| Arc::ptr_eq(x, g));
+            pos.map(|p| list.remove(p))
+        };
+        drop(removed);
+    }
+
+    pub(crate) fn tracker_by_key(&self, key: ResourceKey) -> Option<ResourceTracker> {
+        let st = self.state.lock();
+        st.trackers
+            .get(&key)
+            .and_then(|t| t.handle.upgrade())
+            .map(ResourceTracker)
     }
 
     pub(crate) fn clear_dylib(&self, dylib: DylibId) -> Result<()> {
@@ -670,6 +724,8 @@ impl SessionInner {
         drop(managers);
         drop(generators);
         drop(defaults);
+        let extensions = std::mem::take(&mut *self.extensions.lock());
+        drop(extensions);
         let reporter = self.reporter.lock().take();
         drop(reporter);
     }

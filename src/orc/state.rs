@@ -54,6 +54,8 @@ struct MatInfo {
     /// The initializer group that must run before this symbol is ready, 0
     /// if none.
     init_group: u64,
+    /// Why it failed, when the unit said.
+    cause: Option<Arc<Error>>,
 }
 
 /// What runs once every symbol of an emitted unit has its dependencies
@@ -96,6 +98,8 @@ pub(crate) struct DylibState {
 #[derive(Default)]
 pub(crate) struct TrackerState {
     pub(crate) dylib: DylibId,
+    /// The tracker itself, for handing out handles by key.
+    pub(crate) handle: std::sync::Weak<TrackerInner>,
     /// May hold names since given to other trackers or removed; entries
     /// are checked against `SymbolEntry::tracker`.
     pub(crate) symbols: Vec<SymbolName>,
@@ -159,15 +163,28 @@ pub(crate) struct State {
     pub(crate) num_symbols: u64,
 }
 
-fn failed_error(dylib: &JITDylib, name: &SymbolName) -> Error {
-    Error::new(
-        ErrorCode::MaterializationFailed,
-        format!(
-            "symbol {} in dylib {} failed to materialize",
-            name,
-            dylib.name()
+/// The error a lookup of a failed symbol gets: the failure's cause (its
+/// code and message) when the unit gave one, else `MaterializationFailed`.
+fn failed_error(dylib: &JITDylib, name: &SymbolName, cause: Option<&Error>) -> Error {
+    match cause {
+        Some(c) => Error::new(
+            c.code(),
+            format!(
+                "symbol {} in dylib {} failed to materialize: {}",
+                name,
+                dylib.name(),
+                c.message()
+            ),
         ),
-    )
+        None => Error::new(
+            ErrorCode::MaterializationFailed,
+            format!(
+                "symbol {} in dylib {} failed to materialize",
+                name,
+                dylib.name()
+            ),
+        ),
+    }
 }
 
 impl State {
@@ -407,7 +424,8 @@ impl State {
                 Some((d, e)) => {
                     if e.state == SymbolState::Failed {
                         let handle = &self.dylibs[d as usize].handle;
-                        return Err((failed_error(handle, name), done));
+                        let cause = e.mat.as_ref().and_then(|m| m.cause.as_deref());
+                        return Err((failed_error(handle, name, cause), done));
                     }
                     found.push(Some(d));
                 }
@@ -559,7 +577,7 @@ impl State {
     }
 
     /// Fails `keys` and, transitively, every emitted symbol waiting on them.
-    fn fail_symbols(&mut self, keys: Vec<SymbolKey>, fx: &mut Effects) {
+    fn fail_symbols(&mut self, keys: Vec<SymbolKey>, cause: Option<Arc<Error>>, fx: &mut Effects) {
         let mut work = keys;
         while let Some(key) = work.pop() {
             let Some(entry) = self.entry(&key) else {
@@ -571,7 +589,13 @@ impl State {
             entry.state = SymbolState::Failed;
             entry.mr = 0;
             let mat = entry.mat.take();
-            self.fail_mat(&key, mat, &mut work, fx);
+            if cause.is_some() {
+                entry.mat = Some(Box::new(MatInfo {
+                    cause: cause.clone(),
+                    ..Default::default()
+                }));
+            }
+            self.fail_mat(&key, mat, cause.as_deref(), &mut work, fx);
         }
     }
 
@@ -581,6 +605,7 @@ impl State {
         &mut self,
         key: &SymbolKey,
         mat: Option<Box<MatInfo>>,
+        cause: Option<&Error>,
         work: &mut Vec<SymbolKey>,
         fx: &mut Effects,
     ) {
@@ -592,7 +617,7 @@ impl State {
         }
         let handle = self.dylibs[key.0 as usize].handle.clone();
         for p in mat.queries {
-            self.fail_query(p.query, failed_error(&handle, &key.1), fx);
+            self.fail_query(p.query, failed_error(&handle, &key.1, cause), fx);
         }
         work.extend(mat.dependants);
     }
@@ -615,7 +640,7 @@ impl State {
             match table.get(name) {
                 Some(e) if e.mr == mr && e.state == SymbolState::Materializing => {}
                 Some(e) if e.mr == mr && e.state == SymbolState::Failed => {
-                    return Err(failed_error(&self.dylibs[dylib as usize].handle, name))
+                    return Err(failed_error(&self.dylibs[dylib as usize].handle, name, None))
                 }
                 Some(e) if e.mr == mr => {
                     return Err(Error::invalid(format!(
@@ -669,14 +694,14 @@ impl State {
             let e = &self.dylibs[dylib as usize].symbols[&key.1];
             if e.state != SymbolState::Resolved {
                 let err = if e.state == SymbolState::Failed {
-                    failed_error(&handle, &key.1)
+                    failed_error(&handle, &key.1, None)
                 } else {
                     Error::invalid(format!(
                         "symbol {} was not resolved before being emitted",
                         key.1
                     ))
                 };
-                self.fail_symbols(own.clone(), fx);
+                self.fail_symbols(own.clone(), None, fx);
                 return Err(err);
             }
         }
@@ -691,7 +716,7 @@ impl State {
                 .get(d.0 as usize)
                 .and_then(|x| x.symbols.get(&d.1))
             else {
-                self.fail_symbols(own.clone(), fx);
+                self.fail_symbols(own.clone(), None, fx);
                 return Err(Error::new(
                     ErrorCode::MaterializationFailed,
                     format!(
@@ -704,9 +729,11 @@ impl State {
             match entry.state {
                 SymbolState::Ready => {}
                 SymbolState::Failed => {
-                    self.fail_symbols(own.clone(), fx);
-                    let dh = &self.dylibs[d.0 as usize].handle;
-                    return Err(failed_error(dh, &d.1));
+                    let cause = entry.mat.as_ref().and_then(|m| m.cause.clone());
+                    let dh = self.dylibs[d.0 as usize].handle.clone();
+                    let err = failed_error(&dh, &d.1, cause.as_deref());
+                    self.fail_symbols(own.clone(), Some(Arc::new(err.clone())), fx);
+                    return Err(err);
                 }
                 SymbolState::Emitted => {
                     if let Some(m) = &entry.mat {
@@ -808,6 +835,20 @@ impl State {
         Ok(())
     }
 
+    /// The keys of the dependencies of a unit whose code references
+    /// `names`, searched for in `order`: the JIT definitions they resolved
+    /// to (names that came from the host are not dependencies).
+    pub(crate) fn search_deps(
+        &self,
+        order: &[(DylibId, LookupFlags)],
+        names: &[SymbolName],
+    ) -> Vec<SymbolKey> {
+        names
+            .iter()
+            .filter_map(|n| self.find(order, n).map(|(d, _)| (d, n.clone())))
+            .collect()
+    }
+
     fn make_ready(&mut self, key: &SymbolKey, fx: &mut Effects) {
         let Some(e) = self.entry(key) else { return };
         let gid = e.mat.as_ref().map_or(0, |m| m.init_group);
@@ -851,8 +892,9 @@ impl State {
         }
     }
 
-    /// Fails every symbol a responsibility still holds. Consumes it.
-    pub(crate) fn fail_mr(&mut self, mr: u64, fx: &mut Effects) {
+    /// Fails every symbol a responsibility still holds, with `cause` as the
+    /// reason lookups are given. Consumes it.
+    pub(crate) fn fail_mr(&mut self, mr: u64, cause: Option<Arc<Error>>, fx: &mut Effects) {
         let Some(state) = self.mrs.remove(&mr) else {
             return;
         };
@@ -868,7 +910,7 @@ impl State {
             })
             .map(|(n, _)| (dylib, n))
             .collect();
-        self.fail_symbols(keys, fx);
+        self.fail_symbols(keys, cause, fx);
     }
 
     /// Names that have queries waiting in a responsibility.
@@ -1054,10 +1096,10 @@ impl State {
             let k = (dylib, name);
             if entry.state < SymbolState::Ready {
                 let mat = entry.mat.take();
-                self.fail_mat(&k, mat, &mut work, fx);
+                self.fail_mat(&k, mat, None, &mut work, fx);
             }
         }
-        self.fail_symbols(work, fx);
+        self.fail_symbols(work, None, fx);
         for uid in ts.units {
             if self.units.get(&uid).is_some_and(|u| u.tracker == key) {
                 if let Some(u) = self.units.remove(&uid) {
@@ -1107,6 +1149,7 @@ impl State {
         let table = &mut self.dylibs[sd as usize].symbols;
         let mut moved = TrackerState {
             dylib: sd,
+            handle: std::sync::Weak::new(),
             ..Default::default()
         };
         for name in ts.symbols {

@@ -408,7 +408,7 @@ fn pool_runs_materialization_and_blocking_lookups_inside_units() {
             }
         }
     }
-    let s = Session::new(SessionOptions { num_threads: 1 });
+    let s = Session::new(SessionOptions { num_threads: 1, ..Default::default() });
     let d = s.create_dylib("main").unwrap();
     let t = d.default_tracker().unwrap();
     t.define(Box::new(Nested)).unwrap();
@@ -464,7 +464,7 @@ fn resource_managers_are_told_in_reverse_order() {
 
 #[test]
 fn ending_the_session_fails_pending_lookups_and_removes_everything() {
-    let s = Session::new(SessionOptions { num_threads: 2 });
+    let s = Session::new(SessionOptions { num_threads: 2, ..Default::default() });
     let d = s.create_dylib("main").unwrap();
     let (unit, rx, _) = manual(&["end_a"], EXP);
     d.default_tracker().unwrap().define(unit).unwrap();

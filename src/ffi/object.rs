@@ -1,0 +1,89 @@
+//! Adding relocatable objects and archives.
+
+use super::error::jitrt_error_t;
+use super::tracker::{jitrt_tracker_t, tracker_ref};
+use super::{c_slice, c_str, fallible};
+use crate::link::{ObjectBytes, ObjectLinkingLayer};
+use crate::orc::{Error, ErrorCode, ResourceTracker};
+use std::ffi::c_char;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The session's linking layer, reached from a tracker.
+fn layer_of(t: &ResourceTracker) -> Result<Arc<ObjectLinkingLayer>, Error> {
+    let session = t
+        .dylib()
+        .session()
+        .ok_or_else(|| Error::new(ErrorCode::SessionEnded, "the session has ended"))?;
+    ObjectLinkingLayer::of(&session)
+}
+
+/// Adds a relocatable object (ELF x86-64 `.o`) from memory under `t`; the
+/// bytes are copied. Its symbols are defined now (a clash with an existing
+/// strong definition is `JITRT_ERR_DUPLICATE_DEFINITION` and adds nothing;
+/// weak and COMDAT definitions already present win quietly); it is linked
+/// the first time a lookup needs one of them. Externals resolve from `t`'s
+/// dylib, its link order, then the host process. `name` (may be NULL) is
+/// used in messages.
+///
+/// # Safety
+/// `t` NULL or live; `bytes` points to `len` readable bytes; `name` NULL or
+/// NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_tracker_add_object(
+    t: *mut jitrt_tracker_t,
+    bytes: *const u8,
+    len: usize,
+    name: *const c_char,
+) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract for every pointer.
+        let t = unsafe { tracker_ref(t) }?;
+        let data = unsafe { c_slice(bytes, len, "bytes") }?;
+        let name = if name.is_null() {
+            "<memory object>"
+        } else {
+            // SAFETY: NUL-terminated by contract.
+            unsafe { c_str(name, "name") }?
+        };
+        layer_of(&t)?.add(&t, name, ObjectBytes::copy_from(data))
+    })
+}
+
+/// Like `jitrt_tracker_add_object`, for the file at `path` (memory-mapped,
+/// not copied: the file must not change while the tracker lives).
+///
+/// # Safety
+/// `t` NULL or live; `path` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_tracker_add_object_file(
+    t: *mut jitrt_tracker_t,
+    path: *const c_char,
+) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract.
+        let t = unsafe { tracker_ref(t) }?;
+        let path = unsafe { c_str(path, "path") }?;
+        layer_of(&t)?.add_file(&t, Path::new(path))
+    })
+}
+
+/// Adds a static library (`.a`) under `t`: its symbol index is read once,
+/// and each member is added under `t` when a lookup needs a symbol it
+/// defines, as a static linker pulls members. Removing `t` removes the
+/// linked members and the archive.
+///
+/// # Safety
+/// `t` NULL or live; `path` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn jitrt_tracker_add_archive(
+    t: *mut jitrt_tracker_t,
+    path: *const c_char,
+) -> *mut jitrt_error_t {
+    fallible(|| {
+        // SAFETY: caller contract.
+        let t = unsafe { tracker_ref(t) }?;
+        let path = unsafe { c_str(path, "path") }?;
+        layer_of(&t)?.add_archive(&t, Path::new(path))
+    })
+}

@@ -1,0 +1,484 @@
+//! Where objects meet the ORC model: each added object becomes a
+//! materialization unit that links it the first time a lookup needs one of
+//! its symbols, and the layer is a resource manager that owns the linked
+//! code per tracker, so removing a tracker runs the objects' finalizers,
+//! deregisters their unwind info and returns their pages.
+//!
+//! Linking one object, in the order that lets objects that call each other
+//! link (JITLink's order): prepare (lay out, allocate, copy), notify its own
+//! addresses resolved, look its externals up waiting only for *resolved*,
+//! fix up, finalize, record the result under the tracker's key, then emit
+//! with the JIT symbols it uses as dependencies and its initializers as the
+//! hook that runs before its symbols become ready.
+//!
+//! Externals not defined in the dylib's search order resolve from the host
+//! process (`dlsym`) last, as the system linker resolves against libc.
+
+use super::host::HostSymbolGenerator;
+use super::{
+    scan_object, Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId, ObjectBytes,
+    PreparedObject,
+};
+use crate::orc::{
+    DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib,
+    MaterializationResponsibility, MaterializationUnit, ResourceKey, ResourceManager,
+    ResourceTracker, Result, Session, SessionStats, SymbolFlags, SymbolLookupFlags, SymbolName,
+    SymbolState,
+};
+use parking_lot::Mutex;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Default size of the JIT address range (1 GiB).
+const DEFAULT_RESERVE: u64 = 1 << 30;
+
+impl From<LinkError> for Error {
+    fn from(e: LinkError) -> Error {
+        let code = match e.kind {
+            LinkErrorKind::Malformed => ErrorCode::MalformedObject,
+            LinkErrorKind::Unsupported => ErrorCode::Unsupported,
+            LinkErrorKind::SymbolNotFound => ErrorCode::SymbolNotFound,
+            LinkErrorKind::RelocationOutOfRange => ErrorCode::RelocationOutOfRange,
+            LinkErrorKind::Io => ErrorCode::Io,
+            LinkErrorKind::OutOfMemory => ErrorCode::OutOfMemory,
+            LinkErrorKind::Internal => ErrorCode::Internal,
+        };
+        Error::new(code, e.message)
+    }
+}
+
+/// The object linking layer of a session (one per session, see
+/// [`ObjectLinkingLayer::of`]).
+pub struct ObjectLinkingLayer {
+    memory: Arc<JitMemory>,
+    state: Mutex<LayerState>,
+    host: HostSymbolGenerator,
+}
+
+#[derive(Default)]
+struct LayerState {
+    /// Linked objects per tracker, in link order.
+    linked: FxHashMap<ResourceKey, Vec<Arc<LinkedObject>>>,
+    /// COMDAT group signatures per dylib, and the object that owns each.
+    comdats: FxHashMap<(u32, String), u64>,
+    /// The COMDAT claims each tracker holds.
+    claims: FxHashMap<ResourceKey, Vec<(u32, String)>>,
+    /// Archives whose members are added on demand, per tracker.
+    archives: FxHashMap<ResourceKey, Vec<Arc<ArchiveGenerator>>>,
+    objects_linked: u64,
+    next_object: u64,
+}
+
+impl ObjectLinkingLayer {
+    /// The session's layer, made (and registered as a resource manager) on
+    /// first use, with the session's `memory_reserve_bytes`.
+    pub fn of(session: &Session) -> Result<Arc<ObjectLinkingLayer>> {
+        session.extension(|s| {
+            let reserve = match s.options().memory_reserve_bytes {
+                0 => DEFAULT_RESERVE,
+                n => n,
+            };
+            let reserve = usize::try_from(reserve).map_err(|_| {
+                Error::new(
+                    ErrorCode::InvalidArgument,
+                    "memory_reserve_bytes is too large",
+                )
+            })?;
+            let layer = Arc::new(ObjectLinkingLayer {
+                memory: JitMemory::new(reserve)?,
+                state: Mutex::new(LayerState::default()),
+                host: HostSymbolGenerator::process(),
+            });
+            s.add_resource_manager(layer.clone())?;
+            Ok(layer)
+        })
+    }
+
+    /// The JIT memory this layer links into.
+    pub fn memory(&self) -> &Arc<JitMemory> {
+        &self.memory
+    }
+
+    /// Adds an object under `tracker`: reads its symbol table and defines
+    /// its symbols (all or nothing); it is linked when a lookup first needs
+    /// one of them.
+    pub fn add(
+        self: &Arc<Self>,
+        tracker: &ResourceTracker,
+        name: &str,
+        bytes: ObjectBytes,
+    ) -> Result<()> {
+        let info = scan_object(name, &bytes)?;
+        let dylib = tracker.dylib().id();
+        let id = {
+            let mut st = self.state.lock();
+            st.next_object += 1;
+            st.next_object
+        };
+        let symbols: Vec<(SymbolName, SymbolFlags)> = info
+            .symbols
+            .iter()
+            .map(|s| {
+                let mut f = SymbolFlags::NONE;
+                if s.flags.exported {
+                    f = f | SymbolFlags::EXPORTED;
+                }
+                if s.flags.callable {
+                    f = f | SymbolFlags::CALLABLE;
+                }
+                // A COMMON symbol is a tentative definition: any other
+                // definition may take its place.
+                if s.flags.weak || s.flags.common {
+                    f = f | SymbolFlags::WEAK;
+                }
+                (SymbolName::intern(&s.name), f)
+            })
+            .collect();
+        // Claim the COMDAT groups no earlier object of the dylib has.
+        let mut claimed = Vec::new();
+        {
+            let mut st = self.state.lock();
+            for sig in &info.comdat_groups {
+                let k = (dylib, sig.clone());
+                if !st.comdats.contains_key(&k) {
+                    st.comdats.insert(k.clone(), id);
+                    claimed.push(k);
+                }
+            }
+        }
+        let unit = ObjectUnit {
+            layer: self.clone(),
+            name: info.name,
+            bytes,
+            symbols,
+            comdats: info.comdat_groups,
+            id,
+        };
+        match tracker.define(Box::new(unit)) {
+            Ok(()) => {
+                if !claimed.is_empty() {
+                    let mut st = self.state.lock();
+                    st.claims.entry(tracker.key()).or_default().extend(claimed);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let mut st = self.state.lock();
+                for k in claimed {
+                    st.comdats.remove(&k);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds the object file at `path` (memory-mapped) under `tracker`.
+    pub fn add_file(self: &Arc<Self>, tracker: &ResourceTracker, path: &Path) -> Result<()> {
+        let bytes = ObjectBytes::map_file(path)?;
+        self.add(tracker, &path.display().to_string(), bytes)
+    }
+
+    /// Adds the static library at `path` under `tracker`: its symbol index
+    /// is read once, and each member is added under the tracker when a
+    /// lookup needs a symbol it defines, as a static linker pulls members.
+    /// Removing the tracker removes the linked members and the archive.
+    pub fn add_archive(self: &Arc<Self>, tracker: &ResourceTracker, path: &Path) -> Result<()> {
+        if tracker.is_defunct() {
+            return Err(Error::new(
+                ErrorCode::TrackerDefunct,
+                "resource tracker is defunct",
+            ));
+        }
+        let archive = Archive::open(path)?;
+        let generator = Arc::new(ArchiveGenerator {
+            layer: Arc::downgrade(self),
+            archive,
+            key: AtomicU64::new(tracker.key()),
+            added: Mutex::new(FxHashSet::default()),
+        });
+        self.state
+            .lock()
+            .archives
+            .entry(tracker.key())
+            .or_default()
+            .push(generator.clone());
+        tracker.dylib().add_generator(generator)
+    }
+
+    /// Links one object for `mr` (phases in the module docs).
+    fn materialize_object(self: Arc<Self>, unit: ObjectUnit, mr: MaterializationResponsibility) {
+        let dylib = mr.dylib().clone();
+        let mine: FxHashSet<&str> = mr.symbols().iter().map(|(n, _)| n.as_str()).collect();
+        let owned_groups: FxHashSet<&str> = {
+            let st = self.state.lock();
+            unit.comdats
+                .iter()
+                .filter(|sig| st.comdats.get(&(dylib.id(), (*sig).clone())) == Some(&unit.id))
+                .map(|s| s.as_str())
+                .collect()
+        };
+        let groups: FxHashSet<&str> = unit.comdats.iter().map(|s| s.as_str()).collect();
+        let discarded = |name: &str| {
+            if groups.contains(name) {
+                !owned_groups.contains(name)
+            } else {
+                !mine.contains(name)
+            }
+        };
+        let prepared =
+            match PreparedObject::prepare(&self.memory, &unit.name, &unit.bytes, &discarded) {
+                Ok(p) => p,
+                Err(e) => return fail(mr, e.into()),
+            };
+        drop((mine, owned_groups, groups));
+
+        let resolved: Vec<(SymbolName, u64)> = {
+            let mut v = Vec::with_capacity(mr.symbols().len());
+            let wanted: FxHashMap<&str, ()> =
+                mr.symbols().iter().map(|(n, _)| (n.as_str(), ())).collect();
+            for (name, addr, _) in prepared.defined_addresses() {
+                if wanted.contains_key(name) {
+                    v.push((SymbolName::intern(name), addr));
+                }
+            }
+            v
+        };
+        if let Err(e) = mr.notify_resolved(&resolved) {
+            return fail(mr, e);
+        }
+
+        let externals: Vec<(SymbolName, SymbolLookupFlags)> = prepared
+            .externals()
+            .map(|(n, _)| (SymbolName::intern(n), SymbolLookupFlags::WeaklyReferenced))
+            .collect();
+        let weak: Vec<bool> = prepared.externals().map(|(_, w)| w).collect();
+        let order = match dylib.search_order() {
+            Ok(o) => o,
+            Err(e) => return fail(mr, e),
+        };
+        let Some(session) = dylib.session() else {
+            return fail(
+                mr,
+                Error::new(ErrorCode::SessionEnded, "the session has ended"),
+            );
+        };
+        let names: Vec<SymbolName> = externals.iter().map(|(n, _)| n.clone()).collect();
+        let order2 = order.clone();
+        session.lookup_async(
+            order,
+            externals,
+            SymbolState::Resolved,
+            Box::new(move |result| {
+                let addresses = match result {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let e = e.context(format!("linking {}", prepared.name()));
+                        return fail(mr, e);
+                    }
+                };
+                self.finish(prepared, mr, order2, names, weak, addresses);
+            }),
+        );
+    }
+
+    /// Fixes the object up once its externals have addresses, records it
+    /// and emits it.
+    fn finish(
+        self: Arc<Self>,
+        prepared: PreparedObject,
+        mr: MaterializationResponsibility,
+        order: Vec<(Arc<JITDylib>, crate::orc::LookupFlags)>,
+        names: Vec<SymbolName>,
+        weak: Vec<bool>,
+        addresses: Vec<u64>,
+    ) {
+        let mut table: FxHashMap<&str, u64> = FxHashMap::default();
+        table.reserve(names.len());
+        let mut missing = Vec::new();
+        for ((name, addr), weak) in names.iter().zip(&addresses).zip(&weak) {
+            let addr = match *addr {
+                0 => match self.host.address_of(name) {
+                    Some(a) => a,
+                    None if *weak => 0,
+                    None => {
+                        missing.push(name.as_str());
+                        continue;
+                    }
+                },
+                a => a,
+            };
+            table.insert(name.as_str(), addr);
+        }
+        if !missing.is_empty() {
+            let e = Error::new(
+                ErrorCode::SymbolNotFound,
+                format!(
+                    "{}: undefined symbol{} {} (not defined in dylib {}, its link order, or the host process)",
+                    prepared.name(),
+                    if missing.len() > 1 { "s" } else { "" },
+                    missing.join(", "),
+                    mr.dylib().name()
+                ),
+            );
+            return fail(mr, e);
+        }
+        let name = prepared.name().to_string();
+        let linked = match prepared.link(&|n| table.get(n).copied()) {
+            Ok(l) => Arc::new(l),
+            Err(e) => return fail(mr, e.into()),
+        };
+        drop(table);
+        // Record it under the tracker that owns the unit now, atomically
+        // with respect to remove and transfer; if that tracker is gone the
+        // object is dropped here (its pages return).
+        let recorded = mr.with_resource_key_do(|key| {
+            let mut st = self.state.lock();
+            st.linked.entry(key).or_default().push(linked.clone());
+            st.objects_linked += 1;
+        });
+        if recorded.is_err() {
+            return mr.fail();
+        }
+        let init = linked.clone();
+        let hook: Box<dyn FnOnce() + Send> = Box::new(move || init.run_initializers());
+        if let Err(e) = mr.notify_emitted_searching(&order, &names, Some(hook)) {
+            if e.code() != ErrorCode::TrackerDefunct {
+                if let Some(s) = linked_session(&order) {
+                    s.report_error(&e.context(format!("emitting {name}")));
+                }
+            }
+        }
+    }
+}
+
+fn linked_session(order: &[(Arc<JITDylib>, crate::orc::LookupFlags)]) -> Option<Session> {
+    order.first().and_then(|(d, _)| d.session())
+}
+
+/// Fails a materialization with `e`, which lookups waiting on its symbols
+/// receive; also reported to the session's error reporter.
+fn fail(mr: MaterializationResponsibility, e: Error) {
+    mr.report(&e);
+    mr.fail_with(e);
+}
+
+impl ResourceManager for ObjectLinkingLayer {
+    fn handle_remove(&self, dylib: &JITDylib, key: ResourceKey) -> Result<()> {
+        let (objects, archives) = {
+            let mut st = self.state.lock();
+            let objects = st.linked.remove(&key).unwrap_or_default();
+            st.objects_linked -= objects.len() as u64;
+            for claim in st.claims.remove(&key).unwrap_or_default() {
+                st.comdats.remove(&claim);
+            }
+            (objects, st.archives.remove(&key).unwrap_or_default())
+        };
+        for a in archives {
+            let g: Arc<dyn DefinitionGenerator> = a;
+            dylib.remove_generator(&g);
+        }
+        // Destructors in reverse order of linking, then the pages go.
+        for o in objects.iter().rev() {
+            o.run_finalizers();
+        }
+        drop(objects);
+        Ok(())
+    }
+
+    fn handle_transfer(&self, _dylib: &JITDylib, dst: ResourceKey, src: ResourceKey) {
+        let mut st = self.state.lock();
+        if let Some(mut v) = st.linked.remove(&src) {
+            st.linked.entry(dst).or_default().append(&mut v);
+        }
+        if let Some(mut v) = st.claims.remove(&src) {
+            st.claims.entry(dst).or_default().append(&mut v);
+        }
+        if let Some(mut v) = st.archives.remove(&src) {
+            for a in &v {
+                a.key.store(dst, Ordering::Relaxed);
+            }
+            st.archives.entry(dst).or_default().append(&mut v);
+        }
+    }
+
+    fn add_stats(&self, stats: &mut SessionStats) {
+        stats.code_bytes += self.memory.code_bytes() as u64;
+        stats.data_bytes += self.memory.data_bytes() as u64;
+        stats.objects_linked += self.state.lock().objects_linked;
+    }
+}
+
+/// An object added to a dylib, not linked yet.
+struct ObjectUnit {
+    layer: Arc<ObjectLinkingLayer>,
+    name: String,
+    bytes: ObjectBytes,
+    symbols: Vec<(SymbolName, SymbolFlags)>,
+    comdats: Vec<String>,
+    id: u64,
+}
+
+impl MaterializationUnit for ObjectUnit {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn symbols(&self) -> Vec<(SymbolName, SymbolFlags)> {
+        self.symbols.clone()
+    }
+    fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
+        let layer = self.layer.clone();
+        layer.materialize_object(*self, mr);
+    }
+    fn discard(&mut self, _dylib: &JITDylib, name: &SymbolName) {
+        self.symbols.retain(|(n, _)| n != name);
+    }
+}
+
+/// Adds archive members on demand under the archive's tracker.
+struct ArchiveGenerator {
+    layer: std::sync::Weak<ObjectLinkingLayer>,
+    archive: Archive,
+    /// The tracker that owns the archive (follows transfers).
+    key: AtomicU64,
+    added: Mutex<FxHashSet<MemberId>>,
+}
+
+impl DefinitionGenerator for ArchiveGenerator {
+    fn try_to_generate(&self, dylib: &JITDylib, names: &[SymbolName]) -> Result<()> {
+        let Some(layer) = self.layer.upgrade() else {
+            return Ok(());
+        };
+        let mut members = Vec::new();
+        {
+            let mut added = self.added.lock();
+            for n in names {
+                if let Some(m) = self.archive.member_for(n.as_str()) {
+                    if added.insert(m) {
+                        members.push(m);
+                    }
+                }
+            }
+        }
+        if members.is_empty() {
+            return Ok(());
+        }
+        let key = self.key.load(Ordering::Relaxed);
+        let Some(tracker) = dylib.tracker_by_key(key) else {
+            return Ok(());
+        };
+        for m in members {
+            let (Some(bytes), Some(member)) =
+                (self.archive.member_bytes(m), self.archive.member_name(m))
+            else {
+                continue;
+            };
+            let name = format!("{}({})", self.archive.name(), member);
+            if let Err(e) = layer.add(&tracker, &name, bytes) {
+                self.added.lock().remove(&m);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
