@@ -28,10 +28,27 @@ use crate::orc::{
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// Default size of the JIT address range (1 GiB).
-const DEFAULT_RESERVE: u64 = 1 << 30;
+/// The JIT memory shared by every session that asks for the default
+/// reservation. Default (PIE) gcc code reads host data such as `stderr`
+/// with 32-bit PC-relative references, so JIT code must sit within ±2 GiB
+/// of the C library; the space there holds one 1 GiB range, not one per
+/// session. Sessions carve their objects from it and account for their own.
+static SHARED_MEMORY: OnceLock<Arc<JitMemory>> = OnceLock::new();
+
+fn memory_for(reserve: u64) -> Result<Arc<JitMemory>> {
+    if reserve == 0 {
+        if let Some(m) = SHARED_MEMORY.get() {
+            return Ok(m.clone());
+        }
+        let m = JitMemory::with_default_reserve()?;
+        return Ok(SHARED_MEMORY.get_or_init(|| m).clone());
+    }
+    let size = usize::try_from(reserve)
+        .map_err(|_| Error::new(ErrorCode::InvalidArgument, "memory_reserve_bytes is too large"))?;
+    Ok(JitMemory::new(size)?)
+}
 
 impl From<LinkError> for Error {
     fn from(e: LinkError) -> Error {
@@ -67,6 +84,8 @@ struct LayerState {
     /// Archives whose members are added on demand, per tracker.
     archives: FxHashMap<ResourceKey, Vec<Arc<ArchiveGenerator>>>,
     objects_linked: u64,
+    code_bytes: u64,
+    data_bytes: u64,
     next_object: u64,
 }
 
@@ -75,18 +94,8 @@ impl ObjectLinkingLayer {
     /// first use, with the session's `memory_reserve_bytes`.
     pub fn of(session: &Session) -> Result<Arc<ObjectLinkingLayer>> {
         session.extension(|s| {
-            let reserve = match s.options().memory_reserve_bytes {
-                0 => DEFAULT_RESERVE,
-                n => n,
-            };
-            let reserve = usize::try_from(reserve).map_err(|_| {
-                Error::new(
-                    ErrorCode::InvalidArgument,
-                    "memory_reserve_bytes is too large",
-                )
-            })?;
             let layer = Arc::new(ObjectLinkingLayer {
-                memory: JitMemory::new(reserve)?,
+                memory: memory_for(s.options().memory_reserve_bytes)?,
                 state: Mutex::new(LayerState::default()),
                 host: HostSymbolGenerator::process(),
             });
@@ -336,6 +345,8 @@ impl ObjectLinkingLayer {
             let mut st = self.state.lock();
             st.linked.entry(key).or_default().push(linked.clone());
             st.objects_linked += 1;
+            st.code_bytes += linked.code_bytes() as u64;
+            st.data_bytes += linked.data_bytes() as u64;
         });
         if recorded.is_err() {
             return mr.fail();
@@ -369,6 +380,10 @@ impl ResourceManager for ObjectLinkingLayer {
             let mut st = self.state.lock();
             let objects = st.linked.remove(&key).unwrap_or_default();
             st.objects_linked -= objects.len() as u64;
+            for o in &objects {
+                st.code_bytes -= o.code_bytes() as u64;
+                st.data_bytes -= o.data_bytes() as u64;
+            }
             for claim in st.claims.remove(&key).unwrap_or_default() {
                 st.comdats.remove(&claim);
             }
@@ -403,9 +418,10 @@ impl ResourceManager for ObjectLinkingLayer {
     }
 
     fn add_stats(&self, stats: &mut SessionStats) {
-        stats.code_bytes += self.memory.code_bytes() as u64;
-        stats.data_bytes += self.memory.data_bytes() as u64;
-        stats.objects_linked += self.state.lock().objects_linked;
+        let st = self.state.lock();
+        stats.code_bytes += st.code_bytes;
+        stats.data_bytes += st.data_bytes;
+        stats.objects_linked += st.objects_linked;
     }
 }
 
