@@ -34,7 +34,10 @@ fn scatter(i: usize, n: usize) -> usize {
 }
 
 fn main() {
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     if !filter.is_empty() && !filter.iter().any(|f| "orc".contains(f.as_str())) {
         return;
     }
@@ -43,20 +46,36 @@ fn main() {
     println!("with the table there, in the caller's name array too)");
     println!(
         "{:>10} {:>12} {:>12} {:>16} {:>16} {:>26}",
-        "symbols", "C hot", "Rust hot", "C scattered", "Rust scattered", "define+lookup+remove (ns)"
+        "symbols",
+        "C hot",
+        "Rust hot",
+        "C scattered",
+        "Rust scattered",
+        "define+lookup+remove (ns)"
     );
     for &size in &[1_000usize, 10_000, 100_000, 1_000_000] {
         let session = Session::new(SessionOptions::default());
         let d = session.create_dylib("bench").unwrap();
         let t = d.default_tracker().unwrap();
-        let names: Vec<String> = (0..size).map(|i| format!("bench_symbol_{size}_{i}")).collect();
+        let names: Vec<String> = (0..size)
+            .map(|i| format!("bench_symbol_{size}_{i}"))
+            .collect();
         let defs: Vec<(SymbolName, u64, SymbolFlags)> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (SymbolName::intern(n), 0x1000 + i as u64, SymbolFlags::EXPORTED))
+            .map(|(i, n)| {
+                (
+                    SymbolName::intern(n),
+                    0x1000 + i as u64,
+                    SymbolFlags::EXPORTED,
+                )
+            })
             .collect();
         t.define_absolute(&defs).unwrap();
-        let c_names: Vec<CString> = names.iter().map(|n| CString::new(n.as_str()).unwrap()).collect();
+        let c_names: Vec<CString> = names
+            .iter()
+            .map(|n| CString::new(n.as_str()).unwrap())
+            .collect();
 
         // The C path, as a host calls it.
         let dp = {
@@ -84,11 +103,14 @@ fn main() {
         let rust_lookup = median_ns(201, 1000, |i| {
             black_box(d.lookup(&names[scatter(i, size)]).unwrap());
         });
-        let extra: Vec<SymbolName> = (0..4096).map(|i| SymbolName::intern(&format!("bench_cycle_{i}"))).collect();
+        let extra: Vec<SymbolName> = (0..4096)
+            .map(|i| SymbolName::intern(&format!("bench_cycle_{i}")))
+            .collect();
         let cycle = median_ns(101, 200, |i| {
             let name = &extra[i % extra.len()];
             let t = d.create_tracker().unwrap();
-            t.define_absolute(&[(name.clone(), 42, SymbolFlags::EXPORTED)]).unwrap();
+            t.define_absolute(&[(name.clone(), 42, SymbolFlags::EXPORTED)])
+                .unwrap();
             black_box(d.lookup(name.as_str()).unwrap());
             t.remove().unwrap();
         });

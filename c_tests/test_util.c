@@ -1,5 +1,7 @@
+#define _GNU_SOURCE
 #include "test_util.h"
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int tu_passed, tu_failed;
@@ -398,4 +400,18 @@ jitrt_mr_t *tu_unit_take_mr(tu_unit_t *u) {
     tu_usleep(1000);
   }
   return NULL;
+}
+
+int tu_survives(void (*fn)(void)) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) return 0;
+  if (pid == 0) {
+    fn();
+    _exit(0);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return 0;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }

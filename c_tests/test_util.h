@@ -146,6 +146,9 @@ extern atomic_int tu_threads_running;
 void tu_wait_threads(void);
 /* Counters of all tu_units: allocated and freed/dropped. */
 extern atomic_int tu_units_alloc, tu_units_dropped;
+/* Runs fn in a forked child; 1 if it returned normally (no crash). For a
+ * check that would otherwise take the whole program down. */
+int tu_survives(void (*fn)(void));
 /* Runs one scenario function, naming it on stderr first (so a hang or a
  * crash shows where it happened). */
 #define TU_RUN(f)                          \

@@ -53,7 +53,10 @@ fn run_jit(session: &Session, built: &Built, round: usize, via_archive: bool) ->
     let report = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
     let stats = session.stats();
-    assert!(stats.objects_linked > 0 && stats.code_bytes > 0, "{stats:?}");
+    assert!(
+        stats.objects_linked > 0 && stats.code_bytes > 0,
+        "{stats:?}"
+    );
     if via_archive {
         // Only the members main needs were pulled in (Lua's driver needs
         // most of the library, but never all of it through one archive
@@ -76,7 +79,11 @@ fn corpus_through_jit(program: Program) {
         let session = Session::new(SessionOptions::default());
         for round in 0..3 {
             let (status, report) = run_jit(&session, &built, round, false);
-            assert_eq!(status, 0, "{program} ({}) exited with {status}", built.toolchain);
+            assert_eq!(
+                status, 0,
+                "{program} ({}) exited with {status}",
+                built.toolchain
+            );
             if report != expected {
                 let diff = expected
                     .lines()
@@ -84,7 +91,10 @@ fn corpus_through_jit(program: Program) {
                     .find(|(a, b)| a != b)
                     .map(|(a, b)| format!("native: {a}\njit:    {b}"))
                     .unwrap_or_else(|| format!("lengths {} vs {}", expected.len(), report.len()));
-                panic!("{program} ({}): JIT run differs from native:\n{diff}", built.toolchain);
+                panic!(
+                    "{program} ({}): JIT run differs from native:\n{diff}",
+                    built.toolchain
+                );
             }
             let stats = session.stats();
             assert_eq!(

@@ -45,8 +45,12 @@ fn memory_for(reserve: u64) -> Result<Arc<JitMemory>> {
         let m = JitMemory::with_default_reserve()?;
         return Ok(SHARED_MEMORY.get_or_init(|| m).clone());
     }
-    let size = usize::try_from(reserve)
-        .map_err(|_| Error::new(ErrorCode::InvalidArgument, "memory_reserve_bytes is too large"))?;
+    let size = usize::try_from(reserve).map_err(|_| {
+        Error::new(
+            ErrorCode::InvalidArgument,
+            "memory_reserve_bytes is too large",
+        )
+    })?;
     Ok(JitMemory::new(size)?)
 }
 

@@ -46,14 +46,8 @@ struct Pending {
 #[derive(Default)]
 struct MatInfo {
     queries: Vec<Pending>,
-    /// Emitted symbols whose readiness waits on this one being emitted.
-    dependants: Vec<SymbolKey>,
-    /// While emitted but not ready: the symbols not yet emitted that this
-    /// one (transitively) depends on.
-    unemitted: FxHashSet<SymbolKey>,
-    /// The initializer group that must run before this symbol is ready, 0
-    /// if none.
-    init_group: u64,
+    /// While emitted but not ready: the emission group it belongs to.
+    group: u64,
     /// Why it failed, when the unit said.
     cause: Option<Arc<Error>>,
 }
@@ -62,11 +56,15 @@ struct MatInfo {
 /// emitted, before any of them is ready (static initializers).
 pub(crate) type ReadyHook = Box<dyn FnOnce() + Send>;
 
-/// The symbols of one emission that wait for its hook.
-struct InitGroup {
-    pending: usize,
-    hook: Option<ReadyHook>,
+/// The symbols of one emission that are not ready yet: they wait for the
+/// units in `unemitted` (by responsibility id, which is the unit's id) to
+/// emit, then for `hook` to run. Tracking readiness per emission rather than
+/// per symbol keeps emitting an object with hundreds of symbols and
+/// dependencies linear in their number.
+struct EmitGroup {
     symbols: Vec<SymbolKey>,
+    unemitted: FxHashSet<u64>,
+    hook: Option<ReadyHook>,
 }
 
 pub(crate) struct SymbolEntry {
@@ -157,7 +155,9 @@ pub(crate) struct State {
     units: FxHashMap<u64, UnitEntry>,
     pub(crate) mrs: FxHashMap<u64, MrState>,
     queries: FxHashMap<u64, QueryState>,
-    init_groups: FxHashMap<u64, InitGroup>,
+    groups: FxHashMap<u64, EmitGroup>,
+    /// Emission groups waiting on each responsibility (or unit) id.
+    waiters: FxHashMap<u64, Vec<u64>>,
     pub(crate) managers: Vec<(u64, Arc<dyn ResourceManager>)>,
     next_id: u64,
     pub(crate) num_symbols: u64,
@@ -196,7 +196,8 @@ impl State {
             units: FxHashMap::default(),
             mrs: FxHashMap::default(),
             queries: FxHashMap::default(),
-            init_groups: FxHashMap::default(),
+            groups: FxHashMap::default(),
+            waiters: FxHashMap::default(),
             managers: Vec::new(),
             next_id: 1,
             num_symbols: 0,
@@ -501,7 +502,9 @@ impl State {
         let Some(unit) = self.units.remove(&uid) else {
             return;
         };
-        let mr = self.next_id();
+        // The responsibility takes the unit's id, so emission groups that
+        // started waiting on the unit before it ran wait on it now.
+        let mr = uid;
         let mut requested = Vec::new();
         let table = &mut self.dylibs[unit.dylib as usize].symbols;
         for (name, _) in &unit.symbols {
@@ -576,14 +579,13 @@ impl State {
         }
     }
 
-    /// Fails `keys` and, transitively, every emitted symbol waiting on them.
+    /// Fails `keys` (symbols of one responsibility that are not emitted).
     fn fail_symbols(&mut self, keys: Vec<SymbolKey>, cause: Option<Arc<Error>>, fx: &mut Effects) {
-        let mut work = keys;
-        while let Some(key) = work.pop() {
+        for key in keys {
             let Some(entry) = self.entry(&key) else {
                 continue;
             };
-            if entry.state == SymbolState::Failed || entry.state == SymbolState::Ready {
+            if entry.state >= SymbolState::Ready {
                 continue;
             }
             entry.state = SymbolState::Failed;
@@ -595,31 +597,47 @@ impl State {
                     ..Default::default()
                 }));
             }
-            self.fail_mat(&key, mat, cause.as_deref(), &mut work, fx);
+            self.fail_mat(&key, mat, cause.as_deref(), fx);
         }
     }
 
-    /// Fails the queries of a failed or removed symbol and queues its
-    /// dependants for failure.
+    /// Fails every emission group waiting on responsibility (or unit) `id`,
+    /// which failed or was removed: failure spreads along dependencies.
+    fn fail_waiters(&mut self, id: u64, cause: Option<Arc<Error>>, fx: &mut Effects) {
+        let Some(groups) = self.waiters.remove(&id) else {
+            return;
+        };
+        for gid in groups {
+            let Some(g) = self.groups.remove(&gid) else {
+                continue;
+            };
+            fx.drop_hooks.extend(g.hook);
+            self.fail_symbols(g.symbols, cause.clone(), fx);
+        }
+    }
+
+    /// Fails the queries of a failed or removed symbol; a group it belonged
+    /// to is dropped with its hook.
     fn fail_mat(
         &mut self,
         key: &SymbolKey,
         mat: Option<Box<MatInfo>>,
         cause: Option<&Error>,
-        work: &mut Vec<SymbolKey>,
         fx: &mut Effects,
     ) {
         let Some(mat) = mat else { return };
-        if mat.init_group != 0 {
-            if let Some(g) = self.init_groups.remove(&mat.init_group) {
+        if mat.group != 0 {
+            if let Some(g) = self.groups.remove(&mat.group) {
                 fx.drop_hooks.extend(g.hook);
+                let others: Vec<SymbolKey> = g.symbols.into_iter().filter(|k| k != key).collect();
+                let cause = cause.map(|c| Arc::new(c.clone()));
+                self.fail_symbols(others, cause, fx);
             }
         }
         let handle = self.dylibs[key.0 as usize].handle.clone();
         for p in mat.queries {
             self.fail_query(p.query, failed_error(&handle, &key.1, cause), fx);
         }
-        work.extend(mat.dependants);
     }
 
     // ----- responsibilities -----------------------------------------------
@@ -640,7 +658,11 @@ impl State {
             match table.get(name) {
                 Some(e) if e.mr == mr && e.state == SymbolState::Materializing => {}
                 Some(e) if e.mr == mr && e.state == SymbolState::Failed => {
-                    return Err(failed_error(&self.dylibs[dylib as usize].handle, name, None))
+                    return Err(failed_error(
+                        &self.dylibs[dylib as usize].handle,
+                        name,
+                        None,
+                    ))
                 }
                 Some(e) if e.mr == mr => {
                     return Err(Error::invalid(format!(
@@ -701,30 +723,27 @@ impl State {
                         key.1
                     ))
                 };
-                self.fail_symbols(own.clone(), None, fx);
+                self.fail_emission(mr, own, None, fx);
                 return Err(err);
             }
         }
-        let own_set: FxHashSet<&SymbolKey> = own.iter().collect();
-        let mut unemitted: FxHashSet<SymbolKey> = FxHashSet::default();
+        let mut unemitted: FxHashSet<u64> = FxHashSet::default();
         for d in deps {
-            if own_set.contains(d) {
-                continue;
-            }
             let Some(entry) = self
                 .dylibs
                 .get(d.0 as usize)
                 .and_then(|x| x.symbols.get(&d.1))
             else {
-                self.fail_symbols(own.clone(), None, fx);
-                return Err(Error::new(
+                let err = Error::new(
                     ErrorCode::MaterializationFailed,
                     format!(
                         "dependency {} was removed before {} was emitted",
                         d.1,
                         own_names(&own)
                     ),
-                ));
+                );
+                self.fail_emission(mr, own, Some(Arc::new(err.clone())), fx);
+                return Err(err);
             };
             match entry.state {
                 SymbolState::Ready => {}
@@ -732,107 +751,111 @@ impl State {
                     let cause = entry.mat.as_ref().and_then(|m| m.cause.clone());
                     let dh = self.dylibs[d.0 as usize].handle.clone();
                     let err = failed_error(&dh, &d.1, cause.as_deref());
-                    self.fail_symbols(own.clone(), Some(Arc::new(err.clone())), fx);
+                    self.fail_emission(mr, own, Some(Arc::new(err.clone())), fx);
                     return Err(err);
                 }
                 SymbolState::Emitted => {
-                    if let Some(m) = &entry.mat {
-                        for x in &m.unemitted {
-                            if !own_set.contains(x) {
-                                unemitted.insert(x.clone());
-                            }
-                        }
+                    let g = entry.mat.as_ref().map_or(0, |m| m.group);
+                    if let Some(g) = self.groups.get(&g) {
+                        unemitted.extend(g.unemitted.iter().copied().filter(|x| *x != mr));
                     }
                 }
-                _ => {
-                    unemitted.insert(d.clone());
+                SymbolState::NeverSearched => {
+                    unemitted.insert(entry.unit);
+                }
+                SymbolState::Materializing | SymbolState::Resolved => {
+                    if entry.mr != mr {
+                        unemitted.insert(entry.mr);
+                    }
                 }
             }
         }
-        drop(own_set);
-        let group = match hook {
-            Some(hook) if !own.is_empty() => {
-                let gid = self.next_id();
-                self.init_groups.insert(
-                    gid,
-                    InitGroup {
-                        pending: own.len(),
-                        hook: Some(hook),
-                        symbols: own.clone(),
-                    },
-                );
-                gid
-            }
-            Some(hook) => {
-                // Nothing to hold back: run it at once.
-                fx.ready_hooks.push((hook, Vec::new()));
-                0
-            }
-            None => 0,
-        };
         for key in &own {
             if let Some(e) = self.entry(key) {
                 e.state = SymbolState::Emitted;
                 e.mr = 0;
-                if group != 0 {
-                    e.mat().init_group = group;
-                }
             }
             self.notify_queries(key, SymbolState::Emitted, fx);
         }
-        if unemitted.is_empty() {
-            for key in &own {
-                self.make_ready(key, fx);
-            }
+        let mine = if unemitted.is_empty() {
+            self.complete(own, hook, fx);
+            None
         } else {
+            let gid = self.next_id();
             for key in &own {
                 if let Some(e) = self.entry(key) {
-                    e.mat().unemitted = unemitted.clone();
+                    e.mat().group = gid;
                 }
             }
-            for d in &unemitted {
-                if let Some(e) = self.entry(d) {
-                    e.mat().dependants.extend(own.iter().cloned());
-                }
+            for m in &unemitted {
+                self.waiters.entry(*m).or_default().push(gid);
             }
-        }
-        // Symbols that were waiting for ours to be emitted now wait for
-        // whatever ours still wait for.
-        for key in &own {
-            let dependants = match self.entry(key).and_then(|e| e.mat.as_mut()) {
-                Some(m) => std::mem::take(&mut m.dependants),
-                None => continue,
+            self.groups.insert(
+                gid,
+                EmitGroup {
+                    symbols: own,
+                    unemitted: unemitted.clone(),
+                    hook,
+                },
+            );
+            Some(unemitted)
+        };
+        // Groups that waited for this emission now wait for what it still
+        // waits for (nothing, if it is complete).
+        let inherited = mine.unwrap_or_default();
+        for gid in self.waiters.remove(&mr).unwrap_or_default() {
+            let Some(g) = self.groups.get_mut(&gid) else {
+                continue;
             };
-            let inherited: Vec<SymbolKey> = self
-                .entry(key)
-                .and_then(|e| e.mat.as_ref())
-                .map(|m| m.unemitted.iter().cloned().collect())
-                .unwrap_or_default();
-            for dep in dependants {
-                let Some(de) = self.entry(&dep) else { continue };
-                if de.state != SymbolState::Emitted {
-                    continue;
+            g.unemitted.remove(&mr);
+            let mut added = Vec::new();
+            for x in &inherited {
+                if g.unemitted.insert(*x) {
+                    added.push(*x);
                 }
-                let m = de.mat();
-                m.unemitted.remove(key);
-                let mut added = Vec::new();
-                for x in &inherited {
-                    if *x != dep && m.unemitted.insert(x.clone()) {
-                        added.push(x.clone());
+            }
+            let done = g.unemitted.is_empty();
+            for x in added {
+                self.waiters.entry(x).or_default().push(gid);
+            }
+            if done {
+                if let Some(g) = self.groups.remove(&gid) {
+                    for k in &g.symbols {
+                        if let Some(m) = self.entry(k).and_then(|e| e.mat.as_mut()) {
+                            m.group = 0;
+                        }
                     }
-                }
-                let now_ready = m.unemitted.is_empty();
-                for x in added {
-                    if let Some(xe) = self.entry(&x) {
-                        xe.mat().dependants.push(dep.clone());
-                    }
-                }
-                if now_ready {
-                    self.make_ready(&dep, fx);
+                    self.complete(g.symbols, g.hook, fx);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Every dependency of `symbols` is emitted: run the hook (then make
+    /// them ready), or make them ready now.
+    fn complete(&mut self, symbols: Vec<SymbolKey>, hook: Option<ReadyHook>, fx: &mut Effects) {
+        match hook {
+            Some(h) => fx.ready_hooks.push((h, symbols)),
+            None => {
+                for k in &symbols {
+                    self.make_ready(k, fx);
+                }
+            }
+        }
+    }
+
+    /// A responsibility could not emit: its symbols fail and so does every
+    /// group waiting on it.
+    fn fail_emission(
+        &mut self,
+        mr: u64,
+        own: Vec<SymbolKey>,
+        cause: Option<Arc<Error>>,
+        fx: &mut Effects,
+    ) {
+        self.fail_symbols(own, cause.clone(), fx);
+        self.fail_waiters(mr, cause, fx);
     }
 
     /// The keys of the dependencies of a unit whose code references
@@ -851,32 +874,10 @@ impl State {
 
     fn make_ready(&mut self, key: &SymbolKey, fx: &mut Effects) {
         let Some(e) = self.entry(key) else { return };
-        let gid = e.mat.as_ref().map_or(0, |m| m.init_group);
-        if gid != 0 {
-            // Its dependencies are emitted, but its unit's initializers
-            // have not run: hold it back until the whole group gets here.
-            e.mat().init_group = 0;
-            if let Some(g) = self.init_groups.get_mut(&gid) {
-                g.pending -= 1;
-                if g.pending == 0 {
-                    if let Some(mut g) = self.init_groups.remove(&gid) {
-                        if let Some(h) = g.hook.take() {
-                            fx.ready_hooks.push((h, std::mem::take(&mut g.symbols)));
-                        }
-                    }
-                }
-                return;
-            }
-        }
-        if let Some(e) = self.entry(key) {
-            e.state = SymbolState::Ready;
-        }
+        e.state = SymbolState::Ready;
         self.notify_queries(key, SymbolState::Ready, fx);
         if let Some(e) = self.entry(key) {
-            if e.mat
-                .as_ref()
-                .is_some_and(|m| m.queries.is_empty() && m.dependants.is_empty())
-            {
+            if e.mat.as_ref().is_some_and(|m| m.queries.is_empty()) {
                 e.mat = None;
             }
         }
@@ -886,7 +887,10 @@ impl State {
     /// ready.
     pub(crate) fn finish_ready_hook(&mut self, keys: &[SymbolKey], fx: &mut Effects) {
         for k in keys {
-            if self.entry(k).is_some_and(|e| e.state == SymbolState::Emitted) {
+            if self
+                .entry(k)
+                .is_some_and(|e| e.state == SymbolState::Emitted)
+            {
                 self.make_ready(k, fx);
             }
         }
@@ -910,7 +914,7 @@ impl State {
             })
             .map(|(n, _)| (dylib, n))
             .collect();
-        self.fail_symbols(keys, cause, fx);
+        self.fail_emission(mr, keys, cause, fx);
     }
 
     /// Names that have queries waiting in a responsibility.
@@ -1012,6 +1016,15 @@ impl State {
             }
         }
         let new = self.next_id();
+        // Whoever waited for the whole responsibility waits for both parts.
+        if let Some(groups) = self.waiters.get(&mr).cloned() {
+            for gid in &groups {
+                if let Some(g) = self.groups.get_mut(gid) {
+                    g.unemitted.insert(new);
+                }
+            }
+            self.waiters.insert(new, groups);
+        }
         for (n, _) in &moved {
             if let Some(e) = self.dylibs[dylib as usize].symbols.get_mut(n) {
                 if e.mr == mr {
@@ -1083,7 +1096,6 @@ impl State {
     pub(crate) fn remove_tracker(&mut self, key: ResourceKey, fx: &mut Effects) -> Option<Removal> {
         let ts = self.trackers.remove(&key)?;
         let dylib = ts.dylib;
-        let mut work = Vec::new();
         for name in ts.symbols {
             let table = &mut self.dylibs[dylib as usize].symbols;
             if table.get(&name).is_none_or(|e| e.tracker != key) {
@@ -1096,20 +1108,22 @@ impl State {
             let k = (dylib, name);
             if entry.state < SymbolState::Ready {
                 let mat = entry.mat.take();
-                self.fail_mat(&k, mat, None, &mut work, fx);
+                self.fail_mat(&k, mat, None, fx);
             }
         }
-        self.fail_symbols(work, None, fx);
+        // Code elsewhere that waits for these units to emit never will.
         for uid in ts.units {
             if self.units.get(&uid).is_some_and(|u| u.tracker == key) {
                 if let Some(u) = self.units.remove(&uid) {
                     fx.drop_units.push(u.mu);
                 }
+                self.fail_waiters(uid, None, fx);
             }
         }
         for mr in ts.mrs {
             if self.mrs.get(&mr).is_some_and(|m| m.tracker == key) {
                 self.mrs.remove(&mr);
+                self.fail_waiters(mr, None, fx);
             }
         }
         let d = &mut self.dylibs[dylib as usize];

@@ -408,7 +408,10 @@ fn pool_runs_materialization_and_blocking_lookups_inside_units() {
             }
         }
     }
-    let s = Session::new(SessionOptions { num_threads: 1, ..Default::default() });
+    let s = Session::new(SessionOptions {
+        num_threads: 1,
+        ..Default::default()
+    });
     let d = s.create_dylib("main").unwrap();
     let t = d.default_tracker().unwrap();
     t.define(Box::new(Nested)).unwrap();
@@ -464,7 +467,10 @@ fn resource_managers_are_told_in_reverse_order() {
 
 #[test]
 fn ending_the_session_fails_pending_lookups_and_removes_everything() {
-    let s = Session::new(SessionOptions { num_threads: 2, ..Default::default() });
+    let s = Session::new(SessionOptions {
+        num_threads: 2,
+        ..Default::default()
+    });
     let d = s.create_dylib("main").unwrap();
     let (unit, rx, _) = manual(&["end_a"], EXP);
     d.default_tracker().unwrap().define(unit).unwrap();
@@ -513,7 +519,10 @@ fn ready_hook_runs_before_lookups_return_and_can_look_up_its_own_symbols() {
         })),
     )
     .unwrap();
-    assert!(ran.lock().unwrap().is_none(), "hook waits for hk_b to be emitted");
+    assert!(
+        ran.lock().unwrap().is_none(),
+        "hook waits for hk_b to be emitted"
+    );
     mb.notify_emitted(&[]).unwrap();
     assert_eq!(*ran.lock().unwrap(), Some(Ok(1)));
     assert_eq!(done(&w), Some(Ok(vec![1])));

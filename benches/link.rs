@@ -1,0 +1,987 @@
+//! Link benchmarks: SQLite (one ~1.4 MB object) and Lua (33 objects), built
+//! by `gcc -O2 -fPIC` from the corpus source crates, loaded side by side
+//!
+//! - through libjitrt: new tracker, add the objects (from bytes in memory,
+//!   copied as the C API does, and separately from files), look up an entry
+//!   symbol (which links everything it needs), call it, remove the tracker;
+//! - through the system loader: `dlopen(RTLD_NOW | RTLD_LOCAL)` of a shared
+//!   object linked by `gcc -shared` from the same objects, `dlsym`, call,
+//!   `dlclose`;
+//! - through LLVM ORC (LLJIT with JITLink) via its C API, when libLLVM 19 is
+//!   installed: loaded with `dlopen` at run time (never linked), measured in
+//!   a child process (this binary re-executed) so that a crash of JITLink on
+//!   an input is reported instead of killing the bench;
+//!
+//! plus the RSS growth per add/link/call/remove cycle of SQLite through
+//! libjitrt and per dlopen/dlclose.
+//!
+//! Run: `cargo bench --bench link`. Prints the median of every phase over
+//! many rounds (the backends alternate within each round, so the ratios are
+//! measured under the same load). Under `cargo test --benches` (no `--bench`
+//! argument) it does nothing unless `JITRT_LINK_BENCH=1`.
+
+#[path = "../tests/support/corpus.rs"]
+mod corpus;
+
+use corpus::{Built, Program, Toolchain};
+use jitrt::link::host::HostSymbolGenerator;
+use jitrt::link::{ObjectBytes, ObjectLinkingLayer};
+use jitrt::orc::{JITDylib, Session, SessionOptions};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::fs;
+use std::hint::black_box;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RTLD_NOW: c_int = 2;
+const RTLD_LOCAL: c_int = 0;
+
+extern "C" {
+    fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    fn dlclose(handle: *mut c_void) -> c_int;
+    fn dlerror() -> *mut c_char;
+}
+
+/// The argument that makes this binary the ORC child.
+const ORC_CHILD: &str = "__jitrt_link_bench_orc_child";
+
+/// The argument that makes this binary a profiling driver (for
+/// `valgrind --tool=callgrind`): `PROFILE <sqlite|lua> <bytes|file> <cycles>`
+/// runs libjitrt cycles only and prints their median phases.
+const PROFILE: &str = "__jitrt_link_bench_profile";
+
+/// Where libLLVM 19 may be (as `llvm-19-dev` / `libllvm19` install it).
+const LIBLLVM: &[&str] = &[
+    "/usr/lib/llvm-19/lib/libLLVM.so.19.1",
+    "/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1",
+    "/usr/lib/llvm-19/lib/libLLVM-19.so",
+    "/usr/lib/x86_64-linux-gnu/libLLVM-19.so",
+];
+
+/// RSS cycles (after the warm-up).
+const RSS_CYCLES: usize = 300;
+const RSS_WARMUP: usize = 30;
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string owned by the C
+    // library, valid until the next dl* call on this thread; copied at once.
+    unsafe {
+        let e = dlerror();
+        if e.is_null() {
+            "unknown dl error".to_string()
+        } else {
+            CStr::from_ptr(e).to_string_lossy().into_owned()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What is measured
+// ---------------------------------------------------------------------------
+
+/// One program's inputs, read once.
+struct Case {
+    program: Program,
+    objects: Vec<PathBuf>,
+    names: Vec<String>,
+    bytes: Vec<Vec<u8>>,
+    shared_object: PathBuf,
+    entry: &'static CStr,
+}
+
+impl Case {
+    fn new(built: &Built) -> Case {
+        let program = built.program;
+        let bytes: Vec<Vec<u8>> = built
+            .objects
+            .iter()
+            .map(|p| fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display())))
+            .collect();
+        Case {
+            program,
+            objects: built.objects.clone(),
+            names: built
+                .objects
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            bytes,
+            shared_object: shared_object(built),
+            entry: match program {
+                Program::Sqlite => c"sqlite3_libversion",
+                _ => c"luaL_newstate",
+            },
+        }
+    }
+
+    fn total_bytes(&self) -> usize {
+        self.bytes.iter().map(Vec::len).sum()
+    }
+
+    fn title(&self) -> String {
+        let n = self.objects.len();
+        format!(
+            "{}: {n} object{}, {:.2} MB, gcc -O2 -fPIC; entry {}{}",
+            match self.program {
+                Program::Sqlite => "SQLite",
+                Program::Lua => "Lua",
+                Program::Zlib => "zlib",
+            },
+            if n == 1 { "" } else { "s" },
+            self.total_bytes() as f64 / 1e6,
+            self.entry.to_string_lossy(),
+            if self.program == Program::Lua {
+                " (call = luaL_newstate + lookup of lua_close + lua_close)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// `lib<program>-pic.so` linked by `gcc -shared` from the objects (cached).
+fn shared_object(built: &Built) -> PathBuf {
+    let out = built
+        .dir
+        .join(format!("lib{}-bench.so", built.program.name()));
+    if !out.exists() {
+        let tmp = built.dir.join(format!(
+            "lib{}-bench.so.tmp-{}",
+            built.program.name(),
+            std::process::id()
+        ));
+        let mut cmd = Command::new("gcc");
+        cmd.arg("-shared")
+            .arg("-o")
+            .arg(&tmp)
+            .args(&built.objects)
+            .args(built.program.link_libs());
+        corpus::run_checked(&mut cmd, "linking the shared object");
+        fs::rename(&tmp, &out).unwrap_or_else(|e| panic!("renaming {}: {e}", tmp.display()));
+    }
+    out
+}
+
+/// Calls the program's entry at `entry`; `lookup` finds further symbols.
+///
+/// # Safety
+/// `entry` must be the linked entry function of `program`, and `lookup`
+/// must return addresses of the same linked program.
+unsafe fn call_entry(
+    program: Program,
+    entry: u64,
+    lookup: &mut dyn FnMut(&CStr) -> Result<u64, String>,
+) -> Result<(), String> {
+    match program {
+        Program::Sqlite => {
+            let f: unsafe extern "C" fn() -> *const c_char = std::mem::transmute(entry as usize);
+            let v = f();
+            if v.is_null() || !CStr::from_ptr(v).to_bytes().starts_with(b"3.") {
+                return Err("sqlite3_libversion returned no version".into());
+            }
+            black_box(v);
+        }
+        _ => {
+            let f: unsafe extern "C" fn() -> *mut c_void = std::mem::transmute(entry as usize);
+            let l = f();
+            if l.is_null() {
+                return Err("luaL_newstate returned NULL".into());
+            }
+            let close = lookup(c"lua_close")?;
+            let close: unsafe extern "C" fn(*mut c_void) = std::mem::transmute(close as usize);
+            close(l);
+        }
+    }
+    Ok(())
+}
+
+/// Phase times of one cycle, in nanoseconds: add/open, link+lookup, call,
+/// remove/close.
+type Cycle = [f64; 4];
+
+fn ns(a: Instant, b: Instant) -> f64 {
+    (b - a).as_nanos() as f64
+}
+
+/// Medians of each phase and of the totals.
+#[derive(Clone, Copy, Debug)]
+struct Medians {
+    phases: [f64; 4],
+    total: f64,
+    n: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn medians(samples: &[Cycle]) -> Medians {
+    let mut phases = [0.0; 4];
+    for (i, p) in phases.iter_mut().enumerate() {
+        *p = median(samples.iter().map(|s| s[i]).collect());
+    }
+    Medians {
+        phases,
+        total: median(samples.iter().map(|s| s.iter().sum()).collect()),
+        n: samples.len(),
+    }
+}
+
+/// Rounds until `max`, or until `budget` has passed and `min` are done.
+struct Rounds {
+    start: Instant,
+    done: usize,
+    min: usize,
+    max: usize,
+    budget: Duration,
+}
+
+impl Rounds {
+    fn new(min: usize, max: usize, budget: Duration) -> Rounds {
+        Rounds {
+            start: Instant::now(),
+            done: 0,
+            min,
+            max,
+            budget,
+        }
+    }
+
+    fn next(&mut self) -> bool {
+        if self.done >= self.max || (self.done >= self.min && self.start.elapsed() > self.budget) {
+            return false;
+        }
+        self.done += 1;
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------
+// libjitrt
+// ---------------------------------------------------------------------------
+
+struct Jit {
+    session: Session,
+    layer: Arc<ObjectLinkingLayer>,
+    dylib: Arc<JITDylib>,
+}
+
+impl Jit {
+    fn new(program: Program) -> Jit {
+        let session = Session::new(SessionOptions::default());
+        let layer = ObjectLinkingLayer::of(&session).expect("link layer");
+        let dylib = session
+            .create_dylib(&format!("{}-bench", program.name()))
+            .expect("dylib");
+        // The programs use libm, which this process does not load itself:
+        // resolve from it as a program linked with -lm would.
+        dylib
+            .add_generator(Arc::new(
+                HostSymbolGenerator::open("libm.so.6").expect("libm.so.6"),
+            ))
+            .expect("generator");
+        Jit {
+            session,
+            layer,
+            dylib,
+        }
+    }
+
+    /// One add / link+lookup / call / remove cycle; `objects_linked` gets
+    /// the number of objects the lookup linked.
+    fn cycle(&self, case: &Case, from_file: bool, objects_linked: &mut u64) -> Cycle {
+        let d = &self.dylib;
+        let t0 = Instant::now();
+        let t = d.create_tracker().expect("tracker");
+        for i in 0..case.objects.len() {
+            let r = if from_file {
+                self.layer.add_file(&t, &case.objects[i])
+            } else {
+                self.layer
+                    .add(&t, &case.names[i], ObjectBytes::copy_from(&case.bytes[i]))
+            };
+            r.unwrap_or_else(|e| panic!("libjitrt: adding {}: {e}", case.names[i]));
+        }
+        let t1 = Instant::now();
+        let entry_name = case.entry.to_str().unwrap();
+        let entry = d
+            .lookup(entry_name)
+            .unwrap_or_else(|e| panic!("libjitrt: lookup of {entry_name}: {e}"));
+        let t2 = Instant::now();
+        *objects_linked = self.session.stats().objects_linked;
+        let t2b = Instant::now();
+        let mut lookup = |n: &CStr| d.lookup(n.to_str().unwrap()).map_err(|e| e.to_string());
+        // SAFETY: `entry` is the program's entry, linked and ready in `d`.
+        unsafe { call_entry(case.program, entry, &mut lookup) }
+            .unwrap_or_else(|e| panic!("libjitrt: {e}"));
+        let t3 = Instant::now();
+        t.remove().expect("remove");
+        drop(t);
+        let t4 = Instant::now();
+        [ns(t0, t1), ns(t1, t2), ns(t2b, t3), ns(t3, t4)]
+    }
+}
+
+// ---------------------------------------------------------------------------
+// dlopen
+// ---------------------------------------------------------------------------
+
+fn dlopen_cycle(case: &Case, path: &CStr) -> Cycle {
+    let t0 = Instant::now();
+    // SAFETY: `path` is a NUL-terminated path of a shared object built from
+    // the corpus; its initializers are the C library's.
+    let h = unsafe { dlopen(path.as_ptr(), RTLD_NOW | RTLD_LOCAL) };
+    assert!(!h.is_null(), "dlopen: {}", dl_error());
+    let t1 = Instant::now();
+    // SAFETY: `h` is a live handle; the name is NUL-terminated.
+    let entry = unsafe { dlsym(h, case.entry.as_ptr()) } as u64;
+    assert!(entry != 0, "dlsym: {}", dl_error());
+    let t2 = Instant::now();
+    let mut lookup = |n: &CStr| {
+        // SAFETY: as above.
+        let a = unsafe { dlsym(h, n.as_ptr()) } as u64;
+        if a == 0 {
+            Err(dl_error())
+        } else {
+            Ok(a)
+        }
+    };
+    // SAFETY: `entry` is the program's entry in the loaded shared object.
+    unsafe { call_entry(case.program, entry, &mut lookup) }.unwrap_or_else(|e| panic!("{e}"));
+    let t3 = Instant::now();
+    // SAFETY: `h` is live and nothing of it is used afterwards.
+    let rc = unsafe { dlclose(h) };
+    assert_eq!(rc, 0, "dlclose: {}", dl_error());
+    let t4 = Instant::now();
+    [ns(t0, t1), ns(t1, t2), ns(t2, t3), ns(t3, t4)]
+}
+
+// ---------------------------------------------------------------------------
+// LLVM ORC through its C API (child process)
+// ---------------------------------------------------------------------------
+
+type Ref = *mut c_void;
+
+/// The ORC C API functions, from a `dlopen`ed libLLVM.
+struct Llvm {
+    create_builder: unsafe extern "C" fn() -> Ref,
+    create_lljit: unsafe extern "C" fn(*mut Ref, Ref) -> Ref,
+    main_dylib: unsafe extern "C" fn(Ref) -> Ref,
+    global_prefix: unsafe extern "C" fn(Ref) -> c_char,
+    add_object_with_rt: unsafe extern "C" fn(Ref, Ref, Ref) -> Ref,
+    lookup: unsafe extern "C" fn(Ref, *mut u64, *const c_char) -> Ref,
+    create_tracker: unsafe extern "C" fn(Ref) -> Ref,
+    remove_tracker: unsafe extern "C" fn(Ref) -> Ref,
+    release_tracker: unsafe extern "C" fn(Ref),
+    process_generator: unsafe extern "C" fn(*mut Ref, c_char, Ref, Ref) -> Ref,
+    path_generator: unsafe extern "C" fn(*mut Ref, *const c_char, c_char, Ref, Ref) -> Ref,
+    add_generator: unsafe extern "C" fn(Ref, Ref),
+    buffer_copy: unsafe extern "C" fn(*const c_char, usize, *const c_char) -> Ref,
+    buffer_file: unsafe extern "C" fn(*const c_char, *mut Ref, *mut *mut c_char) -> c_int,
+    dispose_message: unsafe extern "C" fn(*mut c_char),
+    error_message: unsafe extern "C" fn(Ref) -> *mut c_char,
+    dispose_error_message: unsafe extern "C" fn(*mut c_char),
+}
+
+/// `dlsym(h, name)` as a function pointer of type `T`.
+///
+/// # Safety
+/// `T` must be the function's true signature.
+unsafe fn load<T: Copy>(h: *mut c_void, name: &str) -> Result<T, String> {
+    assert_eq!(std::mem::size_of::<T>(), std::mem::size_of::<*mut c_void>());
+    let c = CString::new(name).unwrap();
+    let p = dlsym(h, c.as_ptr());
+    if p.is_null() {
+        return Err(format!("libLLVM has no {name}"));
+    }
+    Ok(std::mem::transmute_copy::<*mut c_void, T>(&p))
+}
+
+impl Llvm {
+    fn open() -> Result<Llvm, String> {
+        let mut errors = Vec::new();
+        let mut handle = std::ptr::null_mut();
+        for path in LIBLLVM {
+            let c = CString::new(*path).unwrap();
+            // SAFETY: a NUL-terminated path; libLLVM's initializers are its own.
+            handle = unsafe { dlopen(c.as_ptr(), RTLD_NOW | RTLD_LOCAL) };
+            if !handle.is_null() {
+                break;
+            }
+            errors.push(dl_error());
+        }
+        if handle.is_null() {
+            return Err(format!("cannot load libLLVM: {}", errors.join("; ")));
+        }
+        let h = handle;
+        // SAFETY: the signatures are those of llvm-c/{Orc,LLJIT,Core,Error,
+        // Target}.h in LLVM 19.
+        unsafe {
+            for init in [
+                "LLVMInitializeX86TargetInfo",
+                "LLVMInitializeX86Target",
+                "LLVMInitializeX86TargetMC",
+                "LLVMInitializeX86AsmPrinter",
+            ] {
+                let f: unsafe extern "C" fn() = load(h, init)?;
+                f();
+            }
+            Ok(Llvm {
+                create_builder: load(h, "LLVMOrcCreateLLJITBuilder")?,
+                create_lljit: load(h, "LLVMOrcCreateLLJIT")?,
+                main_dylib: load(h, "LLVMOrcLLJITGetMainJITDylib")?,
+                global_prefix: load(h, "LLVMOrcLLJITGetGlobalPrefix")?,
+                add_object_with_rt: load(h, "LLVMOrcLLJITAddObjectFileWithRT")?,
+                lookup: load(h, "LLVMOrcLLJITLookup")?,
+                create_tracker: load(h, "LLVMOrcJITDylibCreateResourceTracker")?,
+                remove_tracker: load(h, "LLVMOrcResourceTrackerRemove")?,
+                release_tracker: load(h, "LLVMOrcReleaseResourceTracker")?,
+                process_generator: load(h, "LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess")?,
+                path_generator: load(h, "LLVMOrcCreateDynamicLibrarySearchGeneratorForPath")?,
+                add_generator: load(h, "LLVMOrcJITDylibAddGenerator")?,
+                buffer_copy: load(h, "LLVMCreateMemoryBufferWithMemoryRangeCopy")?,
+                buffer_file: load(h, "LLVMCreateMemoryBufferWithContentsOfFile")?,
+                dispose_message: load(h, "LLVMDisposeMessage")?,
+                error_message: load(h, "LLVMGetErrorMessage")?,
+                dispose_error_message: load(h, "LLVMDisposeErrorMessage")?,
+            })
+        }
+    }
+
+    /// Ok for a null LLVMErrorRef, else its message (consuming it).
+    fn check(&self, err: Ref, what: &str) -> Result<(), String> {
+        if err.is_null() {
+            return Ok(());
+        }
+        // SAFETY: `err` is an unconsumed LLVMErrorRef; the message is
+        // NUL-terminated and disposed of after copying.
+        let msg = unsafe {
+            let m = (self.error_message)(err);
+            let s = CStr::from_ptr(m).to_string_lossy().into_owned();
+            (self.dispose_error_message)(m);
+            s
+        };
+        Err(format!("{what}: {msg}"))
+    }
+}
+
+/// One LLJIT and its main dylib.
+struct Orc {
+    llvm: Llvm,
+    jit: Ref,
+    dylib: Ref,
+}
+
+impl Orc {
+    fn new() -> Result<Orc, String> {
+        let llvm = Llvm::open()?;
+        let mut jit = std::ptr::null_mut();
+        // SAFETY: LLVMOrcCreateLLJIT takes ownership of the builder.
+        unsafe {
+            let builder = (llvm.create_builder)();
+            llvm.check((llvm.create_lljit)(&mut jit, builder), "creating LLJIT")?;
+            let dylib = (llvm.main_dylib)(jit);
+            let prefix = (llvm.global_prefix)(jit);
+            let mut g = std::ptr::null_mut();
+            llvm.check(
+                (llvm.process_generator)(
+                    &mut g,
+                    prefix,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                ),
+                "process symbol generator",
+            )?;
+            (llvm.add_generator)(dylib, g);
+            // libm, as for libjitrt.
+            let mut g = std::ptr::null_mut();
+            llvm.check(
+                (llvm.path_generator)(
+                    &mut g,
+                    c"libm.so.6".as_ptr(),
+                    prefix,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                ),
+                "libm symbol generator",
+            )?;
+            (llvm.add_generator)(dylib, g);
+            Ok(Orc { llvm, jit, dylib })
+        }
+    }
+
+    fn lookup(&self, name: &CStr) -> Result<u64, String> {
+        let mut addr = 0u64;
+        // SAFETY: `jit` is live; the name is NUL-terminated.
+        let e = unsafe { (self.llvm.lookup)(self.jit, &mut addr, name.as_ptr()) };
+        self.llvm
+            .check(e, &format!("lookup of {}", name.to_string_lossy()))?;
+        Ok(addr)
+    }
+
+    fn cycle(&self, case: &Case, paths: &[CString], from_file: bool) -> Result<Cycle, String> {
+        let l = &self.llvm;
+        let t0 = Instant::now();
+        // SAFETY: C API calls on a live LLJIT and its main dylib; buffers are
+        // handed over to LLJIT (which owns them from then on).
+        let rt = unsafe { (l.create_tracker)(self.dylib) };
+        for (i, bytes) in case.bytes.iter().enumerate() {
+            let buf = if from_file {
+                let mut buf = std::ptr::null_mut();
+                let mut msg = std::ptr::null_mut();
+                // SAFETY: as above; `msg` is disposed of after copying.
+                unsafe {
+                    if (l.buffer_file)(paths[i].as_ptr(), &mut buf, &mut msg) != 0 {
+                        let m = CStr::from_ptr(msg).to_string_lossy().into_owned();
+                        (l.dispose_message)(msg);
+                        return Err(format!("reading {}: {m}", case.names[i]));
+                    }
+                }
+                buf
+            } else {
+                // SAFETY: `bytes` is valid for its length; the name is NUL-terminated.
+                unsafe { (l.buffer_copy)(bytes.as_ptr().cast(), bytes.len(), paths[i].as_ptr()) }
+            };
+            // SAFETY: as above.
+            let e = unsafe { (l.add_object_with_rt)(self.jit, rt, buf) };
+            l.check(e, &format!("adding {}", case.names[i]))?;
+        }
+        let t1 = Instant::now();
+        let entry = self.lookup(case.entry)?;
+        let t2 = Instant::now();
+        let mut lookup = |n: &CStr| self.lookup(n);
+        // SAFETY: `entry` is the program's entry, linked by LLJIT.
+        unsafe { call_entry(case.program, entry, &mut lookup)? };
+        let t3 = Instant::now();
+        // SAFETY: `rt` is live; released after removal.
+        let e = unsafe { (l.remove_tracker)(rt) };
+        // SAFETY: as above.
+        unsafe { (l.release_tracker)(rt) };
+        l.check(e, "removing the tracker")?;
+        let t4 = Instant::now();
+        Ok([ns(t0, t1), ns(t1, t2), ns(t2, t3), ns(t3, t4)])
+    }
+}
+
+/// The child: `ORC_CHILD <program> <min> <max> <budget_ms> <objects...>`.
+/// Prints `bytes|file <4 phase medians> <total> <n>` lines (ns), or
+/// `failed <reason>`.
+fn orc_child(args: &[String]) {
+    let program = match args[0].as_str() {
+        "sqlite" => Program::Sqlite,
+        "lua" => Program::Lua,
+        other => panic!("unknown program {other}"),
+    };
+    let min: usize = args[1].parse().unwrap();
+    let max: usize = args[2].parse().unwrap();
+    let budget = Duration::from_millis(args[3].parse().unwrap());
+    let objects: Vec<PathBuf> = args[4..].iter().map(PathBuf::from).collect();
+    let case = Case {
+        program,
+        names: objects.iter().map(|p| p.display().to_string()).collect(),
+        bytes: objects.iter().map(|p| fs::read(p).unwrap()).collect(),
+        objects,
+        shared_object: PathBuf::new(),
+        entry: match program {
+            Program::Sqlite => c"sqlite3_libversion",
+            _ => c"luaL_newstate",
+        },
+    };
+    let paths: Vec<CString> = case
+        .names
+        .iter()
+        .map(|n| CString::new(n.as_str()).unwrap())
+        .collect();
+    let result = (|| -> Result<(Medians, Medians), String> {
+        let orc = Orc::new()?;
+        // Warm-up (first use of LLVM's lazily built tables).
+        orc.cycle(&case, &paths, false)?;
+        orc.cycle(&case, &paths, true)?;
+        let (mut bytes, mut files) = (Vec::new(), Vec::new());
+        let mut rounds = Rounds::new(min, max, budget);
+        while rounds.next() {
+            bytes.push(orc.cycle(&case, &paths, false)?);
+            files.push(orc.cycle(&case, &paths, true)?);
+        }
+        Ok((medians(&bytes), medians(&files)))
+    })();
+    let mut out = std::io::stdout().lock();
+    match result {
+        Ok((b, f)) => {
+            for (tag, m) in [("bytes", b), ("file", f)] {
+                let p = m.phases;
+                writeln!(
+                    out,
+                    "{tag} {} {} {} {} {} {}",
+                    p[0], p[1], p[2], p[3], m.total, m.n
+                )
+                .unwrap();
+            }
+        }
+        Err(e) => writeln!(out, "failed {}", e.replace('\n', " ")).unwrap(),
+    }
+    out.flush().unwrap();
+    // Skip LLVM's static destructors: the results are out.
+    std::process::exit(0);
+}
+
+/// The ORC measurement of `case`, run in a child; `Err` holds the reason it
+/// could not be measured.
+fn orc_measure(
+    case: &Case,
+    min: usize,
+    max: usize,
+    budget: Duration,
+) -> Result<(Medians, Medians), String> {
+    let run_dir = corpus::cache_root().join("runs");
+    fs::create_dir_all(&run_dir).unwrap();
+    let out_path = run_dir.join(format!("link-bench-orc-{}.out", std::process::id()));
+    let err_path = run_dir.join(format!("link-bench-orc-{}.err", std::process::id()));
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new(exe)
+        .arg(ORC_CHILD)
+        .arg(case.program.name())
+        .arg(min.to_string())
+        .arg(max.to_string())
+        .arg(budget.as_millis().to_string())
+        .args(&case.objects)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .map_err(|e| format!("cannot start the child: {e}"))?;
+    let limit = budget * 3 + Duration::from_secs(60);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > limit {
+            // Our own child, by its handle.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = fs::read_to_string(&out_path).unwrap_or_default();
+    let err = fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = fs::remove_file(&out_path);
+    let _ = fs::remove_file(&err_path);
+    // JITLink reports why a materialization failed through the session's
+    // error reporter (stderr); the lookup error only names the symbols.
+    let stderr_reason = || {
+        err.lines()
+            .find(|l| l.contains("error") || l.contains("Error"))
+            .or_else(|| err.lines().last())
+            .map(|l| truncate(l, 300))
+    };
+    let parse = |tag: &str| -> Option<Medians> {
+        let line = out.lines().find(|l| l.starts_with(&format!("{tag} ")))?;
+        let v: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (v.len() == 6).then(|| Medians {
+            phases: [v[0], v[1], v[2], v[3]],
+            total: v[4],
+            n: v[5] as usize,
+        })
+    };
+    if let (Some(b), Some(f)) = (parse("bytes"), parse("file")) {
+        return Ok((b, f));
+    }
+    if let Some(line) = out.lines().find(|l| l.starts_with("failed ")) {
+        let mut reason = truncate(&line["failed ".len()..], 300);
+        if let Some(r) = stderr_reason() {
+            reason = format!("{reason} [{r}]");
+        }
+        return Err(reason);
+    }
+    let how = match status {
+        None => format!("timed out after {limit:?}"),
+        Some(s) => format!("child exited with {s}"),
+    };
+    Err(match stderr_reason() {
+        Some(r) => format!("{how}: {r}"),
+        None => how,
+    })
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(n).collect::<String>())
+    }
+}
+
+fn libllvm_installed() -> bool {
+    LIBLLVM.iter().any(|p| Path::new(p).exists())
+}
+
+// ---------------------------------------------------------------------------
+// RSS
+// ---------------------------------------------------------------------------
+
+/// Resident set size in bytes (`/proc/self/statm`, 4 KiB pages).
+fn rss_bytes() -> u64 {
+    let s = fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// RSS growth per cycle over `RSS_CYCLES` cycles after `RSS_WARMUP`.
+fn rss_growth(mut cycle: impl FnMut()) -> (f64, u64, u64) {
+    for _ in 0..RSS_WARMUP {
+        cycle();
+    }
+    let before = rss_bytes();
+    for _ in 0..RSS_CYCLES {
+        cycle();
+    }
+    let after = rss_bytes();
+    (
+        (after as f64 - before as f64) / RSS_CYCLES as f64,
+        before,
+        after,
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------
+
+fn ms(ns: f64) -> String {
+    format!("{:.3}", ns / 1e6)
+}
+
+fn row(label: &str, m: &Medians) {
+    println!(
+        "  {label:<24} {:>10} {:>12} {:>9} {:>13} {:>10} {:>6}",
+        ms(m.phases[0]),
+        ms(m.phases[1]),
+        ms(m.phases[2]),
+        ms(m.phases[3]),
+        ms(m.total),
+        m.n
+    );
+}
+
+/// Measures and prints one program.
+fn bench_program(
+    case: &Case,
+    jit: &Jit,
+    budget: Duration,
+    orc: Option<(usize, usize, Duration)>,
+) -> Medians {
+    let so = CString::new(case.shared_object.as_os_str().as_encoded_bytes()).unwrap();
+    let mut linked = 0;
+    // Warm-up: page cache, JIT memory, interned names, the dynamic loader.
+    for _ in 0..3 {
+        jit.cycle(case, false, &mut linked);
+        jit.cycle(case, true, &mut linked);
+        dlopen_cycle(case, &so);
+    }
+    let (mut bytes, mut files, mut dl) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rounds = Rounds::new(30, 2000, budget);
+    while rounds.next() {
+        bytes.push(jit.cycle(case, false, &mut linked));
+        files.push(jit.cycle(case, true, &mut linked));
+        dl.push(dlopen_cycle(case, &so));
+    }
+    let (jb, jf, d) = (medians(&bytes), medians(&files), medians(&dl));
+
+    let orc_result = match orc {
+        Some((min, max, budget)) => Some(orc_measure(case, min, max, budget)),
+        None => None,
+    };
+
+    println!();
+    println!("{}", case.title());
+    println!(
+        "  (libjitrt: the lookup linked {linked} of {} objects; dlopen maps all of {})",
+        case.objects.len(),
+        case.shared_object.file_name().unwrap().to_string_lossy()
+    );
+    println!(
+        "  {:<24} {:>10} {:>12} {:>9} {:>13} {:>10} {:>6}",
+        "median ms", "add/open", "link+lookup", "call", "remove/close", "total", "n"
+    );
+    row("libjitrt (bytes)", &jb);
+    row("libjitrt (file, mmap)", &jf);
+    row("dlopen (.so)", &d);
+    match &orc_result {
+        Some(Ok((ob, of))) => {
+            row("LLVM ORC (bytes)", ob);
+            row("LLVM ORC (file)", of);
+        }
+        Some(Err(reason)) => println!("  {:<24} failed: {reason}", "LLVM ORC"),
+        None => println!("  LLVM ORC: not installed (apt-get install llvm-19-dev)"),
+    }
+    println!(
+        "  ratios (total): libjitrt(bytes)/dlopen = {:.2}, libjitrt(file)/dlopen = {:.2}",
+        jb.total / d.total,
+        jf.total / d.total
+    );
+    if let Some(Ok((ob, of))) = &orc_result {
+        let link = |m: &Medians| m.phases[0] + m.phases[1];
+        println!(
+            "  ratios: ORC/libjitrt total: bytes {:.1}x, file {:.1}x; add+link+lookup: bytes {:.1}x, file {:.1}x",
+            ob.total / jb.total,
+            of.total / jf.total,
+            link(ob) / link(&jb),
+            link(of) / link(&jf),
+        );
+    }
+    let target_ms = if case.program == Program::Sqlite {
+        2.0
+    } else {
+        1.0
+    };
+    let linked_ms = (jb.phases[0] + jb.phases[1]) / 1e6;
+    let remove_ms = jb.phases[3] / 1e6;
+    println!(
+        "  targets: add+link+lookup {linked_ms:.3} ms (<= {target_ms} ms: {}), remove {remove_ms:.3} ms (< 0.2 ms: {})",
+        verdict(linked_ms <= target_ms),
+        verdict(remove_ms < 0.2)
+    );
+    jb
+}
+
+/// See [`PROFILE`].
+fn profile(args: &[String]) {
+    let program = if args[0] == "lua" {
+        Program::Lua
+    } else {
+        Program::Sqlite
+    };
+    let from_file = args[1] == "file";
+    let cycles: usize = args[2].parse().unwrap();
+    let built = corpus::build_objects(program, &Toolchain::new("gcc", &["-O2", "-fPIC"]));
+    let case = Case::new(&built);
+    let jit = Jit::new(program);
+    let mut linked = 0;
+    let samples: Vec<Cycle> = (0..cycles)
+        .map(|_| jit.cycle(&case, from_file, &mut linked))
+        .collect();
+    let m = medians(&samples);
+    println!("{}", case.title());
+    row(
+        if from_file {
+            "libjitrt (file)"
+        } else {
+            "libjitrt (bytes)"
+        },
+        &m,
+    );
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(ORC_CHILD) {
+        orc_child(&args[1..]);
+        return;
+    }
+    if args.first().map(String::as_str) == Some(PROFILE) {
+        profile(&args[1..]);
+        return;
+    }
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if !filter.is_empty() && !filter.iter().any(|f| "link".contains(f.as_str())) {
+        return;
+    }
+    // `cargo bench` passes --bench; `cargo test --benches` does not.
+    if !args.iter().any(|a| a == "--bench") && std::env::var_os("JITRT_LINK_BENCH").is_none() {
+        println!("link bench: run with `cargo bench --bench link` (or JITRT_LINK_BENCH=1)");
+        return;
+    }
+
+    let toolchain = Toolchain::new("gcc", &["-O2", "-fPIC"]);
+    let t = Instant::now();
+    let built = corpus::build_all(Program::Sqlite, std::slice::from_ref(&toolchain))
+        .into_iter()
+        .chain(corpus::build_all(
+            Program::Lua,
+            std::slice::from_ref(&toolchain),
+        ))
+        .collect::<Vec<_>>();
+    let sqlite = Case::new(&built[0]);
+    let lua = Case::new(&built[1]);
+    eprintln!(
+        "link bench: corpus ready in {:.1} s ({})",
+        t.elapsed().as_secs_f64(),
+        built[0].dir.parent().unwrap().display()
+    );
+    let orc = libllvm_installed();
+    println!(
+        "link bench: medians over interleaved rounds (libjitrt bytes, libjitrt file, dlopen);"
+    );
+    println!("LLVM ORC (LLJIT, JITLink, C API) measured in a child process right after.");
+    println!(
+        "add/open = tracker + add (libjitrt, ORC) or dlopen RTLD_NOW|RTLD_LOCAL; remove/close ="
+    );
+    println!("tracker remove or dlclose.");
+
+    let sqlite_jit = Jit::new(Program::Sqlite);
+    bench_program(
+        &sqlite,
+        &sqlite_jit,
+        Duration::from_secs(6),
+        orc.then_some((5, 60, Duration::from_secs(8))),
+    );
+    let lua_jit = Jit::new(Program::Lua);
+    bench_program(
+        &lua,
+        &lua_jit,
+        Duration::from_secs(4),
+        orc.then_some((10, 300, Duration::from_secs(5))),
+    );
+    drop(lua_jit);
+
+    // RSS growth per cycle: SQLite through libjitrt, then dlopen/dlclose.
+    let mut linked = 0;
+    let (jit_growth, jb, ja) = rss_growth(|| {
+        sqlite_jit.cycle(&sqlite, false, &mut linked);
+    });
+    let so = CString::new(sqlite.shared_object.as_os_str().as_encoded_bytes()).unwrap();
+    let (dl_growth, db, da) = rss_growth(|| {
+        dlopen_cycle(&sqlite, &so);
+    });
+    println!();
+    println!(
+        "RSS growth per cycle ({RSS_CYCLES} cycles of SQLite after {RSS_WARMUP} warm-up): libjitrt add/link/call/remove {:.2} KiB ({:.1} -> {:.1} MiB, < 4 KiB: {}), dlopen/dlclose {:.2} KiB ({:.1} -> {:.1} MiB)",
+        jit_growth / 1024.0,
+        jb as f64 / 1048576.0,
+        ja as f64 / 1048576.0,
+        verdict(jit_growth < 4096.0),
+        dl_growth / 1024.0,
+        db as f64 / 1048576.0,
+        da as f64 / 1048576.0,
+    );
+}
