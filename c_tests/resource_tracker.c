@@ -107,7 +107,7 @@ static void remove_before_materializing(void) {
   CHECK(!jitrt_tracker_is_defunct(t));
   CHECK_OK(jitrt_tracker_remove(t));
   CHECK(jitrt_tracker_is_defunct(t));
-  CHECK(atomic_load(&u->dropped) == 1);
+  CHECK(tu_await(&u->dropped, 1));
   CHECK(atomic_load(&u->materialized) == 0);
   CHECK(tu_rm_removed(&RM, k) == 1);
   CHECK(found(D, "foo") == 0);
@@ -121,7 +121,7 @@ static void remove_before_materializing(void) {
   jitrt_tracker_release(t2);
   jitrt_tracker_release(t);
   teardown();
-  CHECK(atomic_load(&u->materialized) == 0 && atomic_load(&u->dropped) == 1);
+  CHECK(atomic_load(&u->materialized) == 0 && tu_await(&u->dropped, 1));
   tu_unit_free(u);
 }
 
@@ -142,10 +142,10 @@ static void remove_after_materializing(void) {
   CHECK(tu_rm_removed(&RM, k) == 1);
   CHECK(tu_rm_live(&RM, k) == 0);
   CHECK(found(D, "foo") == 0);
-  CHECK(atomic_load(&u->dropped) == 1);
+  CHECK(tu_await(&u->dropped, 1));
   jitrt_tracker_release(t);
   teardown();
-  CHECK(atomic_load(&u->materialized) == 1 && atomic_load(&u->dropped) == 1);
+  CHECK(atomic_load(&u->materialized) == 1 && tu_await(&u->dropped, 1));
   tu_unit_free(u);
 }
 
@@ -228,8 +228,8 @@ static void remove_while_materializing(void) {
   jitrt_tracker_release(t2);
   jitrt_tracker_release(t3);
   teardown();
-  CHECK(atomic_load(&u->dropped) == 1 && atomic_load(&u2->dropped) == 1);
-  CHECK(atomic_load(&u3->dropped) == 1);
+  CHECK(tu_await(&u->dropped, 1) && tu_await(&u2->dropped, 1));
+  CHECK(tu_await(&u3->dropped, 1));
   tu_waiter_destroy(&w);
   tu_waiter_destroy(&w2);
   tu_unit_free(u);
@@ -259,7 +259,7 @@ static void remove_while_resolved(void) {
   CHECK(found(D, "foo") == 0);
   jitrt_tracker_release(t);
   teardown();
-  CHECK(atomic_load(&u->dropped) == 1);
+  CHECK(tu_await(&u->dropped, 1));
   tu_waiter_destroy(&w);
   tu_unit_free(u);
 }
@@ -292,7 +292,7 @@ static void dylib_clear(void) {
   CHECK(tu_rm_removed(&RM, k1) == 1 && tu_rm_removed(&RM, k2) == 1 && tu_rm_removed(&RM, kd) == 1);
   CHECK(tu_rm_live(&RM, k1) == 0);
   CHECK(found(D, "a") == 0 && found(D, "b") == 0 && found(D, "c") == 0);
-  CHECK(atomic_load(&u1->dropped) == 1 && atomic_load(&u2->dropped) == 1);
+  CHECK(tu_await(&u1->dropped, 1) && tu_await(&u2->dropped, 1));
   CHECK(atomic_load(&u2->materialized) == 0);
   /* the other dylib is untouched */
   CHECK(!jitrt_tracker_is_defunct(ot));
@@ -343,7 +343,7 @@ static void transfer_before_materializing(void) {
   CHECK(tu_rm_removed(&RM, kd) == 1);
   CHECK(tu_rm_live(&RM, kd) == 0);
   CHECK(found(D, "foo") == 0);
-  CHECK(atomic_load(&u->dropped) == 1);
+  CHECK(tu_await(&u->dropped, 1));
 
   /* transferring before materializing, then removing dst before
    * materializing: the unit is dropped without running */
@@ -353,7 +353,7 @@ static void transfer_before_materializing(void) {
   CHECK_OK(tu_unit_define(a, v));
   CHECK_OK(jitrt_tracker_transfer_to(a, b));
   CHECK_OK(jitrt_tracker_remove(b));
-  CHECK(atomic_load(&v->materialized) == 0 && atomic_load(&v->dropped) == 1);
+  CHECK(atomic_load(&v->materialized) == 0 && tu_await(&v->dropped, 1));
   CHECK(found(D, "bar") == 0);
 
   jitrt_tracker_release(src);
@@ -452,7 +452,7 @@ static void transfer_while_materializing(void) {
   jitrt_tracker_release(a);
   jitrt_tracker_release(b);
   teardown();
-  CHECK(atomic_load(&u->dropped) == 1 && atomic_load(&v->dropped) == 1);
+  CHECK(tu_await(&u->dropped, 1) && tu_await(&v->dropped, 1));
   tu_waiter_destroy(&w);
   tu_waiter_destroy(&w2);
   tu_unit_free(u);
@@ -537,7 +537,7 @@ static void release_moves_to_default(void) {
   CHECK(tu_rm_removed(&RM, kd) == 1);
   CHECK(tu_rm_live(&RM, kd) == 0);
   CHECK(found(D, "mat") == 0 && found(D, "abs") == 0 && found(D, "later") == 0);
-  CHECK(atomic_load(&m->dropped) == 1 && atomic_load(&l->dropped) == 1);
+  CHECK(tu_await(&m->dropped, 1) && tu_await(&l->dropped, 1));
   /* and a new default tracker is made afterwards, with a different key */
   jitrt_tracker_t *nd = jitrt_dylib_default_tracker(D);
   CHECK(nd != NULL && !jitrt_tracker_is_defunct(nd));
@@ -592,7 +592,7 @@ static void release_while_materializing(void) {
   CHECK(found(D, "foo") == 0);
   jitrt_tracker_release(dt);
   teardown();
-  CHECK(atomic_load(&u->dropped) == 1);
+  CHECK(tu_await(&u->dropped, 1));
   tu_waiter_destroy(&w);
   tu_unit_free(u);
 }
@@ -627,7 +627,7 @@ static void tracker_reuse_and_stats(void) {
   CHECK(st.trackers == t0);
   for (int i = 0; i < 10; i++) CHECK(found(D, names[i]) == 0);
   for (int i = 0; i < 5; i++) {
-    CHECK(atomic_load(&units[i]->dropped) == 1);
+    CHECK(tu_await(&units[i]->dropped, 1));
     CHECK(atomic_load(&units[i]->materialized) == (i == 2));
   }
   jitrt_tracker_release(t);

@@ -415,3 +415,8 @@ int tu_survives(void (*fn)(void)) {
   if (waitpid(pid, &status, 0) != pid) return 0;
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
+
+int tu_await(atomic_int *c, int want) {
+  for (int i = 0; i < 5000 && atomic_load(c) < want; i++) tu_usleep(1000);
+  return atomic_load(c) == want;
+}

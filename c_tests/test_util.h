@@ -146,6 +146,10 @@ extern atomic_int tu_threads_running;
 void tu_wait_threads(void);
 /* Counters of all tu_units: allocated and freed/dropped. */
 extern atomic_int tu_units_alloc, tu_units_dropped;
+/* Waits (up to 5 s) until *c >= want; returns 1 if then *c == want. A
+ * unit's drop runs after its materialize returns, which on a pool worker may
+ * be a little after the lookup it served completed. */
+int tu_await(atomic_int *c, int want);
 /* Runs fn in a forked child; 1 if it returned normally (no crash). For a
  * check that would otherwise take the whole program down. */
 int tu_survives(void (*fn)(void));

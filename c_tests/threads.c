@@ -23,7 +23,7 @@ static atomic_int failures; /* checks failed on worker threads */
 static jitrt_error_code_t take(jitrt_error_t *e) {
   jitrt_error_code_t c = e ? jitrt_error_code(e) : JITRT_OK;
   if (e && c != JITRT_ERR_SYMBOL_NOT_FOUND && c != JITRT_ERR_MATERIALIZATION_FAILED &&
-      c != JITRT_ERR_DUPLICATE_DEFINITION)
+      c != JITRT_ERR_DUPLICATE_DEFINITION && c != JITRT_ERR_TRACKER_DEFUNCT)
     fprintf(stderr, "  error [%d] %s\n", (int)c, jitrt_error_message(e));
   jitrt_error_free(e);
   return c;
@@ -266,11 +266,74 @@ static void sessions_in_parallel(void) {
   CHECK(atomic_load(&tu_units_alloc) - alloc0 == atomic_load(&tu_units_dropped) - drop0);
 }
 
+/* --- with_resource_key_do racing transfer and remove ---------------------- */
+static tu_rm_t KRM;
+static void krm_add(void *ctx, uint64_t key) {
+  (void)ctx;
+  tu_rm_add(&KRM, key);
+}
+static void *key_emitter(void *p) {
+  tu_unit_t *u = p;
+  jitrt_mr_t *mr = tu_unit_take_mr(u);
+  if (!mr) return NULL;
+  tu_usleep(u->delay_us);
+  jitrt_error_t *e = jitrt_mr_with_resource_key_do(mr, krm_add, NULL);
+  jitrt_error_code_t c = take(e);
+  TCHECK(c == JITRT_OK || c == JITRT_ERR_TRACKER_DEFUNCT);
+  c = take(tu_resolve_emit(mr));
+  TCHECK(c == JITRT_OK || c == JITRT_ERR_TRACKER_DEFUNCT);
+  return NULL;
+}
+
+static void key_do_races_transfer(void) {
+  S = test_session();
+  D = test_dylib(S, "main");
+  tu_rm_init(&KRM);
+  CHECK_OK(tu_rm_register(S, &KRM, NULL));
+  unsigned n = test_scaled(300);
+  if (n > TU_RM_MAX) n = TU_RM_MAX;
+  int bad = 0;
+  for (unsigned r = 0; r < n; r++) {
+    char name[32];
+    snprintf(name, sizeof name, "k%u", r);
+    jitrt_tracker_t *t = jitrt_dylib_create_tracker(D);
+    jitrt_tracker_t *t2 = jitrt_dylib_create_tracker(D);
+    tu_unit_t *u = tu_unit_new(TU_HOLD, name, NULL);
+    u->delay_us = (r * 31) % 200;
+    CHECK_OK(tu_unit_define(t, u));
+    tu_waiter_t w;
+    tu_waiter_init(&w);
+    CHECK_OK(tu_lookup_async1(S, D, name, &w));
+    pthread_t th;
+    pthread_create(&th, NULL, key_emitter, u);
+    tu_usleep((r * 17) % 200);
+    CHECK_OK(jitrt_tracker_transfer_to(t, t2));
+    if (r % 2) tu_usleep(100);
+    CHECK_OK(jitrt_tracker_remove(t2));
+    pthread_join(th, NULL);
+    CHECK(tu_waiter_wait(&w, 5000));
+    bad += !(w.code == JITRT_OK || w.code == JITRT_ERR_MATERIALIZATION_FAILED);
+    bad += tu_rm_live(&KRM, jitrt_tracker_key(t)) + tu_rm_live(&KRM, jitrt_tracker_key(t2));
+    tu_waiter_destroy(&w);
+    jitrt_tracker_release(t);
+    jitrt_tracker_release(t2);
+    CHECK(tu_await(&u->dropped, 1));
+    tu_unit_free(u);
+  }
+  CHECK(bad == 0);
+  int live = 0;
+  for (int i = 0; i < KRM.nres; i++) live += KRM.res_live[i];
+  CHECK(live == 0);
+  jitrt_session_free(S);
+  tu_rm_destroy(&KRM);
+}
+
 int main(void) {
   test_watchdog(100);
   TU_RUN(many_threads_churn);
   TU_RUN(removal_races_lookups);
   TU_RUN(sessions_in_parallel);
+  TU_RUN(key_do_races_transfer);
   CHECK(atomic_load(&failures) == 0);
   return test_summary();
 }
