@@ -483,7 +483,7 @@ static jitrt_error_t *gen_fn(void *ctx, jitrt_dylib_t *d, const char *const *nam
   for (size_t i = 0; i < n; i++) {
     if (strncmp(names[i], "gen_", 4) == 0) {
       jitrt_symbol_t sym = {names[i], tu_addr(names[i]), JITRT_SYMBOL_EXPORTED};
-      jitrt_error_t *e = jitrt_dylib_define_absolute(d, &sym, 1);
+      jitrt_error_t *e = jitrt_define_absolute(d, &sym, 1);
       if (e) return e;
     }
   }

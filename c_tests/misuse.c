@@ -160,9 +160,9 @@ static void dylib_null_args(void) {
   CHECK(jitrt_dylib_create_tracker(NULL) == NULL);
   CHECK(jitrt_dylib_default_tracker(NULL) == NULL);
   jitrt_symbol_t sym = {"x", 1, JITRT_SYMBOL_EXPORTED};
-  CHECK_ERR(jitrt_dylib_define_absolute(NULL, &sym, 1), INVALID);
-  CHECK_ERR(jitrt_dylib_define_absolute(d, NULL, 1), INVALID);
-  CHECK_OK(jitrt_dylib_define_absolute(d, NULL, 0));
+  CHECK_ERR(jitrt_define_absolute(NULL, &sym, 1), INVALID);
+  CHECK_ERR(jitrt_define_absolute(d, NULL, 1), INVALID);
+  CHECK_OK(jitrt_define_absolute(d, NULL, 0));
   uint64_t a = 0;
   CHECK_ERR(jitrt_lookup(d, "x", &a), JITRT_ERR_SYMBOL_NOT_FOUND);
   jitrt_session_free(s);
@@ -261,7 +261,7 @@ static void lookup_null_args(void) {
   jitrt_session_t *s = test_session();
   jitrt_dylib_t *d = test_dylib(s, "d");
   jitrt_symbol_t sym = {"x", 0x40, JITRT_SYMBOL_EXPORTED};
-  CHECK_OK(jitrt_dylib_define_absolute(d, &sym, 1));
+  CHECK_OK(jitrt_define_absolute(d, &sym, 1));
   uint64_t a = 7;
   CHECK_ERR(jitrt_lookup(NULL, "x", &a), INVALID);
   CHECK_ERR(jitrt_lookup(d, NULL, &a), INVALID);

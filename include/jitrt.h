@@ -125,7 +125,7 @@ typedef struct {
   void (*drop)(void *ctx);
 } jitrt_resource_manager_t;
 
-// Defines any of `names` in `d` (e.g. with `jitrt_dylib_define_absolute`),
+// Defines any of `names` in `d` (e.g. with `jitrt_define_absolute`),
 // or not. Returns NULL or an error (ownership passes to the library).
 typedef jitrt_error_t *(*jitrt_generator_fn)(void *ctx,
                                              jitrt_dylib_t *d,
@@ -191,13 +191,14 @@ const char *jitrt_error_message(const jitrt_error_t *err);
 // `err` is NULL or an error not yet freed; it must not be used afterwards.
 void jitrt_error_free(jitrt_error_t *err);
 
-// A new error, for callbacks to return. `message` may be NULL; it is
-// copied. `JITRT_OK` is not an error code and gives
-// `JITRT_ERR_INVALID_ARGUMENT`.
+// A new error, for callbacks to return. `code` is a `jitrt_error_code_t`
+// value (taken as an integer so that any value a C caller passes is
+// defined behaviour); `JITRT_OK` or an unknown value gives
+// `JITRT_ERR_INVALID_ARGUMENT`. `message` may be NULL; it is copied.
 //
 // # Safety
 // `message` is NULL or a NUL-terminated string.
-jitrt_error_t *jitrt_error_new(jitrt_error_code_t code, const char *message);
+jitrt_error_t *jitrt_error_new(uint32_t code, const char *message);
 
 // The library's version, e.g. "0.1.0".
 const char *jitrt_version(void);
@@ -534,7 +535,7 @@ jitrt_error_t *jitrt_tracker_define_absolute(jitrt_tracker_t *t,
 //
 // # Safety
 // `d` NULL or live; `syms` points to `n` symbols (NULL if `n` is 0).
-jitrt_error_t *jitrt_dylib_define_absolute(jitrt_dylib_t *d, const jitrt_symbol_t *syms, size_t n);
+jitrt_error_t *jitrt_define_absolute(jitrt_dylib_t *d, const jitrt_symbol_t *syms, size_t n);
 
 // Defines aliases under `t`: looking up an alias's `name` looks up its
 // `target` in `source` (NULL: `t`'s own dylib; another dylib: a re-export,

@@ -61,7 +61,7 @@ fn callback_result(e: *mut jitrt_error_t, what: &str) -> Result<()> {
     }
 }
 
-/// Defines any of `names` in `d` (e.g. with `jitrt_dylib_define_absolute`),
+/// Defines any of `names` in `d` (e.g. with `jitrt_define_absolute`),
 /// or not. Returns NULL or an error (ownership passes to the library).
 pub type jitrt_generator_fn = Option<
     unsafe extern "C" fn(

@@ -144,17 +144,15 @@ pub unsafe extern "C" fn jitrt_error_free(err: *mut jitrt_error_t) {
     })
 }
 
-/// A new error, for callbacks to return. `message` may be NULL; it is
-/// copied. `JITRT_OK` is not an error code and gives
-/// `JITRT_ERR_INVALID_ARGUMENT`.
+/// A new error, for callbacks to return. `code` is a `jitrt_error_code_t`
+/// value (taken as an integer so that any value a C caller passes is
+/// defined behaviour); `JITRT_OK` or an unknown value gives
+/// `JITRT_ERR_INVALID_ARGUMENT`. `message` may be NULL; it is copied.
 ///
 /// # Safety
 /// `message` is NULL or a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn jitrt_error_new(
-    code: jitrt_error_code_t,
-    message: *const c_char,
-) -> *mut jitrt_error_t {
+pub unsafe extern "C" fn jitrt_error_new(code: u32, message: *const c_char) -> *mut jitrt_error_t {
     boundary(std::ptr::null_mut(), || {
         let text = if message.is_null() {
             String::new()
@@ -164,9 +162,32 @@ pub unsafe extern "C" fn jitrt_error_new(
                 .to_string_lossy()
                 .into_owned()
         };
-        let code = from_c(code).unwrap_or(ErrorCode::InvalidArgument);
+        let code = code_from_raw(code).unwrap_or(ErrorCode::InvalidArgument);
         into_raw(Error::new(code, text))
     })
+}
+
+/// The error code with raw value `raw`, if it is one (not `JITRT_OK`).
+fn code_from_raw(raw: u32) -> Option<ErrorCode> {
+    use jitrt_error_code_t::*;
+    const ALL: [jitrt_error_code_t; 13] = [
+        JITRT_ERR_INVALID_ARGUMENT,
+        JITRT_ERR_SYMBOL_NOT_FOUND,
+        JITRT_ERR_DUPLICATE_DEFINITION,
+        JITRT_ERR_TRACKER_DEFUNCT,
+        JITRT_ERR_MATERIALIZATION_FAILED,
+        JITRT_ERR_MALFORMED_OBJECT,
+        JITRT_ERR_UNSUPPORTED,
+        JITRT_ERR_RELOCATION_OUT_OF_RANGE,
+        JITRT_ERR_IO,
+        JITRT_ERR_OUT_OF_MEMORY,
+        JITRT_ERR_SESSION_ENDED,
+        JITRT_ERR_INTERNAL,
+        JITRT_ERR_CALLBACK,
+    ];
+    ALL.iter()
+        .find(|c| **c as u32 == raw)
+        .and_then(|c| from_c(*c))
 }
 
 /// The library's version, e.g. "0.1.0".

@@ -265,7 +265,7 @@ pub unsafe extern "C" fn jitrt_tracker_define_absolute(
 /// # Safety
 /// `d` NULL or live; `syms` points to `n` symbols (NULL if `n` is 0).
 #[no_mangle]
-pub unsafe extern "C" fn jitrt_dylib_define_absolute(
+pub unsafe extern "C" fn jitrt_define_absolute(
     d: *mut jitrt_dylib_t,
     syms: *const jitrt_symbol_t,
     n: usize,

@@ -45,10 +45,31 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Makes sure `libjitrt.so` and `libjitrt.a` of this profile are built:
+/// cargo builds only the rlib for integration tests, so build the library
+/// target (all its crate types) once per test process. Cargo has released
+/// its lock by the time tests run, so the nested build is safe.
+pub fn ensure_library() -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let dir = profile_dir();
+    BUILT.get_or_init(|| {
+        let target = dir.parent().expect("target dir").to_path_buf();
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.args(["build", "--lib", "--quiet"])
+            .current_dir(repo())
+            .env("CARGO_TARGET_DIR", &target);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        run_ok(&mut cmd);
+    });
+    dir
+}
+
 /// Compiles C (or C++ with `cxx`) sources into an executable linked against
 /// `libjitrt.so` (with an rpath) or, with `static_lib`, `libjitrt.a`.
 pub fn build_exe(sources: &[PathBuf], out: &Path, cxx: bool, static_lib: bool) {
-    let lib = profile_dir();
+    let lib = ensure_library();
     let mut cmd = Command::new(if cxx { "g++" } else { "gcc" });
     if !cxx {
         cmd.arg("-std=c11");
