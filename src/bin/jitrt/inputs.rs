@@ -152,7 +152,9 @@ fn classify(path: &str) -> Result<Item, Fail> {
     let io = |e: std::io::Error| Fail::new(format!("{path}: {}", io_text(&e)));
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_dir() {
-        return Err(Fail::new(format!("{path}: is a directory, not an input file")));
+        return Err(Fail::new(format!(
+            "{path}: is a directory, not an input file"
+        )));
     }
     let mut head = [0u8; 18];
     let mut f = std::fs::File::open(path).map_err(io)?;

@@ -280,7 +280,11 @@ fn real_main() -> Result<u8, Fail> {
         }
         "run" | "check" => {
             let rest = &argv[1..];
-            if rest.iter().take_while(|a| *a != "--").any(|a| a == "-h" || a == "--help") {
+            if rest
+                .iter()
+                .take_while(|a| *a != "--")
+                .any(|a| a == "-h" || a == "--help")
+            {
                 print!("{HELP}");
                 return Ok(0);
             }
@@ -337,8 +341,20 @@ mod tests {
         let o = parse(
             "run",
             &args(&[
-                "a.c", "-lm", "-L", "/x", "-l", "z", "--entry", "go", "--times", "--repeat=3",
-                "b.o", "--", "-x", "y",
+                "a.c",
+                "-lm",
+                "-L",
+                "/x",
+                "-l",
+                "z",
+                "--entry",
+                "go",
+                "--times",
+                "--repeat=3",
+                "b.o",
+                "--",
+                "-x",
+                "y",
             ]),
         )
         .unwrap();

@@ -6,12 +6,31 @@ use jitrt::link::host::HostSymbolGenerator;
 use jitrt::link::{scan_object, ObjectLinkingLayer};
 use jitrt::orc::{
     DefinitionGenerator, ErrorCode, JITDylib, ResourceTracker, Session, SessionOptions,
-    SymbolLookupFlags, SymbolName, SymbolState,
+    SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState,
 };
 use std::ffi::{c_char, c_int, CString};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The tracker of the program running now, for [`program_exit`].
+static RUNNING: Mutex<Option<ResourceTracker>> = Mutex::new(None);
+
+/// The program's `exit`: the C library's `exit` would run the handlers the
+/// program registered with `atexit`/`__cxa_atexit` only when its tracker
+/// is removed, which `jitrt` never gets to do after `exit`. So remove the
+/// program first (its destructors and handlers run, as with a native
+/// program's `exit`), then exit. Never returns into the removed code.
+extern "C" fn program_exit(status: c_int) -> ! {
+    // SAFETY: flushing all C streams has no preconditions.
+    unsafe { libc::fflush(std::ptr::null_mut()) };
+    let tracker = RUNNING.lock().ok().and_then(|mut t| t.take());
+    if let Some(t) = tracker {
+        let _ = t.remove();
+    }
+    // SAFETY: ends the process; nothing returns into the removed code.
+    unsafe { libc::exit(status) }
+}
 
 /// What one link of the inputs gives.
 struct Linked {
@@ -32,17 +51,24 @@ pub fn rss_kib() -> Option<u64> {
 
 /// Prints one progress line on stderr if it is not dropped within the delay
 /// (`JITRT_PROGRESS_DELAY_MS`, default 1000 ms).
-struct Progress {
+pub struct Progress {
     done: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Progress {
-    fn start(what: String) -> Progress {
+    pub fn start(what: String) -> Progress {
         let delay = std::env::var("JITRT_PROGRESS_DELAY_MS")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(1000);
+        if delay == 0 {
+            eprintln!("jitrt: {what}...");
+            return Progress {
+                done: None,
+                thread: None,
+            };
+        }
         let (tx, rx) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("jitrt-progress".into())
@@ -104,6 +130,12 @@ fn link_once(
     let mut names: Vec<(SymbolName, SymbolLookupFlags)> = Vec::new();
     let mut objects = 0usize;
     let result = (|| -> Result<(), Fail> {
+        // Weak: a program that defines its own `exit` keeps it.
+        tracker.define_absolute(&[(
+            SymbolName::intern("exit"),
+            program_exit as *const () as usize as u64,
+            SymbolFlags::EXPORTED | SymbolFlags::CALLABLE | SymbolFlags::WEAK,
+        )])?;
         for (it, lib) in items.iter().zip(libs) {
             match it {
                 Item::Object { name, bytes } => {
@@ -149,7 +181,15 @@ fn link_once(
     let linked = (|| -> Result<u64, Fail> {
         names.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         names.dedup_by(|a, b| a.0 == b.0);
-        session.lookup(dylib.search_order()?, names, SymbolState::Ready)?;
+        session
+            .lookup(dylib.search_order()?, names, SymbolState::Ready)
+            .map_err(|e| {
+                let mut f = Fail::from(e);
+                if f.message.contains("undefined symbol") {
+                    f.message += " (`jitrt check` lists every problem at once)";
+                }
+                f
+            })?;
         dylib.lookup(entry).map_err(|e| {
             if e.code() == ErrorCode::SymbolNotFound {
                 Fail::new(format!(
@@ -207,6 +247,8 @@ fn call_main(addr: u64, argv: &[CString]) -> i32 {
 pub fn run(o: &Options) -> Result<u8, Fail> {
     let mut tmp = TempDir::new();
     let loaded = inputs::load(o, &mut tmp, &mut |f| Err(f))?;
+    // Objects are in memory now; nothing is left behind if main exits.
+    drop(tmp);
     let items = loaded.items;
     let entry = o.entry.as_deref().unwrap_or("main");
     let argv0 = o.inputs().next().unwrap_or("jitrt").to_string();
@@ -231,16 +273,23 @@ pub fn run(o: &Options) -> Result<u8, Fail> {
         if o.stats && i == 0 {
             let s = session.stats();
             eprintln!(
-                "jitrt: stats: {} bytes mapped ({} code, {} data), {} objects linked, {} symbols defined",
+                "jitrt: stats: {} bytes mapped ({} code, {} data), {} object{} linked, {} symbols defined",
                 s.code_bytes + s.data_bytes,
                 s.code_bytes,
                 s.data_bytes,
                 s.objects_linked,
+                if s.objects_linked == 1 { "" } else { "s" },
                 s.symbols
             );
         }
         let t = Instant::now();
+        if let Ok(mut r) = RUNNING.lock() {
+            *r = Some(linked.tracker.clone());
+        }
         status = call_main(linked.entry, &argv);
+        if let Ok(mut r) = RUNNING.lock() {
+            *r = None;
+        }
         let run_time = t.elapsed();
         let t = Instant::now();
         let removed = linked.tracker.remove();
