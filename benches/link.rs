@@ -748,21 +748,44 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-/// RSS growth per cycle over `RSS_CYCLES` cycles after `RSS_WARMUP`.
-fn rss_growth(mut cycle: impl FnMut()) -> (f64, u64, u64) {
+/// Minor page faults of this process so far (`/proc/self/stat`, field 10).
+fn minor_faults() -> u64 {
+    let s = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace()
+        .nth(7)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What `RSS_CYCLES` cycles after `RSS_WARMUP` cost in memory.
+struct RssGrowth {
+    /// Bytes per cycle.
+    per_cycle: f64,
+    before: u64,
+    after: u64,
+    /// Minor page faults per cycle.
+    faults: f64,
+}
+
+fn rss_growth(mut cycle: impl FnMut()) -> RssGrowth {
     for _ in 0..RSS_WARMUP {
         cycle();
     }
     let before = rss_bytes();
+    let faults = minor_faults();
     for _ in 0..RSS_CYCLES {
         cycle();
     }
+    let faults = (minor_faults() - faults) as f64 / RSS_CYCLES as f64;
     let after = rss_bytes();
-    (
-        (after as f64 - before as f64) / RSS_CYCLES as f64,
+    RssGrowth {
+        per_cycle: (after as f64 - before as f64) / RSS_CYCLES as f64,
         before,
         after,
-    )
+        faults,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -809,10 +832,7 @@ fn bench_program(
     }
     let (jb, jf, d) = (medians(&bytes), medians(&files), medians(&dl));
 
-    let orc_result = match orc {
-        Some((min, max, budget)) => Some(orc_measure(case, min, max, budget)),
-        None => None,
-    };
+    let orc_result = orc.map(|(min, max, budget)| orc_measure(case, min, max, budget));
 
     println!();
     println!("{}", case.title());
@@ -877,13 +897,16 @@ fn profile(args: &[String]) {
     let cycles: usize = args[2].parse().unwrap();
     let built = corpus::build_objects(program, &Toolchain::new("gcc", &["-O2", "-fPIC"]));
     let case = Case::new(&built);
-    let jit = Jit::new(program);
     let mut linked = 0;
+    let jit = Jit::new(program);
+    let faults = minor_faults();
     let samples: Vec<Cycle> = (0..cycles)
         .map(|_| jit.cycle(&case, from_file, &mut linked))
         .collect();
+    let faults = (minor_faults() - faults) as f64 / cycles as f64;
     let m = medians(&samples);
     println!("{}", case.title());
+    println!("  minor page faults per cycle: {faults:.0}");
     row(
         if from_file {
             "libjitrt (file)"
@@ -966,22 +989,29 @@ fn main() {
 
     // RSS growth per cycle: SQLite through libjitrt, then dlopen/dlclose.
     let mut linked = 0;
-    let (jit_growth, jb, ja) = rss_growth(|| {
+    let jit = rss_growth(|| {
         sqlite_jit.cycle(&sqlite, false, &mut linked);
     });
     let so = CString::new(sqlite.shared_object.as_os_str().as_encoded_bytes()).unwrap();
-    let (dl_growth, db, da) = rss_growth(|| {
+    let dl = rss_growth(|| {
         dlopen_cycle(&sqlite, &so);
     });
+    let mib = |b: u64| b as f64 / 1048576.0;
     println!();
+    println!("RSS growth per cycle ({RSS_CYCLES} cycles of SQLite after {RSS_WARMUP} warm-up):");
     println!(
-        "RSS growth per cycle ({RSS_CYCLES} cycles of SQLite after {RSS_WARMUP} warm-up): libjitrt add/link/call/remove {:.2} KiB ({:.1} -> {:.1} MiB, < 4 KiB: {}), dlopen/dlclose {:.2} KiB ({:.1} -> {:.1} MiB)",
-        jit_growth / 1024.0,
-        jb as f64 / 1048576.0,
-        ja as f64 / 1048576.0,
-        verdict(jit_growth < 4096.0),
-        dl_growth / 1024.0,
-        db as f64 / 1048576.0,
-        da as f64 / 1048576.0,
+        "  libjitrt add/link/call/remove {:.2} KiB/cycle ({:.1} -> {:.1} MiB; < 4 KiB: {}; {:.0} minor faults/cycle)",
+        jit.per_cycle / 1024.0,
+        mib(jit.before),
+        mib(jit.after),
+        verdict(jit.per_cycle < 4096.0),
+        jit.faults
+    );
+    println!(
+        "  dlopen/dlclose                {:.2} KiB/cycle ({:.1} -> {:.1} MiB; {:.0} minor faults/cycle)",
+        dl.per_cycle / 1024.0,
+        mib(dl.before),
+        mib(dl.after),
+        dl.faults
     );
 }

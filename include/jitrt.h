@@ -314,6 +314,32 @@ void jitrt_mr_fail(jitrt_mr_t *mr);
 // dylib, its link order, then the host process. `name` (may be NULL) is
 // used in messages.
 //
+// C++ and thread-local storage:
+// - Static constructors (`.init_array` in priority order, `.ctors`) run
+//   before the lookup that linked the object returns; destructors
+//   (`.fini_array`, `.dtors`, then what the object registered with
+//   `__cxa_atexit`/`atexit`, newest first) run when its tracker is removed
+//   or the session ends, as `dlclose` runs them. Each object has its own
+//   `__dso_handle`. `.eh_frame` is registered, so exceptions cross JIT and
+//   host frames.
+// - COMDAT groups (inline functions, templates, vtables, typeinfo): the
+//   first object of a dylib to define a group supplies it and later objects
+//   use that copy. Removing the supplier's tracker while objects of other
+//   trackers still use its copies does not unmap them: the supplier's
+//   memory (and unwind registration) stays alive until the last of those
+//   users is removed, and so do the destructors its COMDAT code registered
+//   (static locals of inline functions); its own symbols, constructors'
+//   objects and destructors go at its remove as usual.
+// - Thread-local storage: the general- and local-dynamic models (code
+//   compiled with `-fPIC`: `R_X86_64_TLSGD`, `TLSLD`, `DTPOFF32/64`) are
+//   supported, through the linker's own `__tls_get_addr`, with a block per
+//   thread allocated on first use and freed at thread exit and at remove.
+//   Initial- and local-exec code (`R_X86_64_GOTTPOFF`, `TPOFF32`, as
+//   default PIE compilation emits) is refused with `JITRT_ERR_UNSUPPORTED`
+//   naming the relocation and the fix (`-fPIC`): those models need space in
+//   the static TLS area, which the C library sizes once at process start.
+//   TLS descriptors (`-mtls-dialect=gnu2`) are refused likewise.
+//
 // # Safety
 // `t` NULL or live; `bytes` points to `len` readable bytes; `name` NULL or
 // NUL-terminated.
@@ -510,10 +536,15 @@ bool jitrt_tracker_is_defunct(const jitrt_tracker_t *t);
 jitrt_error_t *jitrt_tracker_transfer_to(jitrt_tracker_t *src, jitrt_tracker_t *dst);
 
 // Removes everything the tracker owns: its symbols, its code and data
-// (pages returned), unwind registrations, and runs its destructors;
+// (pages returned), unwind registrations, thread-local blocks of its
+// objects (in every thread), and runs its destructors (finalizer arrays,
+// then `__cxa_atexit`/`atexit` handlers, newest first);
 // unmaterialized definitions are discarded and materializations in flight
 // fail. The tracker becomes defunct; removing a defunct tracker does
-// nothing. No thread may be running the removed code.
+// nothing. No thread may be running the removed code. Exception: an
+// object whose COMDAT copies (inline functions, templates) objects of
+// other live trackers use stays mapped until the last of them is removed
+// (see `jitrt_tracker_add_object`).
 //
 // # Safety
 // `t` NULL or a live handle.

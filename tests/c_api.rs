@@ -64,4 +64,4 @@ macro_rules! c_tests {
     };
 }
 
-c_tests!(smoke, resource_tracker, core, misuse, threads);
+c_tests!(smoke, resource_tracker, core, misuse, threads, objects);

@@ -26,6 +26,32 @@ fn layer_of(t: &ResourceTracker) -> Result<Arc<ObjectLinkingLayer>, Error> {
 /// dylib, its link order, then the host process. `name` (may be NULL) is
 /// used in messages.
 ///
+/// C++ and thread-local storage:
+/// - Static constructors (`.init_array` in priority order, `.ctors`) run
+///   before the lookup that linked the object returns; destructors
+///   (`.fini_array`, `.dtors`, then what the object registered with
+///   `__cxa_atexit`/`atexit`, newest first) run when its tracker is removed
+///   or the session ends, as `dlclose` runs them. Each object has its own
+///   `__dso_handle`. `.eh_frame` is registered, so exceptions cross JIT and
+///   host frames.
+/// - COMDAT groups (inline functions, templates, vtables, typeinfo): the
+///   first object of a dylib to define a group supplies it and later objects
+///   use that copy. Removing the supplier's tracker while objects of other
+///   trackers still use its copies does not unmap them: the supplier's
+///   memory (and unwind registration) stays alive until the last of those
+///   users is removed, and so do the destructors its COMDAT code registered
+///   (static locals of inline functions); its own symbols, constructors'
+///   objects and destructors go at its remove as usual.
+/// - Thread-local storage: the general- and local-dynamic models (code
+///   compiled with `-fPIC`: `R_X86_64_TLSGD`, `TLSLD`, `DTPOFF32/64`) are
+///   supported, through the linker's own `__tls_get_addr`, with a block per
+///   thread allocated on first use and freed at thread exit and at remove.
+///   Initial- and local-exec code (`R_X86_64_GOTTPOFF`, `TPOFF32`, as
+///   default PIE compilation emits) is refused with `JITRT_ERR_UNSUPPORTED`
+///   naming the relocation and the fix (`-fPIC`): those models need space in
+///   the static TLS area, which the C library sizes once at process start.
+///   TLS descriptors (`-mtls-dialect=gnu2`) are refused likewise.
+///
 /// # Safety
 /// `t` NULL or live; `bytes` points to `len` readable bytes; `name` NULL or
 /// NUL-terminated.

@@ -200,10 +200,15 @@ pub unsafe extern "C" fn jitrt_tracker_transfer_to(
 }
 
 /// Removes everything the tracker owns: its symbols, its code and data
-/// (pages returned), unwind registrations, and runs its destructors;
+/// (pages returned), unwind registrations, thread-local blocks of its
+/// objects (in every thread), and runs its destructors (finalizer arrays,
+/// then `__cxa_atexit`/`atexit` handlers, newest first);
 /// unmaterialized definitions are discarded and materializations in flight
 /// fail. The tracker becomes defunct; removing a defunct tracker does
-/// nothing. No thread may be running the removed code.
+/// nothing. No thread may be running the removed code. Exception: an
+/// object whose COMDAT copies (inline functions, templates) objects of
+/// other live trackers use stays mapped until the last of them is removed
+/// (see `jitrt_tracker_add_object`).
 ///
 /// # Safety
 /// `t` NULL or a live handle.

@@ -154,6 +154,23 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<ElfObject<'a>, Lin
     let sections = header
         .sections(LE, data)
         .map_err(|e| LinkError::malformed(name, e))?;
+    // Sections are told apart by name (`.eh_frame`, `.init_array.N`,
+    // `__start_` targets): a name table out of bounds is malformed, not a
+    // table of empty names.
+    let shstrndx = header
+        .shstrndx(LE, data)
+        .map_err(|e| LinkError::malformed(name, e))? as usize;
+    if shstrndx != 0 {
+        let shdr = sections
+            .section(SectionIndex(shstrndx))
+            .map_err(|e| LinkError::malformed(name, format!("section name table: {e}")))?;
+        if shdr.data(LE, data).is_err() {
+            return Err(LinkError::malformed(
+                name,
+                format!("section name table [{shstrndx}]: offset/size out of bounds"),
+            ));
+        }
+    }
     let mut symtab_index = 0;
     for (i, s) in sections.iter().enumerate() {
         if s.sh_type(LE).0 == SHT_SYMTAB {
@@ -369,7 +386,10 @@ pub(crate) fn symbol_flags(sym: &ElfSym, common: bool) -> SymbolFlags {
     SymbolFlags {
         exported: is_global_binding(bind) && (vis == STV_DEFAULT || vis == STV_PROTECTED),
         callable: ty == STT_FUNC || ty == STT_GNU_IFUNC,
-        weak: bind == STB_WEAK,
+        // GNU_UNIQUE (C++ inline variables and static locals of inline
+        // functions, in COMDAT groups) is one definition per process: as
+        // weak here, so the first copy wins.
+        weak: bind == STB_WEAK || bind == STB_GNU_UNIQUE,
         common,
     }
 }
@@ -377,6 +397,18 @@ pub(crate) fn symbol_flags(sym: &ElfSym, common: bool) -> SymbolFlags {
 /// The add-time scan: symbol table and group signatures only.
 pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
     let obj = parse(name, data)?;
+    let groups = obj.comdat_groups(name)?;
+    // A definition inside a COMDAT group is replaceable whatever its
+    // binding: the group of the first object wins whole.
+    let mut in_group = vec![false; obj.section_count()];
+    for g in &groups {
+        for w in g.members.chunks_exact(4) {
+            let idx = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize;
+            if let Some(m) = in_group.get_mut(idx) {
+                *m = true;
+            }
+        }
+    }
     let mut symbols = Vec::new();
     for (i, sym) in obj.symbols().iter().enumerate().skip(1) {
         let bind = sym.st_bind().0;
@@ -396,18 +428,18 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
         }
         let common = sec == SymSection::Common;
         let align = if common { sym.st_value(LE).max(1) } else { 1 };
+        let mut flags = symbol_flags(sym, common);
+        if let SymSection::Section(s) = sec {
+            flags.weak |= in_group.get(s).copied().unwrap_or(false);
+        }
         symbols.push(DefinedSymbol {
             name: sym_name.to_owned(),
-            flags: symbol_flags(sym, common),
+            flags,
             size: sym.st_size(LE),
             align,
         });
     }
-    let comdat_groups = obj
-        .comdat_groups(name)?
-        .into_iter()
-        .map(|g| g.signature.to_owned())
-        .collect();
+    let comdat_groups = groups.into_iter().map(|g| g.signature.to_owned()).collect();
     Ok(ObjectInfo {
         name: name.to_owned(),
         symbols,

@@ -77,10 +77,32 @@ pub struct ObjectLinkingLayer {
     host: HostSymbolGenerator,
 }
 
+/// A linked object as the layer records it under its tracker.
+struct Record {
+    object: Arc<LinkedObject>,
+    /// The object's id (see [`ObjectUnit::id`]).
+    id: u64,
+    /// The ids of the objects whose COMDAT copies it uses.
+    uses: Vec<u64>,
+}
+
+/// An object that owns COMDAT groups, shared with the objects of its dylib
+/// that use its copies: they hold this (through
+/// [`LinkedObject::keep_alive`]), so its memory stays mapped while any of
+/// them lives, even after its own tracker is removed. Filled when the owner
+/// is linked (users may link first).
+#[derive(Default)]
+struct ComdatOwner {
+    object: Mutex<Option<Arc<LinkedObject>>>,
+}
+
 #[derive(Default)]
 struct LayerState {
     /// Linked objects per tracker, in link order.
-    linked: FxHashMap<ResourceKey, Vec<Arc<LinkedObject>>>,
+    linked: FxHashMap<ResourceKey, Vec<Record>>,
+    /// Objects that own COMDAT groups, by object id, while their tracker
+    /// lives.
+    owners: FxHashMap<u64, Arc<ComdatOwner>>,
     /// COMDAT group signatures per dylib, and the object that owns each.
     comdats: FxHashMap<(u32, String), u64>,
     /// The COMDAT claims each tracker holds.
@@ -223,13 +245,24 @@ impl ObjectLinkingLayer {
     fn materialize_object(self: Arc<Self>, unit: ObjectUnit, mr: MaterializationResponsibility) {
         let dylib = mr.dylib().clone();
         let mine: FxHashSet<&str> = mr.symbols().iter().map(|(n, _)| n.as_str()).collect();
+        let mut uses: Vec<(u64, Arc<ComdatOwner>)> = Vec::new();
         let owned_groups: FxHashSet<&str> = {
-            let st = self.state.lock();
-            unit.comdats
-                .iter()
-                .filter(|sig| st.comdats.get(&(dylib.id(), (*sig).clone())) == Some(&unit.id))
-                .map(|s| s.as_str())
-                .collect()
+            let mut st = self.state.lock();
+            let mut owned = FxHashSet::default();
+            for sig in &unit.comdats {
+                match st.comdats.get(&(dylib.id(), sig.clone())).copied() {
+                    Some(owner) if owner == unit.id => {
+                        owned.insert(sig.as_str());
+                    }
+                    Some(owner) if !uses.iter().any(|(o, _)| *o == owner) => {
+                        let slot = st.owners.entry(owner).or_default().clone();
+                        uses.push((owner, slot));
+                    }
+                    Some(_) => {}
+                    None => {}
+                }
+            }
+            owned
         };
         let groups: FxHashSet<&str> = unit.comdats.iter().map(|s| s.as_str()).collect();
         let discarded = |name: &str| {
@@ -244,7 +277,9 @@ impl ObjectLinkingLayer {
                 Ok(p) => p,
                 Err(e) => return fail(mr, e.into()),
             };
+        let owns_groups = !owned_groups.is_empty();
         drop((mine, owned_groups, groups));
+        let object_id = unit.id;
 
         let resolved: Vec<(SymbolName, u64)> = {
             let mut v = Vec::with_capacity(mr.symbols().len());
@@ -277,7 +312,14 @@ impl ObjectLinkingLayer {
             );
         };
         let names: Vec<SymbolName> = externals.iter().map(|(n, _)| n.clone()).collect();
-        let order2 = order.clone();
+        let ctx = LinkContext {
+            order: order.clone(),
+            names,
+            weak,
+            uses,
+            object_id,
+            owns_groups,
+        };
         session.lookup_async(
             order,
             externals,
@@ -290,7 +332,7 @@ impl ObjectLinkingLayer {
                         return fail(mr, e);
                     }
                 };
-                self.finish(prepared, mr, order2, names, weak, addresses);
+                self.finish(prepared, mr, ctx, addresses);
             }),
         );
     }
@@ -301,11 +343,17 @@ impl ObjectLinkingLayer {
         self: Arc<Self>,
         prepared: PreparedObject,
         mr: MaterializationResponsibility,
-        order: Vec<(Arc<JITDylib>, crate::orc::LookupFlags)>,
-        names: Vec<SymbolName>,
-        weak: Vec<bool>,
+        ctx: LinkContext,
         addresses: Vec<u64>,
     ) {
+        let LinkContext {
+            order,
+            names,
+            weak,
+            uses,
+            object_id,
+            owns_groups,
+        } = ctx;
         let mut table: FxHashMap<&str, u64> = FxHashMap::default();
         table.reserve(names.len());
         let mut missing = Vec::new();
@@ -342,12 +390,24 @@ impl ObjectLinkingLayer {
             Err(e) => return fail(mr, e.into()),
         };
         drop(table);
+        let use_ids: Vec<u64> = uses.iter().map(|(id, _)| *id).collect();
+        for (_, owner) in uses {
+            linked.keep_alive(owner);
+        }
         // Record it under the tracker that owns the unit now, atomically
         // with respect to remove and transfer; if that tracker is gone the
         // object is dropped here (its pages return).
+        let id = object_id;
         let recorded = mr.with_resource_key_do(|key| {
             let mut st = self.state.lock();
-            st.linked.entry(key).or_default().push(linked.clone());
+            if owns_groups {
+                *st.owners.entry(id).or_default().object.lock() = Some(linked.clone());
+            }
+            st.linked.entry(key).or_default().push(Record {
+                object: linked.clone(),
+                id,
+                uses: use_ids,
+            });
             st.objects_linked += 1;
             st.code_bytes += linked.code_bytes() as u64;
             st.data_bytes += linked.data_bytes() as u64;
@@ -367,6 +427,17 @@ impl ObjectLinkingLayer {
     }
 }
 
+/// What [`ObjectLinkingLayer::finish`] needs besides the object.
+struct LinkContext {
+    order: Vec<(Arc<JITDylib>, crate::orc::LookupFlags)>,
+    names: Vec<SymbolName>,
+    weak: Vec<bool>,
+    /// The owners of the COMDAT groups it dropped.
+    uses: Vec<(u64, Arc<ComdatOwner>)>,
+    object_id: u64,
+    owns_groups: bool,
+}
+
 fn linked_session(order: &[(Arc<JITDylib>, crate::orc::LookupFlags)]) -> Option<Session> {
     order.first().and_then(|(d, _)| d.session())
 }
@@ -380,27 +451,51 @@ fn fail(mr: MaterializationResponsibility, e: Error) {
 
 impl ResourceManager for ObjectLinkingLayer {
     fn handle_remove(&self, dylib: &JITDylib, key: ResourceKey) -> Result<()> {
-        let (objects, archives) = {
+        let (objects, archives, owners) = {
             let mut st = self.state.lock();
             let objects = st.linked.remove(&key).unwrap_or_default();
             st.objects_linked -= objects.len() as u64;
             for o in &objects {
-                st.code_bytes -= o.code_bytes() as u64;
-                st.data_bytes -= o.data_bytes() as u64;
+                st.code_bytes -= o.object.code_bytes() as u64;
+                st.data_bytes -= o.object.data_bytes() as u64;
             }
+            let mut owners = Vec::new();
             for claim in st.claims.remove(&key).unwrap_or_default() {
-                st.comdats.remove(&claim);
+                if let Some(id) = st.comdats.remove(&claim) {
+                    if let Some(o) = st.owners.remove(&id) {
+                        owners.push((id, o));
+                    }
+                }
             }
-            (objects, st.archives.remove(&key).unwrap_or_default())
+            (
+                objects,
+                st.archives.remove(&key).unwrap_or_default(),
+                owners,
+            )
         };
         for a in archives {
             let g: Arc<dyn DefinitionGenerator> = a;
             dylib.remove_generator(&g);
         }
+        // An object whose COMDAT copies objects of other trackers still use
+        // stays mapped for them; the destructors its groups' code registered
+        // wait for the last of them (see `ComdatOwner`).
+        let shared = |id: u64| -> bool {
+            let Some((_, owner)) = owners.iter().find(|(o, _)| *o == id) else {
+                return false;
+            };
+            let here = objects.iter().filter(|r| r.uses.contains(&id)).count();
+            Arc::strong_count(owner) > 1 + here
+        };
         // Destructors in reverse order of linking, then the pages go.
-        for o in objects.iter().rev() {
-            o.run_finalizers();
-        }
+        let batch: Vec<(&LinkedObject, bool)> = objects
+            .iter()
+            .rev()
+            .map(|r| (&*r.object, !shared(r.id)))
+            .collect();
+        super::linked::finalize_batch(&batch);
+        drop(batch);
+        drop(owners);
         drop(objects);
         Ok(())
     }

@@ -26,6 +26,11 @@ pub(crate) enum Class {
     Data,
     Zero,
     EhFrame,
+    /// `.tdata`: laid out with the data (so relocations apply to it), then
+    /// copied into the TLS module's image.
+    TlsData,
+    /// `.tbss`: no memory here, only size in each thread's block.
+    TlsZero,
 }
 
 /// What a symbol-table entry resolves to.
@@ -41,6 +46,9 @@ pub(crate) enum SymKind {
     DiscardedLocal,
     /// Defined in a section that is not loaded (debug info, notes).
     Unloaded,
+    /// A thread-local variable defined here: `value` is its offset in the
+    /// module's TLS block, `desc` its descriptor (if it has one).
+    Tls,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +61,8 @@ pub(crate) struct SymEntry {
     pub aux: u32,
     pub got: u32,
     pub stub: u32,
+    /// TLS descriptor slot (`tls_index` pair), or NONE.
+    pub desc: u32,
 }
 
 impl Default for SymEntry {
@@ -64,6 +74,7 @@ impl Default for SymEntry {
             aux: NONE,
             got: NONE,
             stub: NONE,
+            desc: NONE,
         }
     }
 }
@@ -76,12 +87,49 @@ pub(crate) struct GlobalDef {
     pub flags: SymbolFlags,
 }
 
+/// A function the linker provides itself to JIT code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Builtin {
+    /// `__tls_get_addr`: [`super::tls`]'s, which serves JIT modules.
+    TlsGetAddr,
+    /// `__cxa_atexit`: [`super::atexit`]'s registry.
+    CxaAtexit,
+    /// `atexit`: the object's own thunk, passing its `__dso_handle`.
+    Atexit,
+}
+
+impl Builtin {
+    fn of(name: &str) -> Option<Builtin> {
+        match name {
+            "__tls_get_addr" => Some(Builtin::TlsGetAddr),
+            "__cxa_atexit" => Some(Builtin::CxaAtexit),
+            "atexit" => Some(Builtin::Atexit),
+            _ => None,
+        }
+    }
+}
+
 /// An external reference.
 #[derive(Clone, Debug)]
 pub(crate) struct ExternalRef {
     pub sym: u32,
     pub name: Range<usize>,
     pub weak: bool,
+    /// Resolved by the linker itself, not looked up.
+    pub builtin: Option<Builtin>,
+}
+
+/// A TLS descriptor: a `tls_index` pair `{module, offset}` in read-only
+/// data, whose address TLSGD/TLSLD sequences pass to `__tls_get_addr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TlsDesc {
+    /// `{module, 0}` for local-dynamic sequences.
+    Module,
+    /// `{module, offset of symbol}` for a thread-local symbol defined here.
+    Symbol(u32),
+    /// A host thread-local symbol (its module and offset are found at link
+    /// time); unused when the symbol turns out to be a JIT one.
+    External(u32),
 }
 
 /// An initializer or finalizer array section.
@@ -115,7 +163,21 @@ pub struct PreparedObject {
     pub(crate) reloc_sections: Vec<(u32, u32)>,
     pub(crate) arrays: Vec<FnArray>,
     pub(crate) eh_frame: Option<Range<usize>>,
+    /// Offset of the object's `__dso_handle`; the handle of its COMDAT
+    /// groups' code follows 8 bytes later.
     pub(crate) dso_handle: Option<usize>,
+    /// Symbol index of the `__dso_handle` special (NONE if not referenced).
+    pub(crate) dso_sym: u32,
+    /// Per section: a member of a COMDAT group this object keeps.
+    pub(crate) in_group: Vec<bool>,
+    /// The `atexit` thunk's offset and its GOT slot's offset.
+    pub(crate) atexit_thunk: Option<(usize, usize)>,
+    pub(crate) tls_descs: Vec<TlsDesc>,
+    pub(crate) tls_desc_offset: usize,
+    /// The TLS module (when the object has `.tdata`/`.tbss`), and the
+    /// range of the allocation holding the `.tdata` image.
+    pub(crate) tls: Option<super::tls::TlsModule>,
+    pub(crate) tls_image: Range<usize>,
     pub(crate) protections: Protections,
 }
 
@@ -212,11 +274,10 @@ impl PreparedObject {
 
         // COMDAT groups.
         let mut dropped = vec![false; nsec];
+        let mut in_group = vec![false; nsec];
         for group in obj.comdat_groups(name)? {
             let (gi, sig, members) = (group.section, group.signature, group.members);
-            if !discarded(sig) {
-                continue;
-            }
+            let drop_it = discarded(sig);
             for w in members.chunks_exact(4) {
                 let idx = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize;
                 if idx == 0 || idx >= nsec {
@@ -225,13 +286,18 @@ impl PreparedObject {
                         format!("group section [{gi}] ({sig}) names section {idx}, out of bounds"),
                     ));
                 }
-                dropped[idx] = true;
+                if drop_it {
+                    dropped[idx] = true;
+                } else {
+                    in_group[idx] = true;
+                }
             }
         }
 
         // Classify sections.
         let mut class = vec![Class::None; nsec];
         let mut arrays = Vec::new();
+        let mut tls_align = 1usize;
         for i in 1..nsec {
             let Some(shdr) = obj.shdr(i) else { continue };
             let flags = shdr.sh_flags(LE).0;
@@ -246,15 +312,6 @@ impl PreparedObject {
                 continue;
             }
             let sname = obj.section_name(shdr);
-            if flags & elf::SHF_TLS != 0 {
-                return Err(LinkError::unsupported(
-                    name,
-                    format!(
-                        "section [{i}] {sname} holds thread-local storage (.tdata/.tbss), \
-                         which this linker does not support yet"
-                    ),
-                ));
-            }
             let align = shdr.sh_addralign(LE).max(1);
             if !align.is_power_of_two() {
                 return Err(LinkError::malformed(
@@ -272,7 +329,14 @@ impl PreparedObject {
                 // Check bounds now so that copying later cannot fail.
                 obj.section_data(name, i, shdr)?;
             }
-            class[i] = if ty == elf::SHT_X86_64_UNWIND || sname == ".eh_frame" {
+            class[i] = if flags & elf::SHF_TLS != 0 {
+                tls_align = tls_align.max(align as usize);
+                if ty == elf::SHT_NOBITS {
+                    Class::TlsZero
+                } else {
+                    Class::TlsData
+                }
+            } else if ty == elf::SHT_X86_64_UNWIND || sname == ".eh_frame" {
                 Class::EhFrame
             } else if ty == elf::SHT_NOBITS {
                 Class::Zero
@@ -290,7 +354,7 @@ impl PreparedObject {
                 })?;
             }
             if let Some((fini, reversed, priority)) = array_kind(sname, ty) {
-                if class[i] != Class::Zero {
+                if !matches!(class[i], Class::Zero | Class::TlsData | Class::TlsZero) {
                     arrays.push(FnArray {
                         section: i as u32,
                         priority,
@@ -307,6 +371,7 @@ impl PreparedObject {
         let mut externals: Vec<ExternalRef> = Vec::new();
         let mut commons: Vec<(u32, u64, u64)> = Vec::new();
         let mut specials: Vec<(u32, Special)> = Vec::new();
+        let mut tls_descs: Vec<TlsDesc> = Vec::new();
         for (i, sym) in symbols.iter().enumerate().skip(1) {
             let bind = sym.st_bind().0;
             let ty = sym.st_type().0;
@@ -316,13 +381,21 @@ impl PreparedObject {
             e.size = sym.st_size(LE);
             if sec != SymSection::Undefined {
                 if ty == elf::STT_TLS {
-                    return Err(LinkError::unsupported(
-                        name,
-                        format!(
-                            "symbol `{}` is thread-local, which this linker does not support yet",
-                            obj.symbol_display(i)
-                        ),
-                    ));
+                    let ok = match sec {
+                        SymSection::Section(s) => {
+                            dropped[s] || matches!(class[s], Class::TlsData | Class::TlsZero)
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(LinkError::malformed(
+                            name,
+                            format!(
+                                "thread-local symbol `{}` is not defined in a TLS section",
+                                obj.symbol_display(i)
+                            ),
+                        ));
+                    }
                 }
                 if ty == elf::STT_GNU_IFUNC {
                     return Err(LinkError::unsupported(
@@ -348,6 +421,11 @@ impl PreparedObject {
                     sym: i as u32,
                     name: name_range(data, n.as_bytes()),
                     weak,
+                    builtin: if ty == elf::STT_TLS {
+                        None
+                    } else {
+                        Builtin::of(n)
+                    },
                 });
                 Ok(())
             };
@@ -421,7 +499,11 @@ impl PreparedObject {
                         e.kind = SymKind::Unloaded;
                         continue;
                     }
-                    e.kind = SymKind::Defined;
+                    e.kind = if matches!(class[s], Class::TlsData | Class::TlsZero) {
+                        SymKind::Tls
+                    } else {
+                        SymKind::Defined
+                    };
                     e.aux = s as u32;
                     e.value = sym.st_value(LE);
                 }
@@ -441,6 +523,12 @@ impl PreparedObject {
                     e.aux = NONE;
                     make_external(e, bind == elf::STB_WEAK)?;
                 } else {
+                    if e.kind == SymKind::Tls && e.desc == NONE {
+                        // Its address for the ORC model (and for TLSGD
+                        // references from other objects) is a descriptor.
+                        e.desc = tls_descs.len() as u32;
+                        tls_descs.push(TlsDesc::Symbol(i as u32));
+                    }
                     globals.push(GlobalDef {
                         sym: i as u32,
                         name: name_range(data, n.as_bytes()),
@@ -455,6 +543,10 @@ impl PreparedObject {
         let mut stub_syms: Vec<u32> = Vec::new();
         let mut need_got_base = specials.iter().any(|(_, s)| matches!(s, Special::GotBase));
         let mut reloc_sections = Vec::new();
+        let mut module_desc = NONE;
+        let has_tls = class
+            .iter()
+            .any(|c| matches!(c, Class::TlsData | Class::TlsZero));
         for i in 1..nsec {
             let Some(shdr) = obj.shdr(i) else { continue };
             let ty = shdr.sh_type(LE).0;
@@ -479,7 +571,7 @@ impl PreparedObject {
                     format!("SHT_REL relocations for {tname} (x86-64 uses SHT_RELA)"),
                 ));
             }
-            if tclass == Class::Zero {
+            if matches!(tclass, Class::Zero | Class::TlsZero) {
                 return Err(LinkError::malformed(
                     name,
                     format!("relocations for zero-fill section {tname}"),
@@ -510,9 +602,10 @@ impl PreparedObject {
                             name,
                             format!(
                                 "thread-local storage relocation {} at {tname}+{off:#x} \
-                                 (against `{}`) is not supported yet",
+                                 (against `{}`): {}",
                                 info.name,
-                                obj.symbol_display(symi)
+                                obj.symbol_display(symi),
+                                x86_64::tls_unsupported_reason(r_type)
                             ),
                         ))
                     }
@@ -549,7 +642,69 @@ impl PreparedObject {
                     ));
                 }
                 let e = &mut syms[symi];
+                let tls_kind = matches!(
+                    info.kind,
+                    RelocationKind::TlsGd | RelocationKind::TlsLd | RelocationKind::DtpOff
+                );
+                if e.kind == SymKind::Tls && !tls_kind {
+                    return Err(LinkError::unsupported(
+                        name,
+                        format!(
+                            "{} at {tname}+{off:#x} against thread-local symbol `{}` \
+                             (only the general- and local-dynamic TLS models are supported)",
+                            info.name,
+                            obj.symbol_display(symi)
+                        ),
+                    ));
+                }
                 match info.kind {
+                    RelocationKind::TlsGd => match e.kind {
+                        SymKind::Tls | SymKind::External if e.desc == NONE => {
+                            e.desc = tls_descs.len() as u32;
+                            tls_descs.push(if e.kind == SymKind::Tls {
+                                TlsDesc::Symbol(symi as u32)
+                            } else {
+                                TlsDesc::External(symi as u32)
+                            });
+                        }
+                        SymKind::Tls | SymKind::External => {}
+                        _ => {
+                            return Err(LinkError::malformed(
+                                name,
+                                format!(
+                                "{} at {tname}+{off:#x} against `{}`, which is not thread-local",
+                                info.name,
+                                obj.symbol_display(symi)
+                            ),
+                            ))
+                        }
+                    },
+                    RelocationKind::TlsLd | RelocationKind::DtpOff => {
+                        if !has_tls {
+                            return Err(LinkError::malformed(
+                                name,
+                                format!(
+                                    "{} at {tname}+{off:#x} in an object without TLS sections",
+                                    info.name
+                                ),
+                            ));
+                        }
+                        if info.kind == RelocationKind::TlsLd && module_desc == NONE {
+                            module_desc = tls_descs.len() as u32;
+                            tls_descs.push(TlsDesc::Module);
+                        }
+                        if info.kind == RelocationKind::DtpOff && e.kind != SymKind::Tls {
+                            return Err(LinkError::unsupported(
+                                name,
+                                format!(
+                                    "{} at {tname}+{off:#x} against `{}`: a local-dynamic offset \
+                                     must name a thread-local symbol of the same object",
+                                    info.name,
+                                    obj.symbol_display(symi)
+                                ),
+                            ));
+                        }
+                    }
                     RelocationKind::GotEntryRelative
                     | RelocationKind::GotEntryRelativeRelaxable
                     | RelocationKind::GotEntryOffset => {
@@ -585,10 +740,11 @@ impl PreparedObject {
         let has_startstop = specials
             .iter()
             .any(|(_, s)| matches!(s, Special::Start(_) | Special::Stop(_)));
-        let mut lists: [Vec<usize>; 5] = Default::default();
+        let mut lists: [Vec<usize>; 6] = Default::default();
         for (i, c) in class.iter().enumerate() {
             let slot = match c {
-                Class::None => continue,
+                Class::None | Class::TlsZero => continue,
+                Class::TlsData => 5,
                 Class::Code => 0,
                 Class::ReadOnly => 1,
                 Class::EhFrame => 2,
@@ -631,19 +787,29 @@ impl PreparedObject {
         cursor = stub_offset
             .checked_add(stub_syms.len().checked_mul(STUB_SIZE).ok_or_else(too_big)?)
             .ok_or_else(too_big)?;
+        let need_atexit = externals.iter().any(|x| x.builtin == Some(Builtin::Atexit));
+        let thunk_offset = align_up(cursor, 16).ok_or_else(too_big)?;
+        if need_atexit {
+            cursor = thunk_offset + super::atexit::THUNK_SIZE;
+        }
         let readonly_start = page_align(cursor).ok_or_else(too_big)?;
         cursor = readonly_start;
         for &s in &lists[1] {
             place(&mut section_offset, &mut cursor, s)?;
         }
         let got_offset = align_up(cursor, 8).ok_or_else(too_big)?;
-        let got_slots = if need_got_base && got_syms.is_empty() {
-            1
+        let got_slots = got_syms.len() + usize::from(need_atexit);
+        let got_slots = if need_got_base {
+            got_slots.max(1)
         } else {
-            got_syms.len()
+            got_slots
         };
         cursor = got_offset
             .checked_add(got_slots.checked_mul(8).ok_or_else(too_big)?)
+            .ok_or_else(too_big)?;
+        let tls_desc_offset = align_up(cursor, 16).ok_or_else(too_big)?;
+        cursor = tls_desc_offset
+            .checked_add(tls_descs.len().checked_mul(16).ok_or_else(too_big)?)
             .ok_or_else(too_big)?;
         let mut eh_frame = None;
         if !lists[2].is_empty() {
@@ -666,14 +832,38 @@ impl PreparedObject {
         for &s in &lists[3] {
             place(&mut section_offset, &mut cursor, s)?;
         }
-        let need_dso = specials
-            .iter()
-            .any(|(_, s)| matches!(s, Special::DsoHandle));
+        // TLS: `.tdata` sections placed as they lie in a thread's block
+        // (relative to a start aligned like the block), then `.tbss`
+        // sections continue the block without memory here.
+        let mut tls_offset = vec![0usize; nsec];
+        cursor = align_up(cursor, tls_align).ok_or_else(too_big)?;
+        let tls_start = cursor;
+        for &s in &lists[5] {
+            place(&mut section_offset, &mut cursor, s)?;
+            tls_offset[s] = section_offset[s] - tls_start;
+        }
+        let tls_image = tls_start..cursor;
+        let mut tls_size = cursor - tls_start;
+        for s in (1..nsec).filter(|&s| class[s] == Class::TlsZero) {
+            let shdr = obj.shdr(s).ok_or_else(too_big)?;
+            let align = shdr.sh_addralign(LE).max(1) as usize;
+            let size = usize::try_from(shdr.sh_size(LE)).map_err(|_| too_big())?;
+            let at = align_up(tls_size, align).ok_or_else(too_big)?;
+            tls_offset[s] = at;
+            tls_size = at.checked_add(size).ok_or_else(too_big)?;
+        }
+        let need_dso = need_atexit
+            || specials
+                .iter()
+                .any(|(_, s)| matches!(s, Special::DsoHandle));
         let mut dso_handle = None;
         if need_dso {
+            // Two handles: the object's, and its COMDAT groups' (static
+            // locals of inline functions register their destructors with
+            // the latter, which can outlive the object's tracker).
             let at = align_up(cursor, 8).ok_or_else(too_big)?;
             dso_handle = Some(at);
-            cursor = at + 8;
+            cursor = at + 16;
         }
         for &s in &lists[4] {
             place(&mut section_offset, &mut cursor, s)?;
@@ -695,7 +885,7 @@ impl PreparedObject {
             let buf = alloc.bytes_mut().ok_or_else(|| {
                 LinkError::new(super::LinkErrorKind::Internal, "allocation not writable")
             })?;
-            for list in &lists[..4] {
+            for list in lists[..4].iter().chain(&lists[5..]) {
                 for &s in list {
                     let shdr = obj.shdr(s).ok_or_else(too_big)?;
                     let src = obj.section_data(name, s, shdr)?;
@@ -713,6 +903,44 @@ impl PreparedObject {
             if e.kind == SymKind::Defined && e.aux != NONE {
                 let off = section_offset[e.aux as usize];
                 e.value = (base + off as u64).wrapping_add(e.value);
+            } else if e.kind == SymKind::Tls && e.aux != NONE {
+                e.value = (tls_offset[e.aux as usize] as u64).wrapping_add(e.value);
+            }
+        }
+
+        // The TLS module and the descriptors.
+        let mut tls = None;
+        if has_tls {
+            let descs = (
+                base + tls_desc_offset as u64,
+                base + (tls_desc_offset + tls_descs.len() * 16) as u64,
+            );
+            tls = Some(
+                super::tls::TlsModule::register(tls_size, tls_align, descs).ok_or_else(|| {
+                    LinkError::new(
+                        super::LinkErrorKind::OutOfMemory,
+                        format!("{name}: too many thread-local storage modules"),
+                    )
+                })?,
+            );
+        }
+        if !tls_descs.is_empty() {
+            let module = tls.as_ref().map_or(0, |t| t.id());
+            let buf = alloc.bytes_mut().ok_or_else(|| {
+                LinkError::new(super::LinkErrorKind::Internal, "allocation not writable")
+            })?;
+            for (k, d) in tls_descs.iter().enumerate() {
+                let (m, off) = match *d {
+                    TlsDesc::Module => (module, 0),
+                    TlsDesc::Symbol(si) => (module, syms[si as usize].value),
+                    TlsDesc::External(_) => (0, 0),
+                };
+                let at = tls_desc_offset + k * 16;
+                x86_64::write_u64(buf, at, m)
+                    .and_then(|()| x86_64::write_u64(buf, at + 8, off))
+                    .map_err(|_| {
+                        LinkError::new(super::LinkErrorKind::Internal, "layout overflow")
+                    })?;
             }
         }
         for (&(si, _, _), &off) in commons.iter().zip(&common_offsets) {
@@ -746,6 +974,11 @@ impl PreparedObject {
             syms[*si as usize].value = v;
         }
         arrays.sort_by_key(|a| (a.priority, a.section));
+        let atexit_thunk = need_atexit.then_some((thunk_offset, got_offset + got_syms.len() * 8));
+        let dso_sym = specials
+            .iter()
+            .find(|(_, s)| matches!(s, Special::DsoHandle))
+            .map_or(NONE, |(si, _)| *si);
 
         Ok(PreparedObject {
             name: name.to_owned(),
@@ -764,6 +997,13 @@ impl PreparedObject {
             arrays,
             eh_frame,
             dso_handle,
+            dso_sym,
+            in_group,
+            atexit_thunk,
+            tls_descs,
+            tls_desc_offset,
+            tls,
+            tls_image,
             protections: Protections {
                 readonly_start,
                 data_start,
@@ -781,8 +1021,15 @@ impl PreparedObject {
     /// false), which are visible within the dylib.
     pub fn defined_addresses(&self) -> impl Iterator<Item = (&str, u64, SymbolFlags)> + '_ {
         let data = self.bytes.as_slice();
+        let desc_base = self.alloc.base() + self.tls_desc_offset as u64;
         self.globals.iter().map(move |g| {
-            let value = self.syms.get(g.sym as usize).map_or(0, |e| e.value);
+            let value = self.syms.get(g.sym as usize).map_or(0, |e| {
+                if e.kind == SymKind::Tls {
+                    desc_base + u64::from(e.desc) * 16
+                } else {
+                    e.value
+                }
+            });
             (str_at(data, &g.name), value, g.flags)
         })
     }
@@ -795,6 +1042,7 @@ impl PreparedObject {
         let data = self.bytes.as_slice();
         self.externals
             .iter()
+            .filter(|x| x.builtin.is_none())
             .map(move |x| (str_at(data, &x.name), x.weak))
     }
 

@@ -10,7 +10,7 @@ use object::read::elf::Rela as _;
 
 use super::eh_frame::EhFrameRegistration;
 use super::elf::{self, LE};
-use super::layout::{relocations, str_at, Class, PreparedObject, SymKind, NONE};
+use super::layout::{relocations, str_at, Builtin, Class, PreparedObject, SymKind, TlsDesc, NONE};
 use super::memory::Allocation;
 use super::x86_64::{self, FieldRange, FixupError, RelocationKind, STUB_SIZE};
 use super::{LinkError, LinkErrorKind};
@@ -23,14 +23,25 @@ pub struct LinkedObject {
     name: String,
     // Field order is drop order: the registration goes before the memory.
     eh_frame: Option<EhFrameRegistration>,
+    tls: Option<super::tls::TlsModule>,
     alloc: Allocation,
     code_len: usize,
     initializers: Vec<u64>,
     finalizers: Vec<u64>,
     dso_handle: Option<u64>,
     initialized: AtomicBool,
+    /// The finalizer arrays and the handlers registered with the object's
+    /// own handle ran.
     finalized: AtomicBool,
+    /// The handlers registered with its COMDAT groups' handle ran.
+    groups_finalized: AtomicBool,
+    /// What this object's code uses and must outlive it (the objects whose
+    /// COMDAT copies it links to). Last field: dropped after the memory.
+    keep: parking_lot::Mutex<Vec<KeepAlive>>,
 }
+
+/// Something a [`LinkedObject`] keeps alive as long as itself.
+pub type KeepAlive = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 
 impl std::fmt::Debug for LinkedObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,9 +71,16 @@ impl PreparedObject {
         let name = self.name.as_str();
         let obj = elf::parse(name, data)?;
 
+        let base = self.alloc.base();
         for x in &self.externals {
             let sym_name = str_at(data, &x.name);
-            let addr = match resolved(sym_name) {
+            let builtin = match x.builtin {
+                Some(Builtin::TlsGetAddr) => Some(super::tls::tls_get_addr_address()),
+                Some(Builtin::CxaAtexit) => Some(super::atexit::cxa_atexit_address()),
+                Some(Builtin::Atexit) => self.atexit_thunk.map(|(t, _)| base + t as u64),
+                None => None,
+            };
+            let addr = match builtin.or_else(|| resolved(sym_name)) {
                 Some(a) => a,
                 None if x.weak => 0,
                 None => {
@@ -77,8 +95,34 @@ impl PreparedObject {
             }
         }
 
-        let base = self.alloc.base();
         let got_base = base + self.got_offset as u64;
+        let desc_base = base + self.tls_desc_offset as u64;
+        let module_desc = self
+            .tls_descs
+            .iter()
+            .position(|d| *d == TlsDesc::Module)
+            .map(|k| desc_base + k as u64 * 16);
+        // Host thread-local symbols referenced with TLSGD: their module id
+        // and offset. A JIT one resolves to its own descriptor instead.
+        let mut host_descs = Vec::new();
+        for (k, d) in self.tls_descs.iter().enumerate() {
+            let TlsDesc::External(si) = *d else { continue };
+            let addr = self.syms.get(si as usize).map_or(0, |e| e.value);
+            if addr == 0 || super::tls::is_jit_descriptor(addr) {
+                continue;
+            }
+            let Some((m, off)) = super::tls::host_tls_index(addr) else {
+                return Err(LinkError::unsupported(
+                    name,
+                    format!(
+                        "thread-local symbol `{}` resolved to {addr:#x}, which is not in the \
+                         TLS block of a loaded module",
+                        obj.symbol_display(si as usize)
+                    ),
+                ));
+            };
+            host_descs.push((k, m, off));
+        }
         let buf = self
             .alloc
             .bytes_mut()
@@ -89,6 +133,28 @@ impl PreparedObject {
             let value = self.syms.get(si as usize).map_or(0, |e| e.value);
             x86_64::write_u64(buf, self.got_offset + slot * 8, value)
                 .map_err(|_| internal("GOT overflow"))?;
+        }
+        for &(k, m, off) in &host_descs {
+            let at = self.tls_desc_offset + k * 16;
+            x86_64::write_u64(buf, at, m)
+                .and_then(|()| x86_64::write_u64(buf, at + 8, off))
+                .map_err(|_| internal("TLS descriptor overflow"))?;
+        }
+        if let Some((thunk, slot)) = self.atexit_thunk {
+            let dso = self
+                .dso_handle
+                .ok_or_else(|| internal("atexit thunk without a handle"))?;
+            x86_64::write_u64(buf, slot, super::atexit::cxa_atexit_address())
+                .map_err(|_| internal("GOT overflow"))?;
+            if !super::atexit::write_thunk(
+                buf,
+                thunk,
+                base + thunk as u64,
+                base + dso as u64,
+                base + slot as u64,
+            ) {
+                return Err(internal("atexit thunk out of reach"));
+            }
         }
         for (k, &si) in self.stub_syms.iter().enumerate() {
             let got = self.syms.get(si as usize).map_or(NONE, |e| e.got);
@@ -144,7 +210,12 @@ impl PreparedObject {
                 }
                 let field = sec_off + off as usize;
                 let p = i128::from(sec_addr + off);
-                let s = i128::from(e.value);
+                let mut s = i128::from(e.value);
+                if symi as u32 == self.dso_sym && self.in_group.get(ti) == Some(&true) {
+                    // Code of a COMDAT group registers its destructors with
+                    // the groups' handle.
+                    s += 8;
+                }
                 let a = i128::from(addend);
                 let got = i128::from(got_base);
                 let slot = if e.got == NONE {
@@ -201,6 +272,34 @@ impl PreparedObject {
                         }
                         i128::from(e.size) + a
                     }
+                    RelocationKind::TlsGd => {
+                        let own = i128::from(desc_base + u64::from(e.desc) * 16);
+                        let d = if e.kind == SymKind::Tls && e.desc != NONE {
+                            own
+                        } else if e.kind == SymKind::External
+                            && super::tls::is_jit_descriptor(e.value)
+                        {
+                            s
+                        } else if e.kind == SymKind::External && e.desc != NONE && e.value != 0 {
+                            own
+                        } else {
+                            return Err(LinkError::new(
+                                LinkErrorKind::SymbolNotFound,
+                                format!(
+                                    "{name}: {} at {}+{off:#x}: thread-local symbol `{}` is undefined",
+                                    info.name,
+                                    obj.section_name_by_index(ti),
+                                    obj.symbol_display(symi)
+                                ),
+                            ));
+                        };
+                        d + a - p
+                    }
+                    RelocationKind::TlsLd => {
+                        let m = module_desc.ok_or_else(|| internal("no module descriptor"))?;
+                        i128::from(m) + a - p
+                    }
+                    RelocationKind::DtpOff => s + a,
                     RelocationKind::ThreadLocal | RelocationKind::Dynamic => {
                         return Err(internal("relocation kind changed"))
                     }
@@ -243,6 +342,13 @@ impl PreparedObject {
             .flat_map(|g| g.into_iter().rev())
             .collect();
 
+        if let Some(tls) = &self.tls {
+            let image = buf
+                .get(self.tls_image.clone())
+                .ok_or_else(|| internal("TLS image out of bounds"))?;
+            tls.set_image(image.to_vec());
+        }
+
         let code_len = self.protections.readonly_start;
         self.alloc.finalize(self.protections)?;
         let eh_frame = match &self.eh_frame {
@@ -258,6 +364,7 @@ impl PreparedObject {
         Ok(LinkedObject {
             name: std::mem::take(&mut self.name),
             eh_frame,
+            tls: self.tls.take(),
             alloc: self.alloc,
             code_len,
             initializers,
@@ -265,6 +372,8 @@ impl PreparedObject {
             dso_handle: self.dso_handle.map(|o| base + o as u64),
             initialized: AtomicBool::new(false),
             finalized: AtomicBool::new(false),
+            groups_finalized: AtomicBool::new(false),
+            keep: parking_lot::Mutex::new(Vec::new()),
         })
     }
 }
@@ -346,6 +455,18 @@ impl LinkedObject {
         self.eh_frame.is_some()
     }
 
+    /// Keeps `what` alive as long as this object (and its memory) lives:
+    /// for what its code refers to that its own tracker does not own.
+    pub fn keep_alive(&self, what: KeepAlive) {
+        self.keep.lock().push(what);
+    }
+
+    /// The id of the object's thread-local storage module (tagged, see the
+    /// module docs of `tls.rs`), if it has `.tdata`/`.tbss`.
+    pub fn tls_module(&self) -> Option<u64> {
+        self.tls.as_ref().map(|t| t.id())
+    }
+
     /// The address this object's `__dso_handle` resolves to, if it refers
     /// to it.
     pub fn dso_handle(&self) -> Option<u64> {
@@ -371,37 +492,64 @@ impl LinkedObject {
     }
 
     /// Runs `.fini_array` (reverse priority order) and `.dtors` entries,
-    /// then the `__cxa_atexit` handlers registered with this object's
-    /// `__dso_handle`, once, and only if the initializers ran.
+    /// then the `__cxa_atexit`/`atexit` handlers registered with this
+    /// object's `__dso_handle` and its COMDAT groups' handle (newest first),
+    /// once, and only if the initializers ran.
     pub fn run_finalizers(&self) {
-        if !self.initialized.load(Ordering::Acquire) || self.finalized.swap(true, Ordering::AcqRel)
-        {
-            return;
+        finalize_batch(&[(self, true)]);
+    }
+
+    /// Runs the finalizer arrays (once, if the initializers ran) and
+    /// returns the handles whose exit handlers are still to run: its own,
+    /// and with `groups` its COMDAT groups'.
+    fn begin_finalize(&self, groups: bool) -> Vec<u64> {
+        if !self.initialized.load(Ordering::Acquire) {
+            return Vec::new();
         }
-        for &f in &self.finalizers {
-            // SAFETY: as for initializers: a relocated entry of this
-            // object's finalizer tables, pointing into its executable
-            // memory.
-            let func = unsafe { std::mem::transmute::<usize, extern "C" fn()>(f as usize) };
-            func();
+        let own = !self.finalized.swap(true, Ordering::AcqRel);
+        let groups = groups && !self.groups_finalized.swap(true, Ordering::AcqRel);
+        if own {
+            for &f in &self.finalizers {
+                // SAFETY: as for initializers: a relocated entry of this
+                // object's finalizer tables, pointing into its executable
+                // memory.
+                let func = unsafe { std::mem::transmute::<usize, extern "C" fn()>(f as usize) };
+                func();
+            }
         }
-        if let Some(handle) = self.dso_handle {
-            cxa_finalize(handle);
+        let Some(handle) = self.dso_handle else {
+            return Vec::new();
+        };
+        let mut handles = Vec::new();
+        if own {
+            handles.push(handle);
         }
+        if groups {
+            handles.push(handle + 8);
+        }
+        handles
     }
 }
 
-fn cxa_finalize(handle: u64) {
-    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
-    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__cxa_finalize".as_ptr()) };
-    if p.is_null() {
-        return;
+/// Finalizes objects removed together, as `dlclose` finalizes one shared
+/// object: first every object's `.fini_array`/`.dtors` (in the order
+/// given), then the exit handlers they registered, newest first across all
+/// of them. With `false` beside an object, the handlers its COMDAT groups'
+/// code registered are left for when it is dropped (other objects still use
+/// those copies).
+pub fn finalize_batch(objects: &[(&LinkedObject, bool)]) {
+    let mut handles = Vec::new();
+    for (o, groups) in objects {
+        handles.extend(o.begin_finalize(*groups));
     }
-    // SAFETY: glibc's `void __cxa_finalize(void *d)`; `handle` is this
-    // object's own __dso_handle, so only handlers registered by its code run.
-    unsafe {
-        let f =
-            std::mem::transmute::<*mut libc::c_void, unsafe extern "C" fn(*mut libc::c_void)>(p);
-        f(handle as usize as *mut libc::c_void);
+    if !handles.is_empty() {
+        super::atexit::finalize(&handles);
+    }
+}
+
+impl Drop for LinkedObject {
+    fn drop(&mut self) {
+        // Whatever did not run yet runs before the memory goes.
+        self.run_finalizers();
     }
 }

@@ -119,17 +119,29 @@ impl JitMemory {
         let mut base =
             map_reserve(0, size, false).ok_or_else(|| os_error("reserving JIT memory"))?;
         if !distance_ok(base, size, anchor) {
-            // Try to place the reservation just below the C library.
-            let step = 256usize << 20;
-            for k in 1..8usize {
-                let Some(hint) = anchor
-                    .checked_sub(size + k * step)
-                    .map(|h| h & !((2 << 20) - 1))
-                else {
-                    break;
-                };
+            // Try to place the reservation near the C library: below it,
+            // nearest first, then above it (the space between the libraries
+            // and the stack). Fine steps, because malloc arenas and thread
+            // stacks fill the space below the libraries in 64 MiB pieces.
+            let step = 32usize << 20;
+            let align = |h: usize| h & !((2 << 20) - 1);
+            let mut candidates = Vec::new();
+            let mut off = 0usize;
+            while off < NEAR_HOST {
+                if let Some(h) = anchor.checked_sub(size + off) {
+                    candidates.push(align(h));
+                }
+                if let Some(h) = anchor.checked_add(off + step) {
+                    candidates.push(align(h));
+                }
+                off += step;
+            }
+            for hint in candidates {
+                if !distance_ok(hint, size, anchor) {
+                    continue;
+                }
                 if let Some(b) = map_reserve(hint, size, true) {
-                    if b == hint && distance_ok(b, size, anchor) {
+                    if b == hint {
                         unmap(base, size);
                         base = b;
                         break;

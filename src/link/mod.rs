@@ -25,8 +25,25 @@
 //!    GOT entries (relaxed to `lea` when the target is near), protections are
 //!    set once (W^X), and `.eh_frame` is registered with the unwinder.
 //! 4. **Run** ([`LinkedObject::run_initializers`]) and, at removal,
-//!    [`LinkedObject::run_finalizers`]; dropping the [`LinkedObject`]
-//!    deregisters its unwind information and returns its pages.
+//!    [`finalize_batch`] for the objects removed together (finalizer arrays,
+//!    then the `__cxa_atexit`/`atexit` handlers they registered, newest
+//!    first, as `dlclose` does); dropping the [`LinkedObject`] deregisters
+//!    its unwind information, frees its thread-local blocks and returns its
+//!    pages.
+//!
+//! The linker provides three functions to JIT code itself: `__tls_get_addr`
+//! (thread-local storage of JIT objects, `tls.rs`), `__cxa_atexit` and
+//! `atexit` (destructor registration per object, `atexit.rs`). Thread-local
+//! storage is supported in the general- and local-dynamic models (`-fPIC`
+//! code); initial- and local-exec relocations are `Unsupported`, naming the
+//! relocation and `-fPIC` as the fix (they need the static TLS area, fixed
+//! when the process starts).
+//!
+//! COMDAT groups: the first object of a dylib to define a group supplies it;
+//! later objects drop their copy and link to it. An object that uses
+//! another's copies keeps that object alive ([`LinkedObject::keep_alive`]),
+//! so removing the supplier's tracker first never leaves dangling code: its
+//! memory stays until its last user goes (see `layer.rs`).
 //!
 //! Nothing here panics on bad input: every offset, index and size read from
 //! an object is checked, and a fault is a [`LinkError`] that names the object,
@@ -39,16 +56,21 @@
 //! - `linked.rs`: phase 3 and the linked object (init/fini, drop).
 //! - `memory.rs`: the JIT memory manager.
 //! - `eh_frame.rs`: unwind-information registration.
+//! - `tls.rs`: thread-local storage runtime (`__tls_get_addr` for JIT
+//!   modules, per-thread blocks).
+//! - `atexit.rs`: destructor registrations of JIT code.
 //! - `archive.rs`: `.a` archives.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod archive;
+mod atexit;
 mod eh_frame;
 mod elf;
 mod layout;
 mod linked;
 mod memory;
+mod tls;
 pub mod x86_64;
 
 // The ORC side: host symbol generators and the object linking layer.
@@ -63,8 +85,15 @@ use std::sync::Arc;
 
 pub use archive::{Archive, MemberId};
 pub use layout::PreparedObject;
-pub use linked::LinkedObject;
+pub use linked::{finalize_batch, KeepAlive, LinkedObject};
 pub use memory::JitMemory;
+
+/// Destructor handlers JIT code registered (`__cxa_atexit`/`atexit`) that
+/// have not run yet, over all sessions (for tests and leak checks).
+pub use atexit::pending_handlers as pending_exit_handlers;
+/// Thread-local blocks and TLS modules of JIT objects alive now, over all
+/// sessions (for tests and leak checks).
+pub use tls::{live_blocks as tls_live_blocks, live_modules as tls_live_modules};
 
 /// What kind of failure a [`LinkError`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -33,7 +33,16 @@ pub enum RelocationKind {
     PltGotBaseOffset,
     /// `Z + A`.
     SymbolSize,
-    /// Thread-local storage: not handled by this linker yet.
+    /// `D + A - P`, `D` the address of the symbol's TLS descriptor (a
+    /// `tls_index` `{module, offset}` pair): general dynamic.
+    TlsGd,
+    /// `M + A - P`, `M` the address of the object's module descriptor
+    /// `{module, 0}`: local dynamic.
+    TlsLd,
+    /// `T + A`, `T` the symbol's offset in its module's TLS block.
+    DtpOff,
+    /// A thread-local storage model this linker cannot honour (initial and
+    /// local exec, TLS descriptors): see [`tls_unsupported_reason`].
     ThreadLocal,
     /// A relocation only a dynamic linker processes; never valid in a
     /// relocatable object.
@@ -102,11 +111,11 @@ pub fn relocation_info(r_type: u32) -> Option<RelocationInfo> {
         14 => info(Absolute, 1, Either, "R_X86_64_8"),
         15 => info(Relative, 1, Signed, "R_X86_64_PC8"),
         16 => info(ThreadLocal, 8, Wrap, "R_X86_64_DTPMOD64"),
-        17 => info(ThreadLocal, 8, Wrap, "R_X86_64_DTPOFF64"),
+        17 => info(DtpOff, 8, Wrap, "R_X86_64_DTPOFF64"),
         18 => info(ThreadLocal, 8, Wrap, "R_X86_64_TPOFF64"),
-        19 => info(ThreadLocal, 4, Signed, "R_X86_64_TLSGD"),
-        20 => info(ThreadLocal, 4, Signed, "R_X86_64_TLSLD"),
-        21 => info(ThreadLocal, 4, Signed, "R_X86_64_DTPOFF32"),
+        19 => info(TlsGd, 4, Signed, "R_X86_64_TLSGD"),
+        20 => info(TlsLd, 4, Signed, "R_X86_64_TLSLD"),
+        21 => info(DtpOff, 4, Signed, "R_X86_64_DTPOFF32"),
         22 => info(ThreadLocal, 4, Signed, "R_X86_64_GOTTPOFF"),
         23 => info(ThreadLocal, 4, Signed, "R_X86_64_TPOFF32"),
         24 => info(Relative, 8, Wrap, "R_X86_64_PC64"),
@@ -134,6 +143,25 @@ pub fn relocation_info(r_type: u32) -> Option<RelocationInfo> {
         43 => info(GotEntryRelative, 4, Signed, "R_X86_64_CODE_4_GOTPCRELX"),
         _ => return Option::None,
     })
+}
+
+/// Why a thread-local relocation of kind [`RelocationKind::ThreadLocal`]
+/// cannot be honoured, and what to change.
+pub fn tls_unsupported_reason(r_type: u32) -> &'static str {
+    match r_type {
+        18 | 22 | 23 => {
+            "initial-exec and local-exec TLS address variables at fixed offsets from the \
+             thread pointer, in the static TLS area the C library sizes once when the process \
+             starts, so a JIT object's variables cannot be placed there (default PIE code uses \
+             these models); compile with -fPIC (or -ftls-model=global-dynamic) so the code \
+             uses the general- or local-dynamic model through __tls_get_addr"
+        }
+        34..=36 => {
+            "TLS descriptors (-mtls-dialect=gnu2) are not supported; compile with \
+             -mtls-dialect=gnu (the default)"
+        }
+        _ => "a dynamic-linker relocation, not valid in a relocatable object",
+    }
 }
 
 /// Why a fixup could not be written.

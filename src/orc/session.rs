@@ -247,7 +247,9 @@ impl SessionInner {
         for (done, result) in completions {
             done(result);
         }
-        for (hook, keys) in ready_hooks {
+        let mut ready_hooks = ready_hooks;
+        ready_hooks.sort_by_key(|(mr, _, _)| *mr);
+        for (_, hook, keys) in ready_hooks {
             IN_READY_HOOK.with(|f| f.set(f.get() + 1));
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
             IN_READY_HOOK.with(|f| f.set(f.get() - 1));

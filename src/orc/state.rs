@@ -65,6 +65,8 @@ struct EmitGroup {
     symbols: Vec<SymbolKey>,
     unemitted: FxHashSet<u64>,
     hook: Option<ReadyHook>,
+    /// The emitting responsibility (its unit's id, so definition order).
+    mr: u64,
 }
 
 pub(crate) struct SymbolEntry {
@@ -137,7 +139,11 @@ pub(crate) struct Effects {
     pub(crate) materialize: Vec<ToMaterialize>,
     pub(crate) drop_trackers: Vec<Arc<TrackerInner>>,
     /// Hooks to run, then make their symbols ready.
-    pub(crate) ready_hooks: Vec<(ReadyHook, Vec<SymbolKey>)>,
+    /// Hooks whose symbols' dependencies are all emitted, with the id of
+    /// the responsibility that emitted them: they run in that order (the
+    /// order units were defined in), as a static linker runs initializers
+    /// in link order.
+    pub(crate) ready_hooks: Vec<(u64, ReadyHook, Vec<SymbolKey>)>,
     /// Hooks whose symbols failed or were removed: dropped, never run.
     pub(crate) drop_hooks: Vec<ReadyHook>,
 }
@@ -778,7 +784,7 @@ impl State {
             self.notify_queries(key, SymbolState::Emitted, fx);
         }
         let mine = if unemitted.is_empty() {
-            self.complete(own, hook, fx);
+            self.complete(own, hook, mr, fx);
             None
         } else {
             let gid = self.next_id();
@@ -796,6 +802,7 @@ impl State {
                     symbols: own,
                     unemitted: unemitted.clone(),
                     hook,
+                    mr,
                 },
             );
             Some(unemitted)
@@ -825,7 +832,7 @@ impl State {
                             m.group = 0;
                         }
                     }
-                    self.complete(g.symbols, g.hook, fx);
+                    self.complete(g.symbols, g.hook, g.mr, fx);
                 }
             }
         }
@@ -834,9 +841,15 @@ impl State {
 
     /// Every dependency of `symbols` is emitted: run the hook (then make
     /// them ready), or make them ready now.
-    fn complete(&mut self, symbols: Vec<SymbolKey>, hook: Option<ReadyHook>, fx: &mut Effects) {
+    fn complete(
+        &mut self,
+        symbols: Vec<SymbolKey>,
+        hook: Option<ReadyHook>,
+        mr: u64,
+        fx: &mut Effects,
+    ) {
         match hook {
-            Some(h) => fx.ready_hooks.push((h, symbols)),
+            Some(h) => fx.ready_hooks.push((mr, h, symbols)),
             None => {
                 for k in &symbols {
                     self.make_ready(k, fx);

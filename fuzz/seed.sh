@@ -1,0 +1,20 @@
+#!/bin/sh
+# Seeds $1 (default fuzz/corpus/object_reader, not committed) with real
+# objects: the test fixtures compiled by gcc (and clang-19 when installed)
+# at several flag sets.
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+fixtures="$here/../tests/fixtures"
+out="${1:-$here/corpus/object_reader}"
+mkdir -p "$out"
+for cc in gcc clang-19; do
+  command -v $cc >/dev/null 2>&1 || continue
+  for flags in "-O0" "-O2" "-O2 -fPIC -fno-plt" "-O2 -fPIC -mcmodel=large" "-O2 -fno-pic -mcmodel=large" "-O1 -g"; do
+    tag=$(echo "$cc $flags" | tr -c 'a-zA-Z0-9\n' '_')
+    for src in small.c feat_a.c feat_b.c feat_c.c feat_far.c feat_tls.c needs_missing.c comdat_strong_a.c; do
+      $cc -fcommon $flags -c "$fixtures/$src" -o "$out/${src%.c}-$tag.o" 2>/dev/null || true
+    done
+  done
+done
+g++ -O2 -I"$fixtures" -c "$fixtures/cpp_a.cpp" -o "$out/cpp_a.o" 2>/dev/null || true
+ls "$out" | wc -l

@@ -1,0 +1,405 @@
+//! Thread-local storage for JIT objects: the general- and local-dynamic
+//! models, served by the linker's own `__tls_get_addr`.
+//!
+//! Every linked object with `.tdata`/`.tbss` sections is a *TLS module*. Its
+//! module id is tagged ([`TAG`], bit 63, plus a generation and a slot), a
+//! range the C library never hands out (its ids are small counters), so
+//! [`jitrt_tls_get_addr`], which JIT code calls instead of the C library's
+//! `__tls_get_addr`, tells JIT modules from the host's and forwards every
+//! untagged id to the real function (found with `dlsym`).
+//!
+//! A thread's block for a module is allocated on the thread's first access
+//! from the module's image (the relocated `.tdata` bytes followed by the
+//! zeroed `.tbss`) and owned by the process-wide registry, which records it
+//! under the module. Blocks are freed when the thread exits (a thread-local
+//! destructor, registered by the C library's `__cxa_thread_atexit_impl` for
+//! any thread, C threads included) and, for every thread at once, when the
+//! module is removed. Each thread caches `(module id, block)` per slot; an id
+//! carries the module's generation, so after a removal the stale entry never
+//! matches again and a new module in the same slot gets fresh blocks.
+//!
+//! The unsafe code here is the runtime: the C-ABI entry point, raw block
+//! allocation and the call to the host's `__tls_get_addr`.
+
+use std::alloc::Layout;
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+/// Tag bit of JIT module ids.
+pub(crate) const TAG: u64 = 1 << 63;
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+
+/// The `tls_index` the TLSGD/TLSLD sequences pass to `__tls_get_addr`.
+#[repr(C)]
+pub(crate) struct TlsIndex {
+    pub module: u64,
+    pub offset: u64,
+}
+
+struct Module {
+    id: u64,
+    /// The initialization image (relocated `.tdata`); `None` until linked.
+    image: Option<Box<[u8]>>,
+    layout: Layout,
+    /// The address range of the module's descriptors (`tls_index` pairs for
+    /// its symbols), to recognise references to them from other objects.
+    descriptors: (u64, u64),
+    /// Live blocks: `(thread, block address)`.
+    blocks: Vec<(u64, usize)>,
+}
+
+#[derive(Default)]
+struct Registry {
+    slots: Vec<Option<Module>>,
+    free: Vec<usize>,
+    generation: u64,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    slots: Vec::new(),
+    free: Vec::new(),
+    generation: 0,
+});
+
+/// Blocks allocated and not yet freed, over all modules and threads.
+static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+
+fn slot_of(id: u64) -> usize {
+    (id & SLOT_MASK) as usize
+}
+
+impl Registry {
+    fn module(&mut self, id: u64) -> Option<&mut Module> {
+        self.slots
+            .get_mut(slot_of(id))
+            .and_then(|m| m.as_mut())
+            .filter(|m| m.id == id)
+    }
+}
+
+fn free_block(layout: Layout, addr: usize) {
+    // SAFETY: `addr` was returned by `alloc_zeroed(layout)` in `allocate`
+    // for this module and is freed exactly once: the registry removes it
+    // from the module's list under its lock before calling this.
+    unsafe { std::alloc::dealloc(addr as *mut u8, layout) };
+    LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// A registered TLS module; unregistered (every thread's block freed) on
+/// drop.
+pub(crate) struct TlsModule {
+    id: u64,
+}
+
+impl std::fmt::Debug for TlsModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsModule({:#x})", self.id)
+    }
+}
+
+impl TlsModule {
+    /// Registers a module whose blocks are `size` bytes aligned to `align`
+    /// (a power of two) and whose descriptors lie in `descriptors`.
+    pub fn register(size: usize, align: usize, descriptors: (u64, u64)) -> Option<TlsModule> {
+        let layout = Layout::from_size_align(size.max(1), align.max(1)).ok()?;
+        let mut reg = REGISTRY.lock();
+        reg.generation += 1;
+        let generation = reg.generation & ((1 << (63 - SLOT_BITS)) - 1);
+        let slot = match reg.free.pop() {
+            Some(s) => s,
+            None => {
+                if reg.slots.len() as u64 >= SLOT_MASK {
+                    return None;
+                }
+                reg.slots.push(None);
+                reg.slots.len() - 1
+            }
+        };
+        let id = TAG | (generation << SLOT_BITS) | slot as u64;
+        reg.slots[slot] = Some(Module {
+            id,
+            image: None,
+            layout,
+            descriptors,
+            blocks: Vec::new(),
+        });
+        Some(TlsModule { id })
+    }
+
+    /// The module id JIT code passes in its `tls_index`.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Sets the initialization image (at most the block size; the rest of
+    /// a block is zero).
+    pub fn set_image(&self, image: Vec<u8>) {
+        let mut reg = REGISTRY.lock();
+        if let Some(m) = reg.module(self.id) {
+            let mut image = image;
+            image.truncate(m.layout.size());
+            m.image = Some(image.into_boxed_slice());
+        }
+    }
+}
+
+impl Drop for TlsModule {
+    fn drop(&mut self) {
+        let module = {
+            let mut reg = REGISTRY.lock();
+            let slot = slot_of(self.id);
+            let taken = match reg.slots.get_mut(slot) {
+                Some(m) if m.as_ref().is_some_and(|m| m.id == self.id) => m.take(),
+                _ => None,
+            };
+            if taken.is_some() {
+                reg.free.push(slot);
+            }
+            taken
+        };
+        if let Some(m) = module {
+            for (_, addr) in m.blocks {
+                free_block(m.layout, addr);
+            }
+        }
+    }
+}
+
+/// Whether `addr` is a descriptor (`tls_index`) of a registered JIT module.
+pub(crate) fn is_jit_descriptor(addr: u64) -> bool {
+    let reg = REGISTRY.lock();
+    reg.slots
+        .iter()
+        .flatten()
+        .any(|m| addr >= m.descriptors.0 && addr < m.descriptors.1)
+}
+
+/// Thread blocks currently allocated (for tests and leak checks).
+pub fn live_blocks() -> usize {
+    LIVE_BLOCKS.load(Ordering::Relaxed)
+}
+
+/// JIT modules currently registered.
+pub fn live_modules() -> usize {
+    REGISTRY.lock().slots.iter().flatten().count()
+}
+
+struct ThreadCache {
+    thread: u64,
+    /// Per slot: `(module id, block address)`.
+    blocks: RefCell<Vec<(u64, usize)>>,
+}
+
+impl Drop for ThreadCache {
+    fn drop(&mut self) {
+        let cached = std::mem::take(&mut *self.blocks.borrow_mut());
+        let mut freed = Vec::new();
+        {
+            let mut reg = REGISTRY.lock();
+            for (id, _) in cached {
+                if id == 0 {
+                    continue;
+                }
+                if let Some(m) = reg.module(id) {
+                    if let Some(i) = m.blocks.iter().position(|&(t, _)| t == self.thread) {
+                        let (_, addr) = m.blocks.swap_remove(i);
+                        freed.push((m.layout, addr));
+                    }
+                }
+            }
+        }
+        for (layout, addr) in freed {
+            free_block(layout, addr);
+        }
+    }
+}
+
+fn next_thread() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+thread_local! {
+    static CACHE: ThreadCache = ThreadCache {
+        thread: next_thread(),
+        blocks: RefCell::new(Vec::new()),
+    };
+}
+
+/// The calling thread's block of module `id`, allocated on first use; 0
+/// when the module is not registered (its code was removed).
+fn block_slow(id: u64) -> usize {
+    let thread = CACHE.try_with(|c| c.thread).unwrap_or(0);
+    let addr = {
+        let mut reg = REGISTRY.lock();
+        let Some(m) = reg.module(id) else { return 0 };
+        if let Some(&(_, addr)) = m.blocks.iter().find(|&&(t, _)| t == thread && t != 0) {
+            addr
+        } else {
+            // SAFETY: the layout has a non-zero size (see `register`).
+            let p = unsafe { std::alloc::alloc_zeroed(m.layout) };
+            if p.is_null() {
+                return 0;
+            }
+            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+            if let Some(image) = &m.image {
+                // SAFETY: `p` is a fresh allocation of `layout.size()` bytes
+                // and the image was truncated to that size.
+                unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), p, image.len()) };
+            }
+            m.blocks.push((thread, p as usize));
+            p as usize
+        }
+    };
+    let _ = CACHE.try_with(|c| {
+        if let Ok(mut b) = c.blocks.try_borrow_mut() {
+            let slot = slot_of(id);
+            if b.len() <= slot {
+                b.resize(slot + 1, (0, 0));
+            }
+            b[slot] = (id, addr);
+        }
+    });
+    addr
+}
+
+type TlsGetAddr = unsafe extern "C" fn(*const TlsIndex) -> *mut c_void;
+
+fn host_tls_get_addr() -> Option<TlsGetAddr> {
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    let mut p = REAL.load(Ordering::Relaxed);
+    if p == 0 {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
+        p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__tls_get_addr".as_ptr()) } as usize;
+        REAL.store(p, Ordering::Relaxed);
+    }
+    // SAFETY: the C library's `__tls_get_addr` has this signature.
+    (p != 0).then(|| unsafe { std::mem::transmute::<usize, TlsGetAddr>(p) })
+}
+
+/// The `__tls_get_addr` JIT code calls: tagged module ids are JIT modules,
+/// anything else goes to the C library's.
+///
+/// # Safety
+/// `ti` points to a `tls_index` (as the TLSGD/TLSLD code sequences pass).
+pub(crate) unsafe extern "C" fn jitrt_tls_get_addr(ti: *const TlsIndex) -> *mut c_void {
+    // SAFETY: guaranteed by the caller.
+    let (module, offset) = unsafe { ((*ti).module, (*ti).offset) };
+    if module & TAG == 0 {
+        return match host_tls_get_addr() {
+            // SAFETY: forwarding the caller's own argument.
+            Some(real) => unsafe { real(ti) },
+            None => std::ptr::null_mut(),
+        };
+    }
+    let slot = slot_of(module);
+    let cached = CACHE
+        .try_with(|c| {
+            c.blocks
+                .try_borrow()
+                .ok()
+                .and_then(|b| b.get(slot).copied())
+                .filter(|&(id, _)| id == module)
+                .map(|(_, a)| a)
+        })
+        .ok()
+        .flatten();
+    let base = match cached {
+        Some(a) => a,
+        None => block_slow(module),
+    };
+    if base == 0 {
+        // The module is gone (or memory ran out): JIT code of a removed
+        // object is running, which the API forbids. Fail loudly rather than
+        // hand out a dangling address.
+        eprintln!("libjitrt: __tls_get_addr for an unknown or removed JIT TLS module {module:#x}");
+        std::process::abort();
+    }
+    base.wrapping_add(offset as usize) as *mut c_void
+}
+
+/// The address of [`jitrt_tls_get_addr`].
+pub(crate) fn tls_get_addr_address() -> u64 {
+    let f: unsafe extern "C" fn(*const TlsIndex) -> *mut c_void = jitrt_tls_get_addr;
+    f as usize as u64
+}
+
+/// `(module id, offset)` of the host thread-local variable whose address in
+/// the calling thread is `addr` (as `dlsym` returns it), found among the
+/// loaded modules' TLS segments.
+pub(crate) fn host_tls_index(addr: u64) -> Option<(u64, u64)> {
+    struct Search {
+        addr: u64,
+        found: Option<(u64, u64)>,
+    }
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info and our `Search`.
+        let (info, search) = unsafe { (&*info, &mut *(data as *mut Search)) };
+        if info.dlpi_tls_modid == 0 || info.dlpi_tls_data.is_null() {
+            return 0;
+        }
+        let mut memsz = 0u64;
+        for k in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phdr has dlpi_phnum entries.
+            let ph = unsafe { &*info.dlpi_phdr.add(k) };
+            if ph.p_type == libc::PT_TLS {
+                memsz = ph.p_memsz;
+            }
+        }
+        let start = info.dlpi_tls_data as u64;
+        if search.addr >= start && search.addr < start + memsz {
+            search.found = Some((info.dlpi_tls_modid as u64, search.addr - start));
+            return 1;
+        }
+        0
+    }
+    let mut search = Search { addr, found: None };
+    // SAFETY: `each` only reads what dl_iterate_phdr hands it and writes
+    // our local `search`.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut search as *mut Search as *mut c_void) };
+    search.found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_per_thread_and_freed() {
+        let before = live_blocks();
+        let m = TlsModule::register(16, 8, (0, 0)).unwrap();
+        m.set_image(vec![7, 0, 0, 0]);
+        let ti = TlsIndex {
+            module: m.id(),
+            offset: 0,
+        };
+        // SAFETY: a valid tls_index of a registered module.
+        let a = unsafe { jitrt_tls_get_addr(&ti) } as usize;
+        // SAFETY: as above.
+        assert_eq!(unsafe { jitrt_tls_get_addr(&ti) } as usize, a);
+        // SAFETY: the block holds the image.
+        assert_eq!(unsafe { *(a as *const u8) }, 7);
+        let id = m.id();
+        let other = std::thread::spawn(move || {
+            let ti = TlsIndex {
+                module: id,
+                offset: 4,
+            };
+            // SAFETY: as above.
+            unsafe { jitrt_tls_get_addr(&ti) as usize }
+        })
+        .join()
+        .unwrap();
+        assert_ne!(other, a + 4);
+        drop(m);
+        assert!(live_blocks() <= before);
+    }
+}
