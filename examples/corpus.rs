@@ -6,7 +6,6 @@
 //! Run: `cargo run --release --example corpus`
 
 #[path = "../tests/support/corpus.rs"]
-#[allow(dead_code)]
 mod corpus;
 
 use corpus::{Program, Toolchain};
