@@ -278,20 +278,13 @@ impl ObjectLinkingLayer {
                 Err(e) => return fail(mr, e.into()),
             };
         let owns_groups = !owned_groups.is_empty();
-        drop((mine, owned_groups, groups));
         let object_id = unit.id;
-
-        let resolved: Vec<(SymbolName, u64)> = {
-            let mut v = Vec::with_capacity(mr.symbols().len());
-            let wanted: FxHashMap<&str, ()> =
-                mr.symbols().iter().map(|(n, _)| (n.as_str(), ())).collect();
-            for (name, addr, _) in prepared.defined_addresses() {
-                if wanted.contains_key(name) {
-                    v.push((SymbolName::intern(name), addr));
-                }
-            }
-            v
-        };
+        let resolved: Vec<(SymbolName, u64)> = prepared
+            .defined_addresses()
+            .filter(|(name, _, _)| mine.contains(name))
+            .map(|(name, addr, _)| (SymbolName::intern(name), addr))
+            .collect();
+        drop((mine, owned_groups, groups));
         if let Err(e) = mr.notify_resolved(&resolved) {
             return fail(mr, e);
         }

@@ -121,7 +121,7 @@ impl MaterializationResponsibility {
             .map(|(d, n)| (d.id, n.clone()))
             .collect();
         self.session
-            .locked(|st, fx| st.notify_emitted(self.id, &keys, on_ready, fx))
+            .locked(|st, fx| st.notify_emitted(self.id, &keys, None, on_ready, fx))
     }
 
     /// Like [`notify_emitted_then`](Self::notify_emitted_then), with the
@@ -141,11 +141,8 @@ impl MaterializationResponsibility {
             .map(|(d, f)| (d.id, *f))
             .collect();
         let extra: Vec<SymbolKey> = self.deps.iter().map(|(d, n)| (d.id, n.clone())).collect();
-        self.session.locked(|st, fx| {
-            let mut keys = st.search_deps(&ids, names);
-            keys.extend(extra);
-            st.notify_emitted(self.id, &keys, on_ready, fx)
-        })
+        self.session
+            .locked(|st, fx| st.notify_emitted(self.id, &extra, Some((&ids, names)), on_ready, fx))
     }
 
     /// Fails every symbol it covers; lookups waiting on them fail. After the

@@ -23,6 +23,9 @@ use std::sync::Arc;
 pub(crate) type DylibId = u32;
 /// A symbol in a particular dylib.
 pub(crate) type SymbolKey = (DylibId, SymbolName);
+/// Names a unit's code references and the search order they were looked
+/// up in: their JIT definitions are its dependencies.
+pub(crate) type DepSearch<'a> = (&'a [(DylibId, LookupFlags)], &'a [SymbolName]);
 /// What a lookup calls when it completes.
 pub(crate) type LookupCallback = Box<dyn FnOnce(Result<Vec<u64>>) + Send>;
 
@@ -699,6 +702,7 @@ impl State {
         &mut self,
         mr: u64,
         deps: &[SymbolKey],
+        search: Option<DepSearch<'_>>,
         hook: Option<ReadyHook>,
         fx: &mut Effects,
     ) -> Result<()> {
@@ -733,49 +737,13 @@ impl State {
                 return Err(err);
             }
         }
-        let mut unemitted: FxHashSet<u64> = FxHashSet::default();
-        for d in deps {
-            let Some(entry) = self
-                .dylibs
-                .get(d.0 as usize)
-                .and_then(|x| x.symbols.get(&d.1))
-            else {
-                let err = Error::new(
-                    ErrorCode::MaterializationFailed,
-                    format!(
-                        "dependency {} was removed before {} was emitted",
-                        d.1,
-                        own_names(&own)
-                    ),
-                );
+        let unemitted = match self.unemitted_deps(mr, deps, search, &own) {
+            Ok(u) => u,
+            Err(err) => {
                 self.fail_emission(mr, own, Some(Arc::new(err.clone())), fx);
                 return Err(err);
-            };
-            match entry.state {
-                SymbolState::Ready => {}
-                SymbolState::Failed => {
-                    let cause = entry.mat.as_ref().and_then(|m| m.cause.clone());
-                    let dh = self.dylibs[d.0 as usize].handle.clone();
-                    let err = failed_error(&dh, &d.1, cause.as_deref());
-                    self.fail_emission(mr, own, Some(Arc::new(err.clone())), fx);
-                    return Err(err);
-                }
-                SymbolState::Emitted => {
-                    let g = entry.mat.as_ref().map_or(0, |m| m.group);
-                    if let Some(g) = self.groups.get(&g) {
-                        unemitted.extend(g.unemitted.iter().copied().filter(|x| *x != mr));
-                    }
-                }
-                SymbolState::NeverSearched => {
-                    unemitted.insert(entry.unit);
-                }
-                SymbolState::Materializing | SymbolState::Resolved => {
-                    if entry.mr != mr {
-                        unemitted.insert(entry.mr);
-                    }
-                }
             }
-        }
+        };
         for key in &own {
             if let Some(e) = self.entry(key) {
                 e.state = SymbolState::Emitted;
@@ -839,6 +807,67 @@ impl State {
         Ok(())
     }
 
+    /// The units (by responsibility id) that `mr`'s dependencies still wait
+    /// for: `deps`, plus the JIT definitions `search`'s names resolve to in
+    /// its order (names not found there came from the host and are no
+    /// dependency). An error if a dependency failed or was removed.
+    fn unemitted_deps(
+        &self,
+        mr: u64,
+        deps: &[SymbolKey],
+        search: Option<DepSearch<'_>>,
+        own: &[SymbolKey],
+    ) -> Result<FxHashSet<u64>> {
+        let mut unemitted: FxHashSet<u64> = FxHashSet::default();
+        let mut visit = |d: DylibId, name: &SymbolName, entry: Option<&SymbolEntry>| -> Result<()> {
+            let Some(entry) = entry else {
+                return Err(Error::new(
+                    ErrorCode::MaterializationFailed,
+                    format!(
+                        "dependency {} was removed before {} was emitted",
+                        name,
+                        own_names(own)
+                    ),
+                ));
+            };
+            match entry.state {
+                SymbolState::Ready => {}
+                SymbolState::Failed => {
+                    let cause = entry.mat.as_ref().and_then(|m| m.cause.clone());
+                    let dh = &self.dylibs[d as usize].handle;
+                    return Err(failed_error(dh, name, cause.as_deref()));
+                }
+                SymbolState::Emitted => {
+                    let g = entry.mat.as_ref().map_or(0, |m| m.group);
+                    if let Some(g) = self.groups.get(&g) {
+                        unemitted.extend(g.unemitted.iter().copied().filter(|x| *x != mr));
+                    }
+                }
+                SymbolState::NeverSearched => {
+                    unemitted.insert(entry.unit);
+                }
+                SymbolState::Materializing | SymbolState::Resolved => {
+                    if entry.mr != mr {
+                        unemitted.insert(entry.mr);
+                    }
+                }
+            }
+            Ok(())
+        };
+        for (d, n) in deps {
+            let e = self.dylibs.get(*d as usize).and_then(|x| x.symbols.get(n));
+            visit(*d, n, e)?;
+        }
+        if let Some((order, names)) = search {
+            for n in names {
+                if let Some((d, e)) = self.find(order, n) {
+                    visit(d, n, Some(e))?;
+                }
+            }
+        }
+        Ok(unemitted)
+    }
+
     /// Every dependency of `symbols` is emitted: run the hook (then make
     /// them ready), or make them ready now.
     fn complete(
@@ -869,20 +898,6 @@ impl State {
     ) {
         self.fail_symbols(own, cause.clone(), fx);
         self.fail_waiters(mr, cause, fx);
-    }
-
-    /// The keys of the dependencies of a unit whose code references
-    /// `names`, searched for in `order`: the JIT definitions they resolved
-    /// to (names that came from the host are not dependencies).
-    pub(crate) fn search_deps(
-        &self,
-        order: &[(DylibId, LookupFlags)],
-        names: &[SymbolName],
-    ) -> Vec<SymbolKey> {
-        names
-            .iter()
-            .filter_map(|n| self.find(order, n).map(|(d, _)| (d, n.clone())))
-            .collect()
     }
 
     fn make_ready(&mut self, key: &SymbolKey, fx: &mut Effects) {
