@@ -109,10 +109,24 @@ struct LayerState {
     claims: FxHashMap<ResourceKey, Vec<(u32, String)>>,
     /// Archives whose members are added on demand, per tracker.
     archives: FxHashMap<ResourceKey, Vec<Arc<ArchiveGenerator>>>,
+    /// COMMON symbols per dylib: the largest size and alignment declared,
+    /// which the object that keeps the definition allocates.
+    commons: FxHashMap<(u32, String), Common>,
+    /// The COMMON definitions linked under each tracker.
+    linked_commons: FxHashMap<ResourceKey, Vec<(u32, String)>>,
     objects_linked: u64,
     code_bytes: u64,
     data_bytes: u64,
     next_object: u64,
+}
+
+/// What the dylib's objects declare for one COMMON symbol.
+#[derive(Clone, Copy, Default)]
+struct Common {
+    size: u64,
+    align: u64,
+    /// Whether the definition is already linked (so it can no longer grow).
+    linked: bool,
 }
 
 impl ObjectLinkingLayer {
@@ -144,10 +158,37 @@ impl ObjectLinkingLayer {
         name: &str,
         bytes: ObjectBytes,
     ) -> Result<()> {
+        if tracker.is_defunct() {
+            return Err(Error::new(
+                ErrorCode::TrackerDefunct,
+                "resource tracker is defunct",
+            ));
+        }
         let info = scan_object(name, &bytes)?;
         let dylib = tracker.dylib().id();
         let id = {
             let mut st = self.state.lock();
+            // Tentative definitions merge: the largest wins. One that is
+            // linked already cannot grow (a static linker sees all objects
+            // before laying out; a JIT links lazily).
+            for c in info.symbols.iter().filter(|s| s.flags.common) {
+                if let Some(have) = st.commons.get(&(dylib, c.name.clone())) {
+                    if have.linked && (c.size > have.size || c.align > have.align) {
+                        return Err(Error::new(
+                            ErrorCode::Unsupported,
+                            format!(
+                                "{}: COMMON symbol {} (size {}, alignment {}) is larger than the definition already linked in dylib {} (size {}, alignment {}); add the object with the largest definition first",
+                                info.name, c.name, c.size, c.align, tracker.dylib().name(), have.size, have.align
+                            ),
+                        ));
+                    }
+                }
+            }
+            for c in info.symbols.iter().filter(|s| s.flags.common) {
+                let have = st.commons.entry((dylib, c.name.clone())).or_default();
+                have.size = have.size.max(c.size);
+                have.align = have.align.max(c.align);
+            }
             st.next_object += 1;
             st.next_object
         };
@@ -272,11 +313,22 @@ impl ObjectLinkingLayer {
                 !mine.contains(name)
             }
         };
-        let prepared =
-            match PreparedObject::prepare(&self.memory, &unit.name, &unit.bytes, &discarded) {
-                Ok(p) => p,
-                Err(e) => return fail(mr, e.into()),
-            };
+        let common_size = |n: &str| {
+            let st = self.state.lock();
+            st.commons
+                .get(&(dylib.id(), n.to_string()))
+                .map(|c| (c.size, c.align))
+        };
+        let prepared = match PreparedObject::prepare_with(
+            &self.memory,
+            &unit.name,
+            &unit.bytes,
+            &discarded,
+            &common_size,
+        ) {
+            Ok(p) => p,
+            Err(e) => return fail(mr, e.into()),
+        };
         let owns_groups = !owned_groups.is_empty();
         let object_id = unit.id;
         let resolved: Vec<(SymbolName, u64)> = prepared
@@ -305,6 +357,14 @@ impl ObjectLinkingLayer {
             );
         };
         let names: Vec<SymbolName> = externals.iter().map(|(n, _)| n.clone()).collect();
+        let commons: Vec<(u32, String)> = {
+            let st = self.state.lock();
+            mr.symbols()
+                .iter()
+                .map(|(n, _)| (dylib.id(), n.as_str().to_string()))
+                .filter(|k| st.commons.contains_key(k))
+                .collect()
+        };
         let ctx = LinkContext {
             order: order.clone(),
             names,
@@ -312,6 +372,7 @@ impl ObjectLinkingLayer {
             uses,
             object_id,
             owns_groups,
+            commons,
         };
         session.lookup_async(
             order,
@@ -346,6 +407,7 @@ impl ObjectLinkingLayer {
             uses,
             object_id,
             owns_groups,
+            commons,
         } = ctx;
         let mut table: FxHashMap<&str, u64> = FxHashMap::default();
         table.reserve(names.len());
@@ -396,6 +458,15 @@ impl ObjectLinkingLayer {
             if owns_groups {
                 *st.owners.entry(id).or_default().object.lock() = Some(linked.clone());
             }
+            for c in &commons {
+                if let Some(have) = st.commons.get_mut(c) {
+                    have.linked = true;
+                }
+            }
+            st.linked_commons
+                .entry(key)
+                .or_default()
+                .extend(commons.iter().cloned());
             st.linked.entry(key).or_default().push(Record {
                 object: linked.clone(),
                 id,
@@ -429,6 +500,8 @@ struct LinkContext {
     uses: Vec<(u64, Arc<ComdatOwner>)>,
     object_id: u64,
     owns_groups: bool,
+    /// The COMMON definitions this object keeps.
+    commons: Vec<(u32, String)>,
 }
 
 fn linked_session(order: &[(Arc<JITDylib>, crate::orc::LookupFlags)]) -> Option<Session> {
@@ -451,6 +524,11 @@ impl ResourceManager for ObjectLinkingLayer {
             for o in &objects {
                 st.code_bytes -= o.object.code_bytes() as u64;
                 st.data_bytes -= o.object.data_bytes() as u64;
+            }
+            for c in st.linked_commons.remove(&key).unwrap_or_default() {
+                if let Some(have) = st.commons.get_mut(&c) {
+                    have.linked = false;
+                }
             }
             let mut owners = Vec::new();
             for claim in st.claims.remove(&key).unwrap_or_default() {
@@ -500,6 +578,9 @@ impl ResourceManager for ObjectLinkingLayer {
         }
         if let Some(mut v) = st.claims.remove(&src) {
             st.claims.entry(dst).or_default().append(&mut v);
+        }
+        if let Some(mut v) = st.linked_commons.remove(&src) {
+            st.linked_commons.entry(dst).or_default().append(&mut v);
         }
         if let Some(mut v) = st.archives.remove(&src) {
             for a in &v {

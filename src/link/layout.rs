@@ -266,6 +266,20 @@ impl PreparedObject {
         bytes: &ObjectBytes,
         discarded: &dyn Fn(&str) -> bool,
     ) -> Result<Self, LinkError> {
+        Self::prepare_with(memory, name, bytes, discarded, &|_| None)
+    }
+
+    /// [`PreparedObject::prepare`], where `common_size` gives, for a COMMON
+    /// symbol this object keeps, the largest size and alignment any object
+    /// of the dylib declares for it: the kept definition is allocated that
+    /// large, as a static linker merges tentative definitions.
+    pub fn prepare_with(
+        memory: &Arc<JitMemory>,
+        name: &str,
+        bytes: &ObjectBytes,
+        discarded: &dyn Fn(&str) -> bool,
+        common_size: &dyn Fn(&str) -> Option<(u64, u64)>,
+    ) -> Result<Self, LinkError> {
         let data = bytes.as_slice();
         let obj = elf::parse(name, data)?;
         let nsec = obj.section_count();
@@ -523,6 +537,16 @@ impl PreparedObject {
                     e.aux = NONE;
                     make_external(e, bind == elf::STB_WEAK)?;
                 } else {
+                    if sec == SymSection::Common {
+                        if let (Some((size, align)), Some(c)) = (common_size(n), commons.last_mut())
+                        {
+                            if align.is_power_of_two() && align <= PAGE_SIZE as u64 {
+                                c.1 = c.1.max(size);
+                                c.2 = c.2.max(align);
+                                e.size = c.1;
+                            }
+                        }
+                    }
                     if e.kind == SymKind::Tls && e.desc == NONE {
                         // Its address for the ORC model (and for TLSGD
                         // references from other objects) is a descriptor.

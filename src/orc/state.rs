@@ -819,41 +819,42 @@ impl State {
         own: &[SymbolKey],
     ) -> Result<FxHashSet<u64>> {
         let mut unemitted: FxHashSet<u64> = FxHashSet::default();
-        let mut visit = |d: DylibId, name: &SymbolName, entry: Option<&SymbolEntry>| -> Result<()> {
-            let Some(entry) = entry else {
-                return Err(Error::new(
-                    ErrorCode::MaterializationFailed,
-                    format!(
-                        "dependency {} was removed before {} was emitted",
-                        name,
-                        own_names(own)
-                    ),
-                ));
+        let mut visit =
+            |d: DylibId, name: &SymbolName, entry: Option<&SymbolEntry>| -> Result<()> {
+                let Some(entry) = entry else {
+                    return Err(Error::new(
+                        ErrorCode::MaterializationFailed,
+                        format!(
+                            "dependency {} was removed before {} was emitted",
+                            name,
+                            own_names(own)
+                        ),
+                    ));
+                };
+                match entry.state {
+                    SymbolState::Ready => {}
+                    SymbolState::Failed => {
+                        let cause = entry.mat.as_ref().and_then(|m| m.cause.clone());
+                        let dh = &self.dylibs[d as usize].handle;
+                        return Err(failed_error(dh, name, cause.as_deref()));
+                    }
+                    SymbolState::Emitted => {
+                        let g = entry.mat.as_ref().map_or(0, |m| m.group);
+                        if let Some(g) = self.groups.get(&g) {
+                            unemitted.extend(g.unemitted.iter().copied().filter(|x| *x != mr));
+                        }
+                    }
+                    SymbolState::NeverSearched => {
+                        unemitted.insert(entry.unit);
+                    }
+                    SymbolState::Materializing | SymbolState::Resolved => {
+                        if entry.mr != mr {
+                            unemitted.insert(entry.mr);
+                        }
+                    }
+                }
+                Ok(())
             };
-            match entry.state {
-                SymbolState::Ready => {}
-                SymbolState::Failed => {
-                    let cause = entry.mat.as_ref().and_then(|m| m.cause.clone());
-                    let dh = &self.dylibs[d as usize].handle;
-                    return Err(failed_error(dh, name, cause.as_deref()));
-                }
-                SymbolState::Emitted => {
-                    let g = entry.mat.as_ref().map_or(0, |m| m.group);
-                    if let Some(g) = self.groups.get(&g) {
-                        unemitted.extend(g.unemitted.iter().copied().filter(|x| *x != mr));
-                    }
-                }
-                SymbolState::NeverSearched => {
-                    unemitted.insert(entry.unit);
-                }
-                SymbolState::Materializing | SymbolState::Resolved => {
-                    if entry.mr != mr {
-                        unemitted.insert(entry.mr);
-                    }
-                }
-            }
-            Ok(())
-        };
         for (d, n) in deps {
             let e = self.dylibs.get(*d as usize).and_then(|x| x.symbols.get(n));
             visit(*d, n, e)?;
