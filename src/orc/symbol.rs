@@ -18,8 +18,34 @@ pub struct SymbolName(Arc<str>);
 /// The pool behind [`SymbolName::intern`]. It holds every live name once and
 /// forgets names nobody else holds when it has doubled since its last purge.
 struct Pool {
-    names: HashSet<Arc<str>, BuildHasherDefault<FxHasher>>,
+    names: HashSet<PoolEntry, BuildHasherDefault<FxHasher>>,
     purge_at: usize,
+}
+
+/// A pooled name (stored with its NUL), hashed and compared as the name
+/// without it, so the pool is probed with a plain `&str`.
+struct PoolEntry(Arc<str>);
+
+impl PoolEntry {
+    fn name(&self) -> &str {
+        &self.0[..self.0.len() - 1]
+    }
+}
+impl PartialEq for PoolEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+impl Eq for PoolEntry {}
+impl Hash for PoolEntry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name().hash(state)
+    }
+}
+impl std::borrow::Borrow<str> for PoolEntry {
+    fn borrow(&self) -> &str {
+        self.name()
+    }
 }
 
 static POOL: LazyLock<RwLock<Pool>> = LazyLock::new(|| {
@@ -43,37 +69,25 @@ impl SymbolName {
         if let Some(found) = Self::existing(name) {
             return found;
         }
-        let key = with_nul(name);
         let mut pool = POOL.write();
-        if let Some(found) = pool.names.get(key.as_str()) {
-            return SymbolName(found.clone());
+        if let Some(found) = pool.names.get(name) {
+            return SymbolName(found.0.clone());
         }
         if pool.names.len() >= pool.purge_at {
             // Names are held by symbol tables, queries and units; one held
             // only by the pool is garbage.
-            pool.names.retain(|n| Arc::strong_count(n) > 1);
+            pool.names.retain(|n| Arc::strong_count(&n.0) > 1);
             pool.purge_at = (pool.names.len() * 2).max(4096);
         }
-        let arc: Arc<str> = Arc::from(key);
-        pool.names.insert(arc.clone());
+        let arc: Arc<str> = Arc::from(with_nul(name));
+        pool.names.insert(PoolEntry(arc.clone()));
         SymbolName(arc)
     }
 
     /// The name if it was interned and is still alive; never allocates. A
     /// name that was never interned cannot be in any symbol table.
     pub fn existing(name: &str) -> Option<SymbolName> {
-        if name.len() < 64 {
-            let mut buf = [0u8; 64];
-            buf[..name.len()].copy_from_slice(name.as_bytes());
-            // The buffer is `name` plus one NUL byte: still valid UTF-8.
-            let key = std::str::from_utf8(&buf[..=name.len()]).ok()?;
-            POOL.read().names.get(key).map(|a| SymbolName(a.clone()))
-        } else {
-            POOL.read()
-                .names
-                .get(with_nul(name).as_str())
-                .map(|a| SymbolName(a.clone()))
-        }
+        POOL.read().names.get(name).map(|e| SymbolName(e.0.clone()))
     }
 
     /// The name without its terminator.
