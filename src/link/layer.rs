@@ -341,11 +341,15 @@ impl ObjectLinkingLayer {
             return fail(mr, e);
         }
 
-        let externals: Vec<(SymbolName, SymbolLookupFlags)> = prepared
+        let (externals, weak): (Vec<(SymbolName, SymbolLookupFlags)>, Vec<bool>) = prepared
             .externals()
-            .map(|(n, _)| (SymbolName::intern(n), SymbolLookupFlags::WeaklyReferenced))
-            .collect();
-        let weak: Vec<bool> = prepared.externals().map(|(_, w)| w).collect();
+            .map(|(n, w)| {
+                (
+                    (SymbolName::intern(n), SymbolLookupFlags::WeaklyReferenced),
+                    w,
+                )
+            })
+            .unzip();
         let order = match dylib.search_order() {
             Ok(o) => o,
             Err(e) => return fail(mr, e),
@@ -409,22 +413,18 @@ impl ObjectLinkingLayer {
             owns_groups,
             commons,
         } = ctx;
-        let mut table: FxHashMap<&str, u64> = FxHashMap::default();
-        table.reserve(names.len());
+        // Addresses in the order of the object's externals; what the JIT
+        // dylibs do not define comes from the host.
+        let mut resolved = addresses;
         let mut missing = Vec::new();
-        for ((name, addr), weak) in names.iter().zip(&addresses).zip(&weak) {
-            let addr = match *addr {
-                0 => match self.host.address_of(name) {
-                    Some(a) => a,
-                    None if *weak => 0,
-                    None => {
-                        missing.push(name.as_str());
-                        continue;
-                    }
-                },
-                a => a,
-            };
-            table.insert(name.as_str(), addr);
+        for ((name, addr), weak) in names.iter().zip(resolved.iter_mut()).zip(&weak) {
+            if *addr == 0 {
+                match self.host.address_of(name) {
+                    Some(a) => *addr = a,
+                    None if *weak => {}
+                    None => missing.push(name.as_str()),
+                }
+            }
         }
         if !missing.is_empty() {
             let e = Error::new(
@@ -440,11 +440,10 @@ impl ObjectLinkingLayer {
             return fail(mr, e);
         }
         let name = prepared.name().to_string();
-        let linked = match prepared.link(&|n| table.get(n).copied()) {
+        let linked = match prepared.link_indexed(&|i, _| resolved.get(i).copied()) {
             Ok(l) => Arc::new(l),
             Err(e) => return fail(mr, e.into()),
         };
-        drop(table);
         let use_ids: Vec<u64> = uses.iter().map(|(id, _)| *id).collect();
         for (_, owner) in uses {
             linked.keep_alive(owner);

@@ -62,9 +62,16 @@ impl PreparedObject {
     /// [`PreparedObject::externals`]) and returns its address, or `None`
     /// when it is not defined anywhere: an error for a strong reference, 0
     /// for a weak one. On error everything allocated is freed.
-    pub fn link(
+    pub fn link(self, resolved: &dyn Fn(&str) -> Option<u64>) -> Result<LinkedObject, LinkError> {
+        self.link_indexed(&|_, name| resolved(name))
+    }
+
+    /// [`PreparedObject::link`], with `resolved` also given each external's
+    /// index in [`PreparedObject::externals`], so a caller holding the
+    /// addresses in that order needs no name lookup.
+    pub fn link_indexed(
         mut self,
-        resolved: &dyn Fn(&str) -> Option<u64>,
+        resolved: &dyn Fn(usize, &str) -> Option<u64>,
     ) -> Result<LinkedObject, LinkError> {
         let bytes = self.bytes.clone();
         let data = bytes.as_slice();
@@ -72,6 +79,8 @@ impl PreparedObject {
         let obj = elf::parse(name, data)?;
 
         let base = self.alloc.base();
+        // Index among the externals `externals()` lists (builtins are not).
+        let mut index = 0usize;
         for x in &self.externals {
             let sym_name = str_at(data, &x.name);
             let builtin = match x.builtin {
@@ -80,7 +89,14 @@ impl PreparedObject {
                 Some(Builtin::Atexit) => self.atexit_thunk.map(|(t, _)| base + t as u64),
                 None => None,
             };
-            let addr = match builtin.or_else(|| resolved(sym_name)) {
+            let looked_up = if x.builtin.is_some() {
+                // Defined by the linker itself; never handed to `resolved`.
+                builtin
+            } else {
+                index += 1;
+                resolved(index - 1, sym_name)
+            };
+            let addr = match looked_up {
                 Some(a) => a,
                 None if x.weak => 0,
                 None => {
