@@ -3,7 +3,7 @@
 //!
 //! This module converts and nothing else: C handles to Rust values, C
 //! strings to names, Rust errors to `jitrt_error_t`, C callbacks to trait
-//! objects. Every exported body runs inside [`boundary`], so a Rust panic
+//! objects. Every exported body runs inside `boundary`, so a Rust panic
 //! becomes `JITRT_ERR_INTERNAL` (or NULL / 0) and never unwinds into C.
 //!
 //! Handles: a session is a `Box`; a dylib is borrowed from its session (a
