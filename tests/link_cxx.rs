@@ -433,3 +433,146 @@ fn initializer_priorities_atexit_and_lookups_from_initializers() {
         assert_eq!(jitrt::link::pending_exit_handlers(), handlers);
     }
 }
+
+/// Compiles tests/cxx/tl_dtor.cpp (`-fPIC`: thread-local storage of JIT
+/// code uses the dynamic models).
+fn tl_object(b: Build) -> PathBuf {
+    let dir = cc::scratch(&format!("cxx-tl-{}", b.label()));
+    let o = dir.join("tl_dtor.o");
+    cc::run_ok(
+        Command::new(b.compiler)
+            .args([b.opt, "-fPIC", "-std=c++17", "-c"])
+            .arg(src("tl_dtor.cpp"))
+            .arg("-o")
+            .arg(&o),
+    );
+    o
+}
+
+type Touch = extern "C" fn(c_int) -> c_int;
+
+fn touch(f: usize, id: c_int) {
+    // SAFETY: `int tl_touch(int)` from tl_dtor.cpp, linked and initialized.
+    let t = unsafe { std::mem::transmute::<usize, Touch>(f) };
+    assert_eq!(t(id), 2 * id);
+}
+
+/// A thread's two `thread_local` destructors, newest first.
+fn tl_dtors(id: c_int) -> [String; 2] {
+    [format!("tl inline dtor {id}"), format!("tl dtor {id}")]
+}
+
+/// `thread_local` objects with destructors: they run when their threads
+/// exit, also when the tracker was removed before (its memory stays mapped
+/// until the last pending destructor ran, then returns), as glibc's
+/// `dlclose` keeps a library while threads have them pending. The removing
+/// thread's own run when it exits, too.
+#[test]
+fn thread_local_destructors_outlive_remove() {
+    use std::sync::Barrier;
+    let _g = SERIAL.lock();
+    for b in builds() {
+        let label = b.label();
+        let obj = tl_object(b);
+        let session = Session::new(SessionOptions {
+            memory_reserve_bytes: 64 << 20,
+            ..Default::default()
+        });
+        let d = cxx_dylib(&session, &format!("tl-{label}"));
+        let layer = ObjectLinkingLayer::of(&session).unwrap();
+        let mem = layer.memory().clone();
+        assert_eq!(mem.resident_bytes().unwrap(), 0);
+        take_log();
+        let pending = jitrt::link::pending_thread_exit_handlers();
+        let blocks = jitrt::link::tls_live_blocks();
+        let returned = |what: &str| {
+            assert_eq!(
+                jitrt::link::pending_thread_exit_handlers(),
+                pending,
+                "{label} {what}"
+            );
+            assert_eq!(
+                (
+                    mem.code_bytes(),
+                    mem.data_bytes(),
+                    mem.resident_bytes().unwrap()
+                ),
+                (0, 0, 0),
+                "{label} {what}: memory not returned"
+            );
+            assert_eq!(jitrt::link::tls_live_blocks(), blocks, "{label} {what}");
+            let st = session.stats();
+            assert_eq!((st.code_bytes, st.data_bytes, st.objects_linked), (0, 0, 0));
+        };
+
+        // Threads that exit before the remove.
+        let t = d.create_tracker().unwrap();
+        layer.add_file(&t, &obj).unwrap();
+        let f = d.lookup("tl_touch").unwrap() as usize;
+        let threads: Vec<_> = (1..=3)
+            .map(|id| std::thread::spawn(move || touch(f, id)))
+            .collect();
+        for th in threads {
+            th.join().unwrap();
+        }
+        let mut log = take_log();
+        for id in 1..=3 {
+            let want = tl_dtors(id);
+            let at = log
+                .windows(2)
+                .position(|w| w == want)
+                .unwrap_or_else(|| panic!("{label}: {want:?} not in {log:?}"));
+            log.drain(at..at + 2);
+        }
+        assert!(log.is_empty(), "{label}: {log:?}");
+        assert_eq!(jitrt::link::pending_thread_exit_handlers(), pending);
+        t.remove().unwrap();
+        assert_eq!(take_log(), ["static dtor 0"], "{label}");
+        returned("threads exited first");
+
+        // A thread still alive (blocked on a host barrier) at the remove.
+        let t = d.create_tracker().unwrap();
+        layer.add_file(&t, &obj).unwrap();
+        let f = d.lookup("tl_touch").unwrap() as usize;
+        let touched = Arc::new(Barrier::new(2));
+        let release = Arc::new(Barrier::new(2));
+        let th = {
+            let (touched, release) = (touched.clone(), release.clone());
+            std::thread::spawn(move || {
+                touch(f, 10);
+                touched.wait();
+                release.wait();
+            })
+        };
+        std::thread::spawn(move || touch(f, 11)).join().unwrap();
+        assert_eq!(take_log(), tl_dtors(11), "{label}");
+        touched.wait();
+        assert_eq!(jitrt::link::pending_thread_exit_handlers(), pending + 2);
+        t.remove().unwrap();
+        // The static destructor ran; the thread's wait for its exit, and
+        // hold the memory (no longer counted in the session's stats).
+        assert_eq!(take_log(), ["static dtor 0"], "{label}");
+        let st = session.stats();
+        assert_eq!((st.code_bytes, st.data_bytes, st.objects_linked), (0, 0, 0));
+        assert!(mem.code_bytes() > 0 && mem.resident_bytes().unwrap() > 0);
+        assert_eq!(jitrt::link::pending_thread_exit_handlers(), pending + 2);
+        release.wait();
+        th.join().unwrap();
+        assert_eq!(take_log(), tl_dtors(10), "{label}");
+        returned("thread alive at remove");
+
+        // The removing thread's own destructors run when it exits.
+        let t = d.create_tracker().unwrap();
+        layer.add_file(&t, &obj).unwrap();
+        let f = d.lookup("tl_touch").unwrap() as usize;
+        std::thread::spawn(move || {
+            touch(f, 20);
+            t.remove().unwrap();
+            assert_eq!(take_log(), ["static dtor 0"]);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(take_log(), tl_dtors(20), "{label}");
+        returned("removing thread");
+    }
+}

@@ -589,6 +589,11 @@ impl ResourceManager for ObjectLinkingLayer {
         }
     }
 
+    /// The objects recorded under live trackers: their count and bytes.
+    /// A removed object whose memory stays mapped (for pending
+    /// `thread_local` destructors of threads still running, or as a COMDAT
+    /// supplier for other trackers' objects) no longer counts here; the
+    /// [`JitMemory`]'s own counters include it until it is returned.
     fn add_stats(&self, stats: &mut SessionStats) {
         let st = self.state.lock();
         stats.code_bytes += st.code_bytes;

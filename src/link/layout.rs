@@ -96,6 +96,10 @@ pub(crate) enum Builtin {
     CxaAtexit,
     /// `atexit`: the object's own thunk, passing its `__dso_handle`.
     Atexit,
+    /// `__cxa_thread_atexit` and `__cxa_thread_atexit_impl`:
+    /// [`super::thread_atexit`]'s, which keeps the object mapped until the
+    /// destructor ran.
+    CxaThreadAtexit,
 }
 
 impl Builtin {
@@ -104,6 +108,7 @@ impl Builtin {
             "__tls_get_addr" => Some(Builtin::TlsGetAddr),
             "__cxa_atexit" => Some(Builtin::CxaAtexit),
             "atexit" => Some(Builtin::Atexit),
+            "__cxa_thread_atexit" | "__cxa_thread_atexit_impl" => Some(Builtin::CxaThreadAtexit),
             _ => None,
         }
     }

@@ -16,15 +16,14 @@ use super::x86_64::{self, FieldRange, FixupError, RelocationKind, STUB_SIZE};
 use super::{LinkError, LinkErrorKind};
 
 /// A linked object: its memory (final protections), unwind registration and
-/// initializer/finalizer lists. Dropping it deregisters the unwind
-/// information and returns the pages to the [`super::JitMemory`]; run
-/// [`LinkedObject::run_finalizers`] first if the initializers ran.
+/// initializer/finalizer lists. Dropping it runs what finalizers did not
+/// run yet and releases its mapping: the unwind information is
+/// deregistered and the pages return to the [`super::JitMemory`] then, or,
+/// while a thread still has a `thread_local` destructor of the object
+/// pending (see `thread_atexit.rs`), when the last of those has run.
 pub struct LinkedObject {
     name: String,
-    // Field order is drop order: the registration goes before the memory.
-    eh_frame: Option<EhFrameRegistration>,
-    tls: Option<super::tls::TlsModule>,
-    alloc: Allocation,
+    pages: std::sync::Arc<Mapping>,
     code_len: usize,
     initializers: Vec<u64>,
     finalizers: Vec<u64>,
@@ -35,9 +34,26 @@ pub struct LinkedObject {
     finalized: AtomicBool,
     /// The handlers registered with its COMDAT groups' handle ran.
     groups_finalized: AtomicBool,
+}
+
+/// What keeps a linked object's code runnable: its pages, unwind
+/// registration, thread-local blocks and what its code uses. Shared by the
+/// [`LinkedObject`] and the `thread_local` destructors its code registered
+/// that have not run yet.
+struct Mapping {
+    // Field order is drop order: the registration goes before the memory.
+    eh_frame: Option<EhFrameRegistration>,
+    tls: Option<super::tls::TlsModule>,
+    alloc: Allocation,
     /// What this object's code uses and must outlive it (the objects whose
     /// COMDAT copies it links to). Last field: dropped after the memory.
     keep: parking_lot::Mutex<Vec<KeepAlive>>,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        super::thread_atexit::remove_owner(self.alloc.base());
+    }
 }
 
 /// Something a [`LinkedObject`] keeps alive as long as itself.
@@ -47,8 +63,8 @@ impl std::fmt::Debug for LinkedObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LinkedObject")
             .field("name", &self.name)
-            .field("base", &format_args!("{:#x}", self.alloc.base()))
-            .field("len", &self.alloc.len())
+            .field("base", &format_args!("{:#x}", self.pages.alloc.base()))
+            .field("len", &self.pages.alloc.len())
             .finish()
     }
 }
@@ -86,6 +102,7 @@ impl PreparedObject {
             let builtin = match x.builtin {
                 Some(Builtin::TlsGetAddr) => Some(super::tls::tls_get_addr_address()),
                 Some(Builtin::CxaAtexit) => Some(super::atexit::cxa_atexit_address()),
+                Some(Builtin::CxaThreadAtexit) => Some(super::thread_atexit::address()),
                 Some(Builtin::Atexit) => self.atexit_thunk.map(|(t, _)| base + t as u64),
                 None => None,
             };
@@ -377,11 +394,18 @@ impl PreparedObject {
             }
             _ => None,
         };
-        Ok(LinkedObject {
-            name: std::mem::take(&mut self.name),
+        let pages = std::sync::Arc::new(Mapping {
             eh_frame,
             tls: self.tls.take(),
             alloc: self.alloc,
+            keep: parking_lot::Mutex::new(Vec::new()),
+        });
+        let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> =
+            std::sync::Arc::downgrade(&pages) as _;
+        super::thread_atexit::add_owner(pages.alloc.base(), pages.alloc.len(), weak);
+        Ok(LinkedObject {
+            name: std::mem::take(&mut self.name),
+            pages,
             code_len,
             initializers,
             finalizers,
@@ -389,7 +413,6 @@ impl PreparedObject {
             initialized: AtomicBool::new(false),
             finalized: AtomicBool::new(false),
             groups_finalized: AtomicBool::new(false),
-            keep: parking_lot::Mutex::new(Vec::new()),
         })
     }
 }
@@ -458,29 +481,29 @@ impl LinkedObject {
     /// Bytes of data pages (read-only data, GOT, data, zero-fill) this
     /// object holds.
     pub fn data_bytes(&self) -> usize {
-        self.alloc.len() - self.code_len
+        self.pages.alloc.len() - self.code_len
     }
 
     /// Start address and length of the object's memory.
     pub fn memory_range(&self) -> (u64, usize) {
-        (self.alloc.base(), self.alloc.len())
+        (self.pages.alloc.base(), self.pages.alloc.len())
     }
 
     /// Whether the object's `.eh_frame` is registered with the unwinder.
     pub fn has_unwind_info(&self) -> bool {
-        self.eh_frame.is_some()
+        self.pages.eh_frame.is_some()
     }
 
     /// Keeps `what` alive as long as this object (and its memory) lives:
     /// for what its code refers to that its own tracker does not own.
     pub fn keep_alive(&self, what: KeepAlive) {
-        self.keep.lock().push(what);
+        self.pages.keep.lock().push(what);
     }
 
     /// The id of the object's thread-local storage module (tagged, see the
     /// module docs of `tls.rs`), if it has `.tdata`/`.tbss`.
     pub fn tls_module(&self) -> Option<u64> {
-        self.tls.as_ref().map(|t| t.id())
+        self.pages.tls.as_ref().map(|t| t.id())
     }
 
     /// The address this object's `__dso_handle` resolves to, if it refers

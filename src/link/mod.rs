@@ -29,11 +29,24 @@
 //!    then the `__cxa_atexit`/`atexit` handlers they registered, newest
 //!    first, as `dlclose` does); dropping the [`LinkedObject`] deregisters
 //!    its unwind information, frees its thread-local blocks and returns its
-//!    pages.
+//!    pages, or, while threads still have `thread_local` destructors of the
+//!    object pending, leaves that to the last of those (see below).
 //!
-//! The linker provides three functions to JIT code itself: `__tls_get_addr`
+//! The linker provides these functions to JIT code itself: `__tls_get_addr`
 //! (thread-local storage of JIT objects, `tls.rs`), `__cxa_atexit` and
-//! `atexit` (destructor registration per object, `atexit.rs`). Thread-local
+//! `atexit` (destructor registration per object, `atexit.rs`), and
+//! `__cxa_thread_atexit`/`__cxa_thread_atexit_impl` (destructors of C++
+//! `thread_local` objects, `thread_atexit.rs`). Those run when their thread
+//! exits, also after the object was removed: each pending one keeps the
+//! object's memory (code, data, unwind information, thread-local blocks)
+//! mapped, as glibc keeps a `dlclose`d library loaded while any thread has
+//! one pending; the removing thread's own run when it exits, as with glibc.
+//! Memory retained this way no longer counts in the session's statistics
+//! (`code_bytes`, `data_bytes` and `objects_linked` there describe the
+//! objects that live trackers own) but does in the [`JitMemory`]'s
+//! `code_bytes`, `data_bytes` and `resident_bytes` until it is returned;
+//! [`pending_thread_exit_handlers`] counts the destructors holding it. The
+//! same holds for a COMDAT supplier kept for its users. Thread-local
 //! storage is supported in the general- and local-dynamic models (`-fPIC`
 //! code); initial- and local-exec relocations are `Unsupported`, naming the
 //! relocation and `-fPIC` as the fix (they need the static TLS area, fixed
@@ -59,6 +72,8 @@
 //! - `tls.rs`: thread-local storage runtime (`__tls_get_addr` for JIT
 //!   modules, per-thread blocks).
 //! - `atexit.rs`: destructor registrations of JIT code.
+//! - `thread_atexit.rs`: `thread_local` destructor registrations of JIT
+//!   code.
 //! - `archive.rs`: `.a` archives.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -70,6 +85,7 @@ mod elf;
 mod layout;
 mod linked;
 mod memory;
+mod thread_atexit;
 mod tls;
 pub mod x86_64;
 
@@ -91,6 +107,11 @@ pub use memory::JitMemory;
 /// Destructor handlers JIT code registered (`__cxa_atexit`/`atexit`) that
 /// have not run yet, over all sessions (for tests and leak checks).
 pub use atexit::pending_handlers as pending_exit_handlers;
+/// `thread_local` destructors JIT code registered (`__cxa_thread_atexit`)
+/// that have not run yet, over all threads and sessions; each keeps its
+/// object's memory mapped until its thread exits (for tests and leak
+/// checks).
+pub use thread_atexit::pending as pending_thread_exit_handlers;
 /// Thread-local blocks and TLS modules of JIT objects alive now, over all
 /// sessions (for tests and leak checks).
 pub use tls::{live_blocks as tls_live_blocks, live_modules as tls_live_modules};
