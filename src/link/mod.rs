@@ -92,6 +92,7 @@ pub mod x86_64;
 // The ORC side: host symbol generators and the object linking layer.
 pub mod host;
 pub mod layer;
+pub mod program;
 pub use layer::ObjectLinkingLayer;
 
 use std::fmt;

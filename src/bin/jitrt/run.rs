@@ -3,12 +3,12 @@
 use crate::inputs::{self, Item, TempDir};
 use crate::{Fail, Options};
 use jitrt::link::host::HostSymbolGenerator;
-use jitrt::link::{scan_object, ObjectLinkingLayer};
+use jitrt::link::{program, scan_object, ObjectLinkingLayer};
 use jitrt::orc::{
     DefinitionGenerator, ErrorCode, JITDylib, ResourceTracker, Session, SessionOptions,
     SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState,
 };
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_int, CString};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,14 +22,13 @@ static RUNNING: Mutex<Option<ResourceTracker>> = Mutex::new(None);
 /// program first (its destructors and handlers run, as with a native
 /// program's `exit`), then exit. Never returns into the removed code.
 extern "C" fn program_exit(status: c_int) -> ! {
-    // SAFETY: flushing all C streams has no preconditions.
-    unsafe { libc::fflush(std::ptr::null_mut()) };
+    program::flush_c_streams();
     let tracker = RUNNING.lock().ok().and_then(|mut t| t.take());
     if let Some(t) = tracker {
         let _ = t.remove();
     }
-    // SAFETY: ends the process; nothing returns into the removed code.
-    unsafe { libc::exit(status) }
+    // The C library's `exit` (handlers the host registered, streams).
+    std::process::exit(status)
 }
 
 /// What one link of the inputs gives.
@@ -221,27 +220,12 @@ fn link_once(
     }
 }
 
-extern "C" {
-    static environ: *const *mut c_char;
-}
-
-type MainFn = unsafe extern "C" fn(c_int, *mut *mut c_char, *const *mut c_char) -> c_int;
-
 /// Calls the program's entry point as `main(argc, argv, envp)`.
 fn call_main(addr: u64, argv: &[CString]) -> i32 {
-    let mut ptrs: Vec<*mut c_char> = argv.iter().map(|a| a.as_ptr() as *mut c_char).collect();
-    ptrs.push(std::ptr::null_mut());
     // SAFETY: `addr` is the address of a linked, ready function that the
-    // user tells us is a C `main`; that is the contract of `jitrt run`.
-    // `ptrs` is a NULL-terminated argv whose strings live across the call;
-    // `environ` is the C library's environment.
-    unsafe {
-        let f: MainFn = std::mem::transmute::<usize, MainFn>(addr as usize);
-        let status = f(argv.len() as c_int, ptrs.as_mut_ptr(), environ);
-        // As exit() would, so output is in order with ours.
-        libc::fflush(std::ptr::null_mut());
-        status
-    }
+    // user names as the program's C `main` (`--entry`): the contract of
+    // `jitrt run`. Its tracker lives until after the call.
+    unsafe { program::call_main(addr, argv) }
 }
 
 pub fn run(o: &Options) -> Result<u8, Fail> {
