@@ -478,9 +478,17 @@ impl ObjectLinkingLayer {
         if recorded.is_err() {
             return mr.fail();
         }
-        let init = linked.clone();
-        let hook: Box<dyn FnOnce() + Send> = Box::new(move || init.run_initializers());
-        if let Err(e) = mr.notify_emitted_searching(&order, &names, Some(hook)) {
+        // Initializers run once everything the object uses is emitted and
+        // before its symbols are ready. Without any, it is initialized now
+        // (that arms its finalizers) and needs no hook.
+        let hook: Option<Box<dyn FnOnce() + Send>> = if linked.has_initializers() {
+            let init = linked.clone();
+            Some(Box::new(move || init.run_initializers()))
+        } else {
+            linked.run_initializers();
+            None
+        };
+        if let Err(e) = mr.notify_emitted_searching(&order, &names, hook) {
             if e.code() != ErrorCode::TrackerDefunct {
                 if let Some(s) = linked_session(&order) {
                     s.report_error(&e.context(format!("emitting {name}")));

@@ -512,6 +512,11 @@ impl LinkedObject {
         self.dso_handle
     }
 
+    /// Whether the object has initializers to run.
+    pub fn has_initializers(&self) -> bool {
+        !self.initializers.is_empty()
+    }
+
     /// Runs `.preinit_array`, `.init_array` (in priority order) and `.ctors`
     /// entries, once. Loading an object means trusting its code: these call
     /// into it.

@@ -744,6 +744,17 @@ impl State {
                 return Err(err);
             }
         };
+        if unemitted.is_empty() && hook.is_none() {
+            // Nothing to wait for: straight to ready, one pass.
+            for key in &own {
+                if let Some(e) = self.entry(key) {
+                    e.mr = 0;
+                }
+                self.make_ready(key, fx);
+            }
+            self.release_waiters(mr, FxHashSet::default(), fx);
+            return Ok(());
+        }
         for key in &own {
             if let Some(e) = self.entry(key) {
                 e.state = SymbolState::Emitted;
@@ -775,35 +786,7 @@ impl State {
             );
             Some(unemitted)
         };
-        // Groups that waited for this emission now wait for what it still
-        // waits for (nothing, if it is complete).
-        let inherited = mine.unwrap_or_default();
-        for gid in self.waiters.remove(&mr).unwrap_or_default() {
-            let Some(g) = self.groups.get_mut(&gid) else {
-                continue;
-            };
-            g.unemitted.remove(&mr);
-            let mut added = Vec::new();
-            for x in &inherited {
-                if g.unemitted.insert(*x) {
-                    added.push(*x);
-                }
-            }
-            let done = g.unemitted.is_empty();
-            for x in added {
-                self.waiters.entry(x).or_default().push(gid);
-            }
-            if done {
-                if let Some(g) = self.groups.remove(&gid) {
-                    for k in &g.symbols {
-                        if let Some(m) = self.entry(k).and_then(|e| e.mat.as_mut()) {
-                            m.group = 0;
-                        }
-                    }
-                    self.complete(g.symbols, g.hook, g.mr, fx);
-                }
-            }
-        }
+        self.release_waiters(mr, mine.unwrap_or_default(), fx);
         Ok(())
     }
 
@@ -867,6 +850,37 @@ impl State {
             }
         }
         Ok(unemitted)
+    }
+
+    /// Groups that waited for `mr` to emit now wait for what it still
+    /// waits for (`inherited`; nothing if it is complete).
+    fn release_waiters(&mut self, mr: u64, inherited: FxHashSet<u64>, fx: &mut Effects) {
+        for gid in self.waiters.remove(&mr).unwrap_or_default() {
+            let Some(g) = self.groups.get_mut(&gid) else {
+                continue;
+            };
+            g.unemitted.remove(&mr);
+            let mut added = Vec::new();
+            for x in &inherited {
+                if g.unemitted.insert(*x) {
+                    added.push(*x);
+                }
+            }
+            let done = g.unemitted.is_empty();
+            for x in added {
+                self.waiters.entry(x).or_default().push(gid);
+            }
+            if done {
+                if let Some(g) = self.groups.remove(&gid) {
+                    for k in &g.symbols {
+                        if let Some(m) = self.entry(k).and_then(|e| e.mat.as_mut()) {
+                            m.group = 0;
+                        }
+                    }
+                    self.complete(g.symbols, g.hook, g.mr, fx);
+                }
+            }
+        }
     }
 
     /// Every dependency of `symbols` is emitted: run the hook (then make
