@@ -527,3 +527,30 @@ fn ready_hook_runs_before_lookups_return_and_can_look_up_its_own_symbols() {
     assert_eq!(*ran.lock().unwrap(), Some(Ok(1)));
     assert_eq!(done(&w), Some(Ok(vec![1])));
 }
+
+#[test]
+fn a_cycle_of_aliases_fails_instead_of_hanging() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    d.default_tracker()
+        .unwrap()
+        .define_aliases(
+            None,
+            vec![
+                Alias {
+                    name: n("cyc_p"),
+                    target: n("cyc_q"),
+                    flags: EXP,
+                },
+                Alias {
+                    name: n("cyc_q"),
+                    target: n("cyc_p"),
+                    flags: EXP,
+                },
+            ],
+        )
+        .unwrap();
+    let e = d.lookup("cyc_p").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(e.message().contains("cycle"), "{e}");
+}

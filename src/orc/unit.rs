@@ -115,11 +115,45 @@ impl MaterializationUnit for ReexportsUnit {
             .into_iter()
             .filter(|a| mr.symbols().iter().any(|(n, _)| n == &a.name))
             .partition(|a| requested.contains(&a.name));
+        let dylib = mr.dylib().clone();
+        let search = source.clone().unwrap_or_else(|| dylib.clone());
+        let same_dylib = Arc::ptr_eq(&search, &dylib);
+        let flags = if same_dylib {
+            LookupFlags::MatchAll
+        } else {
+            LookupFlags::MatchExportedOnly
+        };
+        // Aliases of this unit that target each other (a chain inside one
+        // unit, through requested aliases or not) are followed here: looking
+        // them up would wait on ourselves, or on a unit that waits on us.
+        let mut targets: Vec<(SymbolName, SymbolLookupFlags)> = Vec::with_capacity(wanted.len());
+        let all = wanted.len() + rest.len();
+        for a in &wanted {
+            let mut target = a.target.clone();
+            let mut steps = 0;
+            while same_dylib {
+                let Some(b) = wanted.iter().chain(&rest).find(|b| b.name == target) else {
+                    break;
+                };
+                if steps > all {
+                    let e = Error::new(
+                        ErrorCode::InvalidArgument,
+                        format!("alias {} is part of a cycle of aliases", a.name),
+                    );
+                    mr.report(&e);
+                    mr.fail_with(e);
+                    return;
+                }
+                target = b.target.clone();
+                steps += 1;
+            }
+            targets.push((target, SymbolLookupFlags::Required));
+        }
         // Hand the aliases nobody asked for back to the dylib, so a chain of
         // re-exports materializes only what is needed.
         if !rest.is_empty() {
             let unit = ReexportsUnit {
-                source: source.clone(),
+                source,
                 aliases: rest,
             };
             if let Err(e) = mr.replace(Box::new(unit)) {
@@ -127,40 +161,6 @@ impl MaterializationUnit for ReexportsUnit {
                 mr.fail();
                 return;
             }
-        }
-        let dylib = mr.dylib().clone();
-        let search = source.unwrap_or_else(|| dylib.clone());
-        let flags = if Arc::ptr_eq(&search, &dylib) {
-            LookupFlags::MatchAll
-        } else {
-            LookupFlags::MatchExportedOnly
-        };
-        // Aliases of this unit that target each other (a chain inside one
-        // unit) are followed here: looking them up would wait on ourselves.
-        let same_dylib = Arc::ptr_eq(&search, &dylib);
-        let mut targets: Vec<(SymbolName, SymbolLookupFlags)> = Vec::with_capacity(wanted.len());
-        for a in &wanted {
-            let mut target = a.target.clone();
-            let mut steps = 0;
-            while same_dylib && steps <= wanted.len() + 1 {
-                match wanted.iter().find(|b| b.name == target) {
-                    Some(b) if steps <= wanted.len() => {
-                        target = b.target.clone();
-                        steps += 1;
-                    }
-                    Some(_) => {
-                        let e = Error::new(
-                            ErrorCode::InvalidArgument,
-                            format!("alias {} is part of a cycle of aliases", a.name),
-                        );
-                        mr.report(&e);
-                        mr.fail();
-                        return;
-                    }
-                    None => break,
-                }
-            }
-            targets.push((target, SymbolLookupFlags::Required));
         }
         let session = match dylib.session() {
             Some(s) => s,
