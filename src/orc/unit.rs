@@ -131,21 +131,21 @@ impl MaterializationUnit for ReexportsUnit {
         for a in &wanted {
             let mut target = a.target.clone();
             let mut steps = 0;
-            while same_dylib {
+            while same_dylib && steps <= all {
                 let Some(b) = wanted.iter().chain(&rest).find(|b| b.name == target) else {
                     break;
                 };
-                if steps > all {
-                    let e = Error::new(
-                        ErrorCode::InvalidArgument,
-                        format!("alias {} is part of a cycle of aliases", a.name),
-                    );
-                    mr.report(&e);
-                    mr.fail_with(e);
-                    return;
-                }
                 target = b.target.clone();
                 steps += 1;
+            }
+            if steps > all {
+                let e = Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("alias {} is part of a cycle of aliases", a.name),
+                );
+                mr.report(&e);
+                mr.fail_with(e);
+                return;
             }
             targets.push((target, SymbolLookupFlags::Required));
         }
