@@ -8,17 +8,6 @@
 #include <math.h>
 #include <string.h>
 
-static int found(jitrt_dylib_t *d, const char *name) {
-  uint64_t a = 0;
-  jitrt_error_t *e = jitrt_lookup(d, name, &a);
-  if (e) {
-    jitrt_error_code_t c = jitrt_error_code(e);
-    jitrt_error_free(e);
-    return c == JITRT_ERR_SYMBOL_NOT_FOUND ? 0 : -(int)c;
-  }
-  return a == tu_addr(name) ? 1 : -100;
-}
-
 static jitrt_error_code_t lookup_code(jitrt_dylib_t *d, const char *name, uint64_t *out) {
   uint64_t a = 0;
   jitrt_error_t *e = jitrt_lookup(d, name, &a);
@@ -119,10 +108,10 @@ static void unrequested_symbols(void) {
   jitrt_tracker_t *t = jitrt_dylib_create_tracker(d);
   tu_unit_t *u = tu_unit_new(TU_EMIT, "foo", "bar", NULL);
   CHECK_OK(tu_unit_define(t, u));
-  CHECK(found(d, "foo") == 1);
+  CHECK(tu_found(d, "foo") == 1);
   CHECK(atomic_load(&u->materialized) == 1);
   CHECK(atomic_load(&u->mr_nsyms) == 2);
-  CHECK(found(d, "bar") == 1);
+  CHECK(tu_found(d, "bar") == 1);
   CHECK(atomic_load(&u->materialized) == 1);
   jitrt_tracker_release(t);
   jitrt_session_free(s);
@@ -229,12 +218,12 @@ static void reexports(void) {
   jitrt_error_code_t code = lookup_code(dst, "hid_r", NULL);
   CHECK(code == JITRT_ERR_MATERIALIZATION_FAILED || code == JITRT_ERR_SYMBOL_NOT_FOUND);
   /* the re-exported names are not in src, the originals not in dst */
-  CHECK(found(src, "foo_r") == 0);
-  CHECK(found(dst, "foo") == 0);
+  CHECK(tu_found(src, "foo_r") == 0);
+  CHECK(tu_found(dst, "foo") == 0);
   /* removing the re-exports leaves the source alone */
   CHECK_OK(jitrt_tracker_remove(td));
-  CHECK(found(dst, "foo_r") == 0);
-  CHECK(found(src, "foo") == 1);
+  CHECK(tu_found(dst, "foo_r") == 0);
+  CHECK(tu_found(src, "foo") == 1);
   jitrt_tracker_release(ts);
   jitrt_tracker_release(td);
   jitrt_session_free(s);
@@ -296,7 +285,7 @@ static void weak_overridden(void) {
   uint64_t a = 0;
   CHECK(lookup_code(d, "foo", &a) == JITRT_OK && a == 0x777770);
   CHECK(atomic_load(&w->materialized) == 0);
-  CHECK(found(d, "bar") == 1);
+  CHECK(tu_found(d, "bar") == 1);
   CHECK(atomic_load(&w->materialized) == 1);
   CHECK(atomic_load(&w->mr_nsyms) == 1); /* foo is not among its symbols any more */
 
@@ -309,7 +298,7 @@ static void weak_overridden(void) {
   CHECK(atomic_load(&all->discarded) == 1 && strcmp(all->last_discarded, "baz") == 0);
   CHECK(atomic_load(&all->dropped) == 1);
   CHECK(atomic_load(&all->materialized) == 0);
-  CHECK(found(d, "baz") == 1);
+  CHECK(tu_found(d, "baz") == 1);
   CHECK(atomic_load(&strong_unit->materialized) == 1);
 
   /* a weak definition arriving after a strong one is discarded at once */
@@ -319,7 +308,7 @@ static void weak_overridden(void) {
   CHECK(atomic_load(&late->discarded) == 1 && strcmp(late->last_discarded, "foo") == 0);
   a = 0;
   CHECK(lookup_code(d, "foo", &a) == JITRT_OK && a == 0x777770);
-  CHECK(found(d, "qux") == 1);
+  CHECK(tu_found(d, "qux") == 1);
   CHECK(atomic_load(&late->mr_nsyms) == 1);
   tu_unit_t *late2 = tu_unit_new(TU_EMIT, "foo", NULL);
   late2->syms[0].flags |= JITRT_SYMBOL_WEAK;
@@ -371,8 +360,8 @@ static void duplicate_definition(void) {
   jitrt_symbol_t zy[2] = {{"z", tu_addr("z"), JITRT_SYMBOL_EXPORTED},
                           {"y", 0x999990, JITRT_SYMBOL_EXPORTED}};
   CHECK_ERR(jitrt_tracker_define_absolute(t, zy, 2), JITRT_ERR_DUPLICATE_DEFINITION);
-  CHECK(found(d, "z") == 0);
-  CHECK(found(d, "y") == 1);
+  CHECK(tu_found(d, "z") == 0);
+  CHECK(tu_found(d, "y") == 1);
   jitrt_stats_t st;
   jitrt_session_stats(s, &st);
   CHECK(st.symbols == 2);
@@ -380,26 +369,26 @@ static void duplicate_definition(void) {
   /* the same through another tracker of the same dylib */
   jitrt_tracker_t *t2 = jitrt_dylib_create_tracker(d);
   CHECK_ERR(jitrt_tracker_define_absolute(t2, zy, 2), JITRT_ERR_DUPLICATE_DEFINITION);
-  CHECK(found(d, "z") == 0);
+  CHECK(tu_found(d, "z") == 0);
 
   /* a custom unit: rejected, dropped before the call returns, never run */
   tu_unit_t *u = tu_unit_new(TU_EMIT, "w", "x", NULL);
   CHECK_ERR(tu_unit_define(t2, u), JITRT_ERR_DUPLICATE_DEFINITION);
   CHECK(atomic_load(&u->dropped) == 1 && atomic_load(&u->materialized) == 0);
-  CHECK(found(d, "w") == 0);
+  CHECK(tu_found(d, "w") == 0);
 
   /* clash with an unmaterialized unit */
   tu_unit_t *v = tu_unit_new(TU_EMIT, "v", NULL);
   CHECK_OK(tu_unit_define(t, v));
   jitrt_symbol_t vv[2] = {{"v2", 1, JITRT_SYMBOL_EXPORTED}, {"v", 2, JITRT_SYMBOL_EXPORTED}};
   CHECK_ERR(jitrt_tracker_define_absolute(t2, vv, 2), JITRT_ERR_DUPLICATE_DEFINITION);
-  CHECK(found(d, "v2") == 0);
-  CHECK(found(d, "v") == 1);
+  CHECK(tu_found(d, "v2") == 0);
+  CHECK(tu_found(d, "v") == 1);
 
   /* aliases clash the same way */
   jitrt_alias_t al[2] = {{"al_ok", "x", JITRT_SYMBOL_EXPORTED}, {"y", "x", JITRT_SYMBOL_EXPORTED}};
   CHECK_ERR(jitrt_tracker_define_aliases(t2, NULL, al, 2), JITRT_ERR_DUPLICATE_DEFINITION);
-  CHECK(found(d, "al_ok") == 0);
+  CHECK(tu_found(d, "al_ok") == 0);
 
   /* the same name in another dylib is fine */
   jitrt_dylib_t *o = test_dylib(s, "other");
@@ -435,12 +424,12 @@ static void hidden_symbols(void) {
   tu_unit_t *u = tu_unit_new(TU_EMIT, "hu", NULL);
   u->syms[0].flags = JITRT_SYMBOL_CALLABLE; /* hidden, lazily materialized */
   CHECK_OK(tu_unit_define(t, u));
-  CHECK(found(b, "h") == 0);
-  CHECK(found(b, "hu") == 0);
+  CHECK(tu_found(b, "h") == 0);
+  CHECK(tu_found(b, "hu") == 0);
   CHECK(atomic_load(&u->materialized) == 0);
-  CHECK(found(b, "e") == 1);
-  CHECK(found(a, "h") == 1);
-  CHECK(found(a, "hu") == 1);
+  CHECK(tu_found(b, "e") == 1);
+  CHECK(tu_found(a, "h") == 1);
+  CHECK(tu_found(a, "hu") == 1);
   /* search orders: the first dylib matches all, the others exported only */
   jitrt_dylib_t *ba[2] = {b, a}, *ab[2] = {a, b};
   const char *h = "h";
@@ -457,11 +446,11 @@ static void hidden_symbols(void) {
   /* link order lists b itself: skipped */
   jitrt_dylib_t *self_order[2] = {b, a};
   CHECK_OK(jitrt_dylib_set_link_order(b, self_order, 2));
-  CHECK(found(b, "h") == 0);
+  CHECK(tu_found(b, "h") == 0);
   CHECK_OK(jitrt_dylib_set_link_order(b, NULL, 0));
   jitrt_symbol_t only_a = {"only_a", tu_addr("only_a"), JITRT_SYMBOL_EXPORTED};
   CHECK_OK(jitrt_tracker_define_absolute(t, &only_a, 1));
-  CHECK(found(b, "only_a") == 0);
+  CHECK(tu_found(b, "only_a") == 0);
   jitrt_tracker_release(t);
   jitrt_tracker_release(tb);
   jitrt_session_free(s);
@@ -503,14 +492,14 @@ static void generators(void) {
   static gen_ctx g;
   memset(&g, 0, sizeof g);
   CHECK_OK(jitrt_dylib_add_generator(d, gen_fn, &g, gen_drop));
-  CHECK(found(d, "gen_x") == 1);
+  CHECK(tu_found(d, "gen_x") == 1);
   CHECK(atomic_load(&g.calls) == 1);
-  CHECK(found(d, "gen_x") == 1); /* now in the table: not asked again */
+  CHECK(tu_found(d, "gen_x") == 1); /* now in the table: not asked again */
   CHECK(atomic_load(&g.calls) == 1);
-  CHECK(found(d, "other") == 0);
+  CHECK(tu_found(d, "other") == 0);
   CHECK(atomic_load(&g.calls) == 2);
   /* through the link order */
-  CHECK(found(user, "gen_y") == 1);
+  CHECK(tu_found(user, "gen_y") == 1);
   /* several names at once: the generator sees only the missing ones */
   jitrt_tracker_t *t = jitrt_dylib_create_tracker(d);
   jitrt_symbol_t here = {"here", tu_addr("here"), JITRT_SYMBOL_EXPORTED};
@@ -525,9 +514,9 @@ static void generators(void) {
   jitrt_tracker_t *dt = jitrt_dylib_default_tracker(d);
   CHECK_OK(jitrt_tracker_remove(dt));
   int calls = atomic_load(&g.calls);
-  CHECK(found(d, "gen_a") == 1); /* generated again */
+  CHECK(tu_found(d, "gen_a") == 1); /* generated again */
   CHECK(atomic_load(&g.calls) == calls + 1);
-  CHECK(found(d, "here") == 1);
+  CHECK(tu_found(d, "here") == 1);
   /* a generator's error reaches the lookup */
   g.fail = 1;
   jitrt_error_code_t code = lookup_code(d, "gen_fail", NULL);
@@ -629,7 +618,7 @@ static void failure_reaches_waiters(void) {
   }
   CHECK(lookup_code(d, "f", NULL) == JITRT_ERR_MATERIALIZATION_FAILED);
   CHECK(lookup_code(d, "g", NULL) == JITRT_ERR_MATERIALIZATION_FAILED);
-  CHECK(found(d, "ok") == 1);
+  CHECK(tu_found(d, "ok") == 1);
   CHECK(atomic_load(&u->materialized) == 1);
   /* failing at once from materialize */
   tu_unit_t *v = tu_unit_new(TU_FAIL, "ff", NULL);
@@ -783,7 +772,7 @@ static void circular_three_threads(void) {
     CHECK(ring_w[i].code == JITRT_OK);
     CHECK(atomic_load(&u[i]->materialized) == 1);
   }
-  CHECK(found(ring_d, "r1") == 1 && found(ring_d, "r2") == 1);
+  CHECK(tu_found(ring_d, "r1") == 1 && tu_found(ring_d, "r2") == 1);
   jitrt_tracker_release(t);
   jitrt_session_free(ring_s);
   for (int i = 0; i < 3; i++) {
@@ -869,7 +858,7 @@ static void stats(void) {
   CHECK_OK(tu_unit_define(t2, u));
   jitrt_session_stats(s, &st);
   CHECK(st.symbols == 5);
-  CHECK(found(d, "d") == 1);
+  CHECK(tu_found(d, "d") == 1);
   jitrt_session_stats(s, &st);
   CHECK(st.symbols == 5);
   CHECK_OK(jitrt_tracker_transfer_to(t1, t2));

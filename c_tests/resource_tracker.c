@@ -24,17 +24,6 @@ static void teardown(void) {
   D = NULL;
 }
 
-static int found(jitrt_dylib_t *d, const char *name) {
-  uint64_t a = 0;
-  jitrt_error_t *e = jitrt_lookup(d, name, &a);
-  if (e) {
-    jitrt_error_code_t c = jitrt_error_code(e);
-    jitrt_error_free(e);
-    return c == JITRT_ERR_SYMBOL_NOT_FOUND ? 0 : -(int)c;
-  }
-  return a == tu_addr(name) ? 1 : -100;
-}
-
 /* LLVM: BasicLifecycleAndResourceManagerLifecycle. A manager is dropped
  * when unregistered or when the session ends; managers hear about removals
  * in reverse order of registration. */
@@ -88,7 +77,7 @@ static void manager_remove_error(void) {
   jitrt_error_free(e);
   RM.fail_remove = JITRT_OK;
   CHECK(jitrt_tracker_is_defunct(t));
-  CHECK(found(D, "x") == 0);
+  CHECK(tu_found(D, "x") == 0);
   jitrt_tracker_release(t);
   teardown();
 }
@@ -110,14 +99,14 @@ static void remove_before_materializing(void) {
   CHECK(tu_await(&u->dropped, 1));
   CHECK(atomic_load(&u->materialized) == 0);
   CHECK(tu_rm_removed(&RM, k) == 1);
-  CHECK(found(D, "foo") == 0);
+  CHECK(tu_found(D, "foo") == 0);
   jitrt_session_stats(S, &st);
   CHECK(st.symbols == 0);
   /* the name is free again */
   jitrt_tracker_t *t2 = jitrt_dylib_create_tracker(D);
   jitrt_symbol_t sym = {"foo", tu_addr("foo"), JITRT_SYMBOL_EXPORTED};
   CHECK_OK(jitrt_tracker_define_absolute(t2, &sym, 1));
-  CHECK(found(D, "foo") == 1);
+  CHECK(tu_found(D, "foo") == 1);
   jitrt_tracker_release(t2);
   jitrt_tracker_release(t);
   teardown();
@@ -133,7 +122,7 @@ static void remove_after_materializing(void) {
   tu_unit_t *u = tu_unit_new(TU_EMIT, "foo", NULL);
   u->rm = &RM;
   CHECK_OK(tu_unit_define(t, u));
-  CHECK(found(D, "foo") == 1);
+  CHECK(tu_found(D, "foo") == 1);
   CHECK(atomic_load(&u->materialized) == 1);
   CHECK(atomic_load(&u->key) == k);
   CHECK(tu_rm_live(&RM, k) == 1);
@@ -141,7 +130,7 @@ static void remove_after_materializing(void) {
   CHECK_OK(jitrt_tracker_remove(t));
   CHECK(tu_rm_removed(&RM, k) == 1);
   CHECK(tu_rm_live(&RM, k) == 0);
-  CHECK(found(D, "foo") == 0);
+  CHECK(tu_found(D, "foo") == 0);
   CHECK(tu_await(&u->dropped, 1));
   jitrt_tracker_release(t);
   teardown();
@@ -196,8 +185,8 @@ static void remove_while_materializing(void) {
   CHECK(e == NULL || jitrt_error_code(e) == JITRT_ERR_TRACKER_DEFUNCT);
   jitrt_error_free(e);
   CHECK_ERR(jitrt_mr_notify_emitted(mr), JITRT_ERR_TRACKER_DEFUNCT); /* consumes mr */
-  CHECK(found(D, "foo") == 0);
-  CHECK(found(D, "bar") == 0);
+  CHECK(tu_found(D, "foo") == 0);
+  CHECK(tu_found(D, "bar") == 0);
   CHECK(tu_rm_live(&RM, k) == 0);
   jitrt_stats_t st;
   jitrt_session_stats(S, &st);
@@ -217,12 +206,12 @@ static void remove_while_materializing(void) {
   CHECK(w2.code == JITRT_ERR_MATERIALIZATION_FAILED);
   if (mr2) jitrt_mr_fail(mr2);
   CHECK(atomic_load(&w2.calls) == 1);
-  CHECK(found(D, "foo") == 0);
+  CHECK(tu_found(D, "foo") == 0);
   /* and the name can be defined again under another tracker */
   jitrt_tracker_t *t3 = jitrt_dylib_create_tracker(D);
   tu_unit_t *u3 = tu_unit_new(TU_EMIT, "foo", NULL);
   CHECK_OK(tu_unit_define(t3, u3));
-  CHECK(found(D, "foo") == 1);
+  CHECK(tu_found(D, "foo") == 1);
 
   jitrt_tracker_release(t);
   jitrt_tracker_release(t2);
@@ -256,7 +245,7 @@ static void remove_while_resolved(void) {
   CHECK(tu_waiter_wait(&w, 5000));
   CHECK(w.code == JITRT_ERR_MATERIALIZATION_FAILED);
   CHECK_ERR(jitrt_mr_notify_emitted(mr), JITRT_ERR_TRACKER_DEFUNCT);
-  CHECK(found(D, "foo") == 0);
+  CHECK(tu_found(D, "foo") == 0);
   jitrt_tracker_release(t);
   teardown();
   CHECK(tu_await(&u->dropped, 1));
@@ -283,20 +272,20 @@ static void dylib_clear(void) {
   CHECK_OK(tu_unit_define(t2, u2));
   jitrt_symbol_t c = {"c", tu_addr("c"), JITRT_SYMBOL_EXPORTED};
   CHECK_OK(jitrt_tracker_define_absolute(dt, &c, 1));
-  CHECK(found(D, "a") == 1);
-  CHECK(found(D, "c") == 1);
+  CHECK(tu_found(D, "a") == 1);
+  CHECK(tu_found(D, "c") == 1);
   CHECK(tu_rm_live(&RM, k1) == 1);
 
   CHECK_OK(jitrt_dylib_clear(D));
   CHECK(jitrt_tracker_is_defunct(t1) && jitrt_tracker_is_defunct(t2) && jitrt_tracker_is_defunct(dt));
   CHECK(tu_rm_removed(&RM, k1) == 1 && tu_rm_removed(&RM, k2) == 1 && tu_rm_removed(&RM, kd) == 1);
   CHECK(tu_rm_live(&RM, k1) == 0);
-  CHECK(found(D, "a") == 0 && found(D, "b") == 0 && found(D, "c") == 0);
+  CHECK(tu_found(D, "a") == 0 && tu_found(D, "b") == 0 && tu_found(D, "c") == 0);
   CHECK(tu_await(&u1->dropped, 1) && tu_await(&u2->dropped, 1));
   CHECK(atomic_load(&u2->materialized) == 0);
   /* the other dylib is untouched */
   CHECK(!jitrt_tracker_is_defunct(ot));
-  CHECK(found(other, "keep") == 1);
+  CHECK(tu_found(other, "keep") == 1);
   jitrt_stats_t st;
   jitrt_session_stats(S, &st);
   CHECK(st.symbols == 1);
@@ -305,11 +294,11 @@ static void dylib_clear(void) {
   CHECK(nd != NULL && !jitrt_tracker_is_defunct(nd));
   CHECK(jitrt_tracker_key(nd) != kd);
   CHECK_OK(jitrt_tracker_define_absolute(nd, &c, 1));
-  CHECK(found(D, "c") == 1);
+  CHECK(tu_found(D, "c") == 1);
   /* clearing an empty dylib is fine too */
   CHECK_OK(jitrt_dylib_clear(other));
   CHECK_OK(jitrt_dylib_clear(other));
-  CHECK(found(other, "keep") == 0);
+  CHECK(tu_found(other, "keep") == 0);
 
   jitrt_tracker_release(nd);
   jitrt_tracker_release(t1);
@@ -336,13 +325,13 @@ static void transfer_before_materializing(void) {
   CHECK(!jitrt_tracker_is_defunct(dst));
   /* removing the (defunct) source is a no-op */
   CHECK_OK(jitrt_tracker_remove(src));
-  CHECK(found(D, "foo") == 1);
+  CHECK(tu_found(D, "foo") == 1);
   CHECK(atomic_load(&u->key) == kd);
   CHECK(tu_rm_live(&RM, kd) == 1);
   CHECK_OK(jitrt_tracker_remove(dst));
   CHECK(tu_rm_removed(&RM, kd) == 1);
   CHECK(tu_rm_live(&RM, kd) == 0);
-  CHECK(found(D, "foo") == 0);
+  CHECK(tu_found(D, "foo") == 0);
   CHECK(tu_await(&u->dropped, 1));
 
   /* transferring before materializing, then removing dst before
@@ -354,7 +343,7 @@ static void transfer_before_materializing(void) {
   CHECK_OK(jitrt_tracker_transfer_to(a, b));
   CHECK_OK(jitrt_tracker_remove(b));
   CHECK(atomic_load(&v->materialized) == 0 && tu_await(&v->dropped, 1));
-  CHECK(found(D, "bar") == 0);
+  CHECK(tu_found(D, "bar") == 0);
 
   jitrt_tracker_release(src);
   jitrt_tracker_release(dst);
@@ -376,7 +365,7 @@ static void transfer_after_materializing(void) {
   CHECK_OK(tu_unit_define(src, u));
   jitrt_symbol_t abs = {"abs", tu_addr("abs"), JITRT_SYMBOL_EXPORTED};
   CHECK_OK(jitrt_tracker_define_absolute(src, &abs, 1));
-  CHECK(found(D, "foo") == 1);
+  CHECK(tu_found(D, "foo") == 1);
   CHECK(tu_rm_live(&RM, ks) == 1);
   CHECK_OK(jitrt_tracker_transfer_to(src, dst));
   CHECK(tu_rm_transferred(&RM, kd, ks) == 1);
@@ -384,11 +373,11 @@ static void transfer_after_materializing(void) {
   CHECK(jitrt_tracker_is_defunct(src));
   CHECK_OK(jitrt_tracker_remove(src)); /* no-op */
   CHECK(tu_rm_removed(&RM, kd) == 0);
-  CHECK(found(D, "foo") == 1 && found(D, "abs") == 1);
+  CHECK(tu_found(D, "foo") == 1 && tu_found(D, "abs") == 1);
   CHECK_OK(jitrt_tracker_remove(dst));
   CHECK(tu_rm_removed(&RM, kd) == 1);
   CHECK(tu_rm_live(&RM, kd) == 0);
-  CHECK(found(D, "foo") == 0 && found(D, "abs") == 0);
+  CHECK(tu_found(D, "foo") == 0 && tu_found(D, "abs") == 0);
   jitrt_stats_t st;
   jitrt_session_stats(S, &st);
   CHECK(st.symbols == 0);
@@ -426,10 +415,10 @@ static void transfer_while_materializing(void) {
   CHECK_OK(tu_resolve_emit(mr));
   CHECK(tu_waiter_wait(&w, 5000));
   CHECK(w.code == JITRT_OK && w.n == 1 && w.addrs[0] == tu_addr("foo"));
-  CHECK(found(D, "foo") == 1);
+  CHECK(tu_found(D, "foo") == 1);
   CHECK_OK(jitrt_tracker_remove(dst));
   CHECK(tu_rm_live(&RM, kd) == 0);
-  CHECK(found(D, "foo") == 0);
+  CHECK(tu_found(D, "foo") == 0);
 
   /* transfer while materializing, then remove dst: the mr is defunct */
   jitrt_tracker_t *a = jitrt_dylib_create_tracker(D);
@@ -476,13 +465,13 @@ static void transfer_chain_and_self(void) {
   CHECK_OK(jitrt_tracker_transfer_to(a, b));
   CHECK_OK(jitrt_tracker_transfer_to(b, dt));
   CHECK(jitrt_tracker_is_defunct(a) && jitrt_tracker_is_defunct(b));
-  CHECK(found(D, "sa") == 1 && found(D, "sb") == 1);
+  CHECK(tu_found(D, "sa") == 1 && tu_found(D, "sb") == 1);
   /* transferring from or to a defunct tracker */
   CHECK_ERR(jitrt_tracker_transfer_to(a, dt), JITRT_ERR_TRACKER_DEFUNCT);
   CHECK_ERR(jitrt_tracker_transfer_to(dt, b), JITRT_ERR_TRACKER_DEFUNCT);
   CHECK(!jitrt_tracker_is_defunct(dt));
   CHECK_OK(jitrt_tracker_remove(dt));
-  CHECK(found(D, "sa") == 0 && found(D, "sb") == 0);
+  CHECK(tu_found(D, "sa") == 0 && tu_found(D, "sb") == 0);
   jitrt_tracker_release(a);
   jitrt_tracker_release(b);
   jitrt_tracker_release(dt);
@@ -503,7 +492,7 @@ static void release_moves_to_default(void) {
   CHECK_OK(tu_unit_define(t, l));
   jitrt_symbol_t abs = {"abs", tu_addr("abs"), JITRT_SYMBOL_EXPORTED};
   CHECK_OK(jitrt_tracker_define_absolute(t, &abs, 1));
-  CHECK(found(D, "mat") == 1);
+  CHECK(tu_found(D, "mat") == 1);
   CHECK(tu_rm_live(&RM, kt) == 1);
 
   jitrt_stats_t st;
@@ -522,8 +511,8 @@ static void release_moves_to_default(void) {
   CHECK(kd != kt);
   CHECK(tu_rm_transferred(&RM, kd, kt) == 1);
   CHECK(tu_rm_live(&RM, kd) == 1);
-  CHECK(found(D, "mat") == 1 && found(D, "abs") == 1);
-  CHECK(found(D, "later") == 1);
+  CHECK(tu_found(D, "mat") == 1 && tu_found(D, "abs") == 1);
+  CHECK(tu_found(D, "later") == 1);
   CHECK(atomic_load(&l->key) == kd);
   CHECK(tu_rm_live(&RM, kd) == 2);
   jitrt_session_stats(S, &st);
@@ -536,7 +525,7 @@ static void release_moves_to_default(void) {
   CHECK(jitrt_tracker_is_defunct(dt));
   CHECK(tu_rm_removed(&RM, kd) == 1);
   CHECK(tu_rm_live(&RM, kd) == 0);
-  CHECK(found(D, "mat") == 0 && found(D, "abs") == 0 && found(D, "later") == 0);
+  CHECK(tu_found(D, "mat") == 0 && tu_found(D, "abs") == 0 && tu_found(D, "later") == 0);
   CHECK(tu_await(&m->dropped, 1) && tu_await(&l->dropped, 1));
   /* and a new default tracker is made afterwards, with a different key */
   jitrt_tracker_t *nd = jitrt_dylib_default_tracker(D);
@@ -546,7 +535,7 @@ static void release_moves_to_default(void) {
   CHECK(jitrt_tracker_key(nd2) == jitrt_tracker_key(nd));
   jitrt_tracker_release(nd2);
   CHECK_OK(jitrt_tracker_define_absolute(nd, &abs, 1));
-  CHECK(found(D, "abs") == 1);
+  CHECK(tu_found(D, "abs") == 1);
 
   /* releasing a defunct tracker's last reference changes nothing */
   jitrt_tracker_t *x = jitrt_dylib_create_tracker(D);
@@ -556,7 +545,7 @@ static void release_moves_to_default(void) {
   int before = RM.ntransfers;
   jitrt_tracker_release(x);
   CHECK(RM.ntransfers == before);
-  CHECK(found(D, "sx") == 0);
+  CHECK(tu_found(D, "sx") == 0);
 
   jitrt_tracker_release(nd);
   jitrt_tracker_release(dt);
@@ -589,7 +578,7 @@ static void release_while_materializing(void) {
   CHECK(tu_waiter_wait(&w, 5000));
   CHECK(w.code == JITRT_OK);
   CHECK_OK(jitrt_tracker_remove(dt));
-  CHECK(found(D, "foo") == 0);
+  CHECK(tu_found(D, "foo") == 0);
   jitrt_tracker_release(dt);
   teardown();
   CHECK(tu_await(&u->dropped, 1));
@@ -620,12 +609,12 @@ static void tracker_reuse_and_stats(void) {
   }
   jitrt_session_stats(S, &st);
   CHECK(st.symbols == 10);
-  CHECK(found(D, "s7") == 1);
+  CHECK(tu_found(D, "s7") == 1);
   CHECK_OK(jitrt_tracker_remove(t));
   jitrt_session_stats(S, &st);
   CHECK(st.symbols == 0);
   CHECK(st.trackers == t0);
-  for (int i = 0; i < 10; i++) CHECK(found(D, names[i]) == 0);
+  for (int i = 0; i < 10; i++) CHECK(tu_found(D, names[i]) == 0);
   for (int i = 0; i < 5; i++) {
     CHECK(tu_await(&units[i]->dropped, 1));
     CHECK(atomic_load(&units[i]->materialized) == (i == 2));

@@ -420,3 +420,14 @@ int tu_await(atomic_int *c, int want) {
   for (int i = 0; i < 5000 && atomic_load(c) < want; i++) tu_usleep(1000);
   return atomic_load(c) == want;
 }
+
+int tu_found(jitrt_dylib_t *d, const char *name) {
+  uint64_t a = 0;
+  jitrt_error_t *e = jitrt_lookup(d, name, &a);
+  if (e) {
+    jitrt_error_code_t c = jitrt_error_code(e);
+    jitrt_error_free(e);
+    return c == JITRT_ERR_SYMBOL_NOT_FOUND ? 0 : -(int)c;
+  }
+  return a == tu_addr(name) ? 1 : -100;
+}

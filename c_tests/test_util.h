@@ -18,6 +18,9 @@ jitrt_session_t *test_session(void);
 jitrt_dylib_t *test_dylib(jitrt_session_t *s, const char *name);
 /* Kills the process after `seconds` (a hang is a failure). */
 void test_watchdog(unsigned seconds);
+/* Looks `name` up in d: 1 if it resolves to tu_addr(name), 0 if it is not
+ * found, -100 for another address, -code for any other error. */
+int tu_found(jitrt_dylib_t *d, const char *name);
 /* Prints the summary line; returns the exit status. */
 int test_summary(void);
 /* Records one check. */

@@ -13,17 +13,10 @@ fn run_example(name: &str, args: &[&str]) -> String {
     let src = cc::repo().join("examples_c").join(format!("{name}.c"));
     let exe = cc::scratch("examples_c").join(name);
     cc::build_exe(&[src], &exe, false, false);
-    let r = cc::run_with_timeout(Command::new(&exe).args(args), Duration::from_secs(300));
-    assert!(
-        !r.timed_out && r.code == Some(0),
-        "examples_c/{name}.c: {}\nstdout:\n{}\nstderr:\n{}",
-        if r.timed_out {
-            "timed out".to_string()
-        } else {
-            format!("exit {:?}", r.code)
-        },
-        r.stdout,
-        r.stderr
+    let r = cc::run_ok_within(
+        Command::new(&exe).args(args),
+        Duration::from_secs(300),
+        &format!("examples_c/{name}.c"),
     );
     r.stdout
 }

@@ -21,7 +21,7 @@ fn pytest_suite() {
     let lib = cc::ensure_library().join("libjitrt.so");
     assert!(lib.is_file(), "{} was not built", lib.display());
     let basetemp = cc::scratch("python").join("pytest");
-    let r = cc::run_with_timeout(
+    let r = cc::run_ok_within(
         Command::new("python3")
             .args([
                 "-m",
@@ -36,17 +36,7 @@ fn pytest_suite() {
             .env("JITRT_LIBRARY", &lib)
             .env("PYTHONDONTWRITEBYTECODE", "1"),
         Duration::from_secs(600),
-    );
-    assert!(
-        !r.timed_out && r.code == Some(0),
-        "pytest {}:\nstdout:\n{}\nstderr:\n{}",
-        if r.timed_out {
-            "timed out".to_string()
-        } else {
-            format!("exited with {:?}", r.code)
-        },
-        r.stdout,
-        r.stderr
+        "pytest python/tests",
     );
     assert!(r.stdout.contains(" passed"), "{}", r.stdout);
 }

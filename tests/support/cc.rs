@@ -142,3 +142,21 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> RunResult {
         timed_out,
     }
 }
+
+/// Runs `cmd` with a time limit and panics, naming `what` and showing its
+/// output, unless it exits 0 in time. Returns the result.
+pub fn run_ok_within(cmd: &mut Command, limit: Duration, what: &str) -> RunResult {
+    let r = run_with_timeout(cmd, limit);
+    assert!(
+        !r.timed_out && r.code == Some(0),
+        "{what}: {}\nstdout:\n{}\nstderr:\n{}",
+        if r.timed_out {
+            format!("timed out after {limit:?}")
+        } else {
+            format!("exit {:?}", r.code)
+        },
+        r.stdout,
+        r.stderr
+    );
+    r
+}
