@@ -166,6 +166,29 @@ impl ObjectLinkingLayer {
         }
         let info = scan_object(name, &bytes)?;
         let dylib = tracker.dylib().id();
+        let symbols: Vec<(SymbolName, SymbolFlags)> = info
+            .symbols
+            .iter()
+            .map(|s| {
+                let mut f = SymbolFlags::NONE;
+                if s.flags.exported {
+                    f = f | SymbolFlags::EXPORTED;
+                }
+                if s.flags.callable {
+                    f = f | SymbolFlags::CALLABLE;
+                }
+                // A COMMON symbol is a tentative definition: any other
+                // definition may take its place.
+                if s.flags.weak || s.flags.common {
+                    f = f | SymbolFlags::WEAK;
+                }
+                (SymbolName::intern(&s.name), f)
+            })
+            .collect();
+        // One pass under the layer's lock: COMMON sizes (raised before the
+        // unit is defined, so a lookup racing this add links the largest)
+        // and COMDAT claims.
+        let mut claimed = Vec::new();
         let id = {
             let mut st = self.state.lock();
             // Tentative definitions merge: the largest wins. One that is
@@ -189,32 +212,9 @@ impl ObjectLinkingLayer {
                 have.size = have.size.max(c.size);
                 have.align = have.align.max(c.align);
             }
+            // Claim the COMDAT groups no earlier object of the dylib has.
             st.next_object += 1;
-            st.next_object
-        };
-        let symbols: Vec<(SymbolName, SymbolFlags)> = info
-            .symbols
-            .iter()
-            .map(|s| {
-                let mut f = SymbolFlags::NONE;
-                if s.flags.exported {
-                    f = f | SymbolFlags::EXPORTED;
-                }
-                if s.flags.callable {
-                    f = f | SymbolFlags::CALLABLE;
-                }
-                // A COMMON symbol is a tentative definition: any other
-                // definition may take its place.
-                if s.flags.weak || s.flags.common {
-                    f = f | SymbolFlags::WEAK;
-                }
-                (SymbolName::intern(&s.name), f)
-            })
-            .collect();
-        // Claim the COMDAT groups no earlier object of the dylib has.
-        let mut claimed = Vec::new();
-        {
-            let mut st = self.state.lock();
+            let id = st.next_object;
             for sig in &info.comdat_groups {
                 let k = (dylib, sig.clone());
                 if !st.comdats.contains_key(&k) {
@@ -222,7 +222,8 @@ impl ObjectLinkingLayer {
                     claimed.push(k);
                 }
             }
-        }
+            id
+        };
         let unit = ObjectUnit {
             layer: self.clone(),
             name: info.name,
@@ -313,11 +314,19 @@ impl ObjectLinkingLayer {
                 !mine.contains(name)
             }
         };
+        // Asked only for the COMMON definitions this object keeps; those
+        // are recorded as linked once it is.
+        let kept_commons: std::cell::RefCell<Vec<(u32, String)>> = Default::default();
         let common_size = |n: &str| {
-            let st = self.state.lock();
-            st.commons
-                .get(&(dylib.id(), n.to_string()))
-                .map(|c| (c.size, c.align))
+            let key = (dylib.id(), n.to_string());
+            let size = self
+                .state
+                .lock()
+                .commons
+                .get(&key)
+                .map(|c| (c.size, c.align));
+            kept_commons.borrow_mut().push(key);
+            size
         };
         let prepared = match PreparedObject::prepare_with(
             &self.memory,
@@ -361,14 +370,7 @@ impl ObjectLinkingLayer {
             );
         };
         let names: Vec<SymbolName> = externals.iter().map(|(n, _)| n.clone()).collect();
-        let commons: Vec<(u32, String)> = {
-            let st = self.state.lock();
-            mr.symbols()
-                .iter()
-                .map(|(n, _)| (dylib.id(), n.as_str().to_string()))
-                .filter(|k| st.commons.contains_key(k))
-                .collect()
-        };
+        let commons = kept_commons.into_inner();
         let ctx = LinkContext {
             order: order.clone(),
             names,
