@@ -1,7 +1,7 @@
 //! Lookups: blocking, for many names, and asynchronous.
 
 use super::error::{into_raw, jitrt_error_t};
-use super::session::{arc_of, jitrt_session_t, session_ref};
+use super::session::{jitrt_session_t, session_ref};
 use super::{c_name, c_slice, c_str, dylib_ref, fallible, jitrt_dylib_t, null_arg};
 use crate::orc::{Error, JITDylib, LookupFlags, SymbolLookupFlags, SymbolState};
 use std::ffi::{c_char, c_void};
@@ -63,7 +63,7 @@ unsafe fn c_search_order(
         .enumerate()
         .map(|(i, p)| {
             // SAFETY: live or NULL by contract.
-            let d = arc_of(unsafe { dylib_ref(*p) }?)?;
+            let d = unsafe { dylib_ref(*p) }?.handle()?;
             let f = if i == 0 {
                 LookupFlags::MatchAll
             } else {

@@ -1,7 +1,6 @@
 //! Materialization responsibilities handed to custom units.
 
 use super::error::jitrt_error_t;
-use super::session::arc_of;
 use super::tracker::jitrt_symbol_t;
 use super::{
     boundary, c_name, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, name_ptr,
@@ -136,7 +135,7 @@ pub unsafe extern "C" fn jitrt_mr_add_dependencies(
     fallible(|| {
         // SAFETY: caller contract.
         let m = unsafe { mr.as_mut() }.ok_or_else(|| null_arg("mr"))?;
-        let d = arc_of(unsafe { dylib_ref(d) }?)?;
+        let d = unsafe { dylib_ref(d) }?.handle()?;
         let names = unsafe { c_slice(names, n, "names") }?;
         let mut list = Vec::with_capacity(n);
         for p in names {

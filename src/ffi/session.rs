@@ -9,7 +9,7 @@ use super::{
     boundary, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, non_null, null_arg,
 };
 use crate::link::host::HostSymbolGenerator;
-use crate::orc::{Error, JITDylib, Session, SessionOptions};
+use crate::orc::{Error, Session, SessionOptions};
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
@@ -270,22 +270,10 @@ pub unsafe extern "C" fn jitrt_dylib_set_link_order(
         for p in order {
             // SAFETY: each element is a live dylib or NULL.
             let x = unsafe { dylib_ref(*p) }?;
-            list.push(arc_of(x)?);
+            list.push(x.handle()?);
         }
         d.set_link_order(&list)
     })
-}
-
-/// The session's `Arc` of a dylib reached through its handle.
-pub(crate) fn arc_of(d: &JITDylib) -> Result<Arc<JITDylib>, Error> {
-    d.session()
-        .and_then(|s| s.find_dylib(d.name()))
-        .ok_or_else(|| {
-            Error::new(
-                crate::orc::ErrorCode::SessionEnded,
-                "the dylib's session has ended",
-            )
-        })
 }
 
 /// The dylib's name (valid while the session lives); "" for NULL.

@@ -2,7 +2,6 @@
 
 use super::callbacks::{jitrt_custom_unit_t, ClientCtx, ClientUnit};
 use super::error::jitrt_error_t;
-use super::session::arc_of;
 use super::{
     boundary, c_name, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, non_null,
     null_arg,
@@ -305,7 +304,7 @@ pub unsafe extern "C" fn jitrt_tracker_define_aliases(
             None
         } else {
             // SAFETY: non-NULL, live by contract.
-            Some(arc_of(unsafe { dylib_ref(source) }?)?)
+            Some(unsafe { dylib_ref(source) }?.handle()?)
         };
         let mut out = Vec::with_capacity(n);
         for a in list {

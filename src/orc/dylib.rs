@@ -49,6 +49,12 @@ impl JITDylib {
         Weak::ptr_eq(&self.session, &other.session)
     }
 
+    /// The session's shared handle on this dylib (for APIs that keep one,
+    /// such as link orders), found by index.
+    pub fn handle(&self) -> Result<Arc<JITDylib>> {
+        self.inner()?.dylib_handle(self.id)
+    }
+
     /// The dylib's index in its session (stable, unique within it).
     pub fn id(&self) -> u32 {
         self.id
@@ -94,8 +100,7 @@ impl JITDylib {
     /// symbols), then its link order (exported symbols only).
     pub fn search_order(&self) -> Result<Vec<(Arc<JITDylib>, LookupFlags)>> {
         let s = self.inner()?;
-        let me = s.dylib_handle(self.id)?;
-        let mut order = vec![(me, LookupFlags::MatchAll)];
+        let mut order = vec![(s.dylib_handle(self.id)?, LookupFlags::MatchAll)];
         for d in s.link_order(self.id)? {
             order.push((d, LookupFlags::MatchExportedOnly));
         }
