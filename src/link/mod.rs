@@ -1,50 +1,75 @@
-//! The object linker: ELF x86-64 relocatable objects (`.o`, and `.a`
-//! archives of them) loaded into the process, linked against each other and
-//! the host, run, and removed again.
+//! The object linker: relocatable objects (`.o`, and `.a` archives of
+//! them) loaded into the process, linked against each other and the host,
+//! run, and removed again.
 //!
-//! This module knows nothing of the ORC model or of C: it is a format-neutral
-//! API in phases, which the ORC layer (`layer.rs`) drives for each object of
-//! a link batch:
+//! This module knows nothing of C; the ORC layer (`layer.rs`) is where it
+//! meets the ORC model. Its layout follows LLVM JITLink's split between
+//! formats and architectures around one neutral link graph:
+//!
+//! - `graph.rs`: the **link graph** every phase reads: sections with their
+//!   kind (permissions), blocks (the unit of layout), symbols and edges.
+//! - `format/`: **formats** build the graph and own what is
+//!   format-specific (sections and flags, binding and visibility, COMDAT,
+//!   COMMON, `__start_`/`__stop_`, init/fini arrays, TLS sections) and
+//!   their tables from raw relocation types to edge kinds:
+//!   `format/elf/{reader.rs, mod.rs, x86_64.rs}`.
+//! - `arch/`: **architectures** own the neutral edge vocabulary's fields,
+//!   fixup writers on byte slices, GOT and stub contents, relaxations and
+//!   instruction-cache maintenance: `arch/{mod.rs, x86_64.rs}`.
+//! - `passes/`: **passes** over graphs: `tables.rs` (GOT, stubs, TLS
+//!   indexes, the `atexit` thunk), `layout.rs` (a batch's blocks by
+//!   permission, copy, addresses), relaxation (the architecture's),
+//!   `fixup.rs` (every edge).
+//! - `platform/`: what the **host OS** provides, behind one seam:
+//!   `platform/linux/` (memory, unwind registration, the TLS runtime,
+//!   `__cxa_atexit`/`atexit`/`__cxa_thread_atexit` for JIT code, `dlsym`).
+//! - `batch.rs`: a **link batch**, the objects one lookup pulls in, in one
+//!   allocation with one set of protection changes and one unwind
+//!   registration; `linked.rs`: linked objects (init/fini, drop);
+//!   `archive.rs`: `.a` archives; `layer.rs`: objects as ORC units;
+//!   `diagnose.rs`: every error of an input at once (`jitrt check`).
+//!
+//! Adding a format or an architecture touches only its own files (and the
+//! `match` arms that dispatch to them).
+//!
+//! The phases for a batch:
 //!
 //! 1. **Scan** ([`scan_object`]): at add time only the symbol table (and the
 //!    COMDAT group signatures) is read, to tell the ORC model which symbols
 //!    the object defines.
-//! 2. **Prepare** ([`PreparedObject::prepare`]): parse the object zero-copy
-//!    over its bytes, lay out its loaded sections by permission (code RX,
-//!    read-only data R, data RW, zero-fill) plus GOT and stubs sized from the
-//!    relocations, allocate that from the session's [`JitMemory`] and copy the
-//!    section bytes in (the pages are RW, never executable, at this point).
-//!    After this the object's own addresses are known
-//!    ([`PreparedObject::defined_addresses`]): the ORC layer notifies them
-//!    resolved *before* it looks up the object's externals
-//!    ([`PreparedObject::externals`]). That ordering is what breaks cycles
-//!    between objects (A calls B, B calls A).
-//! 3. **Link** ([`PreparedObject::link`]): every external is resolved once
-//!    through the caller's callback, every relocation is fixed up in one pass
-//!    with range checks, far calls go through stubs, GOT-relative loads get
-//!    GOT entries (relaxed to `lea` when the target is near), protections are
-//!    set once (W^X), and `.eh_frame` is registered with the unwinder.
-//! 4. **Run** ([`LinkedObject::run_initializers`]) and, at removal,
+//! 2. **Build** each object's graph: parsed once, zero-copy over its bytes;
+//!    the table pass adds its GOT, stubs and TLS indexes.
+//! 3. **Lay out and allocate** the batch (one range from the session's
+//!    [`JitMemory`], read-write and not executable), copy the bytes; after
+//!    this the objects' own addresses are known: the ORC layer notifies
+//!    them resolved *before* it looks up the externals, which is what
+//!    breaks cycles between objects (A calls B, B calls A).
+//! 4. **Link**: every external resolved once through the caller's
+//!    callback, relaxation, every edge fixed up with range checks,
+//!    protections set once for the batch (W^X), icache made coherent,
+//!    `.eh_frame` registered once for the batch.
+//! 5. **Run** ([`LinkedObject::run_initializers`]) and, at removal,
 //!    [`finalize_batch`] for the objects removed together (finalizer arrays,
 //!    then the `__cxa_atexit`/`atexit` handlers they registered, newest
-//!    first, as `dlclose` does); dropping the [`LinkedObject`] deregisters
-//!    its unwind information, frees its thread-local blocks and returns its
-//!    pages, or, while threads still have `thread_local` destructors of the
-//!    object pending, leaves that to the last of those (see below).
+//!    first, as `dlclose` does); dropping the last [`LinkedObject`] of a
+//!    batch deregisters its unwind information, frees its thread-local
+//!    blocks and returns its pages, or, while threads still have
+//!    `thread_local` destructors of it pending, leaves that to the last of
+//!    those (see below).
 //!
 //! The linker provides these functions to JIT code itself: `__tls_get_addr`
-//! (thread-local storage of JIT objects, `tls.rs`), `__cxa_atexit` and
-//! `atexit` (destructor registration per object, `atexit.rs`), and
+//! (thread-local storage of JIT objects), `__cxa_atexit` and `atexit`
+//! (destructor registration per object), and
 //! `__cxa_thread_atexit`/`__cxa_thread_atexit_impl` (destructors of C++
-//! `thread_local` objects, `thread_atexit.rs`). Those run when their thread
-//! exits, also after the object was removed: each pending one keeps the
-//! object's memory (code, data, unwind information, thread-local blocks)
-//! mapped, as glibc keeps a `dlclose`d library loaded while any thread has
-//! one pending; the removing thread's own run when it exits, as with glibc.
-//! Memory retained this way no longer counts in the session's statistics
-//! (`code_bytes`, `data_bytes` and `objects_linked` there describe the
-//! objects that live trackers own) but does in the [`JitMemory`]'s
-//! `code_bytes`, `data_bytes` and `resident_bytes` until it is returned;
+//! `thread_local` objects). Those run when their thread exits, also after
+//! the object was removed: each pending one keeps the object's memory
+//! (code, data, unwind information, thread-local blocks) mapped, as glibc
+//! keeps a `dlclose`d library loaded while any thread has one pending; the
+//! removing thread's own run when it exits, as with glibc. Memory retained
+//! this way no longer counts in the session's statistics (`code_bytes`,
+//! `data_bytes` and `objects_linked` there describe the objects that live
+//! trackers own) but does in the [`JitMemory`]'s `code_bytes`,
+//! `data_bytes` and `resident_bytes` until it is returned;
 //! [`pending_thread_exit_handlers`] counts the destructors holding it. The
 //! same holds for a COMDAT supplier kept for its users. Thread-local
 //! storage is supported in the general- and local-dynamic models (`-fPIC`
@@ -61,39 +86,24 @@
 //! Nothing here panics on bad input: every offset, index and size read from
 //! an object is checked, and a fault is a [`LinkError`] that names the object,
 //! the section, the offset and the symbol where they are known.
-//!
-//! Layout of the module:
-//! - `elf.rs`: ELF parsing with `object`'s low-level readers.
-//! - `x86_64.rs`: relocation table and fixup writers.
-//! - `layout.rs`: phase 2 (sections, symbols, GOT, stubs, allocation).
-//! - `linked.rs`: phase 3 and the linked object (init/fini, drop).
-//! - `memory.rs`: the JIT memory manager.
-//! - `eh_frame.rs`: unwind-information registration.
-//! - `tls.rs`: thread-local storage runtime (`__tls_get_addr` for JIT
-//!   modules, per-thread blocks).
-//! - `atexit.rs`: destructor registrations of JIT code.
-//! - `thread_atexit.rs`: `thread_local` destructor registrations of JIT
-//!   code.
-//! - `archive.rs`: `.a` archives.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod arch;
 mod archive;
-mod atexit;
-mod eh_frame;
-mod elf;
-mod layout;
+mod batch;
+mod diagnose;
+mod format;
+mod graph;
 mod linked;
-mod memory;
-mod thread_atexit;
-mod tls;
-pub mod x86_64;
+mod passes;
+mod platform;
 
 // The ORC side: host symbol generators and the object linking layer.
-pub mod host;
 pub mod layer;
 pub mod program;
 pub use layer::ObjectLinkingLayer;
+pub use platform::host;
 
 use std::fmt;
 use std::ops::Range;
@@ -101,21 +111,22 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use archive::{Archive, MemberId};
-pub use layout::PreparedObject;
+pub use batch::PreparedObject;
+pub use diagnose::{diagnose_object, Diagnosis, ExternalUse};
 pub use linked::{finalize_batch, KeepAlive, LinkedObject};
-pub use memory::JitMemory;
+pub use platform::JitMemory;
 
 /// Destructor handlers JIT code registered (`__cxa_atexit`/`atexit`) that
 /// have not run yet, over all sessions (for tests and leak checks).
-pub use atexit::pending_handlers as pending_exit_handlers;
+pub use platform::atexit::pending_handlers as pending_exit_handlers;
 /// `thread_local` destructors JIT code registered (`__cxa_thread_atexit`)
 /// that have not run yet, over all threads and sessions; each keeps its
 /// object's memory mapped until its thread exits (for tests and leak
 /// checks).
-pub use thread_atexit::pending as pending_thread_exit_handlers;
+pub use platform::thread_atexit::pending as pending_thread_exit_handlers;
 /// Thread-local blocks and TLS modules of JIT objects alive now, over all
 /// sessions (for tests and leak checks).
-pub use tls::{live_blocks as tls_live_blocks, live_modules as tls_live_modules};
+pub use platform::tls::{live_blocks as tls_live_blocks, live_modules as tls_live_modules};
 
 /// What kind of failure a [`LinkError`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -325,7 +336,7 @@ pub struct ObjectInfo {
 /// relocatable; another machine is `Unsupported` naming it) and the symbol
 /// table's bounds.
 pub fn scan_object(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
-    elf::scan(name, bytes.as_slice())
+    format::scan(name, bytes)
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 //!    and the others go on.
 //! 2. Each object's symbol table is scanned (as the linker does at add
 //!    time); clashing strong definitions are problems.
-//! 3. Each object is audited: every strong undefined symbol with the
-//!    sections whose relocations use it, and every relocation of a type
-//!    the linker does not know, named with its section.
+//! 3. Each object is diagnosed by the linker itself (the graph builder,
+//!    collecting every error instead of stopping at the first): every
+//!    strong undefined symbol with the sections whose relocations use it,
+//!    and every construct it cannot link, named with its section.
 //! 4. Undefined symbols are resolved as a link resolves them: objects
 //!    first, then archives (pulling members, which are audited in turn)
 //!    and shared libraries in command-line order, then the process.
@@ -22,20 +23,11 @@
 use crate::inputs::{self, Item, TempDir};
 use crate::{error_line, Fail, Options, EXIT_PROBLEMS};
 use jitrt::link::host::HostSymbolGenerator;
-use jitrt::link::x86_64::relocation_info;
-use jitrt::link::{scan_object, Archive, MemberId, ObjectBytes, ObjectInfo, PreparedObject};
+use jitrt::link::{
+    diagnose_object, scan_object, Archive, MemberId, ObjectBytes, ObjectInfo, PreparedObject,
+};
 use jitrt::orc::{Session, SessionOptions, SymbolName};
-use object::read::elf::{FileHeader, Rela, SectionHeader, Sym};
-use object::read::SymbolIndex;
-use object::LittleEndian;
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-const SHT_SYMTAB: u32 = 2;
-const SHT_RELA: u32 = 4;
-const SHT_REL: u32 = 9;
-const SHF_ALLOC: u64 = 2;
-const STB_LOCAL: u8 = 0;
-const STB_WEAK: u8 = 2;
+use std::collections::{HashMap, HashSet};
 
 /// What the audit of one object finds.
 #[derive(Default)]
@@ -62,142 +54,34 @@ enum Gen {
     Library(HostSymbolGenerator),
 }
 
-/// Reads the tables of an ELF object: what it needs from elsewhere (and
-/// which sections use it), and relocation types the linker does not know.
-fn audit(name: &str, data: &[u8]) -> Result<Audit, String> {
-    type Header = object::elf::FileHeader64<LittleEndian>;
-    let e = LittleEndian;
-    let bad =
-        |what: &str, err: object::read::Error| format!("{name}: malformed object: {what}: {err}");
-    let hdr = Header::parse(data).map_err(|er| bad("header", er))?;
-    let sections = hdr
-        .sections(e, data)
-        .map_err(|er| bad("section table", er))?;
-    let symtab = sections
-        .symbols(e, data, object::elf::SectionType(SHT_SYMTAB))
-        .map_err(|er| bad("symbol table", er))?;
-    let sec_name = |i: usize| -> String {
-        sections
-            .section(object::read::SectionIndex(i))
-            .ok()
-            .and_then(|s| sections.section_name(e, s).ok())
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_else(|| format!("[{i}]"))
-    };
-    let loaded = |i: usize| -> bool {
-        sections
-            .section(object::read::SectionIndex(i))
-            .is_ok_and(|s| s.sh_flags(e).0 & SHF_ALLOC != 0)
-    };
-    let sym_name = |i: usize| -> String {
-        symtab
-            .symbol(SymbolIndex(i))
-            .ok()
-            .and_then(|s| symtab.symbol_name(e, s).ok())
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_else(|| format!("#{i}"))
-    };
-    let mut a = Audit::default();
-
-    // Symbols.
-    let mut undefined: BTreeMap<usize, String> = BTreeMap::new();
-    for (i, s) in symtab.iter().enumerate().skip(1) {
-        let bind = s.st_bind().0;
-        if !s.is_undefined(e) || bind == STB_LOCAL || bind == STB_WEAK {
-            continue;
-        }
-        let n = sym_name(i);
-        if is_linker_defined(&n, |sec| {
-            (1..sections.len()).any(|k| loaded(k) && sec_name(k) == sec)
-        }) {
-            continue;
-        }
-        undefined.insert(i, n);
-    }
-
-    // Relocations.
-    let mut refs: HashMap<usize, Vec<String>> = HashMap::new();
-    // (section, unknown type) -> (first offset, symbols, count)
-    let mut bad_relocs: BTreeMap<(String, u32), (u64, Vec<String>, usize)> = BTreeMap::new();
-    for (i, s) in sections.iter().enumerate() {
-        let ty = s.sh_type(e).0;
-        if ty != SHT_RELA && ty != SHT_REL {
-            continue;
-        }
-        let target = s.sh_info(e) as usize;
-        if !loaded(target) {
-            continue;
-        }
-        let tname = sec_name(target);
-        if ty == SHT_REL {
-            a.issues.push(format!(
-                "{name}: unsupported: SHT_REL relocations for {tname} (x86-64 uses SHT_RELA)"
-            ));
-            continue;
-        }
-        let relas = match s.rela(e, data) {
-            Ok(Some((r, _))) => r,
-            Ok(None) => continue,
-            Err(er) => return Err(bad(&format!("relocation section {}", sec_name(i)), er)),
-        };
-        for r in relas {
-            let r_type = r.r_type(e, false).0;
-            let symi = r.r_sym(e, false) as usize;
-            let off = r.r_offset(e);
-            if undefined.contains_key(&symi) {
-                let v = refs.entry(symi).or_default();
-                if !v.contains(&tname) {
-                    v.push(tname.clone());
-                }
-            }
-            if relocation_info(r_type).is_some() {
-                continue;
-            }
-            let entry = bad_relocs
-                .entry((tname.clone(), r_type))
-                .or_insert_with(|| (off, Vec::new(), 0));
-            entry.2 += 1;
-            let sn = format!("`{}`", sym_name(symi));
-            if !entry.1.contains(&sn) {
-                entry.1.push(sn);
-            }
+/// The linker's own diagnosis of an object: every error it would report
+/// (the first few of each object, then how many more), and what the
+/// object needs from elsewhere with the sections that use it.
+fn audit(name: &str, bytes: &ObjectBytes) -> Audit {
+    const SHOW: usize = 5;
+    let d = diagnose_object(name, bytes, &|_| false);
+    let mut issues: Vec<String> = Vec::new();
+    for e in &d.errors {
+        if !issues.contains(&e.message) {
+            issues.push(e.message.clone());
         }
     }
-    for ((sec, r_type), (off, syms, count)) in bad_relocs {
-        let more = if count > 1 {
-            format!(" ({count} in {sec})")
-        } else {
-            String::new()
-        };
-        a.issues.push(format!(
-            "{name}: unsupported: unknown relocation type {r_type} at {sec}+{off:#x} against {}{more}",
-            list(&syms)
+    if issues.len() > SHOW {
+        let more = issues.len() - SHOW;
+        issues.truncate(SHOW);
+        issues.push(format!(
+            "{name}: and {more} more problem{} like these",
+            plural(more)
         ));
     }
-    for (i, n) in undefined {
-        let secs = refs.remove(&i).unwrap_or_default();
-        a.needs.push((n, secs));
-    }
-    Ok(a)
-}
-
-/// Symbols the linker defines itself (`_GLOBAL_OFFSET_TABLE_`,
-/// `__dso_handle`, `__start_SEC`/`__stop_SEC` of a loaded section).
-fn is_linker_defined(n: &str, has_section: impl Fn(&str) -> bool) -> bool {
-    if n == "_GLOBAL_OFFSET_TABLE_" || n == "__dso_handle" {
-        return true;
-    }
-    match n
-        .strip_prefix("__start_")
-        .or_else(|| n.strip_prefix("__stop_"))
-    {
-        Some(sec) => {
-            !sec.is_empty()
-                && sec.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !sec.starts_with(|c: char| c.is_ascii_digit())
-                && has_section(sec)
-        }
-        None => false,
+    Audit {
+        needs: d
+            .externals
+            .into_iter()
+            .filter(|x| !x.weak)
+            .map(|x| (x.name, x.sections))
+            .collect(),
+        issues,
     }
 }
 
@@ -206,20 +90,6 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
-    }
-}
-
-/// The first few items of a list, then how many more.
-fn list(items: &[String]) -> String {
-    const SHOW: usize = 5;
-    if items.len() <= SHOW {
-        items.join(", ")
-    } else {
-        format!(
-            "{} and {} more",
-            items[..SHOW].join(", "),
-            items.len() - SHOW
-        )
     }
 }
 
@@ -241,10 +111,7 @@ impl Checker {
             Ok(i) => i,
             Err(e) => return self.problems.push(e.message),
         };
-        let audit = match audit(&name, bytes.as_slice()) {
-            Ok(a) => a,
-            Err(m) => return self.problems.push(m),
-        };
+        let audit = audit(&name, &bytes);
         let me = self.objs.len();
         for s in &info.symbols {
             let weak = s.flags.weak || s.flags.common;

@@ -1,15 +1,15 @@
-//! ELF parsing: the header checks, section table, symbol table and
-//! relocation tables of an ELF64 little-endian x86-64 relocatable object,
-//! read zero-copy with `object`'s low-level `read::elf` types (every table
+//! Reading ELF: the header checks, section table, symbol table and
+//! relocation tables of an ELF64 little-endian relocatable object, read
+//! zero-copy with `object`'s low-level `read::elf` types (every table
 //! access is bounds-checked there). Also the add-time scan
-//! ([`super::scan_object`]).
+//! ([`crate::link::scan_object`]).
 
 use object::elf;
 use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym, SymbolTable};
 use object::read::{SectionIndex, SymbolIndex};
 use object::LittleEndian;
 
-use super::{DefinedSymbol, LinkError, ObjectInfo, SymbolFlags};
+use crate::link::{DefinedSymbol, LinkError, ObjectInfo, SymbolFlags};
 
 pub(crate) const LE: LittleEndian = LittleEndian;
 pub(crate) type Header = elf::FileHeader64<LittleEndian>;
@@ -17,41 +17,13 @@ pub(crate) type Shdr = elf::SectionHeader64<LittleEndian>;
 pub(crate) type ElfSym = elf::Sym64<LittleEndian>;
 pub(crate) type ElfRela = elf::Rela64<LittleEndian>;
 
-// Raw constants (the `object` newtypes wrap these).
-pub(crate) const SHT_SYMTAB: u32 = 2;
-pub(crate) const SHT_RELA: u32 = 4;
-pub(crate) const SHT_NOTE: u32 = 7;
-pub(crate) const SHT_NOBITS: u32 = 8;
-pub(crate) const SHT_REL: u32 = 9;
-pub(crate) const SHT_INIT_ARRAY: u32 = 14;
-pub(crate) const SHT_FINI_ARRAY: u32 = 15;
-pub(crate) const SHT_PREINIT_ARRAY: u32 = 16;
-pub(crate) const SHT_GROUP: u32 = 17;
-pub(crate) const SHT_X86_64_UNWIND: u32 = 0x7000_0001;
-
-pub(crate) const SHF_WRITE: u64 = 1;
-pub(crate) const SHF_ALLOC: u64 = 2;
-pub(crate) const SHF_EXECINSTR: u64 = 4;
-pub(crate) const SHF_TLS: u64 = 1 << 10;
-
-pub(crate) const STB_GLOBAL: u8 = 1;
-pub(crate) const STB_WEAK: u8 = 2;
-pub(crate) const STB_GNU_UNIQUE: u8 = 10;
-
-pub(crate) const STT_FUNC: u8 = 2;
-pub(crate) const STT_SECTION: u8 = 3;
-pub(crate) const STT_TLS: u8 = 6;
-pub(crate) const STT_GNU_IFUNC: u8 = 10;
-
-pub(crate) const STV_DEFAULT: u8 = 0;
-pub(crate) const STV_PROTECTED: u8 = 3;
-
-pub(crate) const SHN_UNDEF: u16 = 0;
-pub(crate) const SHN_ABS: u16 = 0xfff1;
-pub(crate) const SHN_COMMON: u16 = 0xfff2;
-
-const GRP_COMDAT: u32 = 1;
-const EM_X86_64: u16 = 62;
+use object::elf::{EM_X86_64, GRP_COMDAT};
+pub(crate) use object::elf::{
+    SHF_ALLOC, SHF_EXECINSTR, SHF_TLS, SHF_WRITE, SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_FINI_ARRAY,
+    SHT_GROUP, SHT_INIT_ARRAY, SHT_NOBITS, SHT_NOTE, SHT_PREINIT_ARRAY, SHT_REL, SHT_RELA,
+    SHT_SYMTAB, SHT_X86_64_UNWIND, STB_GLOBAL, STB_GNU_UNIQUE, STB_WEAK, STT_FUNC, STT_GNU_IFUNC,
+    STT_SECTION, STT_TLS, STV_DEFAULT, STV_PROTECTED,
+};
 
 /// A parsed object: borrowed views of its tables.
 pub(crate) struct ElfObject<'a> {
@@ -72,21 +44,21 @@ pub(crate) enum SymSection {
 }
 
 fn machine_name(machine: u16) -> String {
-    let name = match machine {
-        2 => "sparc",
-        3 => "i386",
-        8 => "mips",
-        20 => "ppc",
-        21 => "ppc64",
-        22 => "s390",
-        40 => "arm",
-        43 => "sparcv9",
-        50 => "ia64",
-        62 => "x86-64",
-        183 => "aarch64",
-        243 => "riscv",
-        247 => "bpf",
-        258 => "loongarch",
+    let name = match elf::Machine(machine) {
+        elf::EM_SPARC => "sparc",
+        elf::EM_386 => "i386",
+        elf::EM_MIPS => "mips",
+        elf::EM_PPC => "ppc",
+        elf::EM_PPC64 => "ppc64",
+        elf::EM_S390 => "s390",
+        elf::EM_ARM => "arm",
+        elf::EM_SPARCV9 => "sparcv9",
+        elf::EM_IA_64 => "ia64",
+        elf::EM_X86_64 => "x86-64",
+        elf::EM_AARCH64 => "aarch64",
+        elf::EM_RISCV => "riscv",
+        elf::EM_BPF => "bpf",
+        elf::EM_LOONGARCH => "loongarch",
         _ => return format!("e_machine {machine}"),
     };
     format!("{name} (e_machine {machine})")
@@ -122,7 +94,7 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<ElfObject<'a>, Lin
     } else {
         u16::from_le_bytes([data[18], data[19]])
     };
-    if machine != EM_X86_64 {
+    if elf::Machine(machine) != EM_X86_64 {
         return Err(LinkError::unsupported(
             name,
             format!(
@@ -173,7 +145,7 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<ElfObject<'a>, Lin
     }
     let mut symtab_index = 0;
     for (i, s) in sections.iter().enumerate() {
-        if s.sh_type(LE).0 == SHT_SYMTAB {
+        if s.sh_type(LE) == SHT_SYMTAB {
             symtab_index = i;
             break;
         }
@@ -267,7 +239,7 @@ impl<'a> ElfObject<'a> {
         };
         let raw = self.symbol_name_bytes(sym).unwrap_or(b"");
         if raw.is_empty() {
-            if sym.st_type().0 == STT_SECTION {
+            if sym.st_type() == STT_SECTION {
                 if let Ok(Some(SectionIndex(s))) =
                     self.symtab.symbol_section(LE, sym, SymbolIndex(index))
                 {
@@ -285,7 +257,7 @@ impl<'a> ElfObject<'a> {
         index: usize,
         sym: &ElfSym,
     ) -> Result<SymSection, LinkError> {
-        let shndx = sym.st_shndx(LE).0;
+        let shndx = sym.st_shndx(LE);
         match shndx {
             SHN_UNDEF => return Ok(SymSection::Undefined),
             SHN_ABS => return Ok(SymSection::Absolute),
@@ -319,7 +291,7 @@ impl<'a> ElfObject<'a> {
     pub fn comdat_groups(&self, name: &str) -> Result<Vec<ComdatGroup<'a>>, LinkError> {
         let mut out = Vec::new();
         for (i, shdr) in self.sections.iter().enumerate() {
-            if shdr.sh_type(LE).0 != SHT_GROUP {
+            if shdr.sh_type(LE) != SHT_GROUP {
                 continue;
             }
             let data = self.section_data(name, i, shdr)?;
@@ -330,7 +302,7 @@ impl<'a> ElfObject<'a> {
                 ));
             }
             let flags = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
-            if flags & GRP_COMDAT == 0 {
+            if flags & GRP_COMDAT.0 == 0 {
                 continue;
             }
             if shdr.sh_link(LE) as usize != self.symtab_index || self.symtab_index == 0 {
@@ -347,7 +319,7 @@ impl<'a> ElfObject<'a> {
                 )
             })?;
             let mut signature = self.symbol_name(name, sig_index, sym)?;
-            if signature.is_empty() && sym.st_type().0 == STT_SECTION {
+            if signature.is_empty() && sym.st_type() == STT_SECTION {
                 // Signature given by a section symbol: the group is named
                 // after that section (as GNU as does for `.group` with a
                 // section name).
@@ -375,14 +347,14 @@ pub(crate) struct ComdatGroup<'a> {
 }
 
 /// Whether a symbol binding makes the symbol visible to other objects.
-pub(crate) fn is_global_binding(bind: u8) -> bool {
+pub(crate) fn is_global_binding(bind: elf::SymbolBind) -> bool {
     matches!(bind, STB_GLOBAL | STB_WEAK | STB_GNU_UNIQUE)
 }
 
 pub(crate) fn symbol_flags(sym: &ElfSym, common: bool) -> SymbolFlags {
-    let bind = sym.st_bind().0;
-    let vis = sym.st_other().0 & 3;
-    let ty = sym.st_type().0;
+    let bind = sym.st_bind();
+    let vis = elf::SymbolVisibility(sym.st_other().0 & 3);
+    let ty = sym.st_type();
     SymbolFlags {
         exported: is_global_binding(bind) && (vis == STV_DEFAULT || vis == STV_PROTECTED),
         callable: ty == STT_FUNC || ty == STT_GNU_IFUNC,
@@ -411,7 +383,7 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
     }
     let mut symbols = Vec::new();
     for (i, sym) in obj.symbols().iter().enumerate().skip(1) {
-        let bind = sym.st_bind().0;
+        let bind = sym.st_bind();
         if !is_global_binding(bind) {
             continue;
         }
@@ -445,4 +417,23 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
         symbols,
         comdat_groups,
     })
+}
+
+/// The RELA entries of section `index` (bounds-checked).
+pub(crate) fn relocations<'a>(
+    obj: &ElfObject<'a>,
+    name: &str,
+    index: usize,
+) -> Result<&'a [ElfRela], LinkError> {
+    let shdr = obj
+        .shdr(index)
+        .ok_or_else(|| LinkError::malformed(name, format!("section {index} out of bounds")))?;
+    match shdr.rela(LE, obj.data) {
+        Ok(Some((relas, _))) => Ok(relas),
+        Ok(None) => Ok(&[]),
+        Err(_) => Err(LinkError::malformed(
+            name,
+            format!("relocation section [{index}]: offset/size out of bounds"),
+        )),
+    }
 }

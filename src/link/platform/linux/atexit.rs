@@ -78,33 +78,6 @@ pub fn pending_handlers() -> usize {
     HANDLERS.lock().len()
 }
 
-/// Size of the per-object `atexit` thunk.
-pub(crate) const THUNK_SIZE: usize = 16;
-
-/// Writes the `atexit` thunk at `offset` (address `at`): `xor %esi,%esi;
-/// lea dso(%rip),%rdx; jmp *slot(%rip)`, where `slot` holds
-/// [`jitrt_cxa_atexit`]'s address. Returns `false` when out of reach.
-pub(crate) fn write_thunk(buf: &mut [u8], offset: usize, at: u64, dso: u64, slot: u64) -> bool {
-    let Some(t) = offset
-        .checked_add(THUNK_SIZE)
-        .and_then(|end| buf.get_mut(offset..end))
-    else {
-        return false;
-    };
-    let d1 = i128::from(dso) - i128::from(at + 9);
-    let d2 = i128::from(slot) - i128::from(at + 15);
-    let (Ok(d1), Ok(d2)) = (i32::try_from(d1), i32::try_from(d2)) else {
-        return false;
-    };
-    t[0..2].copy_from_slice(&[0x31, 0xf6]);
-    t[2..5].copy_from_slice(&[0x48, 0x8d, 0x15]);
-    t[5..9].copy_from_slice(&d1.to_le_bytes());
-    t[9..11].copy_from_slice(&[0xff, 0x25]);
-    t[11..15].copy_from_slice(&d2.to_le_bytes());
-    t[15] = 0xcc;
-    true
-}
-
 /// The address of [`jitrt_cxa_atexit`].
 pub(crate) fn cxa_atexit_address() -> u64 {
     let f: extern "C" fn(Option<Handler>, *mut c_void, *mut c_void) -> c_int = jitrt_cxa_atexit;

@@ -20,13 +20,24 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{LinkError, LinkErrorKind};
+use crate::link::{LinkError, LinkErrorKind};
 
-/// Page size assumed for layout (x86-64 Linux base pages).
-pub(crate) const PAGE_SIZE: usize = 4096;
+/// The system's page size (`sysconf(_SC_PAGESIZE)`: 4, 16 or 64 KiB),
+/// read once.
+pub(crate) fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(p)
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096)
+    })
+}
 
 pub(crate) fn page_align(n: usize) -> Option<usize> {
-    n.checked_add(PAGE_SIZE - 1).map(|v| v & !(PAGE_SIZE - 1))
+    n.checked_next_multiple_of(page_size())
 }
 
 /// A session's JIT memory. `Send + Sync`; shared through `Arc`.
@@ -112,7 +123,7 @@ impl JitMemory {
 
     /// Reserves `reserve_bytes` (rounded up to pages) of address space.
     pub fn new(reserve_bytes: usize) -> Result<Arc<Self>, LinkError> {
-        let size = page_align(reserve_bytes.max(PAGE_SIZE)).ok_or_else(|| {
+        let size = page_align(reserve_bytes.max(page_size())).ok_or_else(|| {
             LinkError::new(LinkErrorKind::OutOfMemory, "JIT reservation size overflows")
         })?;
         let anchor = host_anchor();
@@ -182,7 +193,8 @@ impl JitMemory {
 
     /// Bytes of the reservation that are resident in RAM now (`mincore`).
     pub fn resident_bytes(&self) -> Result<usize, LinkError> {
-        let pages = self.size / PAGE_SIZE;
+        let page = page_size();
+        let pages = self.size / page;
         let mut vec = vec![0u8; pages];
         // SAFETY: (base, size) is our page-aligned mapping; `vec` has one
         // byte per page, as mincore requires.
@@ -196,7 +208,7 @@ impl JitMemory {
         if rc != 0 {
             return Err(os_error("mincore"));
         }
-        Ok(vec.iter().filter(|&&b| b & 1 != 0).count() * PAGE_SIZE)
+        Ok(vec.iter().filter(|&&b| b & 1 != 0).count() * page)
     }
 
     /// Allocates `code_len + data_len` bytes (each page-aligned), code
@@ -349,8 +361,8 @@ impl Allocation {
             self.writable = false;
             return Ok(());
         }
-        let valid = p.readonly_start.is_multiple_of(PAGE_SIZE)
-            && p.data_start.is_multiple_of(PAGE_SIZE)
+        let valid = p.readonly_start.is_multiple_of(page_size())
+            && p.data_start.is_multiple_of(page_size())
             && p.readonly_start <= p.data_start
             && p.data_start <= self.len;
         if !valid {

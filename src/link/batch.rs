@@ -1,0 +1,400 @@
+//! A link batch: the objects one lookup pulls in, linked together into one
+//! allocation with one set of protection changes and one unwind
+//! registration.
+//!
+//! [`PreparedBatch::new`] lays out the graphs, allocates the range (read +
+//! write, not executable), copies the bytes and gives every object's own
+//! symbols their addresses: the ORC layer notifies those resolved *before*
+//! it looks up the objects' externals, which is what lets objects that
+//! call each other link. [`PreparedBatch::link`] then resolves each
+//! object's externals, runs the relaxation and fixup passes per object,
+//! finalizes the protections once, registers the batch's unwind
+//! information once, and hands back one [`LinkedObject`] per object, all
+//! sharing the batch's memory (see `linked.rs`).
+//!
+//! [`PreparedObject`] is a batch of one, for callers that link objects one
+//! at a time.
+
+use std::sync::Arc;
+
+use super::arch;
+use super::format::{self, Choices, Diagnostics};
+use super::graph::{Definition, LinkGraph};
+use super::linked::{LinkedObject, Mapping};
+use super::passes::{self, fixup, layout};
+use super::platform::memory::{Allocation, Protections};
+use super::platform::{self, tls::TlsModule, EhFrameRegistration, JitMemory};
+use super::{LinkError, LinkErrorKind, ObjectBytes, SymbolFlags};
+
+fn internal(what: &str) -> LinkError {
+    LinkError::new(LinkErrorKind::Internal, what)
+}
+
+/// Graphs laid out and allocated, their bytes copied, their own symbols
+/// with addresses. Next: [`PreparedBatch::link`].
+pub(crate) struct PreparedBatch {
+    graphs: Vec<LinkGraph>,
+    alloc: Allocation,
+    layout: layout::BatchLayout,
+    tls: Vec<Option<TlsModule>>,
+}
+
+impl PreparedBatch {
+    /// Lays out and allocates `graphs` (at least one).
+    pub fn new(memory: &Arc<JitMemory>, mut graphs: Vec<LinkGraph>) -> Result<Self, LinkError> {
+        let page = platform::page_size();
+        let layout = layout::lay_out(&mut graphs, page)?;
+        let mut alloc =
+            memory.allocate(layout.readonly_start, layout.total - layout.readonly_start)?;
+        let base = alloc.base();
+        {
+            let buf = alloc
+                .bytes_mut()
+                .ok_or_else(|| internal("allocation not writable"))?;
+            layout::copy_and_rebase(&mut graphs, buf, base)?;
+        }
+        let mut tls = Vec::with_capacity(graphs.len());
+        for (g, t) in graphs.iter_mut().zip(&layout.tls) {
+            layout::assign_addresses(g);
+            let Some(t) = t else {
+                tls.push(None);
+                continue;
+            };
+            let indexes = g
+                .tls_indexes
+                .and_then(|s| g.sections.get(s as usize))
+                .map(|s| {
+                    let first = &g.blocks[s.blocks.start as usize];
+                    let n = s.blocks.len() as u64;
+                    (first.addr, first.addr + n * 16)
+                })
+                .unwrap_or((0, 0));
+            let module = TlsModule::register(t.size, t.align, indexes).ok_or_else(|| {
+                LinkError::new(
+                    LinkErrorKind::OutOfMemory,
+                    format!("{}: too many thread-local storage modules", g.name),
+                )
+            })?;
+            tls.push(Some(module));
+        }
+        Ok(PreparedBatch {
+            graphs,
+            alloc,
+            layout,
+            tls,
+        })
+    }
+
+    /// Object `i`'s name.
+    pub fn name(&self, i: usize) -> &str {
+        self.graphs.get(i).map_or("", |g| g.name.as_str())
+    }
+
+    /// The non-local symbols object `i` defines, with their addresses (a
+    /// thread-local one's is its TLS index). Includes hidden ones
+    /// (`exported` false), which are visible within the dylib.
+    pub fn defined_addresses(&self, i: usize) -> impl Iterator<Item = (&str, u64, SymbolFlags)> {
+        let g = self.graphs.get(i);
+        g.into_iter().flat_map(|g| {
+            g.globals.iter().map(move |gl| {
+                let s = &g.symbols[gl.symbol as usize];
+                let value = match (s.definition, s.tls_index) {
+                    (Definition::Tls { .. }, Some(index)) => g.address(index),
+                    _ => s.value,
+                };
+                (g.span_str(gl.name), value, gl.flags)
+            })
+        })
+    }
+
+    /// The symbols object `i` needs from elsewhere: `(name, weak)`, each
+    /// once. What the linker defines itself is not listed.
+    pub fn externals(&self, i: usize) -> impl Iterator<Item = (&str, bool)> {
+        let g = self.graphs.get(i);
+        g.into_iter().flat_map(|g| {
+            g.externals
+                .iter()
+                .filter(|x| x.builtin.is_none())
+                .map(move |x| (g.span_str(x.name), x.weak))
+        })
+    }
+
+    /// Start address and length of the batch's memory.
+    pub fn memory_range(&self) -> (u64, usize) {
+        (self.alloc.base(), self.alloc.len())
+    }
+
+    /// Links every object: `resolved(object, index, name)` gives each
+    /// external's address (`index` counts [`PreparedBatch::externals`]),
+    /// or `None` when it is not defined anywhere (an error for a strong
+    /// reference, 0 for a weak one). Returns one result per object; an
+    /// object that fails is not run, and its memory goes with the batch's.
+    /// The outer error is one of the whole batch (its memory is freed).
+    pub fn link(
+        mut self,
+        resolved: &dyn Fn(usize, usize, &str) -> Option<u64>,
+    ) -> Result<Vec<Result<LinkedObject, LinkError>>, LinkError> {
+        let base = self.alloc.base();
+        let mut parts: Vec<Result<Arrays, LinkError>> = Vec::with_capacity(self.graphs.len());
+        {
+            let buf = self
+                .alloc
+                .bytes_mut()
+                .ok_or_else(|| internal("allocation not writable"))?;
+            for (i, g) in self.graphs.iter_mut().enumerate() {
+                let module = self.tls[i].as_ref().map_or(0, |t| t.id());
+                let r = link_one(g, buf, base, module, &|k, n| resolved(i, k, n));
+                let r = r.and_then(|()| {
+                    if let (Some(t), Some(l)) = (&self.tls[i], &self.layout.tls[i]) {
+                        let image = buf
+                            .get(l.image.clone())
+                            .ok_or_else(|| internal("TLS image out of bounds"))?;
+                        t.set_image(image.to_vec());
+                    }
+                    read_arrays(g, buf, base)
+                });
+                parts.push(r);
+            }
+        }
+        if parts.iter().all(|p| p.is_err()) {
+            // Nothing to run: the memory goes now.
+            return Ok(parts.into_iter().filter_map(|p| p.err()).map(Err).collect());
+        }
+        let code_len = self.layout.readonly_start;
+        self.alloc.finalize(Protections {
+            readonly_start: self.layout.readonly_start,
+            data_start: self.layout.data_start,
+        })?;
+        if let Some(g) = self.graphs.first() {
+            g.arch.flush_icache(base as usize, code_len);
+        }
+        let eh_frame = match &self.layout.eh_frame {
+            Some(range) if !range.is_empty() => {
+                // SAFETY: [range] holds every object's .eh_frame of the
+                // batch, relocated above, followed by the 4-byte zero
+                // terminator the layout reserved; the memory is now
+                // read-only there and lives as long as the registration
+                // (the mapping drops the registration first).
+                unsafe { EhFrameRegistration::register(base as usize + range.start) }
+            }
+            _ => None,
+        };
+        let total = self.alloc.len();
+        let modules: Vec<Option<u64>> = self
+            .tls
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.id()))
+            .collect();
+        let pages = Mapping::new(eh_frame, self.tls.drain(..).flatten().collect(), self.alloc);
+        // The memory counts once, against the first object that links.
+        let mut accounted = false;
+        Ok(self
+            .graphs
+            .iter()
+            .zip(parts)
+            .zip(modules)
+            .map(|((g, part), tls_module)| {
+                let arrays = part?;
+                let (code, data) = if accounted {
+                    (0, 0)
+                } else {
+                    accounted = true;
+                    (code_len, total - code_len)
+                };
+                let dso_handle = g.dso_handle.map(|b| g.blocks[b as usize].addr);
+                Ok(LinkedObject::new(
+                    g.name.clone(),
+                    pages.clone(),
+                    code,
+                    data,
+                    arrays.initializers,
+                    arrays.finalizers,
+                    dso_handle,
+                    tls_module,
+                ))
+            })
+            .collect())
+    }
+}
+
+/// Resolves one graph's externals, relaxes and fixes it up.
+fn link_one(
+    g: &mut LinkGraph,
+    buf: &mut [u8],
+    base: u64,
+    module: u64,
+    resolved: &dyn Fn(usize, &str) -> Option<u64>,
+) -> Result<(), LinkError> {
+    let mut index = 0usize;
+    for k in 0..g.externals.len() {
+        let x = g.externals[k];
+        let addr = match x.builtin {
+            Some(super::graph::Builtin::Atexit) => g.atexit_thunk.map(|t| g.address(t)),
+            Some(b) => Some(platform::builtin_address(b)),
+            None => {
+                index += 1;
+                resolved(index - 1, g.span_str(x.name))
+            }
+        };
+        let addr = match addr {
+            Some(a) => a,
+            None if x.weak => 0,
+            None => {
+                return Err(LinkError::new(
+                    LinkErrorKind::SymbolNotFound,
+                    format!("{}: undefined symbol `{}`", g.name, g.span_str(x.name)),
+                ))
+            }
+        };
+        if let Some(s) = g.symbols.get_mut(x.symbol as usize) {
+            s.value = addr;
+        }
+    }
+    passes::optimize(g, buf, base);
+    fixup::apply(g, buf, base, module)
+}
+
+/// An object's initializers and finalizers, in the order they run.
+struct Arrays {
+    initializers: Vec<u64>,
+    finalizers: Vec<u64>,
+}
+
+/// Reads the initializer and finalizer arrays (relocated, still
+/// writable).
+fn read_arrays(g: &LinkGraph, buf: &[u8], base: u64) -> Result<Arrays, LinkError> {
+    let mut initializers = Vec::new();
+    let mut fini_groups: Vec<Vec<u64>> = Vec::new();
+    for arr in &g.arrays {
+        let section = &g.sections[arr.section as usize];
+        let block = &g.blocks[section.blocks.start as usize];
+        let off = (block.addr - base) as usize;
+        let mut entries: Vec<u64> = (0..block.size as usize / 8)
+            .filter_map(|k| arch::read_u64(buf, off + k * 8))
+            .filter(|&f| f != 0 && f != u64::MAX)
+            .collect();
+        if arr.reversed {
+            entries.reverse();
+        }
+        if arr.fini {
+            fini_groups.push(entries);
+        } else {
+            initializers.extend(entries);
+        }
+    }
+    // The finalizer arrays run backwards in layout order.
+    let finalizers = fini_groups
+        .into_iter()
+        .rev()
+        .flat_map(|g| g.into_iter().rev())
+        .collect();
+    Ok(Arrays {
+        initializers,
+        finalizers,
+    })
+}
+
+/// One object after phase 2 (parsed into its graph, laid out, allocated
+/// read-write and not executable, its bytes copied, its own symbols with
+/// addresses): a batch of one. Next: [`PreparedObject::link`].
+pub struct PreparedObject {
+    batch: PreparedBatch,
+}
+
+impl std::fmt::Debug for PreparedObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (base, len) = self.batch.memory_range();
+        f.debug_struct("PreparedObject")
+            .field("name", &self.batch.name(0))
+            .field("base", &format_args!("{base:#x}"))
+            .field("len", &len)
+            .finish()
+    }
+}
+
+impl PreparedObject {
+    /// Phase 2. `discarded` is asked about each COMDAT group signature and
+    /// each non-local definition: `true` means the group is dropped whole
+    /// (its symbols become externals), or the definition lost to another
+    /// one (weak, COMMON, duplicate) and references to it go to the winner.
+    pub fn prepare(
+        memory: &Arc<JitMemory>,
+        name: &str,
+        bytes: &ObjectBytes,
+        discarded: &dyn Fn(&str) -> bool,
+    ) -> Result<Self, LinkError> {
+        Self::prepare_with(memory, name, bytes, discarded, &|_| None)
+    }
+
+    /// [`PreparedObject::prepare`], where `common_size` gives, for a COMMON
+    /// symbol this object keeps, the largest size and alignment any object
+    /// of the dylib declares for it: the kept definition is allocated that
+    /// large, as a static linker merges tentative definitions.
+    pub fn prepare_with(
+        memory: &Arc<JitMemory>,
+        name: &str,
+        bytes: &ObjectBytes,
+        discarded: &dyn Fn(&str) -> bool,
+        common_size: &dyn Fn(&str) -> Option<(u64, u64)>,
+    ) -> Result<Self, LinkError> {
+        let choices = Choices {
+            discarded,
+            common_size,
+        };
+        let graph = format::build_graph(name, bytes, &choices, &mut Diagnostics::strict())?;
+        Ok(PreparedObject {
+            batch: PreparedBatch::new(memory, vec![graph])?,
+        })
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        self.batch.name(0)
+    }
+
+    /// The non-local symbols this object defines, with their addresses (for
+    /// the ORC model's notify-resolved). Includes hidden ones (`exported`
+    /// false), which are visible within the dylib.
+    pub fn defined_addresses(&self) -> impl Iterator<Item = (&str, u64, SymbolFlags)> + '_ {
+        self.batch.defined_addresses(0)
+    }
+
+    /// The symbols this object needs from elsewhere: `(name, weak)`. Each
+    /// name appears once. `_GLOBAL_OFFSET_TABLE_`, `__dso_handle` and
+    /// `__start_`/`__stop_` symbols of the object's own sections are defined
+    /// by the linker and not listed.
+    pub fn externals(&self) -> impl Iterator<Item = (&str, bool)> + '_ {
+        self.batch.externals(0)
+    }
+
+    /// [`PreparedObject::externals`], owned.
+    pub fn external_names(&self) -> Vec<(String, bool)> {
+        self.externals().map(|(n, w)| (n.to_owned(), w)).collect()
+    }
+
+    /// Start address and length of the object's memory.
+    pub fn memory_range(&self) -> (u64, usize) {
+        self.batch.memory_range()
+    }
+
+    /// Phase 3. `resolved` is called once per distinct external (see
+    /// [`PreparedObject::externals`]) and returns its address, or `None`
+    /// when it is not defined anywhere: an error for a strong reference, 0
+    /// for a weak one. On error everything allocated is freed.
+    pub fn link(self, resolved: &dyn Fn(&str) -> Option<u64>) -> Result<LinkedObject, LinkError> {
+        self.link_indexed(&|_, name| resolved(name))
+    }
+
+    /// [`PreparedObject::link`], with `resolved` also given each external's
+    /// index in [`PreparedObject::externals`], so a caller holding the
+    /// addresses in that order needs no name lookup.
+    pub fn link_indexed(
+        self,
+        resolved: &dyn Fn(usize, &str) -> Option<u64>,
+    ) -> Result<LinkedObject, LinkError> {
+        self.batch
+            .link(&|_, i, n| resolved(i, n))?
+            .pop()
+            .ok_or_else(|| internal("empty batch"))?
+    }
+}

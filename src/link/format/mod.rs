@@ -1,0 +1,77 @@
+//! Object formats: each reads its objects into the [`LinkGraph`]
+//! (sections and their kinds, symbol binding and visibility, COMDAT,
+//! COMMON, `__start_`/`__stop_`, initializer and finalizer arrays, TLS
+//! sections) and owns the tables from its raw relocation types to the
+//! architectures' edge kinds. Nothing after the graph builder knows which
+//! format an object was.
+
+pub(crate) mod elf;
+
+use super::graph::LinkGraph;
+use super::{LinkError, ObjectBytes, ObjectInfo};
+
+/// What the caller decides for an object's definitions while its graph is
+/// built.
+pub(crate) struct Choices<'a> {
+    /// Asked about each COMDAT group signature and each non-local
+    /// definition: `true` means the group is dropped whole (its symbols
+    /// become externals), or the definition lost to another one (weak,
+    /// COMMON, duplicate) and references to it go to the winner.
+    pub discarded: &'a dyn Fn(&str) -> bool,
+    /// For a COMMON symbol this object keeps: the largest size and
+    /// alignment any object of the dylib declares for it.
+    pub common_size: &'a dyn Fn(&str) -> Option<(u64, u64)>,
+}
+
+/// Where the graph builder sends the errors it can continue after (a bad
+/// relocation, a bad symbol): the first stops the build, or, for `jitrt
+/// check`, every one is collected.
+pub(crate) struct Diagnostics {
+    collected: Option<Vec<LinkError>>,
+}
+
+impl Diagnostics {
+    /// Stop at the first error.
+    pub fn strict() -> Self {
+        Diagnostics { collected: None }
+    }
+
+    /// Collect every error.
+    pub fn collecting() -> Self {
+        Diagnostics {
+            collected: Some(Vec::new()),
+        }
+    }
+
+    /// Reports `e`: `Err(e)` when strict (the caller returns it), `Ok` when
+    /// collecting (the caller skips the faulty item and goes on).
+    pub fn report(&mut self, e: LinkError) -> Result<(), LinkError> {
+        match &mut self.collected {
+            None => Err(e),
+            Some(v) => {
+                v.push(e);
+                Ok(())
+            }
+        }
+    }
+
+    /// The errors collected.
+    pub fn into_errors(self) -> Vec<LinkError> {
+        self.collected.unwrap_or_default()
+    }
+}
+
+/// Builds the link graph of an object.
+pub(crate) fn build_graph(
+    name: &str,
+    bytes: &ObjectBytes,
+    choices: &Choices<'_>,
+    diag: &mut Diagnostics,
+) -> Result<LinkGraph, LinkError> {
+    elf::build(name, bytes, choices, diag)
+}
+
+/// Reads an object's symbol table (and COMDAT group signatures) only.
+pub(crate) fn scan(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
+    elf::reader::scan(name, bytes.as_slice())
+}

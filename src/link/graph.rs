@@ -1,0 +1,454 @@
+//! The link graph: one object, parsed once, in a form every later phase
+//! reads without knowing the object's format (LLVM JITLink's `LinkGraph`
+//! is the model).
+//!
+//! - **Sections** carry a name and a [`SectionKind`] (which says the
+//!   permissions and where layout puts them).
+//! - **Blocks** are the unit of layout: bytes (from the object, or made by
+//!   the linker: GOT entries, stubs, thunks) or zero-fill, with a size and
+//!   an alignment, and the edges whose fields lie in them. An ELF section
+//!   is one block.
+//! - **Symbols** name an address: in a block, absolute, external (looked
+//!   up at link time), or one the linker defines (`__start_`/`__stop_`).
+//! - **Edges** are relocations: an offset in their block, an
+//!   [`EdgeKind`] (formula and field, from the format's table), a target
+//!   symbol and an addend.
+//!
+//! Names and object bytes are [`Span`]s into the object's bytes, which the
+//! graph holds, so a graph borrows nothing and building one allocates a
+//! handful of vectors, not a string per symbol.
+
+use std::ops::Range;
+
+use super::arch::{Arch, EdgeKind};
+use super::{ObjectBytes, SymbolFlags};
+
+/// Index of a section in [`LinkGraph::sections`].
+pub(crate) type SectionId = u32;
+/// Index of a block in [`LinkGraph::blocks`].
+pub(crate) type BlockId = u32;
+/// Index of a symbol in [`LinkGraph::symbols`].
+pub(crate) type SymbolId = u32;
+
+/// A byte range of the object.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+impl Span {
+    pub fn range(self) -> Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+}
+
+/// A name: bytes of the object, or one the linker chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Name {
+    Object(Span),
+    Linker(&'static str),
+}
+
+/// What a section holds, which decides its permissions and its place in
+/// the layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SectionKind {
+    /// Read + execute.
+    Code,
+    /// Read-only data (also the GOT and TLS indexes).
+    ReadOnly,
+    /// Unwind information (`.eh_frame`): read-only, kept together so the
+    /// unwinder can walk it.
+    EhFrame,
+    /// Read-write data.
+    Data,
+    /// Read-write, zero-filled (no bytes in the object).
+    Zero,
+    /// Thread-local initialized data (`.tdata`): laid out with the data
+    /// (so edges apply to it), then copied into the TLS module's image.
+    TlsData,
+    /// Thread-local zero-fill (`.tbss`): no memory here, only size in each
+    /// thread's block.
+    TlsZero,
+}
+
+/// The role of an initializer or finalizer array section.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FnArray {
+    pub section: SectionId,
+    pub priority: i64,
+    /// `.ctors`/`.dtors`: entries run last to first.
+    pub reversed: bool,
+    pub fini: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Section {
+    pub name: Name,
+    pub kind: SectionKind,
+    /// A member of a COMDAT group this object keeps.
+    pub in_group: bool,
+    pub blocks: Range<BlockId>,
+}
+
+/// Where a block's bytes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// Bytes of the object.
+    Object(Span),
+    /// Bytes the linker made (in [`LinkGraph::synthetic`]).
+    Linker(Span),
+    /// Zero-fill.
+    Zero,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Block {
+    pub section: SectionId,
+    pub content: Content,
+    pub size: u64,
+    pub align: u64,
+    /// Where it starts in its section (for messages).
+    pub section_offset: u64,
+    pub edges: Range<u32>,
+    /// Its address, once laid out.
+    pub addr: u64,
+    /// TLS blocks: its offset in the module's thread-local block.
+    pub tls_offset: u64,
+}
+
+/// Where a symbol is defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Definition {
+    /// Index 0 or an undefined local: value 0.
+    Null,
+    /// In a block.
+    Block {
+        block: BlockId,
+        offset: u64,
+    },
+    /// A thread-local variable: its value is its offset in the module's
+    /// block.
+    Tls {
+        block: BlockId,
+        offset: u64,
+    },
+    /// A fixed value.
+    Absolute(u64),
+    /// Looked up at link time (index in [`LinkGraph::externals`]).
+    External(u32),
+    /// The base of the object's GOT (`_GLOBAL_OFFSET_TABLE_`).
+    GotBase,
+    /// `__start_NAME` / `__stop_NAME` of the object's sections called NAME.
+    SectionStart(SectionId),
+    SectionStop(SectionId),
+    /// A local symbol of a dropped COMDAT section.
+    DiscardedLocal,
+    /// In a section that is not loaded (debug info, notes).
+    Unloaded,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Symbol {
+    pub name: Name,
+    pub definition: Definition,
+    pub size: u64,
+    /// Its GOT entry (a symbol at the entry), once the table pass made one.
+    pub got: Option<SymbolId>,
+    /// Its stub (for calls that cannot reach it).
+    pub stub: Option<SymbolId>,
+    /// Its TLS index `{module, offset}`, for general-dynamic accesses and as
+    /// its address for other objects.
+    pub tls_index: Option<SymbolId>,
+    /// Its address (or TLS offset), once known.
+    pub value: u64,
+    /// The object's symbol index (for messages; 0 for linker-made ones).
+    pub index: u32,
+}
+
+impl Symbol {
+    pub fn new(name: Name, definition: Definition, index: u32) -> Symbol {
+        Symbol {
+            name,
+            definition,
+            size: 0,
+            got: None,
+            stub: None,
+            tls_index: None,
+            value: 0,
+            index,
+        }
+    }
+}
+
+/// A relocation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Edge {
+    /// Offset of the field in its block.
+    pub offset: u64,
+    pub kind: &'static EdgeKind,
+    pub target: SymbolId,
+    pub addend: i64,
+}
+
+/// A function the linker provides to JIT code itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Builtin {
+    /// `__tls_get_addr`: the platform's, which serves JIT modules.
+    TlsGetAddr,
+    /// `__cxa_atexit`: the platform's registry.
+    CxaAtexit,
+    /// `atexit`: the object's own thunk, passing its `__dso_handle`.
+    Atexit,
+    /// `__cxa_thread_atexit` and `__cxa_thread_atexit_impl`: the
+    /// platform's, which keeps the object mapped until the destructor ran.
+    CxaThreadAtexit,
+}
+
+impl Builtin {
+    pub fn of(name: &str) -> Option<Builtin> {
+        match name {
+            "__tls_get_addr" => Some(Builtin::TlsGetAddr),
+            "__cxa_atexit" => Some(Builtin::CxaAtexit),
+            "atexit" => Some(Builtin::Atexit),
+            "__cxa_thread_atexit" | "__cxa_thread_atexit_impl" => Some(Builtin::CxaThreadAtexit),
+            _ => None,
+        }
+    }
+}
+
+/// A reference to a symbol defined elsewhere.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct External {
+    pub symbol: SymbolId,
+    pub name: Span,
+    pub weak: bool,
+    /// Resolved by the linker itself, not looked up.
+    pub builtin: Option<Builtin>,
+}
+
+/// A definition other objects can see (for the ORC model).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Global {
+    pub symbol: SymbolId,
+    pub name: Span,
+    pub flags: SymbolFlags,
+}
+
+/// One object's link graph.
+pub(crate) struct LinkGraph {
+    pub name: String,
+    pub bytes: ObjectBytes,
+    pub arch: Arch,
+    pub sections: Vec<Section>,
+    pub blocks: Vec<Block>,
+    pub symbols: Vec<Symbol>,
+    pub edges: Vec<Edge>,
+    /// Bytes of the blocks the linker made.
+    pub synthetic: Vec<u8>,
+    pub externals: Vec<External>,
+    pub globals: Vec<Global>,
+    pub arrays: Vec<FnArray>,
+    /// Alignment of the thread-local block (when the object has TLS
+    /// sections).
+    pub tls_align: Option<u64>,
+    /// The GOT (a linker-made section), when anything refers to it.
+    pub got: Option<SectionId>,
+    /// Whether `_GLOBAL_OFFSET_TABLE_` or a GOT-relative edge needs the
+    /// GOT's base even without entries.
+    pub needs_got_base: bool,
+    /// The object's two `__dso_handle`s (its own, then its COMDAT groups'),
+    /// a 16-byte data block, when referred to.
+    pub dso_handle: Option<BlockId>,
+    /// The section of TLS indexes, when there are any.
+    pub tls_indexes: Option<SectionId>,
+    /// The TLS index `{module, 0}` of local-dynamic sequences.
+    pub module_index: Option<SymbolId>,
+    /// The `atexit` thunk.
+    pub atexit_thunk: Option<SymbolId>,
+    /// Whether `__start_`/`__stop_` symbols refer to its sections (then
+    /// same-named sections are laid out together).
+    pub has_start_stop: bool,
+    /// The symbols of the two `__dso_handle`s.
+    pub dso_symbols: Option<(SymbolId, SymbolId)>,
+    /// Externals that calls may need to reach through a stub.
+    pub wants_stub: Vec<SymbolId>,
+}
+
+impl LinkGraph {
+    pub fn new(name: &str, bytes: ObjectBytes, arch: Arch) -> LinkGraph {
+        LinkGraph {
+            name: name.to_owned(),
+            bytes,
+            arch,
+            sections: Vec::new(),
+            blocks: Vec::new(),
+            symbols: Vec::new(),
+            edges: Vec::new(),
+            synthetic: Vec::new(),
+            externals: Vec::new(),
+            globals: Vec::new(),
+            arrays: Vec::new(),
+            tls_align: None,
+            got: None,
+            needs_got_base: false,
+            dso_handle: None,
+            tls_indexes: None,
+            module_index: None,
+            atexit_thunk: None,
+            has_start_stop: false,
+            dso_symbols: None,
+            wants_stub: Vec::new(),
+        }
+    }
+
+    /// The object's two `__dso_handle`s (its own, then its COMDAT groups':
+    /// static locals of inline functions register their destructors with
+    /// the latter, which can outlive the object's tracker), made on first
+    /// use.
+    pub fn ensure_dso_handle(&mut self) -> (SymbolId, SymbolId) {
+        if let Some(d) = self.dso_symbols {
+            return d;
+        }
+        let s = self.add_linker_section(".dso_handle", SectionKind::Data, 8, &[&[0; 16]]);
+        let block = self.sections[s as usize].blocks.start;
+        self.dso_handle = Some(block);
+        let own = self.add_block_symbol("__dso_handle", block, 0);
+        let groups = self.add_block_symbol("__dso_handle (COMDAT groups)", block, 8);
+        self.dso_symbols = Some((own, groups));
+        (own, groups)
+    }
+
+    /// The text of a name.
+    pub fn name_of(&self, name: Name) -> &str {
+        match name {
+            Name::Linker(s) => s,
+            Name::Object(span) => self
+                .bytes
+                .as_slice()
+                .get(span.range())
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or(""),
+        }
+    }
+
+    pub fn span_str(&self, span: Span) -> &str {
+        self.name_of(Name::Object(span))
+    }
+
+    pub fn section_name(&self, section: SectionId) -> &str {
+        self.sections
+            .get(section as usize)
+            .map_or("?", |s| self.name_of(s.name))
+    }
+
+    /// A symbol's name for messages: its own, its section's for a section
+    /// symbol, else its index.
+    pub fn symbol_display(&self, symbol: SymbolId) -> String {
+        let Some(s) = self.symbols.get(symbol as usize) else {
+            return format!("#{symbol}");
+        };
+        let n = self.name_of(s.name);
+        if !n.is_empty() {
+            return n.to_owned();
+        }
+        if let Definition::Block { block, .. } | Definition::Tls { block, .. } = s.definition {
+            if let Some(b) = self.blocks.get(block as usize) {
+                return format!("section {}", self.section_name(b.section));
+            }
+        }
+        format!("#{}", s.index)
+    }
+
+    /// A block's bytes as they are in the object or as the linker made
+    /// them (empty for zero-fill).
+    pub fn block_content(&self, block: &Block) -> &[u8] {
+        match block.content {
+            Content::Object(span) => self.bytes.as_slice().get(span.range()).unwrap_or(&[]),
+            Content::Linker(span) => self.synthetic.get(span.range()).unwrap_or(&[]),
+            Content::Zero => &[],
+        }
+    }
+
+    /// Adds a section of linker-made blocks, one per `contents` entry
+    /// (each `align`-aligned), and returns its id.
+    pub fn add_linker_section(
+        &mut self,
+        name: &'static str,
+        kind: SectionKind,
+        align: u64,
+        contents: &[&[u8]],
+    ) -> SectionId {
+        let id = self.sections.len() as SectionId;
+        let first = self.blocks.len() as BlockId;
+        let mut offset = 0u64;
+        for c in contents {
+            offset = offset.next_multiple_of(align);
+            let start = self.synthetic.len() as u32;
+            self.synthetic.extend_from_slice(c);
+            let edges = self.edges.len() as u32;
+            self.blocks.push(Block {
+                section: id,
+                content: if kind == SectionKind::Zero {
+                    Content::Zero
+                } else {
+                    Content::Linker(Span {
+                        start,
+                        len: c.len() as u32,
+                    })
+                },
+                size: c.len() as u64,
+                align,
+                section_offset: offset,
+                edges: edges..edges,
+                addr: 0,
+                tls_offset: 0,
+            });
+            offset += c.len() as u64;
+        }
+        self.sections.push(Section {
+            name: Name::Linker(name),
+            kind,
+            in_group: false,
+            blocks: first..self.blocks.len() as BlockId,
+        });
+        id
+    }
+
+    /// Adds an edge to `block`, whose edges must be the last ones added.
+    pub fn push_edge(&mut self, block: BlockId, edge: Edge) {
+        let n = self.edges.len() as u32;
+        if let Some(b) = self.blocks.get_mut(block as usize) {
+            if b.edges.is_empty() {
+                b.edges = n..n;
+            }
+            debug_assert_eq!(b.edges.end, n, "edges of a block must be contiguous");
+            if b.edges.end == n {
+                b.edges.end = n + 1;
+                self.edges.push(edge);
+            }
+        }
+    }
+
+    /// Adds a linker-made local symbol at `offset` of `block`.
+    pub fn add_block_symbol(
+        &mut self,
+        name: &'static str,
+        block: BlockId,
+        offset: u64,
+    ) -> SymbolId {
+        let id = self.symbols.len() as SymbolId;
+        self.symbols.push(Symbol::new(
+            Name::Linker(name),
+            Definition::Block { block, offset },
+            0,
+        ));
+        id
+    }
+
+    /// The address a symbol refers to once laid out and resolved.
+    pub fn address(&self, symbol: SymbolId) -> u64 {
+        self.symbols.get(symbol as usize).map_or(0, |s| s.value)
+    }
+}

@@ -1,0 +1,211 @@
+//! The fixup pass: every edge of a graph evaluated ([`Formula`]) and
+//! written into its field by the architecture, with range checks; an
+//! overflow is `RelocationOutOfRange` naming the object, section, offset
+//! and symbol.
+
+use crate::link::arch::{Field, FieldRange, FixupError, Formula};
+use crate::link::graph::{Definition, Edge, LinkGraph, SectionKind};
+use crate::link::platform;
+use crate::link::{LinkError, LinkErrorKind};
+
+fn internal(what: &str) -> LinkError {
+    LinkError::new(LinkErrorKind::Internal, what)
+}
+
+/// Applies every edge of `g` to `buf` (the batch's memory, starting at
+/// `base`). `module` is the id of `g`'s thread-local module (0 without).
+pub(crate) fn apply(
+    g: &LinkGraph,
+    buf: &mut [u8],
+    base: u64,
+    module: u64,
+) -> Result<(), LinkError> {
+    let name = g.name.as_str();
+    let got_base = g
+        .got
+        .and_then(|s| g.sections.get(s as usize))
+        .and_then(|s| g.blocks.get(s.blocks.start as usize))
+        .map_or(0, |b| b.addr);
+    let got = i128::from(got_base);
+    for block in &g.blocks {
+        if block.edges.is_empty() {
+            continue;
+        }
+        let section = &g.sections[block.section as usize];
+        if section.kind == SectionKind::TlsZero {
+            continue;
+        }
+        let block_at = block
+            .addr
+            .checked_sub(base)
+            .ok_or_else(|| internal("block outside the batch"))?;
+        for edge in &g.edges[block.edges.start as usize..block.edges.end as usize] {
+            let kind = edge.kind;
+            if kind.formula == Formula::None {
+                continue;
+            }
+            let t = g
+                .symbols
+                .get(edge.target as usize)
+                .ok_or_else(|| internal("edge target out of bounds"))?;
+            let off = block.section_offset + edge.offset;
+            let place = || (g.section_name(block.section), off);
+            if matches!(
+                t.definition,
+                Definition::DiscardedLocal | Definition::Unloaded
+            ) {
+                let (sec, off) = place();
+                return Err(LinkError::malformed(
+                    name,
+                    format!(
+                        "{} at {sec}+{off:#x} refers to `{}`, which is in a {} section",
+                        kind.name,
+                        g.symbol_display(edge.target),
+                        if t.definition == Definition::Unloaded {
+                            "non-loaded"
+                        } else {
+                            "discarded"
+                        },
+                    ),
+                ));
+            }
+            let p = i128::from(block.addr + edge.offset);
+            let s = i128::from(t.value);
+            let a = i128::from(edge.addend);
+            let external = matches!(t.definition, Definition::External(_));
+            let slot = || -> Result<i128, LinkError> {
+                let entry = t.got.ok_or_else(|| internal("GOT entry missing"))?;
+                Ok(i128::from(g.address(entry)))
+            };
+            let value = match kind.formula {
+                Formula::None => continue,
+                Formula::Absolute => s + a,
+                Formula::Relative | Formula::CallRelative => s + a - p,
+                Formula::GotEntryRelative | Formula::GotEntryRelativeRelaxable => slot()? + a - p,
+                Formula::GotEntryOffset => slot()? + a - got,
+                Formula::GotBaseRelative => got + a - p,
+                Formula::GotBaseOffset => s + a - got,
+                Formula::SymbolSize => {
+                    if external {
+                        let (sec, off) = place();
+                        return Err(LinkError::unsupported(
+                            name,
+                            format!(
+                                "{} at {sec}+{off:#x} against external symbol `{}` (its size is unknown here)",
+                                kind.name,
+                                g.symbol_display(edge.target)
+                            ),
+                        ));
+                    }
+                    i128::from(t.size) + a
+                }
+                Formula::TlsIndexRelative => {
+                    let own = t.tls_index.map(|i| i128::from(g.address(i)));
+                    let d = match own {
+                        Some(own) if matches!(t.definition, Definition::Tls { .. }) => own,
+                        _ if external && platform::is_jit_tls_index(t.value) => s,
+                        Some(own) if external && t.value != 0 => own,
+                        _ => {
+                            let (sec, off) = place();
+                            return Err(LinkError::new(
+                                LinkErrorKind::SymbolNotFound,
+                                format!(
+                                    "{name}: {} at {sec}+{off:#x}: thread-local symbol `{}` is undefined",
+                                    kind.name,
+                                    g.symbol_display(edge.target)
+                                ),
+                            ));
+                        }
+                    };
+                    d + a - p
+                }
+                Formula::TlsModuleIndexRelative => {
+                    let m = g.module_index.ok_or_else(|| internal("no module index"))?;
+                    i128::from(g.address(m)) + a - p
+                }
+                Formula::DtpOffset if external => i128::from(host_tls(g, edge, t.value)?.1),
+                Formula::DtpOffset => s + a,
+                Formula::TlsModuleId if external => i128::from(host_tls(g, edge, t.value)?.0),
+                Formula::TlsModuleId => i128::from(module),
+            };
+            let field = (block_at + edge.offset) as usize;
+            if let Err(err) = g.arch.write(kind.field, buf, field, value) {
+                let (sec, off) = place();
+                return Err(fixup_error(g, edge, sec, off, t.value, p, value, err));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The module and offset of a host thread-local variable at `addr` (what
+/// a TLS index for it holds); zeros when it is unused (undefined weak, or a
+/// JIT module's, whose own index the access uses instead).
+fn host_tls(g: &LinkGraph, edge: &Edge, addr: u64) -> Result<(u64, u64), LinkError> {
+    if addr == 0 || platform::is_jit_tls_index(addr) {
+        return Ok((0, 0));
+    }
+    platform::host_tls_index(addr).ok_or_else(|| {
+        LinkError::unsupported(
+            &g.name,
+            format!(
+                "thread-local symbol `{}` resolved to {addr:#x}, which is not in the \
+                 TLS block of a loaded module",
+                g.symbol_display(edge.target)
+            ),
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fixup_error(
+    g: &LinkGraph,
+    edge: &Edge,
+    sec: &str,
+    off: u64,
+    target: u64,
+    place: i128,
+    value: i128,
+    err: FixupError,
+) -> LinkError {
+    let name = g.name.as_str();
+    let sym = g.symbol_display(edge.target);
+    let kind = edge.kind;
+    match err {
+        FixupError::OutOfBounds => LinkError::malformed(
+            name,
+            format!(
+                "{} at {sec}+{off:#x} against `{sym}` lies outside the section",
+                kind.name
+            ),
+        ),
+        FixupError::OutOfRange => {
+            let range = match kind.field {
+                Field::Data { range, .. } => range,
+                Field::None => FieldRange::Wrap,
+            };
+            let hint = match (kind.formula, range) {
+                (Formula::Absolute, FieldRange::Unsigned | FieldRange::Signed) => {
+                    "32-bit absolute addresses need the target in the low 2 GiB of the address space; \
+                     compile with -fPIC (or -mcmodel=large)"
+                }
+                (Formula::Relative, _) => {
+                    "the target is more than 2 GiB away; data of the host must be within reach \
+                     of the JIT memory, or compile with -fPIC so it is reached through the GOT"
+                }
+                _ => "the target is out of reach",
+            };
+            let sign = if value < 0 { "-" } else { "" };
+            let magnitude = value.unsigned_abs();
+            LinkError::new(
+                LinkErrorKind::RelocationOutOfRange,
+                format!(
+                    "{name}: relocation {} at {sec}+{off:#x} (address {place:#x}) against `{sym}` \
+                     (address {target:#x}) is out of range: value {sign}{magnitude:#x} does not fit in {} bits; {hint}",
+                    kind.name,
+                    kind.field.bits()
+                ),
+            )
+        }
+    }
+}

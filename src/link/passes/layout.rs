@@ -1,0 +1,242 @@
+//! Layout of a link batch: every block of every graph is placed in one
+//! range, grouped by permission: code (read + execute), then read-only
+//! data (with the GOTs and TLS indexes) and the unwind information of all
+//! the batch's objects followed by one terminator, then read-write data,
+//! thread-local images and zero-fill. Each group starts on a page, so one
+//! protection change per group finalizes the whole batch.
+//!
+//! Then, once the range is allocated, the blocks' bytes are copied in and
+//! the graphs' own symbols get their addresses.
+
+use std::ops::Range;
+
+use crate::link::graph::{Content, Definition, LinkGraph, SectionId, SectionKind};
+use crate::link::{LinkError, LinkErrorKind};
+
+/// Where a graph's thread-local data lies.
+#[derive(Clone, Debug)]
+pub(crate) struct TlsLayout {
+    /// The `.tdata` image, as offsets in the batch's range.
+    pub image: Range<usize>,
+    /// Size and alignment of a thread's block.
+    pub size: usize,
+    pub align: usize,
+}
+
+/// The batch's range, as offsets from its start.
+#[derive(Clone, Debug)]
+pub(crate) struct BatchLayout {
+    /// End of code, start of read-only data (page-aligned).
+    pub readonly_start: usize,
+    /// Start of read-write data (page-aligned).
+    pub data_start: usize,
+    /// The whole range (page-aligned).
+    pub total: usize,
+    /// All the batch's `.eh_frame` blocks, contiguous; a 4-byte zero
+    /// terminator follows.
+    pub eh_frame: Option<Range<usize>>,
+    /// Per graph.
+    pub tls: Vec<Option<TlsLayout>>,
+}
+
+fn too_big(g: &LinkGraph) -> LinkError {
+    LinkError::malformed(&g.name, "sections too large to lay out")
+}
+
+fn align_up(n: usize, align: u64) -> Option<usize> {
+    let align = usize::try_from(align).ok()?;
+    n.checked_next_multiple_of(align.max(1))
+}
+
+fn page_align(n: usize, page: usize) -> Option<usize> {
+    n.checked_next_multiple_of(page)
+}
+
+fn is_c_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
+/// The sections of `kind`, in order; with `__start_`/`__stop_` symbols,
+/// same-named sections adjacent.
+fn sections_of(g: &LinkGraph, kind: SectionKind) -> Vec<SectionId> {
+    let mut v: Vec<SectionId> = (0..g.sections.len() as SectionId)
+        .filter(|&s| g.sections[s as usize].kind == kind)
+        .collect();
+    if g.has_start_stop {
+        v.sort_by_key(|&s| {
+            let n = g.section_name(s);
+            if is_c_identifier(n) {
+                (1, n)
+            } else {
+                (0, "")
+            }
+        });
+    }
+    v
+}
+
+/// Places the blocks of `g`'s sections of `kind` from `cursor` on.
+fn place(g: &mut LinkGraph, kind: SectionKind, cursor: &mut usize) -> Result<(), LinkError> {
+    for s in sections_of(g, kind) {
+        for b in g.sections[s as usize].blocks.clone() {
+            let block = &g.blocks[b as usize];
+            let size = usize::try_from(block.size).map_err(|_| too_big(g))?;
+            let at = align_up(*cursor, block.align).ok_or_else(|| too_big(g))?;
+            *cursor = at.checked_add(size).ok_or_else(|| too_big(g))?;
+            g.blocks[b as usize].addr = at as u64;
+        }
+    }
+    Ok(())
+}
+
+/// Lays the batch out (addresses as offsets from the range's start).
+pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayout, LinkError> {
+    let big = |g: &LinkGraph| too_big(g);
+    let mut cursor = 0usize;
+    for g in graphs.iter_mut() {
+        place(g, SectionKind::Code, &mut cursor)?;
+    }
+    let readonly_start = match graphs.first() {
+        Some(g) => page_align(cursor, page).ok_or_else(|| big(g))?,
+        None => 0,
+    };
+    cursor = readonly_start;
+    for g in graphs.iter_mut() {
+        place(g, SectionKind::ReadOnly, &mut cursor)?;
+    }
+    let eh_start = cursor.next_multiple_of(4);
+    cursor = eh_start;
+    for g in graphs.iter_mut() {
+        place(g, SectionKind::EhFrame, &mut cursor)?;
+    }
+    let mut eh_frame = None;
+    if cursor > eh_start {
+        eh_frame = Some(eh_start..cursor);
+        // The zero terminator of the unwinder's walk.
+        cursor += 4;
+    }
+    let data_start = match graphs.first() {
+        Some(g) => page_align(cursor, page).ok_or_else(|| big(g))?,
+        None => 0,
+    };
+    cursor = data_start;
+    let mut tls = Vec::with_capacity(graphs.len());
+    for g in graphs.iter_mut() {
+        place(g, SectionKind::Data, &mut cursor)?;
+        // `.tdata` placed as it lies in a thread's block (relative to a
+        // start aligned like the block), then `.tbss` continues the block
+        // without memory here.
+        let Some(align) = g.tls_align else {
+            tls.push(None);
+            continue;
+        };
+        cursor = align_up(cursor, align).ok_or_else(|| big(g))?;
+        let start = cursor;
+        place(g, SectionKind::TlsData, &mut cursor)?;
+        let mut size = cursor - start;
+        for s in sections_of(g, SectionKind::TlsData) {
+            for b in g.sections[s as usize].blocks.clone() {
+                let block = &mut g.blocks[b as usize];
+                block.tls_offset = block.addr - start as u64;
+            }
+        }
+        for s in sections_of(g, SectionKind::TlsZero) {
+            for b in g.sections[s as usize].blocks.clone() {
+                let block = &g.blocks[b as usize];
+                let at = align_up(size, block.align).ok_or_else(|| big(g))?;
+                let len = usize::try_from(block.size).map_err(|_| big(g))?;
+                g.blocks[b as usize].tls_offset = at as u64;
+                size = at.checked_add(len).ok_or_else(|| big(g))?;
+            }
+        }
+        tls.push(Some(TlsLayout {
+            image: start..cursor,
+            size,
+            align: usize::try_from(align).map_err(|_| big(g))?,
+        }));
+    }
+    for g in graphs.iter_mut() {
+        place(g, SectionKind::Zero, &mut cursor)?;
+    }
+    let total = match graphs.first() {
+        Some(g) => page_align(cursor, page).ok_or_else(|| big(g))?,
+        None => 0,
+    };
+    Ok(BatchLayout {
+        readonly_start,
+        data_start,
+        total,
+        eh_frame,
+        tls,
+    })
+}
+
+/// Copies every block's bytes into `buf` (the batch's range, at offset 0)
+/// and turns the blocks' offsets into addresses from `base`.
+pub(crate) fn copy_and_rebase(
+    graphs: &mut [LinkGraph],
+    buf: &mut [u8],
+    base: u64,
+) -> Result<(), LinkError> {
+    for g in graphs.iter_mut() {
+        for k in 0..g.blocks.len() {
+            let block = &g.blocks[k];
+            let kind = g.sections[block.section as usize].kind;
+            if kind != SectionKind::TlsZero && !matches!(block.content, Content::Zero) {
+                let src = g.block_content(block);
+                let at = block.addr as usize;
+                let dst = buf
+                    .get_mut(at..at + src.len())
+                    .ok_or_else(|| LinkError::new(LinkErrorKind::Internal, "layout overflow"))?;
+                dst.copy_from_slice(src);
+            }
+            if kind != SectionKind::TlsZero {
+                g.blocks[k].addr += base;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gives the graph's own symbols their values: addresses for definitions
+/// in blocks, offsets in the thread-local block for TLS ones, the GOT base,
+/// `__start_`/`__stop_` bounds.
+pub(crate) fn assign_addresses(g: &mut LinkGraph) {
+    let got_base = g
+        .got
+        .and_then(|s| g.sections.get(s as usize))
+        .and_then(|s| g.blocks.get(s.blocks.start as usize))
+        .map_or(0, |b| b.addr);
+    for k in 0..g.symbols.len() {
+        let value = match g.symbols[k].definition {
+            Definition::Block { block, offset } => {
+                g.blocks[block as usize].addr.wrapping_add(offset)
+            }
+            Definition::Tls { block, offset } => {
+                g.blocks[block as usize].tls_offset.wrapping_add(offset)
+            }
+            Definition::Absolute(v) => v,
+            Definition::GotBase => got_base,
+            Definition::SectionStart(s) | Definition::SectionStop(s) => {
+                let name = g.section_name(s);
+                let start = matches!(g.symbols[k].definition, Definition::SectionStart(_));
+                let same = (0..g.sections.len() as SectionId)
+                    .filter(|&t| g.section_name(t) == name)
+                    .flat_map(|t| g.sections[t as usize].blocks.clone())
+                    .map(|b| &g.blocks[b as usize]);
+                if start {
+                    same.map(|b| b.addr).min().unwrap_or(0)
+                } else {
+                    same.map(|b| b.addr + b.size).max().unwrap_or(0)
+                }
+            }
+            Definition::Null
+            | Definition::External(_)
+            | Definition::DiscardedLocal
+            | Definition::Unloaded => 0,
+        };
+        g.symbols[k].value = value;
+    }
+}

@@ -1,0 +1,204 @@
+//! The table pass: after a format built a graph, make the blocks its edges
+//! need that the object does not carry: GOT entries (a pointer to the
+//! target, itself an edge), stubs for calls that may not reach their
+//! target (a jump through the GOT entry), TLS indexes (`{module, offset}`
+//! pairs for general-dynamic accesses, one `{module, 0}` for local-dynamic
+//! ones) and the `atexit` thunk. The contents come from the architecture;
+//! the pass itself knows no format and no instruction set.
+
+use crate::link::arch::{self, Formula};
+use crate::link::graph::{Builtin, Definition, Edge, LinkGraph, SectionKind, SymbolId};
+use crate::link::platform;
+use crate::link::LinkError;
+
+/// Adds the GOT, stubs, TLS indexes and the `atexit` thunk `g` needs.
+pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
+    let nsym = g.symbols.len();
+    let mut wants_got = vec![false; nsym];
+    let mut wants_index = vec![false; nsym];
+    let mut got_order: Vec<SymbolId> = Vec::new();
+    let mut index_order: Vec<SymbolId> = Vec::new();
+    let mut needs_module_index = false;
+    let want = |flags: &mut Vec<bool>, order: &mut Vec<SymbolId>, s: SymbolId| {
+        if let Some(f) = flags.get_mut(s as usize) {
+            if !*f {
+                *f = true;
+                order.push(s);
+            }
+        }
+    };
+    for e in &g.edges {
+        let f = e.kind.formula;
+        g.needs_got_base |= f.needs_got_base();
+        if f.needs_got_entry() {
+            want(&mut wants_got, &mut got_order, e.target);
+        }
+        match f {
+            Formula::TlsIndexRelative => want(&mut wants_index, &mut index_order, e.target),
+            Formula::TlsModuleIndexRelative => needs_module_index = true,
+            _ => {}
+        }
+    }
+    // A thread-local definition's address, for the ORC model and other
+    // objects, is its TLS index.
+    for gl in &g.globals {
+        if matches!(
+            g.symbols[gl.symbol as usize].definition,
+            Definition::Tls { .. }
+        ) {
+            want(&mut wants_index, &mut index_order, gl.symbol);
+        }
+    }
+    let mut stubs: Vec<SymbolId> = Vec::new();
+    let mut wants_stub = vec![false; nsym];
+    for &s in &std::mem::take(&mut g.wants_stub) {
+        want(&mut wants_stub, &mut stubs, s);
+        want(&mut wants_got, &mut got_order, s);
+    }
+    // `atexit` is the object's own thunk, which jumps to the platform's
+    // `__cxa_atexit` through a GOT entry.
+    let atexit = g
+        .externals
+        .iter()
+        .any(|x| x.builtin == Some(Builtin::Atexit));
+    let mut cxa_atexit = None;
+    if atexit {
+        g.ensure_dso_handle();
+        let s = g.symbols.len() as SymbolId;
+        let mut sym = crate::link::graph::Symbol::new(
+            crate::link::graph::Name::Linker("__cxa_atexit (linker)"),
+            Definition::Absolute(platform::builtin_address(Builtin::CxaAtexit)),
+            0,
+        );
+        sym.size = 0;
+        g.symbols.push(sym);
+        got_order.push(s);
+        cxa_atexit = Some(s);
+    }
+
+    // The GOT: one pointer per entry (at least one when its base is used).
+    if !got_order.is_empty() || g.needs_got_base {
+        let n = got_order.len().max(1);
+        let zeros = vec![[0u8; 8]; n];
+        let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
+        let sec = g.add_linker_section(".got", SectionKind::ReadOnly, 8, &contents);
+        g.got = Some(sec);
+        let first = g.sections[sec as usize].blocks.start;
+        for (k, &target) in got_order.iter().enumerate() {
+            let block = first + k as u32;
+            let entry = g.add_block_symbol("GOT entry", block, 0);
+            g.symbols[target as usize].got = Some(entry);
+            g.push_edge(
+                block,
+                Edge {
+                    offset: 0,
+                    kind: &arch::POINTER64,
+                    target,
+                    addend: 0,
+                },
+            );
+        }
+    }
+
+    // Stubs: a jump through the target's GOT entry.
+    if !stubs.is_empty() {
+        let (bytes, at, kind, addend) = g.arch.stub();
+        let contents = vec![bytes; stubs.len()];
+        let sec = g.add_linker_section(".stubs", SectionKind::Code, 16, &contents);
+        let first = g.sections[sec as usize].blocks.start;
+        for (k, &target) in stubs.iter().enumerate() {
+            let block = first + k as u32;
+            let stub = g.add_block_symbol("stub", block, 0);
+            let Some(entry) = g.symbols[target as usize].got else {
+                return Err(internal("stub without a GOT entry"));
+            };
+            g.symbols[target as usize].stub = Some(stub);
+            g.push_edge(
+                block,
+                Edge {
+                    offset: at,
+                    kind,
+                    target: entry,
+                    addend,
+                },
+            );
+        }
+    }
+
+    if let Some(cxa) = cxa_atexit {
+        let thunk = g.arch.atexit_thunk();
+        let sec = g.add_linker_section(".atexit", SectionKind::Code, 16, &[thunk.bytes]);
+        let block = g.sections[sec as usize].blocks.start;
+        let sym = g.add_block_symbol("atexit (thunk)", block, 0);
+        g.atexit_thunk = Some(sym);
+        let (own, _) = g.ensure_dso_handle();
+        let Some(slot) = g.symbols[cxa as usize].got else {
+            return Err(internal("atexit thunk without a GOT entry"));
+        };
+        for (offset, kind, addend, target) in [
+            (thunk.dso_edge.0, thunk.dso_edge.1, thunk.dso_edge.2, own),
+            (
+                thunk.slot_edge.0,
+                thunk.slot_edge.1,
+                thunk.slot_edge.2,
+                slot,
+            ),
+        ] {
+            g.push_edge(
+                block,
+                Edge {
+                    offset,
+                    kind,
+                    target,
+                    addend,
+                },
+            );
+        }
+    }
+
+    // TLS indexes: `{module, offset}` per symbol, `{module, 0}` for the
+    // object's local-dynamic sequences.
+    let count = index_order.len() + usize::from(needs_module_index);
+    if count > 0 {
+        let zeros = vec![[0u8; 16]; count];
+        let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
+        let sec = g.add_linker_section(".tls_index", SectionKind::ReadOnly, 16, &contents);
+        g.tls_indexes = Some(sec);
+        let first = g.sections[sec as usize].blocks.start;
+        for (k, &target) in index_order.iter().enumerate() {
+            let block = first + k as u32;
+            let index = g.add_block_symbol("TLS index", block, 0);
+            g.symbols[target as usize].tls_index = Some(index);
+            for (offset, kind) in [(0, &arch::TLS_MODULE_ID), (8, &arch::TLS_OFFSET64)] {
+                g.push_edge(
+                    block,
+                    Edge {
+                        offset,
+                        kind,
+                        target,
+                        addend: 0,
+                    },
+                );
+            }
+        }
+        if needs_module_index {
+            let block = first + index_order.len() as u32;
+            let index = g.add_block_symbol("TLS module index", block, 0);
+            g.module_index = Some(index);
+            g.push_edge(
+                block,
+                Edge {
+                    offset: 0,
+                    kind: &arch::TLS_MODULE_ID,
+                    target: index,
+                    addend: 0,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn internal(what: &str) -> LinkError {
+    LinkError::new(crate::link::LinkErrorKind::Internal, what)
+}

@@ -1,0 +1,12 @@
+//! Linux with glibc: `mmap`/`mprotect` memory near the C library,
+//! `__register_frame` unwind registration, the TLS runtime behind the
+//! linker's own `__tls_get_addr`, destructor registries, and `dlsym`.
+
+pub(crate) mod atexit;
+pub(crate) mod eh_frame;
+pub mod host;
+pub(crate) mod memory;
+pub(crate) mod thread_atexit;
+pub(crate) mod tls;
+
+pub(crate) use eh_frame::validate as validate_eh_frame;

@@ -1,0 +1,46 @@
+//! What the host operating system provides, behind one seam: memory
+//! (reservation, page size, protections), unwind registration, the
+//! thread-local storage runtime for JIT modules, destructor registration
+//! (`__cxa_atexit`, `atexit`, `__cxa_thread_atexit`) for JIT code, and
+//! host symbol lookup. The rest of the linker calls only what this module
+//! exports; the unsafe code these need lives in the platform's files, each
+//! block with its own `// SAFETY:`.
+//!
+//! Linux with glibc is the one platform today (`linux/`).
+
+mod linux;
+
+pub use linux::host;
+pub use linux::memory::JitMemory;
+pub(crate) use linux::{
+    atexit, eh_frame::EhFrameRegistration, memory, thread_atexit, tls, validate_eh_frame,
+};
+
+use super::graph::Builtin;
+
+/// The system's page size (from `sysconf`), read once.
+pub(crate) fn page_size() -> usize {
+    linux::memory::page_size()
+}
+
+/// The address of a function the linker provides to JIT code (`atexit`
+/// is per object: its thunk).
+pub(crate) fn builtin_address(b: Builtin) -> u64 {
+    match b {
+        Builtin::TlsGetAddr => tls::tls_get_addr_address(),
+        Builtin::CxaAtexit => atexit::cxa_atexit_address(),
+        Builtin::CxaThreadAtexit => thread_atexit::address(),
+        Builtin::Atexit => 0,
+    }
+}
+
+/// Whether `addr` is a TLS index of a JIT module (what a JIT object's
+/// thread-local symbol resolves to for other objects).
+pub(crate) fn is_jit_tls_index(addr: u64) -> bool {
+    tls::is_jit_descriptor(addr)
+}
+
+/// The module id and offset of the host's thread-local variable at `addr`.
+pub(crate) fn host_tls_index(addr: u64) -> Option<(u64, u64)> {
+    tls::host_tls_index(addr)
+}
