@@ -11,9 +11,6 @@
 // The default reservation: 1 GiB.
 #define JitMemory_DEFAULT_RESERVE (1 << 30)
 
-// Size of one stub.
-#define STUB_SIZE 8
-
 // Error codes. Values are part of the ABI and never renumbered.
 typedef enum {
   JITRT_OK = 0,
