@@ -14,10 +14,12 @@
 //! Externals not defined in the dylib's search order resolve from the host
 //! process (`dlsym`) last, as the system linker resolves against libc.
 
+use super::batch::PreparedBatch;
+use super::format::{build_graph, Choices, Diagnostics};
+use super::graph::LinkGraph;
 use super::host::HostSymbolGenerator;
 use super::{
     scan_object, Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId, ObjectBytes,
-    PreparedObject,
 };
 use crate::orc::{
     DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib,
@@ -283,8 +285,55 @@ impl ObjectLinkingLayer {
         tracker.dylib().add_generator(generator)
     }
 
-    /// Links one object for `mr` (phases in the module docs).
-    fn materialize_object(self: Arc<Self>, unit: ObjectUnit, mr: MaterializationResponsibility) {
+    /// Links the objects one lookup pulled in: their graphs are built, and
+    /// those of each tracker linked as one batch (phases in the module
+    /// docs).
+    fn materialize_objects(
+        self: Arc<Self>,
+        units: Vec<(ObjectUnit, MaterializationResponsibility)>,
+    ) {
+        let mut groups: Vec<(ResourceKey, Vec<Member>)> = Vec::new();
+        for (unit, mr) in units {
+            let Ok(key) = mr.with_resource_key_do(|k| k) else {
+                mr.fail();
+                continue;
+            };
+            let member = match self.build_member(unit, &mr) {
+                Ok(m) => m,
+                Err(e) => {
+                    fail(mr, e);
+                    continue;
+                }
+            };
+            let member = Member {
+                mr,
+                graph: member.graph,
+                uses: member.uses,
+                object_id: member.object_id,
+                owns_groups: member.owns_groups,
+                commons: member.commons,
+                name: member.name,
+                externals: Vec::new(),
+            };
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, g)) => g.push(member),
+                None => groups.push((key, vec![member])),
+            }
+        }
+        for (_, members) in groups {
+            self.clone().link_group(members);
+        }
+    }
+
+    /// Builds an object's graph: its COMDAT groups (kept when it owns
+    /// them), its definitions (those its responsibility covers) and the
+    /// sizes of the COMMON symbols it keeps. The member's `mr` is filled
+    /// in by the caller.
+    fn build_member(
+        &self,
+        unit: ObjectUnit,
+        mr: &MaterializationResponsibility,
+    ) -> Result<MemberParts> {
         let dylib = mr.dylib().clone();
         let mine: FxHashSet<&str> = mr.symbols().iter().map(|(n, _)| n.as_str()).collect();
         let mut uses: Vec<(u64, Arc<ComdatOwner>)> = Vec::new();
@@ -328,131 +377,235 @@ impl ObjectLinkingLayer {
             kept_commons.borrow_mut().push(key);
             size
         };
-        let prepared = match PreparedObject::prepare_with(
-            &self.memory,
+        let choices = Choices {
+            discarded: &discarded,
+            common_size: &common_size,
+        };
+        let graph = build_graph(
             &unit.name,
             &unit.bytes,
-            &discarded,
-            &common_size,
-        ) {
-            Ok(p) => p,
-            Err(e) => return fail(mr, e.into()),
-        };
+            &choices,
+            &mut Diagnostics::strict(),
+        )?;
         let owns_groups = !owned_groups.is_empty();
-        let object_id = unit.id;
-        let resolved: Vec<(SymbolName, u64)> = prepared
-            .defined_addresses()
-            .filter(|(name, _, _)| mine.contains(name))
-            .map(|(name, addr, _)| (SymbolName::intern(name), addr))
-            .collect();
         drop((mine, owned_groups, groups));
-        if let Err(e) = mr.notify_resolved(&resolved) {
-            return fail(mr, e);
-        }
+        Ok(MemberParts {
+            graph: Some(graph),
+            uses,
+            object_id: unit.id,
+            owns_groups,
+            commons: kept_commons.into_inner(),
+            name: unit.name,
+        })
+    }
 
-        let (externals, weak): (Vec<(SymbolName, SymbolLookupFlags)>, Vec<bool>) = prepared
-            .externals()
-            .map(|(n, w)| {
-                (
-                    (SymbolName::intern(n), SymbolLookupFlags::WeaklyReferenced),
-                    w,
-                )
-            })
-            .unzip();
+    /// Lays out and allocates a tracker's objects as one batch, notifies
+    /// their addresses resolved, then looks up all their externals at once
+    /// (waiting only for *resolved*) and links them.
+    fn link_group(self: Arc<Self>, mut members: Vec<Member>) {
+        let graphs: Vec<LinkGraph> = members.iter_mut().filter_map(|m| m.graph.take()).collect();
+        let batch = match PreparedBatch::new(&self.memory, graphs) {
+            Ok(b) => b,
+            Err(e) => {
+                let e: Error = e.into();
+                for m in members {
+                    fail(m.mr, e.clone());
+                }
+                return;
+            }
+        };
+        let mut alive = vec![true; members.len()];
+        for (i, m) in members.iter().enumerate() {
+            let mine: FxHashSet<&str> = m.mr.symbols().iter().map(|(n, _)| n.as_str()).collect();
+            let resolved: Vec<(SymbolName, u64)> = batch
+                .defined_addresses(i)
+                .filter(|(name, _, _)| mine.contains(name))
+                .map(|(name, addr, _)| (SymbolName::intern(name), addr))
+                .collect();
+            if let Err(e) = m.mr.notify_resolved(&resolved) {
+                alive[i] = false;
+                m.mr.report(&e);
+            }
+        }
+        // The batch's externals, each name once; per object, where each of
+        // its externals is in that list.
+        let mut names: Vec<SymbolName> = Vec::new();
+        let mut index: FxHashMap<SymbolName, usize> = FxHashMap::default();
+        for (i, m) in members.iter_mut().enumerate() {
+            for (n, weak) in batch.externals(i) {
+                let name = SymbolName::intern(n);
+                let k = *index.entry(name.clone()).or_insert_with(|| {
+                    names.push(name.clone());
+                    names.len() - 1
+                });
+                m.externals.push((k, weak));
+            }
+        }
+        let Some(first) = members.first() else {
+            return;
+        };
+        let dylib = first.mr.dylib().clone();
         let order = match dylib.search_order() {
             Ok(o) => o,
-            Err(e) => return fail(mr, e),
+            Err(e) => {
+                for m in members {
+                    fail(m.mr, e.clone());
+                }
+                return;
+            }
         };
         let Some(session) = dylib.session() else {
-            return fail(
-                mr,
-                Error::new(ErrorCode::SessionEnded, "the session has ended"),
-            );
+            for m in members {
+                fail(
+                    m.mr,
+                    Error::new(ErrorCode::SessionEnded, "the session has ended"),
+                );
+            }
+            return;
         };
-        let names: Vec<SymbolName> = externals.iter().map(|(n, _)| n.clone()).collect();
-        let commons = kept_commons.into_inner();
-        let ctx = LinkContext {
-            order: order.clone(),
+        let lookup: Vec<(SymbolName, SymbolLookupFlags)> = names
+            .iter()
+            .map(|n| (n.clone(), SymbolLookupFlags::WeaklyReferenced))
+            .collect();
+        let group = Group {
+            batch,
+            members,
+            alive,
             names,
-            weak,
-            uses,
-            object_id,
-            owns_groups,
-            commons,
+            order: order.clone(),
         };
         session.lookup_async(
             order,
-            externals,
+            lookup,
             SymbolState::Resolved,
-            Box::new(move |result| {
-                let addresses = match result {
-                    Ok(a) => a,
-                    Err(e) => {
-                        let e = e.context(format!("linking {}", prepared.name()));
-                        return fail(mr, e);
-                    }
-                };
-                self.finish(prepared, mr, ctx, addresses);
-            }),
+            Box::new(move |result| self.finish(group, result)),
         );
     }
 
-    /// Fixes the object up once its externals have addresses, records it
-    /// and emits it.
-    fn finish(
-        self: Arc<Self>,
-        prepared: PreparedObject,
-        mr: MaterializationResponsibility,
-        ctx: LinkContext,
-        addresses: Vec<u64>,
-    ) {
-        let LinkContext {
-            order,
+    /// Links a batch once its externals have addresses, records its
+    /// objects and emits them.
+    fn finish(self: Arc<Self>, group: Group, result: Result<Vec<u64>>) {
+        let Group {
+            batch,
+            members,
+            mut alive,
             names,
-            weak,
+            order,
+        } = group;
+        let mut addresses = match result {
+            Ok(a) => a,
+            Err(e) => {
+                for (m, alive) in members.into_iter().zip(alive) {
+                    if alive {
+                        let e = e.clone().context(format!("linking {}", m.name));
+                        fail(m.mr, e);
+                    } else {
+                        m.mr.fail();
+                    }
+                }
+                return;
+            }
+        };
+        // What the JIT dylibs do not define comes from the host.
+        for (name, addr) in names.iter().zip(addresses.iter_mut()) {
+            if *addr == 0 {
+                if let Some(a) = self.host.address_of(name) {
+                    *addr = a;
+                }
+            }
+        }
+        let mut failures: Vec<Option<Error>> = vec![None; members.len()];
+        for (i, m) in members.iter().enumerate() {
+            let missing: Vec<&str> = m
+                .externals
+                .iter()
+                .filter(|&&(k, weak)| !weak && addresses[k] == 0)
+                .map(|&(k, _)| names[k].as_str())
+                .collect();
+            if alive[i] && !missing.is_empty() {
+                alive[i] = false;
+                failures[i] = Some(Error::new(
+                    ErrorCode::SymbolNotFound,
+                    format!(
+                        "{}: undefined symbol{} {} (not defined in dylib {}, its link order, or the host process)",
+                        m.name,
+                        if missing.len() > 1 { "s" } else { "" },
+                        missing.join(", "),
+                        m.mr.dylib().name()
+                    ),
+                ));
+            }
+        }
+        let resolve = |i: usize, j: usize, _: &str| -> Option<u64> {
+            if !alive[i] {
+                return None;
+            }
+            let (k, _) = *members[i].externals.get(j)?;
+            let a = addresses[k];
+            (a != 0).then_some(a)
+        };
+        let results = match batch.link(&resolve) {
+            Ok(r) => r,
+            Err(e) => {
+                let e: Error = e.into();
+                for (m, alive) in members.into_iter().zip(alive) {
+                    if alive {
+                        fail(m.mr, e.clone());
+                    } else {
+                        m.mr.fail();
+                    }
+                }
+                return;
+            }
+        };
+        for (((m, result), alive), failure) in
+            members.into_iter().zip(results).zip(alive).zip(failures)
+        {
+            if let Some(e) = failure {
+                fail(m.mr, e);
+                continue;
+            }
+            if !alive {
+                m.mr.fail();
+                continue;
+            }
+            match result {
+                Ok(linked) => {
+                    let deps: Vec<SymbolName> =
+                        m.externals.iter().map(|&(k, _)| names[k].clone()).collect();
+                    self.emit(m, Arc::new(linked), &order, &deps);
+                }
+                Err(e) => fail(m.mr, e.into()),
+            }
+        }
+    }
+
+    /// Records a linked object under the tracker that owns it and emits
+    /// it, with the JIT symbols it uses as dependencies and its
+    /// initializers as the hook that runs before its symbols are ready.
+    fn emit(
+        &self,
+        m: Member,
+        linked: Arc<LinkedObject>,
+        order: &[(Arc<JITDylib>, crate::orc::LookupFlags)],
+        deps: &[SymbolName],
+    ) {
+        let Member {
+            mr,
             uses,
             object_id,
             owns_groups,
             commons,
-        } = ctx;
-        // Addresses in the order of the object's externals; what the JIT
-        // dylibs do not define comes from the host.
-        let mut resolved = addresses;
-        let mut missing = Vec::new();
-        for ((name, addr), weak) in names.iter().zip(resolved.iter_mut()).zip(&weak) {
-            if *addr == 0 {
-                match self.host.address_of(name) {
-                    Some(a) => *addr = a,
-                    None if *weak => {}
-                    None => missing.push(name.as_str()),
-                }
-            }
-        }
-        if !missing.is_empty() {
-            let e = Error::new(
-                ErrorCode::SymbolNotFound,
-                format!(
-                    "{}: undefined symbol{} {} (not defined in dylib {}, its link order, or the host process)",
-                    prepared.name(),
-                    if missing.len() > 1 { "s" } else { "" },
-                    missing.join(", "),
-                    mr.dylib().name()
-                ),
-            );
-            return fail(mr, e);
-        }
-        let name = prepared.name().to_string();
-        let linked = match prepared.link_indexed(&|i, _| resolved.get(i).copied()) {
-            Ok(l) => Arc::new(l),
-            Err(e) => return fail(mr, e.into()),
-        };
+            name,
+            ..
+        } = m;
         let use_ids: Vec<u64> = uses.iter().map(|(id, _)| *id).collect();
         for (_, owner) in uses {
             linked.keep_alive(owner);
         }
         // Record it under the tracker that owns the unit now, atomically
         // with respect to remove and transfer; if that tracker is gone the
-        // object is dropped here (its pages return).
+        // object is dropped here (its pages return with its batch's).
         let id = object_id;
         let recorded = mr.with_resource_key_do(|key| {
             let mut st = self.state.lock();
@@ -490,9 +643,9 @@ impl ObjectLinkingLayer {
             linked.run_initializers();
             None
         };
-        if let Err(e) = mr.notify_emitted_searching(&order, &names, hook) {
+        if let Err(e) = mr.notify_emitted_searching(order, deps, hook) {
             if e.code() != ErrorCode::TrackerDefunct {
-                if let Some(s) = linked_session(&order) {
+                if let Some(s) = linked_session(order) {
                     s.report_error(&e.context(format!("emitting {name}")));
                 }
             }
@@ -500,17 +653,40 @@ impl ObjectLinkingLayer {
     }
 }
 
-/// What [`ObjectLinkingLayer::finish`] needs besides the object.
-struct LinkContext {
-    order: Vec<(Arc<JITDylib>, crate::orc::LookupFlags)>,
-    names: Vec<SymbolName>,
-    weak: Vec<bool>,
+/// What [`ObjectLinkingLayer::build_member`] learns about an object.
+struct MemberParts {
+    graph: Option<LinkGraph>,
     /// The owners of the COMDAT groups it dropped.
     uses: Vec<(u64, Arc<ComdatOwner>)>,
     object_id: u64,
     owns_groups: bool,
     /// The COMMON definitions this object keeps.
     commons: Vec<(u32, String)>,
+    name: String,
+}
+
+/// An object of a batch.
+struct Member {
+    mr: MaterializationResponsibility,
+    graph: Option<LinkGraph>,
+    uses: Vec<(u64, Arc<ComdatOwner>)>,
+    object_id: u64,
+    owns_groups: bool,
+    commons: Vec<(u32, String)>,
+    name: String,
+    /// Its externals: index in the batch's list, and whether weak.
+    externals: Vec<(usize, bool)>,
+}
+
+/// A batch waiting for its externals.
+struct Group {
+    batch: PreparedBatch,
+    members: Vec<Member>,
+    /// Members still to be linked (not failed on the way).
+    alive: Vec<bool>,
+    /// The batch's externals, each once.
+    names: Vec<SymbolName>,
+    order: Vec<(Arc<JITDylib>, crate::orc::LookupFlags)>,
 }
 
 fn linked_session(order: &[(Arc<JITDylib>, crate::orc::LookupFlags)]) -> Option<Session> {
@@ -631,7 +807,31 @@ impl MaterializationUnit for ObjectUnit {
     }
     fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
         let layer = self.layer.clone();
-        layer.materialize_object(*self, mr);
+        layer.materialize_objects(vec![(*self, mr)]);
+    }
+    /// Objects of one layer link together: one allocation, one set of
+    /// protection changes and one unwind registration per tracker.
+    fn batch_key(&self) -> Option<usize> {
+        Some(Arc::as_ptr(&self.layer) as usize)
+    }
+    fn materialize_batch(
+        self: Box<Self>,
+        mr: MaterializationResponsibility,
+        others: Vec<(Box<dyn MaterializationUnit>, MaterializationResponsibility)>,
+    ) {
+        let layer = self.layer.clone();
+        let mut units = vec![(*self, mr)];
+        for (mu, mr) in others {
+            let any: Box<dyn std::any::Any + Send> = mu;
+            match any.downcast::<ObjectUnit>() {
+                Ok(u) => units.push((*u, mr)),
+                // Same key, other type: not one of ours (cannot happen:
+                // the key is this layer's address); fail it rather than
+                // leave its symbols materializing forever.
+                Err(_) => mr.fail(),
+            }
+        }
+        layer.materialize_objects(units);
     }
     fn discard(&mut self, _dylib: &JITDylib, name: &SymbolName) {
         self.symbols.retain(|(n, _)| n != name);

@@ -267,6 +267,10 @@ impl SessionInner {
         let Some(me) = self.weak_self.upgrade() else {
             return;
         };
+        // Units that batch together (same key) run as one task, in the
+        // order they were taken out.
+        type Batch = Vec<(Box<dyn MaterializationUnit>, MaterializationResponsibility)>;
+        let mut batches: Vec<(usize, Batch)> = Vec::new();
         for m in materialize {
             let mr = MaterializationResponsibility::new(
                 me.clone(),
@@ -276,8 +280,20 @@ impl SessionInner {
                 m.requested,
             );
             let mu = m.mu;
+            match mu.batch_key() {
+                Some(key) => match batches.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, b)) => b.push((mu, mr)),
+                    None => batches.push((key, vec![(mu, mr)])),
+                },
+                None => self
+                    .dispatcher
+                    .dispatch(Box::new(move || mu.materialize(mr))),
+            }
+        }
+        for (_, mut batch) in batches {
+            let (mu, mr) = batch.remove(0);
             self.dispatcher
-                .dispatch(Box::new(move || mu.materialize(mr)));
+                .dispatch(Box::new(move || mu.materialize_batch(mr, batch)));
         }
     }
 

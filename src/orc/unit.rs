@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// `MaterializationUnit`. Its symbols are defined in a dylib when it is
 /// added; `materialize` runs (at most once) when a lookup first needs one of
 /// them.
-pub trait MaterializationUnit: Send {
+pub trait MaterializationUnit: std::any::Any + Send {
     /// A name for messages.
     fn name(&self) -> &str;
 
@@ -28,6 +28,29 @@ pub trait MaterializationUnit: Send {
     /// must not be emitted. Called under the session lock: it must not call
     /// back into the session.
     fn discard(&mut self, _dylib: &JITDylib, _name: &SymbolName) {}
+
+    /// Units that are better materialized together (an object linker
+    /// links the objects one lookup pulls in as one batch) return the same
+    /// key: the units of one lookup with equal keys are handed to the first
+    /// one's [`MaterializationUnit::materialize_batch`]. `None` (the
+    /// default): materialized alone.
+    fn batch_key(&self) -> Option<usize> {
+        None
+    }
+
+    /// Materializes this unit and `others` (units with the same
+    /// [`MaterializationUnit::batch_key`], each with its responsibility).
+    /// The default materializes each alone.
+    fn materialize_batch(
+        self: Box<Self>,
+        mr: MaterializationResponsibility,
+        others: Vec<(Box<dyn MaterializationUnit>, MaterializationResponsibility)>,
+    ) {
+        self.materialize(mr);
+        for (mu, mr) in others {
+            mu.materialize(mr);
+        }
+    }
 }
 
 /// Defines symbols at fixed addresses (ORC's `absoluteSymbols`).
