@@ -131,7 +131,7 @@ impl Kind {
         match self {
             Kind::Program(Program::Sqlite) => c"sqlite3_libversion",
             Kind::Program(Program::Lua) => c"luaL_newstate",
-            Kind::Program(Program::Zlib) => c"zlibVersion",
+            Kind::Program(Program::Zlib) => c"compress2",
             Kind::Small => c"jitrt_bench_small",
         }
     }
@@ -233,10 +233,14 @@ impl Case {
             if n == 1 { "" } else { "s" },
             self.total_bytes() as f64 / 1e6,
             self.entry.to_string_lossy(),
-            if self.kind == Kind::Program(Program::Lua) {
-                " (call = luaL_newstate + lookup of lua_close + lua_close)"
-            } else {
-                ""
+            match self.kind {
+                Kind::Program(Program::Lua) => {
+                    " (call = luaL_newstate + lookup of lua_close + lua_close)"
+                }
+                Kind::Program(Program::Zlib) => {
+                    " (call = compress2 + lookup of uncompress + uncompress)"
+                }
+                _ => "",
             }
         )
     }
@@ -288,12 +292,42 @@ unsafe fn call_entry(
     };
     match program {
         Program::Zlib => {
-            let f: unsafe extern "C" fn() -> *const c_char = std::mem::transmute(entry as usize);
-            let v = f();
-            if v.is_null() || !CStr::from_ptr(v).to_bytes().starts_with(b"1.") {
-                return Err("zlibVersion returned no version".into());
+            // compress2(dest, &dest_len, source, source_len, level), then
+            // uncompress (looked up, as Lua's lua_close is) and compare.
+            type Compress = unsafe extern "C" fn(
+                *mut u8,
+                *mut std::ffi::c_ulong,
+                *const u8,
+                std::ffi::c_ulong,
+                c_int,
+            ) -> c_int;
+            type Uncompress = unsafe extern "C" fn(
+                *mut u8,
+                *mut std::ffi::c_ulong,
+                *const u8,
+                std::ffi::c_ulong,
+            ) -> c_int;
+            let input = [b"libjitrt links zlib; ".as_slice(); 8].concat();
+            let mut packed = [0u8; 512];
+            let mut packed_len = packed.len() as std::ffi::c_ulong;
+            let compress: Compress = std::mem::transmute(entry as usize);
+            let rc = compress(
+                packed.as_mut_ptr(),
+                &mut packed_len,
+                input.as_ptr(),
+                input.len() as _,
+                6,
+            );
+            if rc != 0 {
+                return Err(format!("compress2 returned {rc}"));
             }
-            black_box(v);
+            let uncompress: Uncompress = std::mem::transmute(lookup(c"uncompress")? as usize);
+            let mut out = [0u8; 512];
+            let mut out_len = out.len() as std::ffi::c_ulong;
+            let rc = uncompress(out.as_mut_ptr(), &mut out_len, packed.as_ptr(), packed_len);
+            if rc != 0 || out[..out_len as usize] != input[..] {
+                return Err(format!("uncompress returned {rc} or other bytes"));
+            }
         }
         Program::Sqlite => {
             let f: unsafe extern "C" fn() -> *const c_char = std::mem::transmute(entry as usize);
@@ -761,13 +795,14 @@ fn orc_measure(
     let out_path = run_dir.join(format!("link-bench-orc-{}.out", std::process::id()));
     let err_path = run_dir.join(format!("link-bench-orc-{}.err", std::process::id()));
     let exe = std::env::current_exe().unwrap();
+    let objects = orc_objects(case);
     let mut child = Command::new(exe)
         .arg(ORC_CHILD)
         .arg(case.kind.name())
         .arg(min.to_string())
         .arg(max.to_string())
         .arg(budget.as_millis().to_string())
-        .args(&case.objects)
+        .args(&objects)
         .stdin(Stdio::null())
         .stdout(fs::File::create(&out_path).unwrap())
         .stderr(fs::File::create(&err_path).unwrap())
@@ -830,6 +865,59 @@ fn orc_measure(
         Some(r) => format!("{how}: {r}"),
         None => how,
     })
+}
+
+/// The objects ORC links: the case's own, except that an object with
+/// `STV_INTERNAL` symbols (gcc's Lua has 493) is replaced by a copy where
+/// they are `STV_HIDDEN`, which JITLink 19 rejects otherwise
+/// ("Unrecognized symbol visibility 1"); inside one JIT dylib both mean
+/// the same (not exported).
+fn orc_objects(case: &Case) -> Vec<PathBuf> {
+    let dir = corpus::cache_root()
+        .join("orc-objects")
+        .join(case.kind.name());
+    case.objects
+        .iter()
+        .zip(&case.bytes)
+        .map(|(path, bytes)| match internal_as_hidden(bytes) {
+            None => path.clone(),
+            Some(patched) => {
+                fs::create_dir_all(&dir).unwrap();
+                let out = dir.join(path.file_name().unwrap());
+                if fs::read(&out).ok().as_deref() != Some(&patched[..]) {
+                    let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
+                    fs::write(&tmp, &patched).unwrap();
+                    fs::rename(&tmp, &out).unwrap();
+                }
+                out
+            }
+        })
+        .collect()
+}
+
+/// A copy of an ELF64 object with its `STV_INTERNAL` symbols made
+/// `STV_HIDDEN`, or `None` if it has none.
+fn internal_as_hidden(bytes: &[u8]) -> Option<Vec<u8>> {
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap()) as usize;
+    let (shoff, entsize, num) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+    let mut out: Option<Vec<u8>> = None;
+    for i in 0..num {
+        let h = shoff + i * entsize;
+        // SHT_SYMTAB
+        if u32::from_le_bytes(bytes[h + 4..h + 8].try_into().unwrap()) != 2 {
+            continue;
+        }
+        let (off, size) = (u64_at(h + 0x18), u64_at(h + 0x20));
+        for k in 0..size / 24 {
+            let other = off + k * 24 + 5;
+            if bytes[other] & 3 == 1 {
+                let o = out.get_or_insert_with(|| bytes.to_vec());
+                o[other] = (o[other] & !3) | 2;
+            }
+        }
+    }
+    out
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -1342,6 +1430,9 @@ fn bench_program(
         Some(Ok((ob, of))) => {
             row("LLVM ORC (bytes)", ob, us);
             row("LLVM ORC (file)", of, us);
+            if case.bytes.iter().any(|b| internal_as_hidden(b).is_some()) {
+                println!("  (ORC links copies with STV_INTERNAL symbols made STV_HIDDEN: JITLink 19 rejects internal)");
+            }
         }
         Some(Err(reason)) => println!("  {:<24} failed: {reason}", "LLVM ORC"),
         None => println!("  LLVM ORC: not installed (apt-get install llvm-19-dev)"),
