@@ -1,7 +1,7 @@
-//! Link benchmarks: a small one-function module, SQLite (one ~1.4 MB
-//! object), Lua (33 objects) and zlib (15 objects), built by
-//! `gcc -O2 -fPIC` (the corpus programs from their source crates), loaded
-//! side by side
+//! Link benchmarks: a small one-function module, SQLite (one ~1.7 MB
+//! object), Lua (32 objects), zlib (15 objects) and zstd (the library of
+//! the `zstd-sys` crate pinned in `corpus/Cargo.toml`), built by
+//! `gcc -O2 -fPIC` from their source crates, loaded side by side
 //!
 //! - through libjitrt: new tracker, add the objects (from bytes in memory,
 //!   copied as the C API does, and separately from files), look up an entry
@@ -26,8 +26,8 @@
 //! flatness can be judged.
 //!
 //! Run: `cargo bench --bench link [-- SECTION...]`, sections `small`,
-//! `sqlite` (with the copy floor and RSS), `lua`, `zlib`, `scale` (default:
-//! all). Prints the median of every phase over many rounds (the backends
+//! `sqlite` (with the copy floor and RSS), `lua`, `zlib`, `zstd`, `scale`
+//! (default: all). Prints the median of every phase over many rounds (the backends
 //! alternate within each round, so the ratios are measured under the same
 //! load). Under `cargo test --benches` (no `--bench` argument) it does
 //! nothing unless `JITRT_LINK_BENCH=1`.
@@ -98,10 +98,13 @@ fn dl_error() -> String {
 // What is measured
 // ---------------------------------------------------------------------------
 
-/// What a case links: a corpus program or the small module.
+/// What a case links: a corpus program, zstd or the small module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Program(Program),
+    /// zstd's library (`zstd-sys`'s `zstd/lib`: common, compress,
+    /// decompress), built here: the corpus has no zstd program.
+    Zstd,
     Small,
 }
 
@@ -113,6 +116,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Program(p) => p.name(),
+            Kind::Zstd => "zstd",
             Kind::Small => "small",
         }
     }
@@ -122,6 +126,7 @@ impl Kind {
             "sqlite" => Kind::Program(Program::Sqlite),
             "lua" => Kind::Program(Program::Lua),
             "zlib" => Kind::Program(Program::Zlib),
+            "zstd" => Kind::Zstd,
             "small" => Kind::Small,
             other => panic!("unknown program {other}"),
         }
@@ -132,6 +137,7 @@ impl Kind {
             Kind::Program(Program::Sqlite) => c"sqlite3_libversion",
             Kind::Program(Program::Lua) => c"luaL_newstate",
             Kind::Program(Program::Zlib) => c"compress2",
+            Kind::Zstd => c"ZSTD_compress",
             Kind::Small => c"jitrt_bench_small",
         }
     }
@@ -208,6 +214,93 @@ impl Case {
         }
     }
 
+    /// zstd's library from the `zstd-sys` crate the corpus manifest pins
+    /// (`corpus/Cargo.toml`), compiled by `gcc -O2 -fPIC` one object per
+    /// source, and as a shared object (all cached).
+    fn zstd() -> Case {
+        let mut cmd = Command::new(corpus::cargo_bin());
+        cmd.args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+        ])
+        .arg(corpus::corpus_manifest());
+        let out = corpus::run_checked(&mut cmd, "locating zstd-sys");
+        let json = String::from_utf8_lossy(&out.stdout);
+        let key = "\"manifest_path\":\"";
+        let manifest = json
+            .match_indices(key)
+            .map(|(at, _)| {
+                let rest = &json[at + key.len()..];
+                &rest[..rest.find('"').unwrap_or(rest.len())]
+            })
+            .find(|m| m.contains("/zstd-sys-"))
+            .expect("corpus/Cargo.toml lists zstd-sys");
+        let crate_dir = Path::new(manifest).parent().unwrap();
+        let lib = crate_dir.join("zstd").join("lib");
+        let dir = corpus::cache_root().join(format!(
+            "zstd-{}",
+            crate_dir.file_name().unwrap().to_string_lossy()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let mut sources = Vec::new();
+        for sub in ["common", "compress", "decompress"] {
+            for e in fs::read_dir(lib.join(sub)).unwrap() {
+                let p = e.unwrap().path();
+                if matches!(p.extension().and_then(|x| x.to_str()), Some("c" | "S")) {
+                    sources.push(p);
+                }
+            }
+        }
+        sources.sort();
+        let objects: Vec<PathBuf> = sources
+            .iter()
+            .map(|src| {
+                let name = src.file_name().unwrap().to_string_lossy().replace('.', "_");
+                dir.join(format!("{name}.o"))
+            })
+            .collect();
+        let compile = |k: usize| {
+            if objects[k].exists() {
+                return;
+            }
+            let tmp = objects[k].with_extension(format!("tmp-{}", std::process::id()));
+            let mut cmd = Command::new("gcc");
+            cmd.args(["-O2", "-fPIC", "-c"])
+                .arg(format!("-I{}", lib.display()))
+                .arg(&sources[k])
+                .arg("-o")
+                .arg(&tmp);
+            corpus::run_checked(&mut cmd, "compiling zstd");
+            fs::rename(&tmp, &objects[k]).unwrap();
+        };
+        std::thread::scope(|s| {
+            let compile = &compile;
+            let n = objects.len();
+            let a = s.spawn(move || (0..n).step_by(2).for_each(compile));
+            (1..n).step_by(2).for_each(compile);
+            a.join().unwrap();
+        });
+        let so = dir.join("libzstd-bench.so");
+        if !so.exists() {
+            let tmp = dir.join(format!("libzstd-bench.so.tmp-{}", std::process::id()));
+            let mut cmd = Command::new("gcc");
+            cmd.arg("-shared").arg("-o").arg(&tmp).args(&objects);
+            corpus::run_checked(&mut cmd, "linking zstd's shared object");
+            fs::rename(&tmp, &so).unwrap();
+        }
+        Case {
+            kind: Kind::Zstd,
+            names: objects.iter().map(|p| p.display().to_string()).collect(),
+            bytes: objects.iter().map(|p| fs::read(p).unwrap()).collect(),
+            objects,
+            shared_object: so,
+            entry: Kind::Zstd.entry(),
+        }
+    }
+
     fn total_bytes(&self) -> usize {
         self.bytes.iter().map(Vec::len).sum()
     }
@@ -228,6 +321,7 @@ impl Case {
                 Kind::Program(Program::Sqlite) => "SQLite",
                 Kind::Program(Program::Lua) => "Lua",
                 Kind::Program(Program::Zlib) => "zlib",
+                Kind::Zstd => "zstd",
                 Kind::Small => "small",
             },
             if n == 1 { "" } else { "s" },
@@ -240,6 +334,8 @@ impl Case {
                 Kind::Program(Program::Zlib) => {
                     " (call = compress2 + lookup of uncompress + uncompress)"
                 }
+                Kind::Zstd =>
+                    " (call = ZSTD_compress + lookup of ZSTD_decompress + ZSTD_decompress)",
                 _ => "",
             }
         )
@@ -281,6 +377,32 @@ unsafe fn call_entry(
 ) -> Result<(), String> {
     let program = match kind {
         Kind::Program(p) => p,
+        Kind::Zstd => {
+            type Compress = unsafe extern "C" fn(*mut u8, usize, *const u8, usize, c_int) -> usize;
+            type Decompress = unsafe extern "C" fn(*mut u8, usize, *const u8, usize) -> usize;
+            // ZSTD_isError: codes are the last 120 values of size_t.
+            let is_error = |r: usize| r > usize::MAX - 120;
+            let input = [b"libjitrt links zstd; ".as_slice(); 16].concat();
+            let mut packed = [0u8; 1024];
+            let compress: Compress = std::mem::transmute(entry as usize);
+            let n = compress(
+                packed.as_mut_ptr(),
+                packed.len(),
+                input.as_ptr(),
+                input.len(),
+                3,
+            );
+            if is_error(n) {
+                return Err(format!("ZSTD_compress failed ({n:#x})"));
+            }
+            let decompress: Decompress = std::mem::transmute(lookup(c"ZSTD_decompress")? as usize);
+            let mut out = [0u8; 1024];
+            let m = decompress(out.as_mut_ptr(), out.len(), packed.as_ptr(), n);
+            if is_error(m) || out[..m] != input[..] {
+                return Err(format!("ZSTD_decompress gave {m:#x} or other bytes"));
+            }
+            return Ok(());
+        }
         Kind::Small => {
             let f: unsafe extern "C" fn(c_int) -> c_int = std::mem::transmute(entry as usize);
             let v = f(black_box(14));
@@ -1542,7 +1664,7 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// The sections of the bench, selected by the command line's filters.
-const SECTIONS: [&str; 5] = ["small", "sqlite", "lua", "zlib", "scale"];
+const SECTIONS: [&str; 6] = ["small", "sqlite", "lua", "zlib", "zstd", "scale"];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -1625,6 +1747,21 @@ fn main() {
                 orc.then_some((10, 300, Duration::from_secs(5))),
             );
         }
+    }
+    if want("zstd") {
+        let t = Instant::now();
+        let zstd = Case::zstd();
+        eprintln!(
+            "link bench: zstd ready in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let jit = Jit::new(Kind::Zstd);
+        bench_program(
+            &zstd,
+            &jit,
+            Duration::from_secs(4),
+            orc.then_some((10, 300, Duration::from_secs(5))),
+        );
     }
     if want("scale") {
         bench_scaling();
