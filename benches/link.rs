@@ -474,8 +474,11 @@ unsafe fn call_entry(
 }
 
 /// Phase times of one cycle, in nanoseconds: add/open, link+lookup, call,
-/// remove/close.
-type Cycle = [f64; 4];
+/// remove/close (wall clock); then the CPU time of add/open and
+/// link+lookup together on the calling thread, which does that work for
+/// all three backends (libjitrt and LLJIT materialize on the looking-up
+/// thread by default), so a loaded machine does not stretch it.
+type Cycle = [f64; 5];
 
 fn ns(a: Instant, b: Instant) -> f64 {
     (b - a).as_nanos() as f64
@@ -486,6 +489,8 @@ fn ns(a: Instant, b: Instant) -> f64 {
 struct Medians {
     phases: [f64; 4],
     total: f64,
+    /// CPU time of add/open + link+lookup.
+    cpu_link: f64,
     n: usize,
 }
 
@@ -508,7 +513,8 @@ fn medians(samples: &[Cycle]) -> Medians {
     }
     Medians {
         phases,
-        total: median(samples.iter().map(|s| s.iter().sum()).collect()),
+        total: median(samples.iter().map(|s| s[..4].iter().sum()).collect()),
+        cpu_link: median(samples.iter().map(|s| s[4]).collect()),
         n: samples.len(),
     }
 }
@@ -577,6 +583,7 @@ impl Jit {
     /// the number of objects the lookup linked.
     fn cycle(&self, case: &Case, from_file: bool, objects_linked: &mut u64) -> Cycle {
         let d = &self.dylib;
+        let c0 = thread_cpu_ns();
         let t0 = Instant::now();
         let t = d.create_tracker().expect("tracker");
         for i in 0..case.objects.len() {
@@ -594,6 +601,7 @@ impl Jit {
             .lookup(entry_name)
             .unwrap_or_else(|e| panic!("libjitrt: lookup of {entry_name}: {e}"));
         let t2 = Instant::now();
+        let c2 = thread_cpu_ns();
         *objects_linked = self.session.stats().objects_linked;
         let t2b = Instant::now();
         let mut lookup = |n: &CStr| d.lookup(n.to_str().unwrap()).map_err(|e| e.to_string());
@@ -604,7 +612,13 @@ impl Jit {
         t.remove().expect("remove");
         drop(t);
         let t4 = Instant::now();
-        [ns(t0, t1), ns(t1, t2), ns(t2b, t3), ns(t3, t4)]
+        [
+            ns(t0, t1),
+            ns(t1, t2),
+            ns(t2b, t3),
+            ns(t3, t4),
+            (c2 - c0) as f64,
+        ]
     }
 }
 
@@ -613,6 +627,7 @@ impl Jit {
 // ---------------------------------------------------------------------------
 
 fn dlopen_cycle(case: &Case, path: &CStr) -> Cycle {
+    let c0 = thread_cpu_ns();
     let t0 = Instant::now();
     // SAFETY: `path` is a NUL-terminated path of a shared object built from
     // the corpus; its initializers are the C library's.
@@ -623,6 +638,7 @@ fn dlopen_cycle(case: &Case, path: &CStr) -> Cycle {
     let entry = unsafe { dlsym(h, case.entry.as_ptr()) } as u64;
     assert!(entry != 0, "dlsym: {}", dl_error());
     let t2 = Instant::now();
+    let c2 = thread_cpu_ns();
     let mut lookup = |n: &CStr| {
         // SAFETY: as above.
         let a = unsafe { dlsym(h, n.as_ptr()) } as u64;
@@ -639,7 +655,13 @@ fn dlopen_cycle(case: &Case, path: &CStr) -> Cycle {
     let rc = unsafe { dlclose(h) };
     assert_eq!(rc, 0, "dlclose: {}", dl_error());
     let t4 = Instant::now();
-    [ns(t0, t1), ns(t1, t2), ns(t2, t3), ns(t3, t4)]
+    [
+        ns(t0, t1),
+        ns(t1, t2),
+        ns(t2, t3),
+        ns(t3, t4),
+        (c2 - c0) as f64,
+    ]
 }
 
 // ---------------------------------------------------------------------------
@@ -807,6 +829,7 @@ impl Orc {
 
     fn cycle(&self, case: &Case, paths: &[CString], from_file: bool) -> Result<Cycle, String> {
         let l = &self.llvm;
+        let c0 = thread_cpu_ns();
         let t0 = Instant::now();
         // SAFETY: C API calls on a live LLJIT and its main dylib; buffers are
         // handed over to LLJIT (which owns them from then on).
@@ -835,6 +858,7 @@ impl Orc {
         let t1 = Instant::now();
         let entry = self.lookup(case.entry)?;
         let t2 = Instant::now();
+        let c2 = thread_cpu_ns();
         let mut lookup = |n: &CStr| self.lookup(n);
         // SAFETY: `entry` is the program's entry, linked by LLJIT.
         unsafe { call_entry(case.kind, entry, &mut lookup)? };
@@ -845,12 +869,19 @@ impl Orc {
         unsafe { (l.release_tracker)(rt) };
         l.check(e, "removing the tracker")?;
         let t4 = Instant::now();
-        Ok([ns(t0, t1), ns(t1, t2), ns(t2, t3), ns(t3, t4)])
+        Ok([
+            ns(t0, t1),
+            ns(t1, t2),
+            ns(t2, t3),
+            ns(t3, t4),
+            (c2 - c0) as f64,
+        ])
     }
 }
 
 /// The child: `ORC_CHILD <program> <min> <max> <budget_ms> <objects...>`.
-/// Prints `bytes|file <4 phase medians> <total> <n>` lines (ns), or
+/// Prints `bytes|file <4 phase medians> <total> <CPU add+link> <n>` lines
+/// (ns), or
 /// `failed <reason>`.
 fn orc_child(args: &[String]) {
     let kind = Kind::parse(&args[0]);
@@ -891,8 +922,8 @@ fn orc_child(args: &[String]) {
                 let p = m.phases;
                 writeln!(
                     out,
-                    "{tag} {} {} {} {} {} {}",
-                    p[0], p[1], p[2], p[3], m.total, m.n
+                    "{tag} {} {} {} {} {} {} {}",
+                    p[0], p[1], p[2], p[3], m.total, m.cpu_link, m.n
                 )
                 .unwrap();
             }
@@ -963,10 +994,11 @@ fn orc_measure(
             .skip(1)
             .filter_map(|x| x.parse().ok())
             .collect();
-        (v.len() == 6).then(|| Medians {
+        (v.len() == 7).then(|| Medians {
             phases: [v[0], v[1], v[2], v[3]],
             total: v[4],
-            n: v[5] as usize,
+            cpu_link: v[5],
+            n: v[6] as usize,
         })
     };
     if let (Some(b), Some(f)) = (parse("bytes"), parse("file")) {
@@ -1200,8 +1232,9 @@ impl FloorPlan {
     }
 
     /// One floor cycle: mmap, copy, mprotect (timed), then munmap (not
-    /// timed). Returns nanoseconds.
-    fn cycle(&self, object: &[u8]) -> f64 {
+    /// timed). Returns wall-clock and CPU nanoseconds.
+    fn cycle(&self, object: &[u8]) -> [f64; 2] {
+        let c0 = thread_cpu_ns();
         let t0 = Instant::now();
         // SAFETY: a fresh private anonymous mapping; nothing else uses it.
         let p = unsafe {
@@ -1228,9 +1261,10 @@ impl FloorPlan {
             assert_eq!(rc, 0, "mprotect");
         }
         let t1 = Instant::now();
+        let c1 = thread_cpu_ns();
         // SAFETY: our own mapping, no longer used.
         unsafe { libc::munmap(p, self.len) };
-        ns(t0, t1)
+        [ns(t0, t1), (c1 - c0) as f64]
     }
 }
 
@@ -1599,6 +1633,21 @@ fn bench_program(
         jf.total / d.total
     );
     let link = |m: &Medians| m.phases[0] + m.phases[1];
+    let orc_cpu = match &orc_result {
+        Some(Ok((ob, _))) => format!(
+            ", LLVM ORC (bytes) {}; ORC/libjitrt {:.1}x",
+            time(ob.cpu_link, us),
+            ob.cpu_link / jb.cpu_link
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "  CPU time of add+link+lookup ({}): libjitrt (bytes) {}, (file) {}, dlopen {}{orc_cpu}",
+        if us { "us" } else { "ms" },
+        time(jb.cpu_link, us),
+        time(jf.cpu_link, us),
+        time(d.cpu_link, us),
+    );
     if let Some(Ok((ob, of))) = &orc_result {
         println!(
             "  ratios: ORC/libjitrt total: bytes {:.1}x, file {:.1}x; add+link+lookup: bytes {:.1}x, file {:.1}x",
@@ -1609,7 +1658,8 @@ fn bench_program(
         );
     }
     if let Some(f) = &floor {
-        let floor_ns = median(fl);
+        let floor_ns = median(fl.iter().map(|f| f[0]).collect());
+        let floor_cpu = median(fl.iter().map(|f| f[1]).collect());
         println!(
             "  copy floor: mmap + memcpy of {} bytes ({} SHF_ALLOC sections, {} KiB region) + {} mprotect: {} ms",
             f.bytes,
@@ -1620,9 +1670,13 @@ fn bench_program(
         );
         let r = link(&jb) / floor_ns;
         println!(
-            "  ratio: libjitrt add+link+lookup / copy floor: bytes {r:.2}, file {:.2} (<= 1.5: {})",
+            "  ratio: libjitrt add+link+lookup / copy floor: bytes {r:.2}, file {:.2} (<= 1.5: {}); \
+             CPU time: floor {} ms, bytes {:.2}, file {:.2}",
             link(&jf) / floor_ns,
-            verdict(r <= 1.5)
+            verdict(r <= 1.5),
+            time(floor_cpu, false),
+            jb.cpu_link / floor_cpu,
+            jf.cpu_link / floor_cpu,
         );
     }
     if case.kind == Kind::Small {
