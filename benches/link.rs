@@ -1,5 +1,7 @@
-//! Link benchmarks: SQLite (one ~1.4 MB object) and Lua (33 objects), built
-//! by `gcc -O2 -fPIC` from the corpus source crates, loaded side by side
+//! Link benchmarks: a small one-function module, SQLite (one ~1.7 MB
+//! object), Lua (32 objects), zlib (15 objects) and zstd (the library of
+//! the `zstd-sys` crate pinned in `corpus/Cargo.toml`), built by
+//! `gcc -O2 -fPIC` from their source crates, loaded side by side
 //!
 //! - through libjitrt: new tracker, add the objects (from bytes in memory,
 //!   copied as the C API does, and separately from files), look up an entry
@@ -12,13 +14,23 @@
 //!   a child process (this binary re-executed) so that a crash of JITLink on
 //!   an input is reported instead of killing the bench;
 //!
-//! plus the RSS growth per add/link/call/remove cycle of SQLite through
-//! libjitrt and per dlopen/dlclose.
+//! plus, for SQLite, the copy floor measured in the same rounds: `mmap` of
+//! a fresh anonymous region, `memcpy` of the object's loaded (`SHF_ALLOC`)
+//! section bytes into it and one `mprotect` per permission group, against
+//! which libjitrt's add+link+lookup is compared; the RSS growth per
+//! add/link/call/remove cycle of SQLite through libjitrt and per
+//! dlopen/dlclose; and a scaling benchmark: 1, 10, 100 and 1,000 small
+//! generated objects (each a function calling a shared helper object and
+//! loading a shared variable through the GOT) added and linked by one lookup,
+//! all in one tracker and in one tracker each, reported per object so that
+//! flatness can be judged.
 //!
-//! Run: `cargo bench --bench link`. Prints the median of every phase over
-//! many rounds (the backends alternate within each round, so the ratios are
-//! measured under the same load). Under `cargo test --benches` (no `--bench`
-//! argument) it does nothing unless `JITRT_LINK_BENCH=1`.
+//! Run: `cargo bench --bench link [-- SECTION...]`, sections `small`,
+//! `sqlite` (with the copy floor and RSS), `lua`, `zlib`, `zstd`, `scale`
+//! (default: all). Prints the median of every phase over many rounds (the backends
+//! alternate within each round, so the ratios are measured under the same
+//! load). Under `cargo test --benches` (no `--bench` argument) it does
+//! nothing unless `JITRT_LINK_BENCH=1`.
 
 #[path = "../tests/support/corpus.rs"]
 mod corpus;
@@ -26,7 +38,10 @@ mod corpus;
 use corpus::{Built, Program, Toolchain};
 use jitrt::link::host::HostSymbolGenerator;
 use jitrt::link::{ObjectBytes, ObjectLinkingLayer};
-use jitrt::orc::{JITDylib, Session, SessionOptions};
+use jitrt::orc::{
+    JITDylib, LookupFlags, ResourceTracker, Session, SessionOptions, SymbolLookupFlags, SymbolName,
+    SymbolState,
+};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::fs;
 use std::hint::black_box;
@@ -83,9 +98,59 @@ fn dl_error() -> String {
 // What is measured
 // ---------------------------------------------------------------------------
 
+/// What a case links: a corpus program, zstd or the small module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Program(Program),
+    /// zstd's library (`zstd-sys`'s `zstd/lib`: common, compress,
+    /// decompress), built here: the corpus has no zstd program.
+    Zstd,
+    Small,
+}
+
+/// The small module's one function: `int jitrt_bench_small(int x)`,
+/// `3 * x + 1`.
+const SMALL_SOURCE: &str = "int jitrt_bench_small(int x) { return 3 * x + 1; }\n";
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Program(p) => p.name(),
+            Kind::Zstd => "zstd",
+            Kind::Small => "small",
+        }
+    }
+
+    fn parse(name: &str) -> Kind {
+        match name {
+            "sqlite" => Kind::Program(Program::Sqlite),
+            "lua" => Kind::Program(Program::Lua),
+            "zlib" => Kind::Program(Program::Zlib),
+            "zstd" => Kind::Zstd,
+            "small" => Kind::Small,
+            other => panic!("unknown program {other}"),
+        }
+    }
+
+    fn entry(self) -> &'static CStr {
+        match self {
+            Kind::Program(Program::Sqlite) => c"sqlite3_libversion",
+            Kind::Program(Program::Lua) => c"luaL_newstate",
+            Kind::Program(Program::Zlib) => c"compress2",
+            Kind::Zstd => c"ZSTD_compress",
+            Kind::Small => c"jitrt_bench_small",
+        }
+    }
+
+    /// Times in microseconds rather than milliseconds.
+    fn in_us(self) -> bool {
+        self == Kind::Small
+    }
+}
+
 /// One program's inputs, read once.
 struct Case {
-    program: Program,
+    kind: Kind,
     objects: Vec<PathBuf>,
     names: Vec<String>,
     bytes: Vec<Vec<u8>>,
@@ -95,14 +160,14 @@ struct Case {
 
 impl Case {
     fn new(built: &Built) -> Case {
-        let program = built.program;
+        let kind = Kind::Program(built.program);
         let bytes: Vec<Vec<u8>> = built
             .objects
             .iter()
             .map(|p| fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display())))
             .collect();
         Case {
-            program,
+            kind,
             objects: built.objects.clone(),
             names: built
                 .objects
@@ -111,10 +176,128 @@ impl Case {
                 .collect(),
             bytes,
             shared_object: shared_object(built),
-            entry: match program {
-                Program::Sqlite => c"sqlite3_libversion",
-                _ => c"luaL_newstate",
-            },
+            entry: kind.entry(),
+        }
+    }
+
+    /// The small module: [`SMALL_SOURCE`] compiled by `gcc -O2 -fPIC`, and
+    /// as a shared object by `gcc -shared` (both cached).
+    fn small() -> Case {
+        let dir = corpus::cache_root().join("bench-small");
+        fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("small.c");
+        let obj = dir.join("small.o");
+        let so = dir.join("libsmall-bench.so");
+        if fs::read_to_string(&src).ok().as_deref() != Some(SMALL_SOURCE) || !so.exists() {
+            let tmp = dir.join(format!("small.c.tmp-{}", std::process::id()));
+            fs::write(&tmp, SMALL_SOURCE).unwrap();
+            fs::rename(&tmp, &src).unwrap();
+            for (args, out) in [(&["-c"][..], &obj), (&["-shared"][..], &so)] {
+                let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
+                let mut cmd = Command::new("gcc");
+                cmd.args(["-O2", "-fPIC"])
+                    .args(args)
+                    .arg(&src)
+                    .arg("-o")
+                    .arg(&tmp);
+                corpus::run_checked(&mut cmd, "building the small module");
+                fs::rename(&tmp, out).unwrap();
+            }
+        }
+        Case {
+            kind: Kind::Small,
+            bytes: vec![fs::read(&obj).unwrap()],
+            names: vec![obj.display().to_string()],
+            objects: vec![obj],
+            shared_object: so,
+            entry: Kind::Small.entry(),
+        }
+    }
+
+    /// zstd's library from the `zstd-sys` crate the corpus manifest pins
+    /// (`corpus/Cargo.toml`), compiled by `gcc -O2 -fPIC` one object per
+    /// source, and as a shared object (all cached).
+    fn zstd() -> Case {
+        let mut cmd = Command::new(corpus::cargo_bin());
+        cmd.args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+        ])
+        .arg(corpus::corpus_manifest());
+        let out = corpus::run_checked(&mut cmd, "locating zstd-sys");
+        let json = String::from_utf8_lossy(&out.stdout);
+        let key = "\"manifest_path\":\"";
+        let manifest = json
+            .match_indices(key)
+            .map(|(at, _)| {
+                let rest = &json[at + key.len()..];
+                &rest[..rest.find('"').unwrap_or(rest.len())]
+            })
+            .find(|m| m.contains("/zstd-sys-"))
+            .expect("corpus/Cargo.toml lists zstd-sys");
+        let crate_dir = Path::new(manifest).parent().unwrap();
+        let lib = crate_dir.join("zstd").join("lib");
+        let dir = corpus::cache_root().join(format!(
+            "zstd-{}",
+            crate_dir.file_name().unwrap().to_string_lossy()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let mut sources = Vec::new();
+        for sub in ["common", "compress", "decompress"] {
+            for e in fs::read_dir(lib.join(sub)).unwrap() {
+                let p = e.unwrap().path();
+                if matches!(p.extension().and_then(|x| x.to_str()), Some("c" | "S")) {
+                    sources.push(p);
+                }
+            }
+        }
+        sources.sort();
+        let objects: Vec<PathBuf> = sources
+            .iter()
+            .map(|src| {
+                let name = src.file_name().unwrap().to_string_lossy().replace('.', "_");
+                dir.join(format!("{name}.o"))
+            })
+            .collect();
+        let compile = |k: usize| {
+            if objects[k].exists() {
+                return;
+            }
+            let tmp = objects[k].with_extension(format!("tmp-{}", std::process::id()));
+            let mut cmd = Command::new("gcc");
+            cmd.args(["-O2", "-fPIC", "-c"])
+                .arg(format!("-I{}", lib.display()))
+                .arg(&sources[k])
+                .arg("-o")
+                .arg(&tmp);
+            corpus::run_checked(&mut cmd, "compiling zstd");
+            fs::rename(&tmp, &objects[k]).unwrap();
+        };
+        std::thread::scope(|s| {
+            let compile = &compile;
+            let n = objects.len();
+            let a = s.spawn(move || (0..n).step_by(2).for_each(compile));
+            (1..n).step_by(2).for_each(compile);
+            a.join().unwrap();
+        });
+        let so = dir.join("libzstd-bench.so");
+        if !so.exists() {
+            let tmp = dir.join(format!("libzstd-bench.so.tmp-{}", std::process::id()));
+            let mut cmd = Command::new("gcc");
+            cmd.arg("-shared").arg("-o").arg(&tmp).args(&objects);
+            corpus::run_checked(&mut cmd, "linking zstd's shared object");
+            fs::rename(&tmp, &so).unwrap();
+        }
+        Case {
+            kind: Kind::Zstd,
+            names: objects.iter().map(|p| p.display().to_string()).collect(),
+            bytes: objects.iter().map(|p| fs::read(p).unwrap()).collect(),
+            objects,
+            shared_object: so,
+            entry: Kind::Zstd.entry(),
         }
     }
 
@@ -124,20 +307,36 @@ impl Case {
 
     fn title(&self) -> String {
         let n = self.objects.len();
+        if self.kind == Kind::Small {
+            return format!(
+                "Small module life cycle: 1 object of {} bytes (one function), gcc -O2 -fPIC; \
+                 create tracker, add, look up {}, call, remove, release",
+                self.total_bytes(),
+                self.entry.to_string_lossy()
+            );
+        }
         format!(
             "{}: {n} object{}, {:.2} MB, gcc -O2 -fPIC; entry {}{}",
-            match self.program {
-                Program::Sqlite => "SQLite",
-                Program::Lua => "Lua",
-                Program::Zlib => "zlib",
+            match self.kind {
+                Kind::Program(Program::Sqlite) => "SQLite",
+                Kind::Program(Program::Lua) => "Lua",
+                Kind::Program(Program::Zlib) => "zlib",
+                Kind::Zstd => "zstd",
+                Kind::Small => "small",
             },
             if n == 1 { "" } else { "s" },
             self.total_bytes() as f64 / 1e6,
             self.entry.to_string_lossy(),
-            if self.program == Program::Lua {
-                " (call = luaL_newstate + lookup of lua_close + lua_close)"
-            } else {
-                ""
+            match self.kind {
+                Kind::Program(Program::Lua) => {
+                    " (call = luaL_newstate + lookup of lua_close + lua_close)"
+                }
+                Kind::Program(Program::Zlib) => {
+                    " (call = compress2 + lookup of uncompress + uncompress)"
+                }
+                Kind::Zstd =>
+                    " (call = ZSTD_compress + lookup of ZSTD_decompress + ZSTD_decompress)",
+                _ => "",
             }
         )
     }
@@ -169,14 +368,89 @@ fn shared_object(built: &Built) -> PathBuf {
 /// Calls the program's entry at `entry`; `lookup` finds further symbols.
 ///
 /// # Safety
-/// `entry` must be the linked entry function of `program`, and `lookup`
+/// `entry` must be the linked entry function of `kind`, and `lookup`
 /// must return addresses of the same linked program.
 unsafe fn call_entry(
-    program: Program,
+    kind: Kind,
     entry: u64,
     lookup: &mut dyn FnMut(&CStr) -> Result<u64, String>,
 ) -> Result<(), String> {
+    let program = match kind {
+        Kind::Program(p) => p,
+        Kind::Zstd => {
+            type Compress = unsafe extern "C" fn(*mut u8, usize, *const u8, usize, c_int) -> usize;
+            type Decompress = unsafe extern "C" fn(*mut u8, usize, *const u8, usize) -> usize;
+            // ZSTD_isError: codes are the last 120 values of size_t.
+            let is_error = |r: usize| r > usize::MAX - 120;
+            let input = [b"libjitrt links zstd; ".as_slice(); 16].concat();
+            let mut packed = [0u8; 1024];
+            let compress: Compress = std::mem::transmute(entry as usize);
+            let n = compress(
+                packed.as_mut_ptr(),
+                packed.len(),
+                input.as_ptr(),
+                input.len(),
+                3,
+            );
+            if is_error(n) {
+                return Err(format!("ZSTD_compress failed ({n:#x})"));
+            }
+            let decompress: Decompress = std::mem::transmute(lookup(c"ZSTD_decompress")? as usize);
+            let mut out = [0u8; 1024];
+            let m = decompress(out.as_mut_ptr(), out.len(), packed.as_ptr(), n);
+            if is_error(m) || out[..m] != input[..] {
+                return Err(format!("ZSTD_decompress gave {m:#x} or other bytes"));
+            }
+            return Ok(());
+        }
+        Kind::Small => {
+            let f: unsafe extern "C" fn(c_int) -> c_int = std::mem::transmute(entry as usize);
+            let v = f(black_box(14));
+            if v != 43 {
+                return Err(format!("jitrt_bench_small(14) returned {v}"));
+            }
+            return Ok(());
+        }
+    };
     match program {
+        Program::Zlib => {
+            // compress2(dest, &dest_len, source, source_len, level), then
+            // uncompress (looked up, as Lua's lua_close is) and compare.
+            type Compress = unsafe extern "C" fn(
+                *mut u8,
+                *mut std::ffi::c_ulong,
+                *const u8,
+                std::ffi::c_ulong,
+                c_int,
+            ) -> c_int;
+            type Uncompress = unsafe extern "C" fn(
+                *mut u8,
+                *mut std::ffi::c_ulong,
+                *const u8,
+                std::ffi::c_ulong,
+            ) -> c_int;
+            let input = [b"libjitrt links zlib; ".as_slice(); 8].concat();
+            let mut packed = [0u8; 512];
+            let mut packed_len = packed.len() as std::ffi::c_ulong;
+            let compress: Compress = std::mem::transmute(entry as usize);
+            let rc = compress(
+                packed.as_mut_ptr(),
+                &mut packed_len,
+                input.as_ptr(),
+                input.len() as _,
+                6,
+            );
+            if rc != 0 {
+                return Err(format!("compress2 returned {rc}"));
+            }
+            let uncompress: Uncompress = std::mem::transmute(lookup(c"uncompress")? as usize);
+            let mut out = [0u8; 512];
+            let mut out_len = out.len() as std::ffi::c_ulong;
+            let rc = uncompress(out.as_mut_ptr(), &mut out_len, packed.as_ptr(), packed_len);
+            if rc != 0 || out[..out_len as usize] != input[..] {
+                return Err(format!("uncompress returned {rc} or other bytes"));
+            }
+        }
         Program::Sqlite => {
             let f: unsafe extern "C" fn() -> *const c_char = std::mem::transmute(entry as usize);
             let v = f();
@@ -200,8 +474,11 @@ unsafe fn call_entry(
 }
 
 /// Phase times of one cycle, in nanoseconds: add/open, link+lookup, call,
-/// remove/close.
-type Cycle = [f64; 4];
+/// remove/close (wall clock); then the CPU time of add/open and
+/// link+lookup together on the calling thread, which does that work for
+/// all three backends (libjitrt and LLJIT materialize on the looking-up
+/// thread by default), so a loaded machine does not stretch it.
+type Cycle = [f64; 5];
 
 fn ns(a: Instant, b: Instant) -> f64 {
     (b - a).as_nanos() as f64
@@ -212,6 +489,8 @@ fn ns(a: Instant, b: Instant) -> f64 {
 struct Medians {
     phases: [f64; 4],
     total: f64,
+    /// CPU time of add/open + link+lookup.
+    cpu_link: f64,
     n: usize,
 }
 
@@ -234,7 +513,8 @@ fn medians(samples: &[Cycle]) -> Medians {
     }
     Medians {
         phases,
-        total: median(samples.iter().map(|s| s.iter().sum()).collect()),
+        total: median(samples.iter().map(|s| s[..4].iter().sum()).collect()),
+        cpu_link: median(samples.iter().map(|s| s[4]).collect()),
         n: samples.len(),
     }
 }
@@ -279,11 +559,11 @@ struct Jit {
 }
 
 impl Jit {
-    fn new(program: Program) -> Jit {
+    fn new(kind: Kind) -> Jit {
         let session = Session::new(SessionOptions::default());
         let layer = ObjectLinkingLayer::of(&session).expect("link layer");
         let dylib = session
-            .create_dylib(&format!("{}-bench", program.name()))
+            .create_dylib(&format!("{}-bench", kind.name()))
             .expect("dylib");
         // The programs use libm, which this process does not load itself:
         // resolve from it as a program linked with -lm would.
@@ -303,6 +583,7 @@ impl Jit {
     /// the number of objects the lookup linked.
     fn cycle(&self, case: &Case, from_file: bool, objects_linked: &mut u64) -> Cycle {
         let d = &self.dylib;
+        let c0 = thread_cpu_ns();
         let t0 = Instant::now();
         let t = d.create_tracker().expect("tracker");
         for i in 0..case.objects.len() {
@@ -320,17 +601,24 @@ impl Jit {
             .lookup(entry_name)
             .unwrap_or_else(|e| panic!("libjitrt: lookup of {entry_name}: {e}"));
         let t2 = Instant::now();
+        let c2 = thread_cpu_ns();
         *objects_linked = self.session.stats().objects_linked;
         let t2b = Instant::now();
         let mut lookup = |n: &CStr| d.lookup(n.to_str().unwrap()).map_err(|e| e.to_string());
         // SAFETY: `entry` is the program's entry, linked and ready in `d`.
-        unsafe { call_entry(case.program, entry, &mut lookup) }
+        unsafe { call_entry(case.kind, entry, &mut lookup) }
             .unwrap_or_else(|e| panic!("libjitrt: {e}"));
         let t3 = Instant::now();
         t.remove().expect("remove");
         drop(t);
         let t4 = Instant::now();
-        [ns(t0, t1), ns(t1, t2), ns(t2b, t3), ns(t3, t4)]
+        [
+            ns(t0, t1),
+            ns(t1, t2),
+            ns(t2b, t3),
+            ns(t3, t4),
+            (c2 - c0) as f64,
+        ]
     }
 }
 
@@ -339,6 +627,7 @@ impl Jit {
 // ---------------------------------------------------------------------------
 
 fn dlopen_cycle(case: &Case, path: &CStr) -> Cycle {
+    let c0 = thread_cpu_ns();
     let t0 = Instant::now();
     // SAFETY: `path` is a NUL-terminated path of a shared object built from
     // the corpus; its initializers are the C library's.
@@ -349,6 +638,7 @@ fn dlopen_cycle(case: &Case, path: &CStr) -> Cycle {
     let entry = unsafe { dlsym(h, case.entry.as_ptr()) } as u64;
     assert!(entry != 0, "dlsym: {}", dl_error());
     let t2 = Instant::now();
+    let c2 = thread_cpu_ns();
     let mut lookup = |n: &CStr| {
         // SAFETY: as above.
         let a = unsafe { dlsym(h, n.as_ptr()) } as u64;
@@ -359,13 +649,19 @@ fn dlopen_cycle(case: &Case, path: &CStr) -> Cycle {
         }
     };
     // SAFETY: `entry` is the program's entry in the loaded shared object.
-    unsafe { call_entry(case.program, entry, &mut lookup) }.unwrap_or_else(|e| panic!("{e}"));
+    unsafe { call_entry(case.kind, entry, &mut lookup) }.unwrap_or_else(|e| panic!("{e}"));
     let t3 = Instant::now();
     // SAFETY: `h` is live and nothing of it is used afterwards.
     let rc = unsafe { dlclose(h) };
     assert_eq!(rc, 0, "dlclose: {}", dl_error());
     let t4 = Instant::now();
-    [ns(t0, t1), ns(t1, t2), ns(t2, t3), ns(t3, t4)]
+    [
+        ns(t0, t1),
+        ns(t1, t2),
+        ns(t2, t3),
+        ns(t3, t4),
+        (c2 - c0) as f64,
+    ]
 }
 
 // ---------------------------------------------------------------------------
@@ -533,6 +829,7 @@ impl Orc {
 
     fn cycle(&self, case: &Case, paths: &[CString], from_file: bool) -> Result<Cycle, String> {
         let l = &self.llvm;
+        let c0 = thread_cpu_ns();
         let t0 = Instant::now();
         // SAFETY: C API calls on a live LLJIT and its main dylib; buffers are
         // handed over to LLJIT (which owns them from then on).
@@ -561,9 +858,10 @@ impl Orc {
         let t1 = Instant::now();
         let entry = self.lookup(case.entry)?;
         let t2 = Instant::now();
+        let c2 = thread_cpu_ns();
         let mut lookup = |n: &CStr| self.lookup(n);
         // SAFETY: `entry` is the program's entry, linked by LLJIT.
-        unsafe { call_entry(case.program, entry, &mut lookup)? };
+        unsafe { call_entry(case.kind, entry, &mut lookup)? };
         let t3 = Instant::now();
         // SAFETY: `rt` is live; released after removal.
         let e = unsafe { (l.remove_tracker)(rt) };
@@ -571,33 +869,33 @@ impl Orc {
         unsafe { (l.release_tracker)(rt) };
         l.check(e, "removing the tracker")?;
         let t4 = Instant::now();
-        Ok([ns(t0, t1), ns(t1, t2), ns(t2, t3), ns(t3, t4)])
+        Ok([
+            ns(t0, t1),
+            ns(t1, t2),
+            ns(t2, t3),
+            ns(t3, t4),
+            (c2 - c0) as f64,
+        ])
     }
 }
 
 /// The child: `ORC_CHILD <program> <min> <max> <budget_ms> <objects...>`.
-/// Prints `bytes|file <4 phase medians> <total> <n>` lines (ns), or
+/// Prints `bytes|file <4 phase medians> <total> <CPU add+link> <n>` lines
+/// (ns), or
 /// `failed <reason>`.
 fn orc_child(args: &[String]) {
-    let program = match args[0].as_str() {
-        "sqlite" => Program::Sqlite,
-        "lua" => Program::Lua,
-        other => panic!("unknown program {other}"),
-    };
+    let kind = Kind::parse(&args[0]);
     let min: usize = args[1].parse().unwrap();
     let max: usize = args[2].parse().unwrap();
     let budget = Duration::from_millis(args[3].parse().unwrap());
     let objects: Vec<PathBuf> = args[4..].iter().map(PathBuf::from).collect();
     let case = Case {
-        program,
+        kind,
         names: objects.iter().map(|p| p.display().to_string()).collect(),
         bytes: objects.iter().map(|p| fs::read(p).unwrap()).collect(),
         objects,
         shared_object: PathBuf::new(),
-        entry: match program {
-            Program::Sqlite => c"sqlite3_libversion",
-            _ => c"luaL_newstate",
-        },
+        entry: kind.entry(),
     };
     let paths: Vec<CString> = case
         .names
@@ -624,8 +922,8 @@ fn orc_child(args: &[String]) {
                 let p = m.phases;
                 writeln!(
                     out,
-                    "{tag} {} {} {} {} {} {}",
-                    p[0], p[1], p[2], p[3], m.total, m.n
+                    "{tag} {} {} {} {} {} {} {}",
+                    p[0], p[1], p[2], p[3], m.total, m.cpu_link, m.n
                 )
                 .unwrap();
             }
@@ -650,13 +948,14 @@ fn orc_measure(
     let out_path = run_dir.join(format!("link-bench-orc-{}.out", std::process::id()));
     let err_path = run_dir.join(format!("link-bench-orc-{}.err", std::process::id()));
     let exe = std::env::current_exe().unwrap();
+    let objects = orc_objects(case);
     let mut child = Command::new(exe)
         .arg(ORC_CHILD)
-        .arg(case.program.name())
+        .arg(case.kind.name())
         .arg(min.to_string())
         .arg(max.to_string())
         .arg(budget.as_millis().to_string())
-        .args(&case.objects)
+        .args(&objects)
         .stdin(Stdio::null())
         .stdout(fs::File::create(&out_path).unwrap())
         .stderr(fs::File::create(&err_path).unwrap())
@@ -695,10 +994,11 @@ fn orc_measure(
             .skip(1)
             .filter_map(|x| x.parse().ok())
             .collect();
-        (v.len() == 6).then(|| Medians {
+        (v.len() == 7).then(|| Medians {
             phases: [v[0], v[1], v[2], v[3]],
             total: v[4],
-            n: v[5] as usize,
+            cpu_link: v[5],
+            n: v[6] as usize,
         })
     };
     if let (Some(b), Some(f)) = (parse("bytes"), parse("file")) {
@@ -719,6 +1019,59 @@ fn orc_measure(
         Some(r) => format!("{how}: {r}"),
         None => how,
     })
+}
+
+/// The objects ORC links: the case's own, except that an object with
+/// `STV_INTERNAL` symbols (gcc's Lua has 493) is replaced by a copy where
+/// they are `STV_HIDDEN`, which JITLink 19 rejects otherwise
+/// ("Unrecognized symbol visibility 1"); inside one JIT dylib both mean
+/// the same (not exported).
+fn orc_objects(case: &Case) -> Vec<PathBuf> {
+    let dir = corpus::cache_root()
+        .join("orc-objects")
+        .join(case.kind.name());
+    case.objects
+        .iter()
+        .zip(&case.bytes)
+        .map(|(path, bytes)| match internal_as_hidden(bytes) {
+            None => path.clone(),
+            Some(patched) => {
+                fs::create_dir_all(&dir).unwrap();
+                let out = dir.join(path.file_name().unwrap());
+                if fs::read(&out).ok().as_deref() != Some(&patched[..]) {
+                    let tmp = out.with_extension(format!("tmp-{}", std::process::id()));
+                    fs::write(&tmp, &patched).unwrap();
+                    fs::rename(&tmp, &out).unwrap();
+                }
+                out
+            }
+        })
+        .collect()
+}
+
+/// A copy of an ELF64 object with its `STV_INTERNAL` symbols made
+/// `STV_HIDDEN`, or `None` if it has none.
+fn internal_as_hidden(bytes: &[u8]) -> Option<Vec<u8>> {
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap()) as usize;
+    let (shoff, entsize, num) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+    let mut out: Option<Vec<u8>> = None;
+    for i in 0..num {
+        let h = shoff + i * entsize;
+        // SHT_SYMTAB
+        if u32::from_le_bytes(bytes[h + 4..h + 8].try_into().unwrap()) != 2 {
+            continue;
+        }
+        let (off, size) = (u64_at(h + 0x18), u64_at(h + 0x20));
+        for k in 0..size / 24 {
+            let other = off + k * 24 + 5;
+            if bytes[other] & 3 == 1 {
+                let o = out.get_or_insert_with(|| bytes.to_vec());
+                o[other] = (o[other] & !3) | 2;
+            }
+        }
+    }
+    out
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -789,26 +1142,426 @@ fn rss_growth(mut cycle: impl FnMut()) -> RssGrowth {
 }
 
 // ---------------------------------------------------------------------------
+// The copy floor
+// ---------------------------------------------------------------------------
+
+/// Where an object's loaded sections go in the floor's region: three
+/// permission groups (code, read-only, writable), each page-aligned, each
+/// section at its alignment within its group.
+struct FloorPlan {
+    /// `(offset in the region, range of the object's bytes)` per section
+    /// with contents (`SHT_NOBITS` sections only take room).
+    copies: Vec<(usize, std::ops::Range<usize>)>,
+    /// `(start, len, protection)` per non-empty group.
+    groups: Vec<(usize, usize, c_int)>,
+    len: usize,
+    /// Bytes copied.
+    bytes: usize,
+    sections: usize,
+}
+
+const PAGE: usize = 4096;
+
+/// A loaded section: size, alignment, and its bytes in the object (`None`
+/// for `SHT_NOBITS`).
+type LoadedSection = (usize, usize, Option<std::ops::Range<usize>>);
+
+fn align_up(x: usize, a: usize) -> usize {
+    x.div_ceil(a.max(1)) * a.max(1)
+}
+
+impl FloorPlan {
+    fn new(object: &[u8]) -> FloorPlan {
+        use object::elf;
+        use object::read::elf::{FileHeader, SectionHeader};
+        let le = object::LittleEndian;
+        let header = elf::FileHeader64::<object::LittleEndian>::parse(object).expect("ELF");
+        let sections = header.sections(le, object).expect("section table");
+        let mut loaded: [Vec<LoadedSection>; 3] = Default::default();
+        for s in sections.iter() {
+            let flags = s.sh_flags(le).0;
+            if flags & elf::SHF_ALLOC.0 == 0 {
+                continue;
+            }
+            let group = if flags & elf::SHF_EXECINSTR.0 != 0 {
+                0
+            } else if flags & elf::SHF_WRITE.0 != 0 {
+                2
+            } else {
+                1
+            };
+            let size = s.sh_size(le) as usize;
+            let file = (s.sh_type(le) != elf::SHT_NOBITS).then(|| {
+                let off = s.sh_offset(le) as usize;
+                off..off + size
+            });
+            loaded[group].push((size, s.sh_addralign(le) as usize, file));
+        }
+        let prots = [
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::PROT_READ,
+            libc::PROT_READ | libc::PROT_WRITE,
+        ];
+        let mut plan = FloorPlan {
+            copies: Vec::new(),
+            groups: Vec::new(),
+            len: 0,
+            bytes: 0,
+            sections: 0,
+        };
+        let mut at = 0;
+        for (g, secs) in loaded.iter().enumerate() {
+            if secs.is_empty() {
+                continue;
+            }
+            let start = at;
+            for (size, align, file) in secs {
+                at = align_up(at, *align);
+                if let Some(r) = file {
+                    plan.bytes += r.len();
+                    plan.copies.push((at, r.clone()));
+                }
+                plan.sections += 1;
+                at += size;
+            }
+            at = align_up(at, PAGE);
+            plan.groups.push((start, at - start, prots[g]));
+        }
+        plan.len = at.max(PAGE);
+        plan
+    }
+
+    /// One floor cycle: mmap, copy, mprotect (timed), then munmap (not
+    /// timed). Returns wall-clock and CPU nanoseconds.
+    fn cycle(&self, object: &[u8]) -> [f64; 2] {
+        let c0 = thread_cpu_ns();
+        let t0 = Instant::now();
+        // SAFETY: a fresh private anonymous mapping; nothing else uses it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                self.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        let base = p as *mut u8;
+        for (at, r) in &self.copies {
+            let src = &object[r.clone()];
+            // SAFETY: the plan keeps every copy inside the region, which is
+            // writable and does not overlap `object`.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(*at), src.len()) };
+        }
+        for &(start, len, prot) in &self.groups {
+            // SAFETY: a page-aligned range of our own mapping.
+            let rc = unsafe { libc::mprotect(base.add(start).cast(), len, prot) };
+            assert_eq!(rc, 0, "mprotect");
+        }
+        let t1 = Instant::now();
+        let c1 = thread_cpu_ns();
+        // SAFETY: our own mapping, no longer used.
+        unsafe { libc::munmap(p, self.len) };
+        [ns(t0, t1), (c1 - c0) as f64]
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scaling: many small objects
+// ---------------------------------------------------------------------------
+
+const SCALE_SIZES: [usize; 4] = [1, 10, 100, 1000];
+
+/// The shared helper: `int scale_helper(int x)` (2x) and `scale_counter`.
+const SCALE_HELPER: &str = r#"
+        .text
+        .p2align 4
+        .globl scale_helper
+        .type scale_helper, @function
+scale_helper:
+        .cfi_startproc
+        leal (%rdi,%rdi), %eax
+        ret
+        .cfi_endproc
+        .size scale_helper, .-scale_helper
+        .bss
+        .globl scale_counter
+        .p2align 2
+        .type scale_counter, @object
+        .size scale_counter, 4
+scale_counter:
+        .zero 4
+        .section .note.GNU-stack,"",@progbits
+"#;
+
+/// Small object `i`, as gcc -O2 -fPIC writes such a function:
+/// `int scale_fn_<i>(int x) { scale_counter++; return scale_helper(x) + i; }`
+/// plus a data word holding its own address (an R_X86_64_64).
+fn scale_source(i: usize) -> String {
+    format!(
+        r#"
+        .text
+        .p2align 4
+        .globl scale_fn_{i}
+        .type scale_fn_{i}, @function
+scale_fn_{i}:
+        .cfi_startproc
+        subq $8, %rsp
+        .cfi_def_cfa_offset 16
+        movq scale_counter@GOTPCREL(%rip), %rdx
+        addl $1, (%rdx)
+        call scale_helper@PLT
+        addq $8, %rsp
+        .cfi_def_cfa_offset 8
+        addl ${i}, %eax
+        ret
+        .cfi_endproc
+        .size scale_fn_{i}, .-scale_fn_{i}
+        .data
+        .globl scale_ptr_{i}
+        .p2align 3
+scale_ptr_{i}:
+        .quad scale_fn_{i}
+        .section .note.GNU-stack,"",@progbits
+"#
+    )
+}
+
+/// Assembles (cached) the helper and `n` small objects.
+fn scale_objects(n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let dir = corpus::cache_root().join("bench-scale-v1");
+    fs::create_dir_all(&dir).unwrap();
+    let build = |name: &str, src: &str| -> Vec<u8> {
+        let obj = dir.join(format!("{name}.o"));
+        if !obj.exists() {
+            let s = dir.join(format!("{name}.s"));
+            fs::write(&s, src).unwrap();
+            let tmp = dir.join(format!("{name}.o.tmp-{}", std::process::id()));
+            let mut cmd = Command::new("as");
+            cmd.arg("--64").arg(&s).arg("-o").arg(&tmp);
+            corpus::run_checked(&mut cmd, "assembling a scaling object");
+            fs::rename(&tmp, &obj).unwrap();
+        }
+        fs::read(&obj).unwrap()
+    };
+    let helper = build("helper", SCALE_HELPER);
+    let objects = (0..n)
+        .map(|i| build(&format!("mod{i:04}"), &scale_source(i)))
+        .collect();
+    (helper, objects)
+}
+
+struct Scale {
+    session: Session,
+    layer: Arc<ObjectLinkingLayer>,
+    dylib: Arc<JITDylib>,
+    /// Keeps the helper linked.
+    _helper: ResourceTracker,
+    objects: Vec<Vec<u8>>,
+    object_names: Vec<String>,
+    entries: Vec<(SymbolName, SymbolLookupFlags)>,
+}
+
+impl Scale {
+    fn new(helper: Vec<u8>, objects: Vec<Vec<u8>>) -> Scale {
+        let session = Session::new(SessionOptions::default());
+        let layer = ObjectLinkingLayer::of(&session).expect("link layer");
+        let dylib = session.create_dylib("scale").expect("dylib");
+        let t = dylib.create_tracker().expect("tracker");
+        layer
+            .add(&t, "helper.o", ObjectBytes::from_vec(helper))
+            .expect("adding the helper");
+        dylib.lookup("scale_helper").expect("linking the helper");
+        let n = objects.len();
+        Scale {
+            session,
+            layer,
+            dylib,
+            _helper: t,
+            objects,
+            object_names: (0..n).map(|i| format!("mod{i:04}.o")).collect(),
+            entries: (0..n)
+                .map(|i| {
+                    (
+                        SymbolName::intern(&format!("scale_fn_{i}")),
+                        SymbolLookupFlags::Required,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds the first `n` objects (in one tracker, or one tracker each),
+    /// links them by one lookup of their functions, optionally calls each,
+    /// removes them. Returns add, link+lookup, remove (wall clock), then
+    /// the whole round's CPU time of this thread (which does all the work:
+    /// the session materializes on the looking-up thread), in nanoseconds.
+    fn round(&self, n: usize, each: bool, check: bool) -> [f64; 4] {
+        let names = self.entries[..n].to_vec();
+        let order = vec![(self.dylib.clone(), LookupFlags::MatchAll)];
+        let c0 = thread_cpu_ns();
+        let t0 = Instant::now();
+        let mut trackers = Vec::with_capacity(if each { n } else { 1 });
+        for i in 0..n {
+            if i == 0 || each {
+                trackers.push(self.dylib.create_tracker().expect("tracker"));
+            }
+            let t = trackers.last().unwrap();
+            self.layer
+                .add(
+                    t,
+                    &self.object_names[i],
+                    ObjectBytes::copy_from(&self.objects[i]),
+                )
+                .unwrap_or_else(|e| panic!("adding {}: {e}", self.object_names[i]));
+        }
+        let t1 = Instant::now();
+        let addrs = self
+            .session
+            .lookup(order, names, SymbolState::Ready)
+            .unwrap_or_else(|e| panic!("linking {n} objects: {e}"));
+        let (t2, c2) = (Instant::now(), thread_cpu_ns());
+        if check {
+            for (i, &a) in addrs.iter().enumerate() {
+                // SAFETY: `scale_fn_<i>`, linked and ready: `int (int)`.
+                let f: extern "C" fn(c_int) -> c_int = unsafe { std::mem::transmute(a as usize) };
+                assert_eq!(f(5), 10 + i as c_int, "scale_fn_{i}");
+            }
+        }
+        let (t3, c3) = (Instant::now(), thread_cpu_ns());
+        for t in trackers {
+            t.remove().expect("remove");
+        }
+        let (t4, c4) = (Instant::now(), thread_cpu_ns());
+        // Without the calls of the check.
+        let cpu = (c2 - c0) + (c4 - c3);
+        [ns(t0, t1), ns(t1, t2), ns(t3, t4), cpu as f64]
+    }
+}
+
+/// CPU time of the calling thread (user and system), in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// [`SCALE_SIZES`], or the comma-separated sizes in
+/// `JITRT_BENCH_SCALE_SIZES` (to profile one size).
+fn scale_sizes() -> Vec<usize> {
+    match std::env::var("JITRT_BENCH_SCALE_SIZES") {
+        Ok(v) if !v.is_empty() => v
+            .split(',')
+            .map(|x| x.trim().parse().expect("JITRT_BENCH_SCALE_SIZES: numbers"))
+            .collect(),
+        _ => SCALE_SIZES.to_vec(),
+    }
+}
+
+fn bench_scaling() {
+    let sizes = scale_sizes();
+    let max = *sizes.iter().max().unwrap();
+    let t = Instant::now();
+    let (helper, objects) = scale_objects(max);
+    eprintln!(
+        "link bench: {max} scaling objects ready in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let bytes: Vec<usize> = objects.iter().map(Vec::len).collect();
+    let scale = Scale::new(helper, objects);
+    println!();
+    println!(
+        "Scaling: N small objects (one function calling a helper in another object through \
+         PLT32, a GOTPCRELX load, an R_X86_64_64 data word, .eh_frame; {}-{} bytes each), \
+         added and linked by one lookup of their N functions, then removed",
+        bytes.iter().min().unwrap(),
+        bytes.iter().max().unwrap()
+    );
+    println!(
+        "  (wall-clock medians per phase and of the round; CPU = the round's CPU time of the \
+         thread doing all the work, not stretched by other processes on a loaded machine)"
+    );
+    println!(
+        "  {:<22} {:>9} {:>12} {:>9} {:>9} {:>9} {:>7}",
+        "median us per object", "add", "link+lookup", "remove", "total", "CPU", "rounds"
+    );
+    let mut per_object = Vec::new();
+    for &n in &sizes {
+        // Warm-up, checking every function once.
+        for each in [false, true] {
+            scale.round(n, each, true);
+        }
+        let budget = Duration::from_millis(1500);
+        let (mut one, mut each) = (Vec::new(), Vec::new());
+        let mut rounds = Rounds::new(5, 4000, budget);
+        while rounds.next() {
+            one.push(scale.round(n, false, false));
+            each.push(scale.round(n, true, false));
+        }
+        for (label, samples) in [("one tracker", &one), ("one tracker each", &each)] {
+            let phase = |k: usize| median(samples.iter().map(|s| s[k]).collect()) / n as f64 / 1e3;
+            let total =
+                median(samples.iter().map(|s| s[..3].iter().sum()).collect()) / n as f64 / 1e3;
+            let cpu = phase(3);
+            println!(
+                "  N={n:<5} {label:<16} {:>9.2} {:>12.2} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+                phase(0),
+                phase(1),
+                phase(2),
+                total,
+                cpu,
+                samples.len()
+            );
+            per_object.push((n, label, total, cpu));
+        }
+    }
+    let at = |n: usize, label: &str| per_object.iter().find(|p| p.0 == n && p.1 == label);
+    for label in ["one tracker", "one tracker each"] {
+        let (Some(big), Some(small)) = (at(1000, label), at(10, label)) else {
+            continue;
+        };
+        let (wall, cpu) = (big.2 / small.2, big.3 / small.3);
+        println!(
+            "  {label}: per object at N=1000 / N=10: wall {wall:.2}, CPU {cpu:.2} (flat: CPU <= 1.5: {})",
+            verdict(cpu <= 1.5)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------
 
-fn ms(ns: f64) -> String {
-    format!("{:.3}", ns / 1e6)
+/// A time in milliseconds, or microseconds for `us`.
+fn time(ns: f64, us: bool) -> String {
+    if us {
+        format!("{:.2}", ns / 1e3)
+    } else {
+        format!("{:.3}", ns / 1e6)
+    }
 }
 
-fn row(label: &str, m: &Medians) {
+fn row(label: &str, m: &Medians, us: bool) {
     println!(
         "  {label:<24} {:>10} {:>12} {:>9} {:>13} {:>10} {:>6}",
-        ms(m.phases[0]),
-        ms(m.phases[1]),
-        ms(m.phases[2]),
-        ms(m.phases[3]),
-        ms(m.total),
+        time(m.phases[0], us),
+        time(m.phases[1], us),
+        time(m.phases[2], us),
+        time(m.phases[3], us),
+        time(m.total, us),
         m.n
     );
 }
 
-/// Measures and prints one program.
+/// Measures and prints one program (for SQLite, with the copy floor in
+/// the same rounds).
 fn bench_program(
     case: &Case,
     jit: &Jit,
@@ -816,19 +1569,28 @@ fn bench_program(
     orc: Option<(usize, usize, Duration)>,
 ) -> Medians {
     let so = CString::new(case.shared_object.as_os_str().as_encoded_bytes()).unwrap();
+    let floor =
+        (case.kind == Kind::Program(Program::Sqlite)).then(|| FloorPlan::new(&case.bytes[0]));
+    let us = case.kind.in_us();
     let mut linked = 0;
     // Warm-up: page cache, JIT memory, interned names, the dynamic loader.
     for _ in 0..3 {
         jit.cycle(case, false, &mut linked);
         jit.cycle(case, true, &mut linked);
         dlopen_cycle(case, &so);
+        if let Some(f) = &floor {
+            f.cycle(&case.bytes[0]);
+        }
     }
-    let (mut bytes, mut files, mut dl) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bytes, mut files, mut dl, mut fl) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut rounds = Rounds::new(30, 2000, budget);
     while rounds.next() {
         bytes.push(jit.cycle(case, false, &mut linked));
         files.push(jit.cycle(case, true, &mut linked));
         dl.push(dlopen_cycle(case, &so));
+        if let Some(f) = &floor {
+            fl.push(f.cycle(&case.bytes[0]));
+        }
     }
     let (jb, jf, d) = (medians(&bytes), medians(&files), medians(&dl));
 
@@ -843,15 +1605,24 @@ fn bench_program(
     );
     println!(
         "  {:<24} {:>10} {:>12} {:>9} {:>13} {:>10} {:>6}",
-        "median ms", "add/open", "link+lookup", "call", "remove/close", "total", "n"
+        if us { "median us" } else { "median ms" },
+        "add/open",
+        "link+lookup",
+        "call",
+        "remove/close",
+        "total",
+        "n"
     );
-    row("libjitrt (bytes)", &jb);
-    row("libjitrt (file, mmap)", &jf);
-    row("dlopen (.so)", &d);
+    row("libjitrt (bytes)", &jb, us);
+    row("libjitrt (file, mmap)", &jf, us);
+    row("dlopen (.so)", &d, us);
     match &orc_result {
         Some(Ok((ob, of))) => {
-            row("LLVM ORC (bytes)", ob);
-            row("LLVM ORC (file)", of);
+            row("LLVM ORC (bytes)", ob, us);
+            row("LLVM ORC (file)", of, us);
+            if case.bytes.iter().any(|b| internal_as_hidden(b).is_some()) {
+                println!("  (ORC links copies with STV_INTERNAL symbols made STV_HIDDEN: JITLink 19 rejects internal)");
+            }
         }
         Some(Err(reason)) => println!("  {:<24} failed: {reason}", "LLVM ORC"),
         None => println!("  LLVM ORC: not installed (apt-get install llvm-19-dev)"),
@@ -861,8 +1632,23 @@ fn bench_program(
         jb.total / d.total,
         jf.total / d.total
     );
+    let link = |m: &Medians| m.phases[0] + m.phases[1];
+    let orc_cpu = match &orc_result {
+        Some(Ok((ob, _))) => format!(
+            ", LLVM ORC (bytes) {}; ORC/libjitrt {:.1}x",
+            time(ob.cpu_link, us),
+            ob.cpu_link / jb.cpu_link
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "  CPU time of add+link+lookup ({}): libjitrt (bytes) {}, (file) {}, dlopen {}{orc_cpu}",
+        if us { "us" } else { "ms" },
+        time(jb.cpu_link, us),
+        time(jf.cpu_link, us),
+        time(d.cpu_link, us),
+    );
     if let Some(Ok((ob, of))) = &orc_result {
-        let link = |m: &Medians| m.phases[0] + m.phases[1];
         println!(
             "  ratios: ORC/libjitrt total: bytes {:.1}x, file {:.1}x; add+link+lookup: bytes {:.1}x, file {:.1}x",
             ob.total / jb.total,
@@ -871,12 +1657,51 @@ fn bench_program(
             link(of) / link(&jf),
         );
     }
-    let target_ms = if case.program == Program::Sqlite {
+    if let Some(f) = &floor {
+        let floor_ns = median(fl.iter().map(|f| f[0]).collect());
+        let floor_cpu = median(fl.iter().map(|f| f[1]).collect());
+        println!(
+            "  copy floor: mmap + memcpy of {} bytes ({} SHF_ALLOC sections, {} KiB region) + {} mprotect: {} ms",
+            f.bytes,
+            f.sections,
+            f.len / 1024,
+            f.groups.len(),
+            time(floor_ns, false)
+        );
+        let r = link(&jb) / floor_ns;
+        println!(
+            "  ratio: libjitrt add+link+lookup / copy floor: bytes {r:.2}, file {:.2} (<= 1.5: {}); \
+             CPU time: floor {} ms, bytes {:.2}, file {:.2}",
+            link(&jf) / floor_ns,
+            verdict(r <= 1.5),
+            time(floor_cpu, false),
+            jb.cpu_link / floor_cpu,
+            jf.cpu_link / floor_cpu,
+        );
+    }
+    if case.kind == Kind::Small {
+        let orc_ratio = match &orc_result {
+            Some(Ok((ob, _))) => format!(
+                "{:.1}x faster than ORC (>= 10x: {})",
+                ob.total / jb.total,
+                verdict(ob.total / jb.total >= 10.0)
+            ),
+            _ => "ORC not measured".to_string(),
+        };
+        println!(
+            "  targets: whole cycle {} us: {orc_ratio}; {:.2}x dlopen (< 1: {})",
+            time(jb.total, true),
+            jb.total / d.total,
+            verdict(jb.total < d.total)
+        );
+        return jb;
+    }
+    let target_ms = if case.kind == Kind::Program(Program::Sqlite) {
         2.0
     } else {
         1.0
     };
-    let linked_ms = (jb.phases[0] + jb.phases[1]) / 1e6;
+    let linked_ms = link(&jb) / 1e6;
     let remove_ms = jb.phases[3] / 1e6;
     println!(
         "  targets: add+link+lookup {linked_ms:.3} ms (<= {target_ms} ms: {}), remove {remove_ms:.3} ms (< 0.2 ms: {})",
@@ -898,7 +1723,7 @@ fn profile(args: &[String]) {
     let built = corpus::build_objects(program, &Toolchain::new("gcc", &["-O2", "-fPIC"]));
     let case = Case::new(&built);
     let mut linked = 0;
-    let jit = Jit::new(program);
+    let jit = Jit::new(Kind::Program(program));
     let faults = minor_faults();
     let samples: Vec<Cycle> = (0..cycles)
         .map(|_| jit.cycle(&case, from_file, &mut linked))
@@ -914,6 +1739,7 @@ fn profile(args: &[String]) {
             "libjitrt (bytes)"
         },
         &m,
+        false,
     );
 }
 
@@ -924,6 +1750,9 @@ fn verdict(ok: bool) -> &'static str {
         "MISSED"
     }
 }
+
+/// The sections of the bench, selected by the command line's filters.
+const SECTIONS: [&str; 6] = ["small", "sqlite", "lua", "zlib", "zstd", "scale"];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -936,7 +1765,11 @@ fn main() {
         return;
     }
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filter.is_empty() && !filter.iter().any(|f| "link".contains(f.as_str())) {
+    // A filter that names the bench (a part of "link") selects everything;
+    // otherwise each filter selects the sections whose name contains it.
+    let all = filter.is_empty() || filter.iter().any(|f| "link".contains(f.as_str()));
+    let want = |section: &str| all || filter.iter().any(|f| section.contains(f.as_str()));
+    if !SECTIONS.iter().any(|s| want(s)) {
         return;
     }
     // `cargo bench` passes --bench; `cargo test --benches` does not.
@@ -946,21 +1779,6 @@ fn main() {
     }
 
     let toolchain = Toolchain::new("gcc", &["-O2", "-fPIC"]);
-    let t = Instant::now();
-    let built = corpus::build_all(Program::Sqlite, std::slice::from_ref(&toolchain))
-        .into_iter()
-        .chain(corpus::build_all(
-            Program::Lua,
-            std::slice::from_ref(&toolchain),
-        ))
-        .collect::<Vec<_>>();
-    let sqlite = Case::new(&built[0]);
-    let lua = Case::new(&built[1]);
-    eprintln!(
-        "link bench: corpus ready in {:.1} s ({})",
-        t.elapsed().as_secs_f64(),
-        built[0].dir.parent().unwrap().display()
-    );
     let orc = libllvm_installed();
     println!(
         "link bench: medians over interleaved rounds (libjitrt bytes, libjitrt file, dlopen);"
@@ -971,30 +1789,82 @@ fn main() {
     );
     println!("tracker remove or dlclose.");
 
-    let sqlite_jit = Jit::new(Program::Sqlite);
-    bench_program(
-        &sqlite,
-        &sqlite_jit,
-        Duration::from_secs(6),
-        orc.then_some((5, 60, Duration::from_secs(8))),
-    );
-    let lua_jit = Jit::new(Program::Lua);
-    bench_program(
-        &lua,
-        &lua_jit,
-        Duration::from_secs(4),
-        orc.then_some((10, 300, Duration::from_secs(5))),
-    );
-    drop(lua_jit);
+    if want("small") {
+        let small = Case::small();
+        let jit = Jit::new(Kind::Small);
+        bench_program(
+            &small,
+            &jit,
+            Duration::from_secs(3),
+            orc.then_some((100, 3000, Duration::from_secs(3))),
+        );
+    }
+    let build = |program: Program| {
+        let t = Instant::now();
+        let built = corpus::build_all(program, std::slice::from_ref(&toolchain))
+            .into_iter()
+            .next()
+            .unwrap();
+        eprintln!(
+            "link bench: {} ready in {:.1} s ({})",
+            program.name(),
+            t.elapsed().as_secs_f64(),
+            built.dir.display()
+        );
+        Case::new(&built)
+    };
+    if want("sqlite") {
+        let sqlite = build(Program::Sqlite);
+        let sqlite_jit = Jit::new(Kind::Program(Program::Sqlite));
+        bench_program(
+            &sqlite,
+            &sqlite_jit,
+            Duration::from_secs(6),
+            orc.then_some((5, 60, Duration::from_secs(8))),
+        );
+        bench_rss(&sqlite, &sqlite_jit);
+    }
+    for (program, section) in [(Program::Lua, "lua"), (Program::Zlib, "zlib")] {
+        if want(section) {
+            let case = build(program);
+            let jit = Jit::new(Kind::Program(program));
+            bench_program(
+                &case,
+                &jit,
+                Duration::from_secs(4),
+                orc.then_some((10, 300, Duration::from_secs(5))),
+            );
+        }
+    }
+    if want("zstd") {
+        let t = Instant::now();
+        let zstd = Case::zstd();
+        eprintln!(
+            "link bench: zstd ready in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let jit = Jit::new(Kind::Zstd);
+        bench_program(
+            &zstd,
+            &jit,
+            Duration::from_secs(4),
+            orc.then_some((10, 300, Duration::from_secs(5))),
+        );
+    }
+    if want("scale") {
+        bench_scaling();
+    }
+}
 
-    // RSS growth per cycle: SQLite through libjitrt, then dlopen/dlclose.
+/// RSS growth per cycle: SQLite through libjitrt, then dlopen/dlclose.
+fn bench_rss(sqlite: &Case, sqlite_jit: &Jit) {
     let mut linked = 0;
     let jit = rss_growth(|| {
-        sqlite_jit.cycle(&sqlite, false, &mut linked);
+        sqlite_jit.cycle(sqlite, false, &mut linked);
     });
     let so = CString::new(sqlite.shared_object.as_os_str().as_encoded_bytes()).unwrap();
     let dl = rss_growth(|| {
-        dlopen_cycle(&sqlite, &so);
+        dlopen_cycle(sqlite, &so);
     });
     let mib = |b: u64| b as f64 / 1048576.0;
     println!();
