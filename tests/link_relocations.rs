@@ -700,8 +700,6 @@ s32s_data: movl $a32s_max, ext_data(%rip)
 /// R_X86_64_32S as -2^31, and -0x8000 / -0x80 fit R_X86_64_16 / R_X86_64_8
 /// (whose range is signed or unsigned).
 #[test]
-#[ignore = "linker bug: S + A is range-checked as an unsigned 64-bit value, so \
-            0xffffffff80000000 is out of range for R_X86_64_32S (linked.rs fixup)"]
 fn sign_extended_absolute_values() {
     let jit = Jit::new("signext");
     let obj = assemble(

@@ -79,7 +79,16 @@ pub(crate) fn apply(
             };
             let value = match kind.formula {
                 Formula::None => continue,
-                Formula::Absolute => s + a,
+                // Addresses are 64-bit: a field that takes signed values
+                // sees `S + A` as a two's-complement 64-bit number (kernel
+                // model code lives at 0xffffffff80000000 and above).
+                Formula::Absolute => match kind.field {
+                    Field::Data {
+                        range: FieldRange::Signed | FieldRange::Either,
+                        ..
+                    } => i128::from((s + a) as u64 as i64),
+                    _ => s + a,
+                },
                 Formula::Relative | Formula::CallRelative => s + a - p,
                 Formula::GotEntryRelative | Formula::GotEntryRelativeRelaxable => slot()? + a - p,
                 Formula::GotEntryOffset => slot()? + a - got,
