@@ -65,7 +65,7 @@ extern "C" {
 const ORC_CHILD: &str = "__jitrt_link_bench_orc_child";
 
 /// The argument that makes this binary a profiling driver (for
-/// `valgrind --tool=callgrind`): `PROFILE <sqlite|lua> <bytes|file> <cycles>`
+/// `valgrind --tool=callgrind`): `PROFILE <sqlite|lua|small> <bytes|file> <cycles>`
 /// runs libjitrt cycles only and prints their median phases.
 const PROFILE: &str = "__jitrt_link_bench_profile";
 
@@ -1713,17 +1713,21 @@ fn bench_program(
 
 /// See [`PROFILE`].
 fn profile(args: &[String]) {
-    let program = if args[0] == "lua" {
-        Program::Lua
-    } else {
-        Program::Sqlite
-    };
     let from_file = args[1] == "file";
     let cycles: usize = args[2].parse().unwrap();
-    let built = corpus::build_objects(program, &Toolchain::new("gcc", &["-O2", "-fPIC"]));
-    let case = Case::new(&built);
+    let (case, kind) = if args[0] == "small" {
+        (Case::small(), Kind::Small)
+    } else {
+        let program = if args[0] == "lua" {
+            Program::Lua
+        } else {
+            Program::Sqlite
+        };
+        let built = corpus::build_objects(program, &Toolchain::new("gcc", &["-O2", "-fPIC"]));
+        (Case::new(&built), Kind::Program(program))
+    };
     let mut linked = 0;
-    let jit = Jit::new(Kind::Program(program));
+    let jit = Jit::new(kind);
     let faults = minor_faults();
     let samples: Vec<Cycle> = (0..cycles)
         .map(|_| jit.cycle(&case, from_file, &mut linked))

@@ -264,11 +264,14 @@ impl JitMemory {
             self.release_range(start, len);
             return Err(err);
         }
-        // Fault the pages in with one call instead of one trap per page
-        // (MADV_POPULATE_WRITE, Linux 5.14+; ignored where unsupported).
-        // SAFETY: advisory call on our own read-write range.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, len, 23);
+        // Fault larger ranges in with one call instead of one trap per page
+        // (MADV_POPULATE_WRITE, Linux 5.14+; ignored where unsupported); for
+        // a few pages the traps cost less than the call.
+        if len > 8 * page_size() {
+            // SAFETY: advisory call on our own read-write range.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, len, 23);
+            }
         }
         self.code_bytes.fetch_add(code_len, Ordering::Relaxed);
         self.data_bytes.fetch_add(data_len, Ordering::Relaxed);
@@ -283,11 +286,28 @@ impl JitMemory {
 
     /// Drops the pages of a range and returns it to the free list.
     fn release_range(&self, start: usize, len: usize) {
+        // One call drops the pages (resident memory falls) and makes the
+        // range inaccessible again: a fresh PROT_NONE mapping in place.
         // SAFETY: [start, start+len) is an allocation inside our reservation
-        // that its owner gave up; nothing refers into it any more.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
-            libc::mprotect(start as *mut libc::c_void, len, libc::PROT_NONE);
+        // that its owner gave up; nothing refers into it any more, so
+        // replacing its mapping (MAP_FIXED) touches nothing else.
+        let p = unsafe {
+            libc::mmap(
+                start as *mut libc::c_void,
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            // Fall back to dropping the pages and the access separately.
+            // SAFETY: as above.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
+                libc::mprotect(start as *mut libc::c_void, len, libc::PROT_NONE);
+            }
         }
         let mut free = self.free.lock();
         let i = free.partition_point(|&(s, _)| s < start);
