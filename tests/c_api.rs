@@ -54,4 +54,12 @@ macro_rules! c_tests {
     };
 }
 
-c_tests!(smoke, resource_tracker, core, misuse, threads, objects);
+c_tests!(
+    smoke,
+    resource_tracker,
+    core,
+    misuse,
+    threads,
+    objects,
+    real_world
+);

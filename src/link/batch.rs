@@ -60,21 +60,31 @@ impl PreparedBatch {
                 tls.push(None);
                 continue;
             };
-            let indexes = g
-                .tls_indexes
-                .and_then(|s| g.sections.get(s as usize))
-                .map(|s| {
-                    let first = &g.blocks[s.blocks.start as usize];
-                    let n = s.blocks.len() as u64;
-                    (first.addr, first.addr + n * 16)
-                })
-                .unwrap_or((0, 0));
-            let module = TlsModule::register(t.size, t.align, indexes).ok_or_else(|| {
-                LinkError::new(
-                    LinkErrorKind::OutOfMemory,
-                    format!("{}: too many thread-local storage modules", g.name),
-                )
-            })?;
+            // The TLS indexes: their range, and the offset each holds (of
+            // this object's own variables; others' are not looked up here).
+            let mut offsets = Vec::new();
+            let mut indexes = (0, 0);
+            if let Some(s) = g.tls_indexes.and_then(|s| g.sections.get(s as usize)) {
+                let first = g.blocks[s.blocks.start as usize].addr;
+                indexes = (first, first + s.blocks.len() as u64 * 16);
+                for b in s.blocks.clone() {
+                    let block = &g.blocks[b as usize];
+                    let offset = g.edges[block.edges.start as usize..block.edges.end as usize]
+                        .iter()
+                        .find(|e| e.offset == 8)
+                        .and_then(|e| g.symbols.get(e.target as usize))
+                        .filter(|s| matches!(s.definition, Definition::Tls { .. }))
+                        .map_or(0, |s| s.value);
+                    offsets.push(offset);
+                }
+            }
+            let module =
+                TlsModule::register(t.size, t.align, indexes, offsets).ok_or_else(|| {
+                    LinkError::new(
+                        LinkErrorKind::OutOfMemory,
+                        format!("{}: too many thread-local storage modules", g.name),
+                    )
+                })?;
             tls.push(Some(module));
         }
         Ok(PreparedBatch {

@@ -170,8 +170,9 @@ impl LinkedObject {
     }
 
     /// Runs `.preinit_array`, `.init_array` (in priority order) and `.ctors`
-    /// entries, once. Loading an object means trusting its code: these call
-    /// into it.
+    /// entries, once, each as `f(argc, argv, envp)` as glibc calls them (see
+    /// [`super::set_program_args`]). Loading an object means trusting its
+    /// code: these call into it.
     pub fn run_initializers(&self) {
         if self.initialized.swap(true, Ordering::AcqRel) {
             return;
@@ -179,11 +180,9 @@ impl LinkedObject {
         for &f in &self.initializers {
             // SAFETY: `f` is an entry of this object's initializer tables,
             // relocated to a function in linked, executable memory that
-            // lives as long as `self`; initializers take no arguments that
-            // C code relies on (glibc passes argc/argv/envp, which callees
-            // may ignore).
-            let func = unsafe { std::mem::transmute::<usize, extern "C" fn()>(f as usize) };
-            func();
+            // lives as long as `self`; it gets `(argc, argv, envp)` as glibc
+            // passes them.
+            unsafe { super::platform::args::call_with_program_args(f) };
         }
     }
 

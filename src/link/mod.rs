@@ -114,7 +114,7 @@ pub use archive::{Archive, MemberId};
 pub use batch::PreparedObject;
 pub use diagnose::{diagnose_object, Diagnosis, ExternalUse};
 pub use linked::{finalize_batch, KeepAlive, LinkedObject};
-pub use platform::JitMemory;
+pub use platform::{set_program_args, JitMemory};
 
 /// Destructor handlers JIT code registered (`__cxa_atexit`/`atexit`) that
 /// have not run yet, over all sessions (for tests and leak checks).

@@ -243,6 +243,8 @@ pub fn run(o: &Options) -> Result<u8, Fail> {
                 .map_err(|_| Fail::new(format!("program argument {a:?} contains a NUL byte")))
         })
         .collect::<Result<_, _>>()?;
+    // The program's initializers see its own arguments, as its main does.
+    jitrt::link::set_program_args(&argv);
 
     let session = Session::new(SessionOptions::default());
     let layer = ObjectLinkingLayer::of(&session)?;

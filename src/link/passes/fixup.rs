@@ -129,7 +129,12 @@ pub(crate) fn apply(
                     d + a - p
                 }
                 Formula::TlsModuleIndexRelative => {
-                    let m = g.module_index.ok_or_else(|| internal("no module index"))?;
+                    let m = if external {
+                        t.tls_module_index
+                    } else {
+                        g.module_index
+                    }
+                    .ok_or_else(|| internal("no module index"))?;
                     i128::from(g.address(m)) + a - p
                 }
                 Formula::DtpOffset if external => i128::from(host_tls(g, edge, t.value)?.1),
@@ -147,12 +152,16 @@ pub(crate) fn apply(
     Ok(())
 }
 
-/// The module and offset of a host thread-local variable at `addr` (what
-/// a TLS index for it holds); zeros when it is unused (undefined weak, or a
-/// JIT module's, whose own index the access uses instead).
+/// The module and offset of another module's thread-local variable, which
+/// resolved to `addr`: a JIT module's TLS index (whose pair is known from
+/// its registration), or the host's variable itself; zeros for an
+/// undefined weak one.
 fn host_tls(g: &LinkGraph, edge: &Edge, addr: u64) -> Result<(u64, u64), LinkError> {
-    if addr == 0 || platform::is_jit_tls_index(addr) {
+    if addr == 0 {
         return Ok((0, 0));
+    }
+    if let Some(index) = platform::jit_tls_index(addr) {
+        return Ok(index);
     }
     platform::host_tls_index(addr).ok_or_else(|| {
         LinkError::unsupported(

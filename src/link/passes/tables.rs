@@ -19,6 +19,11 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
     let mut got_order: Vec<SymbolId> = Vec::new();
     let mut index_order: Vec<SymbolId> = Vec::new();
     let mut needs_module_index = false;
+    // Local-dynamic sequences naming another object's variable (hidden TLS
+    // across objects: clang -fvisibility=hidden, Rust's std): an index of
+    // that variable's module.
+    let mut wants_module_of = vec![false; nsym];
+    let mut module_of_order: Vec<SymbolId> = Vec::new();
     let want = |flags: &mut Vec<bool>, order: &mut Vec<SymbolId>, s: SymbolId| {
         if let Some(f) = flags.get_mut(s as usize) {
             if !*f {
@@ -35,6 +40,14 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         }
         match f {
             Formula::TlsIndexRelative => want(&mut wants_index, &mut index_order, e.target),
+            Formula::TlsModuleIndexRelative
+                if matches!(
+                    g.symbols.get(e.target as usize).map(|s| s.definition),
+                    Some(Definition::External(_))
+                ) =>
+            {
+                want(&mut wants_module_of, &mut module_of_order, e.target)
+            }
             Formula::TlsModuleIndexRelative => needs_module_index = true,
             _ => {}
         }
@@ -158,7 +171,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
 
     // TLS indexes: `{module, offset}` per symbol, `{module, 0}` for the
     // object's local-dynamic sequences.
-    let count = index_order.len() + usize::from(needs_module_index);
+    let count = index_order.len() + usize::from(needs_module_index) + module_of_order.len();
     if count > 0 {
         let zeros = vec![[0u8; 16]; count];
         let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
@@ -181,8 +194,22 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
                 );
             }
         }
+        for (k, &target) in module_of_order.iter().enumerate() {
+            let block = first + (index_order.len() + k) as u32;
+            let index = g.add_block_symbol("TLS module index", block, 0);
+            g.symbols[target as usize].tls_module_index = Some(index);
+            g.push_edge(
+                block,
+                Edge {
+                    offset: 0,
+                    kind: &arch::TLS_MODULE_ID,
+                    target,
+                    addend: 0,
+                },
+            );
+        }
         if needs_module_index {
-            let block = first + index_order.len() as u32;
+            let block = first + (index_order.len() + module_of_order.len()) as u32;
             let index = g.add_block_symbol("TLS module index", block, 0);
             g.module_index = Some(index);
             g.push_edge(

@@ -10,10 +10,11 @@
 
 mod linux;
 
+pub use linux::args::set_program_args;
 pub use linux::host;
 pub use linux::memory::JitMemory;
 pub(crate) use linux::{
-    atexit, eh_frame::EhFrameRegistration, memory, thread_atexit, tls, validate_eh_frame,
+    args, atexit, eh_frame::EhFrameRegistration, memory, thread_atexit, tls, validate_eh_frame,
 };
 
 use super::graph::Builtin;
@@ -38,6 +39,12 @@ pub(crate) fn builtin_address(b: Builtin) -> u64 {
 /// thread-local symbol resolves to for other objects).
 pub(crate) fn is_jit_tls_index(addr: u64) -> bool {
     tls::is_jit_descriptor(addr)
+}
+
+/// The `{module, offset}` of the JIT module's TLS index at `addr`, if it
+/// is one.
+pub(crate) fn jit_tls_index(addr: u64) -> Option<(u64, u64)> {
+    tls::jit_tls_index(addr)
 }
 
 /// The module id and offset of the host's thread-local variable at `addr`.

@@ -702,18 +702,23 @@ impl Builder<'_> {
                     self.obj.symbol_display(symi)
                 )))
             }
-            Formula::TlsModuleIndexRelative | Formula::DtpOffset if !has_tls => Err(self
-                .malformed(format!(
+            Formula::TlsModuleIndexRelative | Formula::DtpOffset
+                if !has_tls && !matches!(def, Definition::External(_)) =>
+            {
+                Err(self.malformed(format!(
                     "{rname} at {tname}+{off:#x} in an object without TLS sections"
-                ))),
-            Formula::DtpOffset if !is_tls_def => Err(LinkError::unsupported(
-                self.name,
-                format!(
-                    "{rname} at {tname}+{off:#x} against `{}`: a local-dynamic offset \
-                     must name a thread-local symbol of the same object",
-                    self.obj.symbol_display(symi)
-                ),
-            )),
+                )))
+            }
+            Formula::DtpOffset if !is_tls_def && !matches!(def, Definition::External(_)) => {
+                Err(LinkError::unsupported(
+                    self.name,
+                    format!(
+                        "{rname} at {tname}+{off:#x} against `{}`: a local-dynamic offset \
+                     must name a thread-local symbol",
+                        self.obj.symbol_display(symi)
+                    ),
+                ))
+            }
             _ => Ok(()),
         }
     }

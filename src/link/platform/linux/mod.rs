@@ -2,6 +2,7 @@
 //! `__register_frame` unwind registration, the TLS runtime behind the
 //! linker's own `__tls_get_addr`, destructor registries, and `dlsym`.
 
+pub(crate) mod args;
 pub(crate) mod atexit;
 pub(crate) mod eh_frame;
 pub mod host;

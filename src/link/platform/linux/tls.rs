@@ -45,6 +45,8 @@ struct Module {
     /// The initialization image (relocated `.tdata`); `None` until linked.
     image: Option<Box<[u8]>>,
     layout: Layout,
+    /// The offset each of the module's descriptors holds, in order.
+    offsets: Vec<u64>,
     /// The address range of the module's descriptors (`tls_index` pairs for
     /// its symbols), to recognise references to them from other objects.
     descriptors: (u64, u64),
@@ -103,8 +105,14 @@ impl std::fmt::Debug for TlsModule {
 
 impl TlsModule {
     /// Registers a module whose blocks are `size` bytes aligned to `align`
-    /// (a power of two) and whose descriptors lie in `descriptors`.
-    pub fn register(size: usize, align: usize, descriptors: (u64, u64)) -> Option<TlsModule> {
+    /// (a power of two) and whose descriptors lie in `descriptors`, holding
+    /// `offsets` in order (16 bytes each).
+    pub fn register(
+        size: usize,
+        align: usize,
+        descriptors: (u64, u64),
+        offsets: Vec<u64>,
+    ) -> Option<TlsModule> {
         let layout = Layout::from_size_align(size.max(1), align.max(1)).ok()?;
         let mut reg = REGISTRY.lock();
         reg.generation += 1;
@@ -125,6 +133,7 @@ impl TlsModule {
             image: None,
             layout,
             descriptors,
+            offsets,
             blocks: Vec::new(),
         });
         Some(TlsModule { id })
@@ -167,6 +176,21 @@ impl Drop for TlsModule {
             }
         }
     }
+}
+
+/// The `{module, offset}` pair the descriptor (`tls_index`) of a JIT
+/// module at `addr` holds, if it is one. Known from registration, before
+/// the descriptor's object is fixed up, so objects linked in the same batch
+/// or waiting only for *resolved* can use it.
+pub(crate) fn jit_tls_index(addr: u64) -> Option<(u64, u64)> {
+    let reg = REGISTRY.lock();
+    reg.slots.iter().flatten().find_map(|m| {
+        let k = addr.checked_sub(m.descriptors.0)?;
+        if addr >= m.descriptors.1 || k % 16 != 0 {
+            return None;
+        }
+        Some((m.id, m.offsets.get((k / 16) as usize).copied()?))
+    })
 }
 
 /// Whether `addr` is a descriptor (`tls_index`) of a registered JIT module.
@@ -375,7 +399,7 @@ mod tests {
     #[test]
     fn blocks_per_thread_and_freed() {
         let before = live_blocks();
-        let m = TlsModule::register(16, 8, (0, 0)).unwrap();
+        let m = TlsModule::register(16, 8, (0, 0), Vec::new()).unwrap();
         m.set_image(vec![7, 0, 0, 0]);
         let ti = TlsIndex {
             module: m.id(),
