@@ -108,8 +108,9 @@ impl PreparedBatch {
         g.into_iter().flat_map(|g| {
             g.globals.iter().map(move |gl| {
                 let s = &g.symbols[gl.symbol as usize];
-                let value = match (s.definition, s.tls_index) {
-                    (Definition::Tls { .. }, Some(index)) => g.address(index),
+                let value = match (s.definition, s.tls_index, s.ifunc) {
+                    (Definition::Tls { .. }, Some(index), _) => g.address(index),
+                    (_, _, Some(ifunc)) => g.address(ifunc.stub),
                     _ => s.value,
                 };
                 (g.span_str(gl.name), value, gl.flags)
@@ -178,6 +179,16 @@ impl PreparedBatch {
         if let Some(g) = self.graphs.first() {
             g.arch.flush_icache(base as usize, code_len);
         }
+        // Indirect functions: their resolvers run now (the batch is
+        // executable) and their GOT entries (read-write data) get the
+        // answer, before anything can call them.
+        for (g, part) in self.graphs.iter().zip(parts.iter_mut()) {
+            if part.is_ok() {
+                if let Err(e) = resolve_ifuncs(g, &self.alloc, base) {
+                    *part = Err(e);
+                }
+            }
+        }
         let eh_frame = match &self.layout.eh_frame {
             Some(range) if !range.is_empty() => {
                 // SAFETY: [range] holds every object's .eh_frame of the
@@ -225,6 +236,32 @@ impl PreparedBatch {
             })
             .collect())
     }
+}
+
+/// Runs the IFUNC resolvers of `g` and fills their GOT entries.
+fn resolve_ifuncs(g: &LinkGraph, alloc: &Allocation, base: u64) -> Result<(), LinkError> {
+    for &f in &g.ifuncs {
+        let s = &g.symbols[f as usize];
+        let Some(ifunc) = s.ifunc else { continue };
+        // SAFETY: `s.value` is the resolver, in this batch's code, which is
+        // fixed up and executable now; what it references is resolved.
+        let target = unsafe { platform::ifunc::call_resolver(s.value) };
+        if target == 0 {
+            return Err(LinkError::new(
+                LinkErrorKind::SymbolNotFound,
+                format!(
+                    "{}: the resolver of indirect function `{}` returned NULL",
+                    g.name,
+                    g.symbol_display(f)
+                ),
+            ));
+        }
+        let entry = g.address(ifunc.entry);
+        if !alloc.write_data_u64((entry - base) as usize, target) {
+            return Err(internal("IFUNC GOT entry outside the data part"));
+        }
+    }
+    Ok(())
 }
 
 /// Resolves one graph's externals, relaxes and fixes it up.

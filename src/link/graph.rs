@@ -164,6 +164,10 @@ pub(crate) struct Symbol {
     /// For a thread-local variable of another object reached with a
     /// local-dynamic sequence: the index `{its module, 0}`.
     pub tls_module_index: Option<SymbolId>,
+    /// For an indirect function (its definition is its resolver): the
+    /// stub every reference goes to (its canonical address), which jumps
+    /// through a read-write GOT entry the resolver's answer fills.
+    pub ifunc: Option<Ifunc>,
     /// Its address (or TLS offset), once known.
     pub value: u64,
     /// The object's symbol index (for messages; 0 for linker-made ones).
@@ -180,10 +184,18 @@ impl Symbol {
             stub: None,
             tls_index: None,
             tls_module_index: None,
+            ifunc: None,
             value: 0,
             index,
         }
     }
+}
+
+/// An indirect function's stub and GOT entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ifunc {
+    pub stub: SymbolId,
+    pub entry: SymbolId,
 }
 
 /// A relocation.
@@ -278,6 +290,8 @@ pub(crate) struct LinkGraph {
     pub dso_symbols: Option<(SymbolId, SymbolId)>,
     /// Externals that calls may need to reach through a stub.
     pub wants_stub: Vec<SymbolId>,
+    /// Indirect functions defined here.
+    pub ifuncs: Vec<SymbolId>,
 }
 
 impl LinkGraph {
@@ -304,6 +318,7 @@ impl LinkGraph {
             has_start_stop: false,
             dso_symbols: None,
             wants_stub: Vec::new(),
+            ifuncs: Vec::new(),
         }
     }
 

@@ -169,6 +169,8 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         }
     }
 
+    ifuncs(g);
+
     // TLS indexes: `{module, offset}` per symbol, `{module, 0}` for the
     // object's local-dynamic sequences.
     let count = index_order.len() + usize::from(needs_module_index) + module_of_order.len();
@@ -224,6 +226,54 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         }
     }
     Ok(())
+}
+
+/// Indirect functions: each gets a read-write GOT entry (filled with the
+/// resolver's answer when the object is linked) and a stub jumping through
+/// it; every reference to the function goes to the stub, its canonical
+/// address (so function pointers compare equal everywhere).
+fn ifuncs(g: &mut LinkGraph) {
+    let defined: Vec<SymbolId> = g
+        .ifuncs
+        .iter()
+        .copied()
+        .filter(|&s| matches!(g.symbols[s as usize].definition, Definition::Block { .. }))
+        .collect();
+    if defined.is_empty() {
+        return;
+    }
+    let zeros = vec![[0u8; 8]; defined.len()];
+    let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
+    let got = g.add_linker_section(".got.ifunc", SectionKind::Data, 8, &contents);
+    let (bytes, at, kind, addend) = g.arch.stub();
+    let stubs = vec![bytes; defined.len()];
+    let code = g.add_linker_section(".iplt", SectionKind::Code, 16, &stubs);
+    let (got_first, code_first) = (
+        g.sections[got as usize].blocks.start,
+        g.sections[code as usize].blocks.start,
+    );
+    let mut stub_of = vec![None; g.symbols.len()];
+    for (k, &f) in defined.iter().enumerate() {
+        let entry = g.add_block_symbol("IFUNC GOT entry", got_first + k as u32, 0);
+        let stub = g.add_block_symbol("IFUNC stub", code_first + k as u32, 0);
+        g.push_edge(
+            code_first + k as u32,
+            Edge {
+                offset: at,
+                kind,
+                target: entry,
+                addend,
+            },
+        );
+        g.symbols[f as usize].ifunc = Some(crate::link::graph::Ifunc { stub, entry });
+        stub_of[f as usize] = Some(stub);
+    }
+    // Every other reference (code, data, GOT entries) to the stub.
+    for e in g.edges.iter_mut() {
+        if let Some(Some(stub)) = stub_of.get(e.target as usize) {
+            e.target = *stub;
+        }
+    }
 }
 
 fn internal(what: &str) -> LinkError {

@@ -14,7 +14,8 @@ pub use linux::args::set_program_args;
 pub use linux::host;
 pub use linux::memory::JitMemory;
 pub(crate) use linux::{
-    args, atexit, eh_frame::EhFrameRegistration, memory, thread_atexit, tls, validate_eh_frame,
+    args, atexit, eh_frame::EhFrameRegistration, ifunc, memory, thread_atexit, tls,
+    validate_eh_frame,
 };
 
 use super::graph::Builtin;

@@ -315,15 +315,13 @@ impl Builder<'_> {
                         continue;
                     }
                 }
-                if ty == reader::STT_GNU_IFUNC {
-                    diag.report(LinkError::unsupported(
-                        name,
-                        format!(
-                            "symbol `{}` is an indirect function (STT_GNU_IFUNC)",
-                            self.obj.symbol_display(i)
-                        ),
-                    ))?;
-                    continue;
+                if ty == reader::STT_GNU_IFUNC
+                    && matches!(sec, SymSection::Section(x) if !self.dropped[x])
+                {
+                    // Bound to its resolver's answer when linked (see the
+                    // table pass); a definition that loses to another one
+                    // becomes an external below like any other.
+                    self.g.ifuncs.push(si);
                 }
             }
             let definition = match sec {

@@ -70,8 +70,43 @@ impl HostSymbolGenerator {
         // SAFETY: `bytes` is NUL-terminated (interned names always are) and
         // `handle` is RTLD_DEFAULT or a live dlopen handle.
         let p = unsafe { libc::dlsym(self.handle, bytes.as_ptr().cast()) };
-        (!p.is_null()).then_some(p as u64)
+        if !p.is_null() {
+            return Some(p as u64);
+        }
+        if self.opened {
+            return None;
+        }
+        libgcc_compat(name.as_str())
     }
+}
+
+/// What gcc's code expects from the static `libgcc.a` that a JIT object
+/// cannot get from it: `__builtin_cpu_supports` and `target_clones`
+/// resolvers use `__cpu_model` and `__cpu_indicator_init`, which the shared
+/// `libgcc_s.so.1` exports only under a non-default version. Resolved with
+/// `dlvsym` from it (opened once, never closed).
+fn libgcc_compat(name: &str) -> Option<u64> {
+    const VERSIONED: &[(&str, &CStr)] = &[
+        ("__cpu_model", c"GCC_4.8.0"),
+        ("__cpu_indicator_init", c"GCC_4.8.0"),
+        ("__cpu_features2", c"GCC_14.0.0"),
+    ];
+    let &(_, version) = VERSIONED.iter().find(|(n, _)| *n == name)?;
+    static LIBGCC: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let handle = *LIBGCC.get_or_init(|| {
+        // SAFETY: a valid NUL-terminated library name; the handle is kept
+        // for the life of the process.
+        unsafe {
+            libc::dlopen(c"libgcc_s.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) as usize
+        }
+    });
+    if handle == 0 {
+        return None;
+    }
+    let c = CString::new(name).ok()?;
+    // SAFETY: a live dlopen handle and NUL-terminated name and version.
+    let p = unsafe { libc::dlvsym(handle as *mut c_void, c.as_ptr(), version.as_ptr()) };
+    (!p.is_null()).then_some(p as u64)
 }
 
 impl Drop for HostSymbolGenerator {

@@ -229,6 +229,7 @@ impl JitMemory {
                 len: 0,
                 code_len: 0,
                 writable: true,
+                data_start: 0,
             });
         }
         let start = {
@@ -281,6 +282,7 @@ impl JitMemory {
             len,
             code_len,
             writable: true,
+            data_start: len,
         })
     }
 
@@ -347,9 +349,29 @@ pub(crate) struct Allocation {
     len: usize,
     code_len: usize,
     writable: bool,
+    /// Start of the part that stays read-write after finalizing.
+    data_start: usize,
 }
 
 impl Allocation {
+    /// Writes a 64-bit value at `offset` of the part that stays read-write
+    /// after [`Allocation::finalize`] (data: where IFUNC GOT entries live).
+    /// `false` when `offset` is not in that part.
+    pub fn write_data_u64(&self, offset: usize, value: u64) -> bool {
+        let fits = offset >= self.data_start
+            && offset.checked_add(8).is_some_and(|end| end <= self.len)
+            && offset.is_multiple_of(8);
+        if !fits || self.writable {
+            return false;
+        }
+        // SAFETY: [base+offset, +8) lies in this allocation's data part,
+        // which finalize left mapped read-write; it is 8-aligned; the
+        // allocation is alive (`&self`) and no `&mut [u8]` to it exists
+        // after finalize (`writable` is false).
+        unsafe { std::ptr::write((self.base + offset) as *mut u64, value) };
+        true
+    }
+
     pub fn base(&self) -> u64 {
         self.base as u64
     }
@@ -381,6 +403,7 @@ impl Allocation {
             self.writable = false;
             return Ok(());
         }
+        self.data_start = p.data_start;
         let valid = p.readonly_start.is_multiple_of(page_size())
             && p.data_start.is_multiple_of(page_size())
             && p.readonly_start <= p.data_start

@@ -6,6 +6,7 @@ pub(crate) mod args;
 pub(crate) mod atexit;
 pub(crate) mod eh_frame;
 pub mod host;
+pub(crate) mod ifunc;
 pub(crate) mod memory;
 pub(crate) mod thread_atexit;
 pub(crate) mod tls;
