@@ -1,6 +1,7 @@
 //! Errors across the boundary.
 
 use super::boundary;
+use super::handle::{free_box, to_box, try_box_from_ptr, try_ref_from_ptr, Castable, OwnershipBox};
 use crate::orc::{Error, ErrorCode};
 use std::ffi::{c_char, CStr, CString};
 
@@ -37,6 +38,11 @@ pub enum jitrt_error_code_t {
 pub struct jitrt_error_t {
     code: ErrorCode,
     message: CString,
+}
+
+impl Castable for jitrt_error_t {
+    type Ownership = OwnershipBox;
+    const NAME: &'static str = "error";
 }
 
 fn to_c(code: ErrorCode) -> jitrt_error_code_t {
@@ -78,25 +84,47 @@ fn from_c(code: jitrt_error_code_t) -> Option<ErrorCode> {
     })
 }
 
-pub(crate) fn into_raw(e: Error) -> *mut jitrt_error_t {
-    let message = CString::new(e.message().replace('\0', "\\0")).unwrap_or_default();
-    Box::into_raw(Box::new(jitrt_error_t {
-        code: e.code(),
-        message,
-    }))
+/// The error code with raw value `raw`, if it is one (not `JITRT_OK`).
+fn code_from_raw(raw: u32) -> Option<ErrorCode> {
+    use jitrt_error_code_t::*;
+    const ALL: [jitrt_error_code_t; 13] = [
+        JITRT_ERR_INVALID_ARGUMENT,
+        JITRT_ERR_SYMBOL_NOT_FOUND,
+        JITRT_ERR_DUPLICATE_DEFINITION,
+        JITRT_ERR_TRACKER_DEFUNCT,
+        JITRT_ERR_MATERIALIZATION_FAILED,
+        JITRT_ERR_MALFORMED_OBJECT,
+        JITRT_ERR_UNSUPPORTED,
+        JITRT_ERR_RELOCATION_OUT_OF_RANGE,
+        JITRT_ERR_IO,
+        JITRT_ERR_OUT_OF_MEMORY,
+        JITRT_ERR_SESSION_ENDED,
+        JITRT_ERR_INTERNAL,
+        JITRT_ERR_CALLBACK,
+    ];
+    ALL.iter()
+        .find(|c| **c as u32 == raw)
+        .and_then(|c| from_c(*c))
 }
 
-/// Takes ownership of an error a client callback returned.
+/// Hands an error to C.
+pub(crate) fn into_raw(e: Error) -> *mut jitrt_error_t {
+    let message = CString::new(e.message().replace('\0', "\\0")).unwrap_or_default();
+    to_box(jitrt_error_t {
+        code: e.code(),
+        message,
+    })
+}
+
+/// Takes back an error C hands over (e.g. a callback's result); NULL is
+/// `None`.
 ///
 /// # Safety
 /// `e` is NULL or an error from `jitrt_error_new` (or another libjitrt
 /// function) that the caller no longer uses.
 pub(crate) unsafe fn from_raw(e: *mut jitrt_error_t) -> Option<Error> {
-    if e.is_null() {
-        return None;
-    }
-    // SAFETY: by contract `e` came from `Box::into_raw` in `into_raw`.
-    let b = unsafe { Box::from_raw(e) };
+    // SAFETY: forwarded contract.
+    let b = unsafe { try_box_from_ptr(e) }.ok()?;
     Some(Error::new(b.code, b.message.to_string_lossy().into_owned()))
 }
 
@@ -108,9 +136,9 @@ pub(crate) unsafe fn from_raw(e: *mut jitrt_error_t) -> Option<Error> {
 pub unsafe extern "C" fn jitrt_error_code(err: *const jitrt_error_t) -> jitrt_error_code_t {
     boundary(jitrt_error_code_t::JITRT_ERR_INTERNAL, || {
         // SAFETY: caller contract.
-        match unsafe { err.as_ref() } {
-            Some(e) => to_c(e.code),
-            None => jitrt_error_code_t::JITRT_ERR_INVALID_ARGUMENT,
+        match unsafe { try_ref_from_ptr(err) } {
+            Ok(e) => to_c(e.code),
+            Err(_) => jitrt_error_code_t::JITRT_ERR_INVALID_ARGUMENT,
         }
     })
 }
@@ -125,9 +153,9 @@ pub unsafe extern "C" fn jitrt_error_message(err: *const jitrt_error_t) -> *cons
     static EMPTY: &CStr = c"";
     boundary(EMPTY.as_ptr(), || {
         // SAFETY: caller contract.
-        match unsafe { err.as_ref() } {
-            Some(e) => e.message.as_ptr(),
-            None => EMPTY.as_ptr(),
+        match unsafe { try_ref_from_ptr(err) } {
+            Ok(e) => e.message.as_ptr(),
+            Err(_) => EMPTY.as_ptr(),
         }
     })
 }
@@ -140,7 +168,7 @@ pub unsafe extern "C" fn jitrt_error_message(err: *const jitrt_error_t) -> *cons
 pub unsafe extern "C" fn jitrt_error_free(err: *mut jitrt_error_t) {
     boundary((), || {
         // SAFETY: caller contract.
-        drop(unsafe { from_raw(err) });
+        unsafe { free_box(err) };
     })
 }
 
@@ -165,29 +193,6 @@ pub unsafe extern "C" fn jitrt_error_new(code: u32, message: *const c_char) -> *
         let code = code_from_raw(code).unwrap_or(ErrorCode::InvalidArgument);
         into_raw(Error::new(code, text))
     })
-}
-
-/// The error code with raw value `raw`, if it is one (not `JITRT_OK`).
-fn code_from_raw(raw: u32) -> Option<ErrorCode> {
-    use jitrt_error_code_t::*;
-    const ALL: [jitrt_error_code_t; 13] = [
-        JITRT_ERR_INVALID_ARGUMENT,
-        JITRT_ERR_SYMBOL_NOT_FOUND,
-        JITRT_ERR_DUPLICATE_DEFINITION,
-        JITRT_ERR_TRACKER_DEFUNCT,
-        JITRT_ERR_MATERIALIZATION_FAILED,
-        JITRT_ERR_MALFORMED_OBJECT,
-        JITRT_ERR_UNSUPPORTED,
-        JITRT_ERR_RELOCATION_OUT_OF_RANGE,
-        JITRT_ERR_IO,
-        JITRT_ERR_OUT_OF_MEMORY,
-        JITRT_ERR_SESSION_ENDED,
-        JITRT_ERR_INTERNAL,
-        JITRT_ERR_CALLBACK,
-    ];
-    ALL.iter()
-        .find(|c| **c as u32 == raw)
-        .and_then(|c| from_c(*c))
 }
 
 /// The library's version, e.g. "0.1.0".

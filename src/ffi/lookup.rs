@@ -1,8 +1,10 @@
 //! Lookups: blocking, for many names, and asynchronous.
 
+use super::dylib::jitrt_dylib_t;
 use super::error::{into_raw, jitrt_error_t};
-use super::session::{jitrt_session_t, session_ref};
-use super::{c_name, c_slice, c_str, dylib_ref, fallible, jitrt_dylib_t, null_arg};
+use super::handle::{null_arg, try_ref_from_ptr};
+use super::session::jitrt_session_t;
+use super::{c_name, c_slice, c_str, fallible};
 use crate::orc::{Error, JITDylib, LookupFlags, SymbolLookupFlags, SymbolState};
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
@@ -33,12 +35,12 @@ pub unsafe extern "C" fn jitrt_lookup(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let d = unsafe { dylib_ref(d) }?;
+        let d = unsafe { try_ref_from_ptr(d) }?;
         let name = unsafe { c_str(name, "name") }?;
         if address_out.is_null() {
             return Err(null_arg("address_out"));
         }
-        let a = d.lookup(name)?;
+        let a = d.dylib.lookup(name)?;
         // SAFETY: non-NULL and writable by contract.
         unsafe { *address_out = a };
         Ok(())
@@ -63,7 +65,7 @@ unsafe fn c_search_order(
         .enumerate()
         .map(|(i, p)| {
             // SAFETY: live or NULL by contract.
-            let d = unsafe { dylib_ref(*p) }?.handle()?;
+            let d = unsafe { try_ref_from_ptr(*p) }?.dylib.clone();
             let f = if i == 0 {
                 LookupFlags::MatchAll
             } else {
@@ -108,7 +110,7 @@ pub unsafe extern "C" fn jitrt_lookup_many(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract for every pointer.
-        let s = unsafe { session_ref(s) }?;
+        let s = unsafe { try_ref_from_ptr(s) }?;
         let order = unsafe { c_search_order(search_order, n_order) }?;
         let names = unsafe { names_from_c(names, n_names) }?;
         if addresses_out.is_null() && n_names > 0 {
@@ -146,7 +148,7 @@ pub unsafe extern "C" fn jitrt_lookup_async(
     unsafe impl Send for Ctx {}
     fallible(|| {
         // SAFETY: caller contract for every pointer.
-        let s = unsafe { session_ref(s) }?;
+        let s = unsafe { try_ref_from_ptr(s) }?;
         let order = unsafe { c_search_order(search_order, n_order) }?;
         let names = unsafe { names_from_c(names, n_names) }?;
         let done = done.ok_or_else(|| null_arg("done"))?;
