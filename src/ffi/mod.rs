@@ -13,7 +13,9 @@
 //! are `Box`es C gives back once; a tracker is an `Arc` counted by
 //! retain/release; a dylib is borrowed from its session, which keeps one
 //! handle per dylib until it is freed.
-
+//!
+//! Error codes come from one list (`error.rs`), from which the C enum and
+//! both conversions are generated.
 #![allow(non_camel_case_types)]
 
 // cbindgen emits the functions in the order of these modules, which is
