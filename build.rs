@@ -1,9 +1,11 @@
 //! Generates `include/jitrt.h` from the `extern "C"` surface in `src/ffi`.
 //!
-//! cbindgen does not expand macros, so the error-code enum, which
-//! `src/ffi/error.rs` generates from its one `error_codes!` list, is written
-//! out here from that same list and handed to cbindgen as one more source
-//! file.
+//! cbindgen reads `src/ffi` only (from `src/ffi/mod.rs`, following its
+//! modules), so nothing of the core or the linker, such as their public
+//! constants, can reach the header. It does not expand macros, so the
+//! error-code enum, which `src/ffi/error.rs` generates from its one
+//! `error_codes!` list, is written out here from that same list and handed
+//! to cbindgen as one more source file.
 //!
 //! The header is committed; `tests/header.rs` fails when the committed copy
 //! differs from what the sources generate, so a stale header cannot land.
@@ -22,8 +24,8 @@ fn main() {
     write_error_codes(&crate_dir.join("src/ffi/error.rs"), &codes);
     let out = out_dir.join("jitrt.h");
     match cbindgen::Builder::new()
-        .with_crate(&crate_dir)
         .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"))
         .with_src(&codes)
         .generate()
     {

@@ -8,12 +8,6 @@
 #include <stdint.h>
 
 
-// The default reservation: 1 GiB.
-#define JitMemory_DEFAULT_RESERVE (1 << 30)
-
-// Size of one stub.
-#define STUB_SIZE 8
-
 // Error codes. Values are part of the ABI and never renumbered.
 typedef enum {
   JITRT_OK = 0,
@@ -159,14 +153,6 @@ typedef void (*jitrt_lookup_done_fn)(void *ctx,
                                      jitrt_error_t *err,
                                      const uint64_t *addresses,
                                      size_t n);
-
-
-
-
-
-
-
-
 
 #ifdef __cplusplus
 extern "C" {
