@@ -30,6 +30,11 @@ impl Castable for jitrt_dylib_t {
 }
 
 impl jitrt_dylib_t {
+    /// The dylib this handle stands for (for Rust code holding a handle).
+    pub fn dylib(&self) -> &Arc<JITDylib> {
+        &self.dylib
+    }
+
     /// A shared reference to this handle (for values that keep it, such as
     /// trackers, which may outlive the session).
     pub(crate) fn shared(&self) -> Result<Arc<jitrt_dylib_t>, Error> {

@@ -1,5 +1,6 @@
 //! Lookups: blocking, for many names, and asynchronous.
 
+use super::callbacks::ClientCtx;
 use super::dylib::jitrt_dylib_t;
 use super::error::{into_raw, jitrt_error_t};
 use super::handle::{null_arg, try_ref_from_ptr};
@@ -142,30 +143,23 @@ pub unsafe extern "C" fn jitrt_lookup_async(
     done: jitrt_lookup_done_fn,
     ctx: *mut c_void,
 ) -> *mut jitrt_error_t {
-    struct Ctx(*mut c_void);
-    // SAFETY: the client's context for a callback that may run on any
-    // thread, as API.md documents.
-    unsafe impl Send for Ctx {}
     fallible(|| {
         // SAFETY: caller contract for every pointer.
         let s = unsafe { try_ref_from_ptr(s) }?;
         let order = unsafe { c_search_order(search_order, n_order) }?;
         let names = unsafe { names_from_c(names, n_names) }?;
         let done = done.ok_or_else(|| null_arg("done"))?;
-        let ctx = Ctx(ctx);
+        let ctx = ClientCtx::new(ctx, None);
         s.session.lookup_async(
             order,
             names,
             SymbolState::Ready,
-            Box::new(move |r| {
-                let ctx = ctx;
-                match r {
-                    // SAFETY: the client's callback with its context; the
-                    // addresses live for the call.
-                    Ok(a) => unsafe { done(ctx.0, std::ptr::null_mut(), a.as_ptr(), a.len()) },
-                    // SAFETY: as above; the error's ownership passes.
-                    Err(e) => unsafe { done(ctx.0, into_raw(e), std::ptr::null(), 0) },
-                }
+            Box::new(move |r| match r {
+                // SAFETY: the client's callback with its context; the
+                // addresses live for the call.
+                Ok(a) => unsafe { done(ctx.ptr(), std::ptr::null_mut(), a.as_ptr(), a.len()) },
+                // SAFETY: as above; the error's ownership passes.
+                Err(e) => unsafe { done(ctx.ptr(), into_raw(e), std::ptr::null(), 0) },
             }),
         );
         Ok(())
