@@ -128,3 +128,6 @@ fn c_string(name: &str) -> CString {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     CString::new(&bytes[..end]).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;
