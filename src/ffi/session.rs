@@ -1,4 +1,5 @@
-//! Sessions and dylibs.
+//! Sessions: creating and freeing them, their dylibs by name, resource
+//! managers and accounting.
 
 use super::callbacks::{jitrt_resource_manager_t, reporter, ClientCtx, ClientResourceManager};
 use super::dylib::{jitrt_dylib_t, DylibHandles};
