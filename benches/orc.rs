@@ -6,7 +6,7 @@
 //! numbers should stay flat as the table grows.
 
 use jitrt::ffi::*;
-use jitrt::orc::{Session, SessionOptions, SymbolFlags, SymbolName};
+use jitrt::orc::{SymbolFlags, SymbolName};
 use std::ffi::CString;
 use std::hint::black_box;
 use std::time::Instant;
@@ -54,8 +54,16 @@ fn main() {
         "define+lookup+remove (ns)"
     );
     for &size in &[1_000usize, 10_000, 100_000, 1_000_000] {
-        let session = Session::new(SessionOptions::default());
-        let d = session.create_dylib("bench").unwrap();
+        // The session and dylib as a C host makes them; the Rust API works
+        // on the same dylib.
+        // SAFETY: NULL options are the defaults.
+        let s = unsafe { jitrt_session_new(std::ptr::null()) };
+        let mut dp = std::ptr::null_mut();
+        // SAFETY: `s` is live, the name NUL-terminated, `dp` writable.
+        let e = unsafe { jitrt_session_create_dylib(s, c"bench".as_ptr(), &mut dp) };
+        assert!(e.is_null());
+        // SAFETY: `dp` is a live dylib of `s`, which is freed after its last use.
+        let d = unsafe { &*dp }.dylib().clone();
         let t = d.default_tracker().unwrap();
         let names: Vec<String> = (0..size)
             .map(|i| format!("bench_symbol_{size}_{i}"))
@@ -78,14 +86,10 @@ fn main() {
             .collect();
 
         // The C path, as a host calls it.
-        let dp = {
-            // The dylib handle a C host would get from jitrt_session_find_dylib.
-            std::sync::Arc::as_ptr(&d) as *mut jitrt_dylib_t
-        };
         let hot = |i: usize| scatter(i % 64, size);
         let c_hot = median_ns(201, 1000, |i| {
             let mut addr = 0u64;
-            // SAFETY: `dp` is a live dylib of `session`; the name is NUL-terminated.
+            // SAFETY: `dp` is a live dylib of `s`; the name is NUL-terminated.
             let e = unsafe { jitrt_lookup(dp, c_names[hot(i)].as_ptr(), &mut addr) };
             assert!(e.is_null());
             black_box(addr);
@@ -95,7 +99,7 @@ fn main() {
         });
         let c_lookup = median_ns(201, 1000, |i| {
             let mut addr = 0u64;
-            // SAFETY: `dp` is a live dylib of `session`; the name is NUL-terminated.
+            // SAFETY: `dp` is a live dylib of `s`; the name is NUL-terminated.
             let e = unsafe { jitrt_lookup(dp, c_names[scatter(i, size)].as_ptr(), &mut addr) };
             assert!(e.is_null());
             black_box(addr);
@@ -117,5 +121,7 @@ fn main() {
         println!(
             "{size:>10} {c_hot:>12.1} {rust_hot:>12.1} {c_lookup:>16.1} {rust_lookup:>16.1} {cycle:>26.1}"
         );
+        // SAFETY: `s` came from `jitrt_session_new`; `dp` is not used again.
+        unsafe { jitrt_session_free(s) };
     }
 }

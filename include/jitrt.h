@@ -8,9 +8,6 @@
 #include <stdint.h>
 
 
-// The default reservation: 1 GiB.
-#define JitMemory_DEFAULT_RESERVE (1 << 30)
-
 // Error codes. Values are part of the ABI and never renumbered.
 typedef enum {
   JITRT_OK = 0,
@@ -67,20 +64,6 @@ typedef struct jitrt_session_t jitrt_session_t;
 // (`jitrt_tracker_retain`/`jitrt_tracker_release`).
 typedef struct jitrt_tracker_t jitrt_tracker_t;
 
-// Called once with the result of `jitrt_lookup_async`: `err` (owned by the
-// callee, NULL on success) or `n` addresses in the order of the names.
-typedef void (*jitrt_lookup_done_fn)(void *ctx,
-                                     jitrt_error_t *err,
-                                     const uint64_t *addresses,
-                                     size_t n);
-
-// A name, an address and `jitrt_symbol_flags_t` bits.
-typedef struct {
-  const char *name;
-  uint64_t address;
-  uint32_t flags;
-} jitrt_symbol_t;
-
 // Options for `jitrt_session_new`. Callers zero-initialize it; later
 // options take the `reserved` slots, so its size never changes.
 typedef struct {
@@ -129,6 +112,13 @@ typedef jitrt_error_t *(*jitrt_generator_fn)(void *ctx,
                                              const char *const *names,
                                              size_t n);
 
+// A name, an address and `jitrt_symbol_flags_t` bits.
+typedef struct {
+  const char *name;
+  uint64_t address;
+  uint32_t flags;
+} jitrt_symbol_t;
+
 // `name` becomes another name for `target`, with `flags`.
 typedef struct {
   const char *name;
@@ -157,13 +147,12 @@ typedef struct {
   void (*drop)(void *ctx);
 } jitrt_custom_unit_t;
 
-
-
-
-
-
-
-
+// Called once with the result of `jitrt_lookup_async`: `err` (owned by the
+// callee, NULL on success) or `n` addresses in the order of the names.
+typedef void (*jitrt_lookup_done_fn)(void *ctx,
+                                     jitrt_error_t *err,
+                                     const uint64_t *addresses,
+                                     size_t n);
 
 #ifdef __cplusplus
 extern "C" {
@@ -199,167 +188,6 @@ jitrt_error_t *jitrt_error_new(uint32_t code, const char *message);
 
 // The library's version, e.g. "0.1.0".
 const char *jitrt_version(void);
-
-// Looks `name` up in `d`, then in `d`'s link order (exported symbols
-// only), and writes its address once it is ready to run: linked, its
-// dependencies linked, its initializers run. Materializes what it needs.
-//
-// # Safety
-// `d` NULL or live; `name` NUL-terminated or NULL; `address_out` NULL or
-// writable.
-jitrt_error_t *jitrt_lookup(jitrt_dylib_t *d, const char *name, uint64_t *address_out);
-
-// Looks up `n_names` names in `search_order` (the first dylib matches all
-// its symbols, the others exported ones) and writes their addresses, in
-// order, to `addresses_out` once all are ready.
-//
-// # Safety
-// `s` NULL or live; arrays of the given lengths; `addresses_out` has room
-// for `n_names` values.
-jitrt_error_t *jitrt_lookup_many(jitrt_session_t *s,
-                                 jitrt_dylib_t *const *search_order,
-                                 size_t n_order,
-                                 const char *const *names,
-                                 size_t n_names,
-                                 uint64_t *addresses_out);
-
-// Starts a lookup like `jitrt_lookup_many` and returns at once; `done` is
-// called exactly once, on any thread (possibly before this returns), with
-// the addresses or an error. If this returns an error (bad arguments),
-// `done` is not called.
-//
-// # Safety
-// As `jitrt_lookup_many`; `ctx` valid until `done` runs.
-jitrt_error_t *jitrt_lookup_async(jitrt_session_t *s,
-                                  jitrt_dylib_t *const *search_order,
-                                  size_t n_order,
-                                  const char *const *names,
-                                  size_t n_names,
-                                  jitrt_lookup_done_fn done,
-                                  void *ctx);
-
-// The dylib the unit's symbols live in (NULL for NULL).
-//
-// # Safety
-// `mr` NULL or live.
-jitrt_dylib_t *jitrt_mr_dylib(const jitrt_mr_t *mr);
-
-// How many symbols this responsibility covers (weak symbols overridden
-// before materialization are not among them).
-//
-// # Safety
-// `mr` NULL or live.
-size_t jitrt_mr_num_symbols(const jitrt_mr_t *mr);
-
-// The name of symbol `i` (valid while `mr` lives); NULL if out of range.
-//
-// # Safety
-// `mr` NULL or live.
-const char *jitrt_mr_symbol_name(const jitrt_mr_t *mr, size_t i);
-
-// Runs `fn(ctx, key)` with the key of the tracker that owns the unit,
-// atomically with respect to remove and transfer, or returns
-// `JITRT_ERR_TRACKER_DEFUNCT` without running it. `fn` runs under the
-// session lock and must not call the session.
-//
-// # Safety
-// `mr` NULL or live; `f` callable with `ctx`.
-jitrt_error_t *jitrt_mr_with_resource_key_do(jitrt_mr_t *mr,
-                                             void (*f)(void *ctx, uint64_t key),
-                                             void *ctx);
-
-// Records the addresses of (some of) the unit's symbols. Lookups waiting
-// only for addresses (the linker's) proceed; client lookups wait for
-// emission. `JITRT_ERR_TRACKER_DEFUNCT` after the tracker was removed.
-//
-// # Safety
-// `mr` NULL or live; `syms` points to `n` symbols.
-jitrt_error_t *jitrt_mr_notify_resolved(jitrt_mr_t *mr, const jitrt_symbol_t *syms, size_t n);
-
-// Records that the unit's code uses `names` of dylib `d`: its symbols
-// become ready only when those are emitted (needed when units call each
-// other in a cycle). An addition to API.md.
-//
-// # Safety
-// `mr`, `d` NULL or live; `names` points to `n` NUL-terminated strings.
-jitrt_error_t *jitrt_mr_add_dependencies(jitrt_mr_t *mr,
-                                         jitrt_dylib_t *d,
-                                         const char *const *names,
-                                         size_t n);
-
-// Marks the unit's symbols emitted (all must have been resolved). They
-// become ready once everything they depend on is emitted. Consumes `mr`,
-// whatever it returns.
-//
-// # Safety
-// `mr` NULL or live; not used afterwards.
-jitrt_error_t *jitrt_mr_notify_emitted(jitrt_mr_t *mr);
-
-// Fails the unit's symbols: lookups waiting on them (and on anything
-// depending on them) get `JITRT_ERR_MATERIALIZATION_FAILED`. Consumes
-// `mr`. Does nothing more after the tracker was removed.
-//
-// # Safety
-// `mr` NULL or live; not used afterwards.
-void jitrt_mr_fail(jitrt_mr_t *mr);
-
-// Adds a relocatable object (ELF x86-64 `.o`) from memory under `t`; the
-// bytes are copied. Its symbols are defined now (a clash with an existing
-// strong definition is `JITRT_ERR_DUPLICATE_DEFINITION` and adds nothing;
-// weak and COMDAT definitions already present win quietly); it is linked
-// the first time a lookup needs one of them. Externals resolve from `t`'s
-// dylib, its link order, then the host process. `name` (may be NULL) is
-// used in messages.
-//
-// C++ and thread-local storage:
-// - Static constructors (`.init_array` in priority order, `.ctors`) run
-//   before the lookup that linked the object returns; destructors
-//   (`.fini_array`, `.dtors`, then what the object registered with
-//   `__cxa_atexit`/`atexit`, newest first) run when its tracker is removed
-//   or the session ends, as `dlclose` runs them. Each object has its own
-//   `__dso_handle`. `.eh_frame` is registered, so exceptions cross JIT and
-//   host frames.
-// - COMDAT groups (inline functions, templates, vtables, typeinfo): the
-//   first object of a dylib to define a group supplies it and later objects
-//   use that copy. Removing the supplier's tracker while objects of other
-//   trackers still use its copies does not unmap them: the supplier's
-//   memory (and unwind registration) stays alive until the last of those
-//   users is removed, and so do the destructors its COMDAT code registered
-//   (static locals of inline functions); its own symbols, constructors'
-//   objects and destructors go at its remove as usual.
-// - Thread-local storage: the general- and local-dynamic models (code
-//   compiled with `-fPIC`: `R_X86_64_TLSGD`, `TLSLD`, `DTPOFF32/64`) are
-//   supported, through the linker's own `__tls_get_addr`, with a block per
-//   thread allocated on first use and freed at thread exit and at remove.
-//   Initial- and local-exec code (`R_X86_64_GOTTPOFF`, `TPOFF32`, as
-//   default PIE compilation emits) is refused with `JITRT_ERR_UNSUPPORTED`
-//   naming the relocation and the fix (`-fPIC`): those models need space in
-//   the static TLS area, which the C library sizes once at process start.
-//   TLS descriptors (`-mtls-dialect=gnu2`) are refused likewise.
-//
-// # Safety
-// `t` NULL or live; `bytes` points to `len` readable bytes; `name` NULL or
-// NUL-terminated.
-jitrt_error_t *jitrt_tracker_add_object(jitrt_tracker_t *t,
-                                        const uint8_t *bytes,
-                                        size_t len,
-                                        const char *name);
-
-// Like `jitrt_tracker_add_object`, for the file at `path` (memory-mapped,
-// not copied: the file must not change while the tracker lives).
-//
-// # Safety
-// `t` NULL or live; `path` NULL or NUL-terminated.
-jitrt_error_t *jitrt_tracker_add_object_file(jitrt_tracker_t *t, const char *path);
-
-// Adds a static library (`.a`) under `t`: its symbol index is read once,
-// and each member is added under `t` when a lookup needs a symbol it
-// defines, as a static linker pulls members. Removing `t` removes the
-// linked members and the archive.
-//
-// # Safety
-// `t` NULL or live; `path` NULL or NUL-terminated.
-jitrt_error_t *jitrt_tracker_add_archive(jitrt_tracker_t *t, const char *path);
 
 // Starts a session. `options` may be NULL (defaults). Returns NULL if the
 // options are invalid (unknown `flags` or non-zero `reserved` slots).
@@ -585,6 +413,167 @@ jitrt_error_t *jitrt_tracker_define_aliases(jitrt_tracker_t *t,
 // `t` NULL or live; `unit` NULL or valid, its `symbols` array `num_symbols`
 // long; `unit->ctx` valid for the callbacks until `drop` runs.
 jitrt_error_t *jitrt_tracker_define_custom(jitrt_tracker_t *t, const jitrt_custom_unit_t *unit);
+
+// Adds a relocatable object (ELF x86-64 `.o`) from memory under `t`; the
+// bytes are copied. Its symbols are defined now (a clash with an existing
+// strong definition is `JITRT_ERR_DUPLICATE_DEFINITION` and adds nothing;
+// weak and COMDAT definitions already present win quietly); it is linked
+// the first time a lookup needs one of them. Externals resolve from `t`'s
+// dylib, its link order, then the host process. `name` (may be NULL) is
+// used in messages.
+//
+// C++ and thread-local storage:
+// - Static constructors (`.init_array` in priority order, `.ctors`) run
+//   before the lookup that linked the object returns; destructors
+//   (`.fini_array`, `.dtors`, then what the object registered with
+//   `__cxa_atexit`/`atexit`, newest first) run when its tracker is removed
+//   or the session ends, as `dlclose` runs them. Each object has its own
+//   `__dso_handle`. `.eh_frame` is registered, so exceptions cross JIT and
+//   host frames.
+// - COMDAT groups (inline functions, templates, vtables, typeinfo): the
+//   first object of a dylib to define a group supplies it and later objects
+//   use that copy. Removing the supplier's tracker while objects of other
+//   trackers still use its copies does not unmap them: the supplier's
+//   memory (and unwind registration) stays alive until the last of those
+//   users is removed, and so do the destructors its COMDAT code registered
+//   (static locals of inline functions); its own symbols, constructors'
+//   objects and destructors go at its remove as usual.
+// - Thread-local storage: the general- and local-dynamic models (code
+//   compiled with `-fPIC`: `R_X86_64_TLSGD`, `TLSLD`, `DTPOFF32/64`) are
+//   supported, through the linker's own `__tls_get_addr`, with a block per
+//   thread allocated on first use and freed at thread exit and at remove.
+//   Initial- and local-exec code (`R_X86_64_GOTTPOFF`, `TPOFF32`, as
+//   default PIE compilation emits) is refused with `JITRT_ERR_UNSUPPORTED`
+//   naming the relocation and the fix (`-fPIC`): those models need space in
+//   the static TLS area, which the C library sizes once at process start.
+//   TLS descriptors (`-mtls-dialect=gnu2`) are refused likewise.
+//
+// # Safety
+// `t` NULL or live; `bytes` points to `len` readable bytes; `name` NULL or
+// NUL-terminated.
+jitrt_error_t *jitrt_tracker_add_object(jitrt_tracker_t *t,
+                                        const uint8_t *bytes,
+                                        size_t len,
+                                        const char *name);
+
+// Like `jitrt_tracker_add_object`, for the file at `path` (memory-mapped,
+// not copied: the file must not change while the tracker lives).
+//
+// # Safety
+// `t` NULL or live; `path` NULL or NUL-terminated.
+jitrt_error_t *jitrt_tracker_add_object_file(jitrt_tracker_t *t, const char *path);
+
+// Adds a static library (`.a`) under `t`: its symbol index is read once,
+// and each member is added under `t` when a lookup needs a symbol it
+// defines, as a static linker pulls members. Removing `t` removes the
+// linked members and the archive.
+//
+// # Safety
+// `t` NULL or live; `path` NULL or NUL-terminated.
+jitrt_error_t *jitrt_tracker_add_archive(jitrt_tracker_t *t, const char *path);
+
+// The dylib the unit's symbols live in (NULL for NULL).
+//
+// # Safety
+// `mr` NULL or live.
+jitrt_dylib_t *jitrt_mr_dylib(const jitrt_mr_t *mr);
+
+// How many symbols this responsibility covers (weak symbols overridden
+// before materialization are not among them).
+//
+// # Safety
+// `mr` NULL or live.
+size_t jitrt_mr_num_symbols(const jitrt_mr_t *mr);
+
+// The name of symbol `i` (valid while `mr` lives); NULL if out of range.
+//
+// # Safety
+// `mr` NULL or live.
+const char *jitrt_mr_symbol_name(const jitrt_mr_t *mr, size_t i);
+
+// Runs `fn(ctx, key)` with the key of the tracker that owns the unit,
+// atomically with respect to remove and transfer, or returns
+// `JITRT_ERR_TRACKER_DEFUNCT` without running it. `fn` runs under the
+// session lock and must not call the session.
+//
+// # Safety
+// `mr` NULL or live; `f` callable with `ctx`.
+jitrt_error_t *jitrt_mr_with_resource_key_do(jitrt_mr_t *mr,
+                                             void (*f)(void *ctx, uint64_t key),
+                                             void *ctx);
+
+// Records the addresses of (some of) the unit's symbols. Lookups waiting
+// only for addresses (the linker's) proceed; client lookups wait for
+// emission. `JITRT_ERR_TRACKER_DEFUNCT` after the tracker was removed.
+//
+// # Safety
+// `mr` NULL or live; `syms` points to `n` symbols.
+jitrt_error_t *jitrt_mr_notify_resolved(jitrt_mr_t *mr, const jitrt_symbol_t *syms, size_t n);
+
+// Records that the unit's code uses `names` of dylib `d`: its symbols
+// become ready only when those are emitted (needed when units call each
+// other in a cycle). An addition to API.md.
+//
+// # Safety
+// `mr`, `d` NULL or live; `names` points to `n` NUL-terminated strings.
+jitrt_error_t *jitrt_mr_add_dependencies(jitrt_mr_t *mr,
+                                         jitrt_dylib_t *d,
+                                         const char *const *names,
+                                         size_t n);
+
+// Marks the unit's symbols emitted (all must have been resolved). They
+// become ready once everything they depend on is emitted. Consumes `mr`,
+// whatever it returns.
+//
+// # Safety
+// `mr` NULL or live; not used afterwards.
+jitrt_error_t *jitrt_mr_notify_emitted(jitrt_mr_t *mr);
+
+// Fails the unit's symbols: lookups waiting on them (and on anything
+// depending on them) get `JITRT_ERR_MATERIALIZATION_FAILED`. Consumes
+// `mr`. Does nothing more after the tracker was removed.
+//
+// # Safety
+// `mr` NULL or live; not used afterwards.
+void jitrt_mr_fail(jitrt_mr_t *mr);
+
+// Looks `name` up in `d`, then in `d`'s link order (exported symbols
+// only), and writes its address once it is ready to run: linked, its
+// dependencies linked, its initializers run. Materializes what it needs.
+//
+// # Safety
+// `d` NULL or live; `name` NUL-terminated or NULL; `address_out` NULL or
+// writable.
+jitrt_error_t *jitrt_lookup(jitrt_dylib_t *d, const char *name, uint64_t *address_out);
+
+// Looks up `n_names` names in `search_order` (the first dylib matches all
+// its symbols, the others exported ones) and writes their addresses, in
+// order, to `addresses_out` once all are ready.
+//
+// # Safety
+// `s` NULL or live; arrays of the given lengths; `addresses_out` has room
+// for `n_names` values.
+jitrt_error_t *jitrt_lookup_many(jitrt_session_t *s,
+                                 jitrt_dylib_t *const *search_order,
+                                 size_t n_order,
+                                 const char *const *names,
+                                 size_t n_names,
+                                 uint64_t *addresses_out);
+
+// Starts a lookup like `jitrt_lookup_many` and returns at once; `done` is
+// called exactly once, on any thread (possibly before this returns), with
+// the addresses or an error. If this returns an error (bad arguments),
+// `done` is not called.
+//
+// # Safety
+// As `jitrt_lookup_many`; `ctx` valid until `done` runs.
+jitrt_error_t *jitrt_lookup_async(jitrt_session_t *s,
+                                  jitrt_dylib_t *const *search_order,
+                                  size_t n_order,
+                                  const char *const *names,
+                                  size_t n_names,
+                                  jitrt_lookup_done_fn done,
+                                  void *ctx);
 
 #ifdef __cplusplus
 }  // extern "C"

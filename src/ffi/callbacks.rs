@@ -1,14 +1,17 @@
 //! C callbacks wrapped as the ORC model's traits: generators, resource
 //! managers, custom materialization units, the error reporter.
 
+use super::c_string;
+use super::dylib::{jitrt_dylib_t, DylibHandles};
 use super::error::{from_raw, into_raw, jitrt_error_t};
-use super::mr::{jitrt_mr_t, mr_into_raw};
-use super::{dylib_ptr, jitrt_dylib_t, name_ptr};
+use super::handle::to_box;
+use super::mr::jitrt_mr_t;
 use crate::orc::{
     DefinitionGenerator, Error, ErrorCode, JITDylib, MaterializationResponsibility,
     MaterializationUnit, ResourceKey, ResourceManager, Result, SymbolFlags, SymbolName,
 };
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CString};
+use std::sync::Arc;
 
 /// A client's `void *ctx` with its optional `drop`, called exactly once when
 /// the wrapper goes away.
@@ -80,14 +83,18 @@ pub(crate) struct ClientGenerator {
         usize,
     ) -> *mut jitrt_error_t,
     pub(crate) ctx: ClientCtx,
+    /// The handle of the dylib it was added to (the only one it is asked
+    /// about).
+    pub(crate) dylib: Arc<jitrt_dylib_t>,
 }
 
 impl DefinitionGenerator for ClientGenerator {
-    fn try_to_generate(&self, dylib: &JITDylib, names: &[SymbolName]) -> Result<()> {
-        let ptrs: Vec<*const c_char> = names.iter().map(name_ptr).collect();
-        // SAFETY: `ptrs` holds `names.len()` NUL-terminated names that live
+    fn try_to_generate(&self, _dylib: &JITDylib, names: &[SymbolName]) -> Result<()> {
+        let names: Vec<CString> = names.iter().map(|n| c_string(n.as_str())).collect();
+        let ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
+        // SAFETY: `ptrs` holds `ptrs.len()` NUL-terminated names that live
         // for the call; the client's function has the documented signature.
-        let e = unsafe { (self.f)(self.ctx.ctx, dylib_ptr(dylib), ptrs.as_ptr(), ptrs.len()) };
+        let e = unsafe { (self.f)(self.ctx.ctx, self.dylib.as_ptr(), ptrs.as_ptr(), ptrs.len()) };
         callback_result(e, "definition generator")
     }
 }
@@ -120,19 +127,21 @@ pub(crate) struct ClientResourceManager {
         Option<unsafe extern "C" fn(*mut c_void, *mut jitrt_dylib_t, u64) -> *mut jitrt_error_t>,
     pub(crate) transfer: Option<unsafe extern "C" fn(*mut c_void, *mut jitrt_dylib_t, u64, u64)>,
     pub(crate) ctx: ClientCtx,
+    /// The session's dylib handles, to name the dylib of each call.
+    pub(crate) dylibs: Arc<DylibHandles>,
 }
 
 impl ResourceManager for ClientResourceManager {
     fn handle_remove(&self, dylib: &JITDylib, key: ResourceKey) -> Result<()> {
         let Some(f) = self.remove else { return Ok(()) };
         // SAFETY: the client's function with its own context and a live dylib.
-        let e = unsafe { f(self.ctx.ctx, dylib_ptr(dylib), key) };
+        let e = unsafe { f(self.ctx.ctx, self.dylibs.ptr_of(dylib), key) };
         callback_result(e, "resource manager handle_remove")
     }
     fn handle_transfer(&self, dylib: &JITDylib, dst: ResourceKey, src: ResourceKey) {
         if let Some(f) = self.transfer {
             // SAFETY: as above.
-            unsafe { f(self.ctx.ctx, dylib_ptr(dylib), dst, src) };
+            unsafe { f(self.ctx.ctx, self.dylibs.ptr_of(dylib), dst, src) };
         }
     }
 }
@@ -167,6 +176,8 @@ pub(crate) struct ClientUnit {
     pub(crate) discard:
         Option<unsafe extern "C" fn(*mut c_void, *mut jitrt_dylib_t, *const c_char)>,
     pub(crate) ctx: ClientCtx,
+    /// The handle of the unit's dylib.
+    pub(crate) dylib: Arc<jitrt_dylib_t>,
 }
 
 impl MaterializationUnit for ClientUnit {
@@ -177,18 +188,19 @@ impl MaterializationUnit for ClientUnit {
         self.symbols.clone()
     }
     fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
-        let raw = mr_into_raw(mr);
+        let raw = to_box(jitrt_mr_t::new(mr, self.dylib.clone()));
         // SAFETY: the client's function with its own context; it takes
         // ownership of `raw`.
         unsafe { (self.materialize)(self.ctx.ctx, raw) };
         // `self` (and so the client's drop) goes after materialize returns.
     }
-    fn discard(&mut self, dylib: &JITDylib, name: &SymbolName) {
+    fn discard(&mut self, _dylib: &JITDylib, name: &SymbolName) {
         self.symbols.retain(|(n, _)| n != name);
         if let Some(f) = self.discard {
+            let name = c_string(name.as_str());
             // SAFETY: the client's function, its context, a live dylib and a
             // NUL-terminated name that lives for the call.
-            unsafe { f(self.ctx.ctx, dylib_ptr(dylib), name_ptr(name)) };
+            unsafe { f(self.ctx.ctx, self.dylib.as_ptr(), name.as_ptr()) };
         }
     }
 }

@@ -1,35 +1,97 @@
-//! Errors across the boundary.
+//! Errors across the boundary: the one list of error codes, and
+//! `jitrt_error_t`.
 
 use super::boundary;
+use super::handle::{free_box, to_box, try_box_from_ptr, try_ref_from_ptr, Castable, OwnershipBox};
 use crate::orc::{Error, ErrorCode};
 use std::ffi::{c_char, CStr, CString};
 
-/// Error codes. Values are part of the ABI and never renumbered.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum jitrt_error_code_t {
-    JITRT_OK = 0,
-    /// NULL handle, bad flags, wrong dylib ...
-    JITRT_ERR_INVALID_ARGUMENT = 1,
-    /// lookup or link found no definition
-    JITRT_ERR_SYMBOL_NOT_FOUND = 2,
-    JITRT_ERR_DUPLICATE_DEFINITION = 3,
-    /// tracker removed or transferred away
-    JITRT_ERR_TRACKER_DEFUNCT = 4,
-    /// a definition this lookup needed failed
-    JITRT_ERR_MATERIALIZATION_FAILED = 5,
-    /// not a valid object / archive
-    JITRT_ERR_MALFORMED_OBJECT = 6,
-    /// valid input this library cannot handle yet (the message names what)
-    JITRT_ERR_UNSUPPORTED = 7,
-    JITRT_ERR_RELOCATION_OUT_OF_RANGE = 8,
-    JITRT_ERR_IO = 9,
-    JITRT_ERR_OUT_OF_MEMORY = 10,
-    JITRT_ERR_SESSION_ENDED = 11,
-    /// a bug: includes caught panics
-    JITRT_ERR_INTERNAL = 12,
-    /// an error returned by a client callback
-    JITRT_ERR_CALLBACK = 13,
+/// Builds `jitrt_error_code_t` and its conversions from one list: every
+/// code's C name, its value and the [`ErrorCode`] it stands for. The
+/// matches it generates are exhaustive, so an `ErrorCode` without a C code
+/// does not compile.
+///
+/// cbindgen does not expand macros: `build.rs` reads this same list (the
+/// lines of the invocation below, one entry per line) to write the enum
+/// into the header.
+macro_rules! error_codes {
+    (
+        $(#[$enum_doc:meta])*
+        enum $enum_name:ident {
+            $(#[$ok_doc:meta])*
+            $ok:ident = $ok_value:literal;
+            $( $(#[$doc:meta])* $name:ident = $value:literal => $code:ident, )*
+        }
+    ) => {
+        $(#[$enum_doc])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $enum_name {
+            $(#[$ok_doc])*
+            $ok = $ok_value,
+            $( $(#[$doc])* $name = $value, )*
+        }
+
+        impl $enum_name {
+            /// Every code, in the list's order.
+            #[cfg(test)]
+            const ALL: &'static [$enum_name] = &[$enum_name::$ok, $($enum_name::$name),*];
+
+            /// The code with value `raw`, if there is one.
+            fn from_u32(raw: u32) -> Option<Self> {
+                match raw {
+                    $ok_value => Some($enum_name::$ok),
+                    $( $value => Some($enum_name::$name), )*
+                    _ => None,
+                }
+            }
+
+            /// The error kind of a code (`None` for success).
+            fn error_code(self) -> Option<ErrorCode> {
+                match self {
+                    $enum_name::$ok => None,
+                    $( $enum_name::$name => Some(ErrorCode::$code), )*
+                }
+            }
+        }
+
+        impl From<ErrorCode> for $enum_name {
+            fn from(code: ErrorCode) -> Self {
+                match code {
+                    $( ErrorCode::$code => $enum_name::$name, )*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// Error codes. Values are part of the ABI and never renumbered.
+    enum jitrt_error_code_t {
+        JITRT_OK = 0;
+        /// NULL handle, bad flags, wrong dylib ...
+        JITRT_ERR_INVALID_ARGUMENT = 1 => InvalidArgument,
+        /// lookup or link found no definition
+        JITRT_ERR_SYMBOL_NOT_FOUND = 2 => SymbolNotFound,
+        JITRT_ERR_DUPLICATE_DEFINITION = 3 => DuplicateDefinition,
+        /// tracker removed or transferred away
+        JITRT_ERR_TRACKER_DEFUNCT = 4 => TrackerDefunct,
+        /// a definition this lookup needed failed
+        JITRT_ERR_MATERIALIZATION_FAILED = 5 => MaterializationFailed,
+        /// not a valid object / archive
+        JITRT_ERR_MALFORMED_OBJECT = 6 => MalformedObject,
+        /// valid input this library cannot handle yet (the message names what)
+        JITRT_ERR_UNSUPPORTED = 7 => Unsupported,
+        JITRT_ERR_RELOCATION_OUT_OF_RANGE = 8 => RelocationOutOfRange,
+        JITRT_ERR_IO = 9 => Io,
+        JITRT_ERR_OUT_OF_MEMORY = 10 => OutOfMemory,
+        JITRT_ERR_SESSION_ENDED = 11 => SessionEnded,
+        /// a bug: includes caught panics
+        JITRT_ERR_INTERNAL = 12 => Internal,
+        /// an error returned by a client callback
+        JITRT_ERR_CALLBACK = 13 => Callback,
+        // A retired code stays here as a comment; its value is never reused.
+    }
 }
 
 /// An error: a code and a message naming the object, section and symbol
@@ -39,64 +101,29 @@ pub struct jitrt_error_t {
     message: CString,
 }
 
-fn to_c(code: ErrorCode) -> jitrt_error_code_t {
-    use jitrt_error_code_t::*;
-    match code {
-        ErrorCode::InvalidArgument => JITRT_ERR_INVALID_ARGUMENT,
-        ErrorCode::SymbolNotFound => JITRT_ERR_SYMBOL_NOT_FOUND,
-        ErrorCode::DuplicateDefinition => JITRT_ERR_DUPLICATE_DEFINITION,
-        ErrorCode::TrackerDefunct => JITRT_ERR_TRACKER_DEFUNCT,
-        ErrorCode::MaterializationFailed => JITRT_ERR_MATERIALIZATION_FAILED,
-        ErrorCode::MalformedObject => JITRT_ERR_MALFORMED_OBJECT,
-        ErrorCode::Unsupported => JITRT_ERR_UNSUPPORTED,
-        ErrorCode::RelocationOutOfRange => JITRT_ERR_RELOCATION_OUT_OF_RANGE,
-        ErrorCode::Io => JITRT_ERR_IO,
-        ErrorCode::OutOfMemory => JITRT_ERR_OUT_OF_MEMORY,
-        ErrorCode::SessionEnded => JITRT_ERR_SESSION_ENDED,
-        ErrorCode::Internal => JITRT_ERR_INTERNAL,
-        ErrorCode::Callback => JITRT_ERR_CALLBACK,
-    }
+impl Castable for jitrt_error_t {
+    type Ownership = OwnershipBox;
+    const NAME: &'static str = "error";
 }
 
-fn from_c(code: jitrt_error_code_t) -> Option<ErrorCode> {
-    use jitrt_error_code_t::*;
-    Some(match code {
-        JITRT_OK => return None,
-        JITRT_ERR_INVALID_ARGUMENT => ErrorCode::InvalidArgument,
-        JITRT_ERR_SYMBOL_NOT_FOUND => ErrorCode::SymbolNotFound,
-        JITRT_ERR_DUPLICATE_DEFINITION => ErrorCode::DuplicateDefinition,
-        JITRT_ERR_TRACKER_DEFUNCT => ErrorCode::TrackerDefunct,
-        JITRT_ERR_MATERIALIZATION_FAILED => ErrorCode::MaterializationFailed,
-        JITRT_ERR_MALFORMED_OBJECT => ErrorCode::MalformedObject,
-        JITRT_ERR_UNSUPPORTED => ErrorCode::Unsupported,
-        JITRT_ERR_RELOCATION_OUT_OF_RANGE => ErrorCode::RelocationOutOfRange,
-        JITRT_ERR_IO => ErrorCode::Io,
-        JITRT_ERR_OUT_OF_MEMORY => ErrorCode::OutOfMemory,
-        JITRT_ERR_SESSION_ENDED => ErrorCode::SessionEnded,
-        JITRT_ERR_INTERNAL => ErrorCode::Internal,
-        JITRT_ERR_CALLBACK => ErrorCode::Callback,
+/// Hands an error to C.
+pub(crate) fn into_raw(e: Error) -> *mut jitrt_error_t {
+    let message = CString::new(e.message().replace('\0', "\\0")).unwrap_or_default();
+    to_box(jitrt_error_t {
+        code: e.code(),
+        message,
     })
 }
 
-pub(crate) fn into_raw(e: Error) -> *mut jitrt_error_t {
-    let message = CString::new(e.message().replace('\0', "\\0")).unwrap_or_default();
-    Box::into_raw(Box::new(jitrt_error_t {
-        code: e.code(),
-        message,
-    }))
-}
-
-/// Takes ownership of an error a client callback returned.
+/// Takes back an error C hands over (e.g. a callback's result); NULL is
+/// `None`.
 ///
 /// # Safety
 /// `e` is NULL or an error from `jitrt_error_new` (or another libjitrt
 /// function) that the caller no longer uses.
 pub(crate) unsafe fn from_raw(e: *mut jitrt_error_t) -> Option<Error> {
-    if e.is_null() {
-        return None;
-    }
-    // SAFETY: by contract `e` came from `Box::into_raw` in `into_raw`.
-    let b = unsafe { Box::from_raw(e) };
+    // SAFETY: forwarded contract.
+    let b = unsafe { try_box_from_ptr(e) }.ok()?;
     Some(Error::new(b.code, b.message.to_string_lossy().into_owned()))
 }
 
@@ -108,9 +135,9 @@ pub(crate) unsafe fn from_raw(e: *mut jitrt_error_t) -> Option<Error> {
 pub unsafe extern "C" fn jitrt_error_code(err: *const jitrt_error_t) -> jitrt_error_code_t {
     boundary(jitrt_error_code_t::JITRT_ERR_INTERNAL, || {
         // SAFETY: caller contract.
-        match unsafe { err.as_ref() } {
-            Some(e) => to_c(e.code),
-            None => jitrt_error_code_t::JITRT_ERR_INVALID_ARGUMENT,
+        match unsafe { try_ref_from_ptr(err) } {
+            Ok(e) => e.code.into(),
+            Err(_) => jitrt_error_code_t::JITRT_ERR_INVALID_ARGUMENT,
         }
     })
 }
@@ -125,9 +152,9 @@ pub unsafe extern "C" fn jitrt_error_message(err: *const jitrt_error_t) -> *cons
     static EMPTY: &CStr = c"";
     boundary(EMPTY.as_ptr(), || {
         // SAFETY: caller contract.
-        match unsafe { err.as_ref() } {
-            Some(e) => e.message.as_ptr(),
-            None => EMPTY.as_ptr(),
+        match unsafe { try_ref_from_ptr(err) } {
+            Ok(e) => e.message.as_ptr(),
+            Err(_) => EMPTY.as_ptr(),
         }
     })
 }
@@ -140,7 +167,7 @@ pub unsafe extern "C" fn jitrt_error_message(err: *const jitrt_error_t) -> *cons
 pub unsafe extern "C" fn jitrt_error_free(err: *mut jitrt_error_t) {
     boundary((), || {
         // SAFETY: caller contract.
-        drop(unsafe { from_raw(err) });
+        unsafe { free_box(err) };
     })
 }
 
@@ -162,36 +189,42 @@ pub unsafe extern "C" fn jitrt_error_new(code: u32, message: *const c_char) -> *
                 .to_string_lossy()
                 .into_owned()
         };
-        let code = code_from_raw(code).unwrap_or(ErrorCode::InvalidArgument);
+        let code = jitrt_error_code_t::from_u32(code)
+            .and_then(jitrt_error_code_t::error_code)
+            .unwrap_or(ErrorCode::InvalidArgument);
         into_raw(Error::new(code, text))
     })
-}
-
-/// The error code with raw value `raw`, if it is one (not `JITRT_OK`).
-fn code_from_raw(raw: u32) -> Option<ErrorCode> {
-    use jitrt_error_code_t::*;
-    const ALL: [jitrt_error_code_t; 13] = [
-        JITRT_ERR_INVALID_ARGUMENT,
-        JITRT_ERR_SYMBOL_NOT_FOUND,
-        JITRT_ERR_DUPLICATE_DEFINITION,
-        JITRT_ERR_TRACKER_DEFUNCT,
-        JITRT_ERR_MATERIALIZATION_FAILED,
-        JITRT_ERR_MALFORMED_OBJECT,
-        JITRT_ERR_UNSUPPORTED,
-        JITRT_ERR_RELOCATION_OUT_OF_RANGE,
-        JITRT_ERR_IO,
-        JITRT_ERR_OUT_OF_MEMORY,
-        JITRT_ERR_SESSION_ENDED,
-        JITRT_ERR_INTERNAL,
-        JITRT_ERR_CALLBACK,
-    ];
-    ALL.iter()
-        .find(|c| **c as u32 == raw)
-        .and_then(|c| from_c(*c))
 }
 
 /// The library's version, e.g. "0.1.0".
 #[no_mangle]
 pub extern "C" fn jitrt_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips() {
+        for &c in jitrt_error_code_t::ALL {
+            assert_eq!(jitrt_error_code_t::from_u32(c as u32), Some(c));
+            match c.error_code() {
+                Some(code) => assert_eq!(jitrt_error_code_t::from(code), c),
+                None => assert_eq!(c, jitrt_error_code_t::JITRT_OK),
+            }
+        }
+        assert_eq!(jitrt_error_code_t::from_u32(14), None);
+        assert_eq!(jitrt_error_code_t::from_u32(u32::MAX), None);
+    }
+
+    #[test]
+    fn the_header_has_every_code_with_its_value() {
+        let header = include_str!("../../include/jitrt.h");
+        for &c in jitrt_error_code_t::ALL {
+            let line = format!("  {c:?} = {},\n", c as u32);
+            assert!(header.contains(&line), "include/jitrt.h lacks {line:?}");
+        }
+    }
 }

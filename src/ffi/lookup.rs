@@ -1,8 +1,11 @@
 //! Lookups: blocking, for many names, and asynchronous.
 
+use super::callbacks::ClientCtx;
+use super::dylib::jitrt_dylib_t;
 use super::error::{into_raw, jitrt_error_t};
-use super::session::{jitrt_session_t, session_ref};
-use super::{c_name, c_slice, c_str, dylib_ref, fallible, jitrt_dylib_t, null_arg};
+use super::handle::{null_arg, try_ref_from_ptr};
+use super::session::jitrt_session_t;
+use super::{c_name, c_slice, c_str, fallible};
 use crate::orc::{Error, JITDylib, LookupFlags, SymbolLookupFlags, SymbolState};
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
@@ -33,12 +36,12 @@ pub unsafe extern "C" fn jitrt_lookup(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let d = unsafe { dylib_ref(d) }?;
+        let d = unsafe { try_ref_from_ptr(d) }?;
         let name = unsafe { c_str(name, "name") }?;
         if address_out.is_null() {
             return Err(null_arg("address_out"));
         }
-        let a = d.lookup(name)?;
+        let a = d.dylib.lookup(name)?;
         // SAFETY: non-NULL and writable by contract.
         unsafe { *address_out = a };
         Ok(())
@@ -63,7 +66,7 @@ unsafe fn c_search_order(
         .enumerate()
         .map(|(i, p)| {
             // SAFETY: live or NULL by contract.
-            let d = unsafe { dylib_ref(*p) }?.handle()?;
+            let d = unsafe { try_ref_from_ptr(*p) }?.dylib.clone();
             let f = if i == 0 {
                 LookupFlags::MatchAll
             } else {
@@ -108,7 +111,7 @@ pub unsafe extern "C" fn jitrt_lookup_many(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract for every pointer.
-        let s = unsafe { session_ref(s) }?;
+        let s = unsafe { try_ref_from_ptr(s) }?;
         let order = unsafe { c_search_order(search_order, n_order) }?;
         let names = unsafe { names_from_c(names, n_names) }?;
         if addresses_out.is_null() && n_names > 0 {
@@ -140,30 +143,23 @@ pub unsafe extern "C" fn jitrt_lookup_async(
     done: jitrt_lookup_done_fn,
     ctx: *mut c_void,
 ) -> *mut jitrt_error_t {
-    struct Ctx(*mut c_void);
-    // SAFETY: the client's context for a callback that may run on any
-    // thread, as API.md documents.
-    unsafe impl Send for Ctx {}
     fallible(|| {
         // SAFETY: caller contract for every pointer.
-        let s = unsafe { session_ref(s) }?;
+        let s = unsafe { try_ref_from_ptr(s) }?;
         let order = unsafe { c_search_order(search_order, n_order) }?;
         let names = unsafe { names_from_c(names, n_names) }?;
         let done = done.ok_or_else(|| null_arg("done"))?;
-        let ctx = Ctx(ctx);
+        let ctx = ClientCtx::new(ctx, None);
         s.session.lookup_async(
             order,
             names,
             SymbolState::Ready,
-            Box::new(move |r| {
-                let ctx = ctx;
-                match r {
-                    // SAFETY: the client's callback with its context; the
-                    // addresses live for the call.
-                    Ok(a) => unsafe { done(ctx.0, std::ptr::null_mut(), a.as_ptr(), a.len()) },
-                    // SAFETY: as above; the error's ownership passes.
-                    Err(e) => unsafe { done(ctx.0, into_raw(e), std::ptr::null(), 0) },
-                }
+            Box::new(move |r| match r {
+                // SAFETY: the client's callback with its context; the
+                // addresses live for the call.
+                Ok(a) => unsafe { done(ctx.ptr(), std::ptr::null_mut(), a.as_ptr(), a.len()) },
+                // SAFETY: as above; the error's ownership passes.
+                Err(e) => unsafe { done(ctx.ptr(), into_raw(e), std::ptr::null(), 0) },
             }),
         );
         Ok(())

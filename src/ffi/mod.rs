@@ -6,23 +6,39 @@
 //! objects. Every exported body runs inside `boundary`, so a Rust panic
 //! becomes `JITRT_ERR_INTERNAL` (or NULL / 0) and never unwinds into C.
 //!
-//! Handles: a session is a `Box`; a dylib is borrowed from its session (a
-//! pointer to the session's `Arc<JITDylib>`); a tracker is an
-//! `Arc<TrackerInner>` handed out with `Arc::into_raw` and counted by
-//! retain/release; a materialization responsibility is a `Box` consumed by
-//! `notify_emitted`/`fail`; an error is a `Box` freed by `jitrt_error_free`.
+//! Handles follow one scheme (`handle.rs`): each `jitrt_*_t` is a Rust
+//! struct wrapping the `orc` value it stands for (plus what C needs of it,
+//! such as a dylib's NUL-terminated name), and its `Castable` impl says
+//! what C holds: a session, a materialization responsibility and an error
+//! are `Box`es C gives back once; a tracker is an `Arc` counted by
+//! retain/release; a dylib is borrowed from its session, which keeps one
+//! handle per dylib until it is freed.
+//!
+//! Error codes come from one list (`error.rs`), from which the C enum and
+//! both conversions are generated.
 #![allow(non_camel_case_types)]
-#![allow(clippy::missing_safety_doc)] // every export has a `# Safety` section
 
-mod callbacks;
+// cbindgen emits the functions in the order of these modules, which is
+// API.md's; the blank lines keep rustfmt from sorting them.
 mod error;
-mod lookup;
-mod mr;
-mod object;
+
 mod session;
+
+mod dylib;
+
 mod tracker;
 
+mod object;
+
+mod mr;
+
+mod lookup;
+
+mod callbacks;
+mod handle;
+
 pub use callbacks::*;
+pub use dylib::*;
 pub use error::*;
 pub use lookup::*;
 pub use mr::*;
@@ -30,8 +46,9 @@ pub use object::*;
 pub use session::*;
 pub use tracker::*;
 
-use crate::orc::{Error, ErrorCode, JITDylib, SymbolName};
-use std::ffi::{c_char, CStr};
+use crate::orc::{Error, ErrorCode, SymbolName};
+use handle::null_arg;
+use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs an export's body, turning a panic into `on_panic`.
@@ -52,15 +69,12 @@ fn fallible(body: impl FnOnce() -> Result<(), Error>) -> *mut jitrt_error_t {
     }
 }
 
-fn null_arg(what: &str) -> Error {
-    Error::new(ErrorCode::InvalidArgument, format!("{what} is NULL"))
-}
-
-/// A reference from a non-NULL pointer.
+/// Borrows a C struct passed in for the call (options, a unit's or a
+/// resource manager's description); NULL is an error naming `what`.
 ///
 /// # Safety
-/// `p` is NULL or points to a live `T` for the returned lifetime.
-unsafe fn non_null<'a, T>(p: *const T, what: &str) -> Result<&'a T, Error> {
+/// `p` is NULL or points to a valid `T` for the returned lifetime.
+unsafe fn c_struct<'a, T>(p: *const T, what: &str) -> Result<&'a T, Error> {
     // SAFETY: the caller promises `p` is NULL or valid.
     unsafe { p.as_ref() }.ok_or_else(|| null_arg(what))
 }
@@ -98,23 +112,6 @@ unsafe fn c_slice<'a, T>(p: *const T, n: usize, what: &str) -> Result<&'a [T], E
     Ok(unsafe { std::slice::from_raw_parts(p, n) })
 }
 
-/// A dylib: a named symbol table owned by its session, valid until the
-/// session is freed.
-pub struct jitrt_dylib_t {
-    _opaque: [u8; 0],
-}
-
-fn dylib_ptr(d: &JITDylib) -> *mut jitrt_dylib_t {
-    d as *const JITDylib as *mut jitrt_dylib_t
-}
-
-/// # Safety
-/// `d` is NULL or a dylib handle whose session has not been freed.
-unsafe fn dylib_ref<'a>(d: *const jitrt_dylib_t) -> Result<&'a JITDylib, Error> {
-    // SAFETY: dylib handles point to `JITDylib`s kept alive by their session.
-    unsafe { non_null(d.cast::<JITDylib>(), "dylib") }
-}
-
 /// Interns a C name.
 ///
 /// # Safety
@@ -124,7 +121,13 @@ unsafe fn c_name(p: *const c_char, what: &str) -> Result<SymbolName, Error> {
     unsafe { c_str(p, what) }.map(SymbolName::intern)
 }
 
-/// A name's NUL-terminated bytes as a C string (valid while the name lives).
-fn name_ptr(n: &SymbolName) -> *const c_char {
-    n.as_bytes_with_nul().as_ptr().cast()
+/// A NUL-terminated copy of `name` for C (cut at an interior NUL, which
+/// no name from C or from an object file has).
+fn c_string(name: &str) -> CString {
+    let bytes = name.as_bytes();
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    CString::new(&bytes[..end]).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,32 +1,40 @@
 //! Materialization responsibilities handed to custom units.
 
+use super::dylib::jitrt_dylib_t;
 use super::error::jitrt_error_t;
-use super::tracker::jitrt_symbol_t;
-use super::{
-    boundary, c_name, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, name_ptr,
-    null_arg,
+use super::handle::{
+    null_arg, try_box_from_ptr, try_mut_from_ptr, try_ref_from_ptr, Castable, OwnershipBox,
 };
-use crate::orc::{Error, MaterializationResponsibility, SymbolName};
-use std::ffi::{c_char, c_void};
+use super::tracker::jitrt_symbol_t;
+use super::{boundary, c_name, c_slice, c_str, c_string, fallible};
+use crate::orc::{MaterializationResponsibility, SymbolName};
+use std::ffi::{c_char, c_void, CString};
+use std::sync::{Arc, OnceLock};
 
 /// The obligation to materialize a unit's symbols. Owned by the unit's
 /// `materialize` callback until `jitrt_mr_notify_emitted` or `jitrt_mr_fail`
 /// consumes it. Usable from any thread, by one thread at a time.
 pub struct jitrt_mr_t {
     mr: MaterializationResponsibility,
+    /// The handle of the unit's dylib.
+    dylib: Arc<jitrt_dylib_t>,
+    /// The symbols' names, NUL-terminated, made when first asked for.
+    names: OnceLock<Vec<CString>>,
 }
 
-pub(crate) fn mr_into_raw(mr: MaterializationResponsibility) -> *mut jitrt_mr_t {
-    Box::into_raw(Box::new(jitrt_mr_t { mr }))
+impl Castable for jitrt_mr_t {
+    type Ownership = OwnershipBox;
+    const NAME: &'static str = "mr";
 }
 
-/// # Safety
-/// `mr` NULL or a live responsibility handle.
-unsafe fn mr_ref<'a>(mr: *const jitrt_mr_t) -> Result<&'a MaterializationResponsibility, Error> {
-    // SAFETY: caller contract.
-    unsafe { mr.as_ref() }
-        .map(|m| &m.mr)
-        .ok_or_else(|| null_arg("mr"))
+impl jitrt_mr_t {
+    pub(crate) fn new(mr: MaterializationResponsibility, dylib: Arc<jitrt_dylib_t>) -> Self {
+        jitrt_mr_t {
+            mr,
+            dylib,
+            names: OnceLock::new(),
+        }
+    }
 }
 
 /// The dylib the unit's symbols live in (NULL for NULL).
@@ -37,7 +45,7 @@ unsafe fn mr_ref<'a>(mr: *const jitrt_mr_t) -> Result<&'a MaterializationRespons
 pub unsafe extern "C" fn jitrt_mr_dylib(mr: *const jitrt_mr_t) -> *mut jitrt_dylib_t {
     boundary(std::ptr::null_mut(), || {
         // SAFETY: caller contract.
-        unsafe { mr_ref(mr) }.map_or(std::ptr::null_mut(), |m| dylib_ptr(m.dylib()))
+        unsafe { try_ref_from_ptr(mr) }.map_or(std::ptr::null_mut(), |m| m.dylib.as_ptr())
     })
 }
 
@@ -50,7 +58,7 @@ pub unsafe extern "C" fn jitrt_mr_dylib(mr: *const jitrt_mr_t) -> *mut jitrt_dyl
 pub unsafe extern "C" fn jitrt_mr_num_symbols(mr: *const jitrt_mr_t) -> usize {
     boundary(0, || {
         // SAFETY: caller contract.
-        unsafe { mr_ref(mr) }.map_or(0, |m| m.symbols().len())
+        unsafe { try_ref_from_ptr(mr) }.map_or(0, |m| m.mr.symbols().len())
     })
 }
 
@@ -62,13 +70,16 @@ pub unsafe extern "C" fn jitrt_mr_num_symbols(mr: *const jitrt_mr_t) -> usize {
 pub unsafe extern "C" fn jitrt_mr_symbol_name(mr: *const jitrt_mr_t, i: usize) -> *const c_char {
     boundary(std::ptr::null(), || {
         // SAFETY: caller contract.
-        match unsafe { mr_ref(mr) } {
-            Ok(m) => m
-                .symbols()
-                .get(i)
-                .map_or(std::ptr::null(), |(n, _)| name_ptr(n)),
-            Err(_) => std::ptr::null(),
-        }
+        let Ok(m) = (unsafe { try_ref_from_ptr(mr) }) else {
+            return std::ptr::null();
+        };
+        let names = m.names.get_or_init(|| {
+            m.mr.symbols()
+                .iter()
+                .map(|(n, _)| c_string(n.as_str()))
+                .collect()
+        });
+        names.get(i).map_or(std::ptr::null(), |n| n.as_ptr())
     })
 }
 
@@ -87,10 +98,10 @@ pub unsafe extern "C" fn jitrt_mr_with_resource_key_do(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let m = unsafe { mr_ref(mr) }?;
+        let m = unsafe { try_ref_from_ptr(mr) }?;
         let f = f.ok_or_else(|| null_arg("fn"))?;
         // SAFETY: the client's function with its own context.
-        m.with_resource_key_do(|key| unsafe { f(ctx, key) })
+        m.mr.with_resource_key_do(|key| unsafe { f(ctx, key) })
     })
 }
 
@@ -108,14 +119,14 @@ pub unsafe extern "C" fn jitrt_mr_notify_resolved(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let m = unsafe { mr_ref(mr) }?;
+        let m = unsafe { try_ref_from_ptr(mr) }?;
         let syms = unsafe { c_slice(syms, n, "symbols") }?;
         let mut list = Vec::with_capacity(n);
         for s in syms {
             // SAFETY: NUL-terminated or NULL by contract.
             list.push((unsafe { c_name(s.name, "symbol name") }?, s.address));
         }
-        m.notify_resolved(&list)
+        m.mr.notify_resolved(&list)
     })
 }
 
@@ -134,8 +145,8 @@ pub unsafe extern "C" fn jitrt_mr_add_dependencies(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let m = unsafe { mr.as_mut() }.ok_or_else(|| null_arg("mr"))?;
-        let d = unsafe { dylib_ref(d) }?.handle()?;
+        let m = unsafe { try_mut_from_ptr(mr) }?;
+        let d = unsafe { try_ref_from_ptr(d) }?.dylib.clone();
         let names = unsafe { c_slice(names, n, "names") }?;
         let mut list = Vec::with_capacity(n);
         for p in names {
@@ -155,11 +166,8 @@ pub unsafe extern "C" fn jitrt_mr_add_dependencies(
 #[no_mangle]
 pub unsafe extern "C" fn jitrt_mr_notify_emitted(mr: *mut jitrt_mr_t) -> *mut jitrt_error_t {
     fallible(|| {
-        if mr.is_null() {
-            return Err(null_arg("mr"));
-        }
-        // SAFETY: `mr` came from `mr_into_raw` and is consumed once.
-        let m = unsafe { Box::from_raw(mr) };
+        // SAFETY: caller contract: `mr` is consumed here.
+        let m = unsafe { try_box_from_ptr(mr) }?;
         m.mr.notify_emitted(&[])
     })
 }
@@ -173,9 +181,8 @@ pub unsafe extern "C" fn jitrt_mr_notify_emitted(mr: *mut jitrt_mr_t) -> *mut ji
 #[no_mangle]
 pub unsafe extern "C" fn jitrt_mr_fail(mr: *mut jitrt_mr_t) {
     boundary((), || {
-        if !mr.is_null() {
-            // SAFETY: `mr` came from `mr_into_raw` and is consumed once.
-            let m = unsafe { Box::from_raw(mr) };
+        // SAFETY: caller contract: `mr` is consumed here.
+        if let Ok(m) = unsafe { try_box_from_ptr(mr) } {
             m.mr.fail();
         }
     })

@@ -1,7 +1,8 @@
 //! Adding relocatable objects and archives.
 
 use super::error::jitrt_error_t;
-use super::tracker::{jitrt_tracker_t, tracker_ref};
+use super::handle::try_clone_arc;
+use super::tracker::jitrt_tracker_t;
 use super::{c_slice, c_str, fallible};
 use crate::link::{ObjectBytes, ObjectLinkingLayer};
 use crate::orc::{Error, ErrorCode, ResourceTracker};
@@ -64,7 +65,7 @@ pub unsafe extern "C" fn jitrt_tracker_add_object(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract for every pointer.
-        let t = unsafe { tracker_ref(t) }?;
+        let t = unsafe { try_clone_arc(t) }?;
         let data = unsafe { c_slice(bytes, len, "bytes") }?;
         let name = if name.is_null() {
             "<memory object>"
@@ -72,7 +73,7 @@ pub unsafe extern "C" fn jitrt_tracker_add_object(
             // SAFETY: NUL-terminated by contract.
             unsafe { c_str(name, "name") }?
         };
-        layer_of(&t)?.add(&t, name, ObjectBytes::copy_from(data))
+        layer_of(&t.tracker)?.add(&t.tracker, name, ObjectBytes::copy_from(data))
     })
 }
 
@@ -88,9 +89,9 @@ pub unsafe extern "C" fn jitrt_tracker_add_object_file(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let t = unsafe { tracker_ref(t) }?;
+        let t = unsafe { try_clone_arc(t) }?;
         let path = unsafe { c_str(path, "path") }?;
-        layer_of(&t)?.add_file(&t, Path::new(path))
+        layer_of(&t.tracker)?.add_file(&t.tracker, Path::new(path))
     })
 }
 
@@ -108,8 +109,8 @@ pub unsafe extern "C" fn jitrt_tracker_add_archive(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let t = unsafe { tracker_ref(t) }?;
+        let t = unsafe { try_clone_arc(t) }?;
         let path = unsafe { c_str(path, "path") }?;
-        layer_of(&t)?.add_archive(&t, Path::new(path))
+        layer_of(&t.tracker)?.add_archive(&t.tracker, Path::new(path))
     })
 }

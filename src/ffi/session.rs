@@ -1,15 +1,12 @@
-//! Sessions and dylibs.
+//! Sessions: creating and freeing them, their dylibs by name, resource
+//! managers and accounting.
 
-use super::callbacks::{
-    jitrt_generator_fn, jitrt_resource_manager_t, reporter, ClientCtx, ClientGenerator,
-    ClientResourceManager,
-};
+use super::callbacks::{jitrt_resource_manager_t, reporter, ClientCtx, ClientResourceManager};
+use super::dylib::{jitrt_dylib_t, DylibHandles};
 use super::error::jitrt_error_t;
-use super::{
-    boundary, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, non_null, null_arg,
-};
-use crate::link::host::HostSymbolGenerator;
-use crate::orc::{Error, Session, SessionOptions};
+use super::handle::{free_box, null_arg, to_box, try_ref_from_ptr, Castable, OwnershipBox};
+use super::{boundary, c_str, c_struct, fallible};
+use crate::orc::{Session, SessionOptions};
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
@@ -30,7 +27,16 @@ pub struct jitrt_session_options_t {
 
 /// A JIT session: owns dylibs, trackers, code and the worker threads.
 pub struct jitrt_session_t {
+    /// Declared first: dropping it ends the session, which may still call
+    /// resource managers with the dylib handles below.
     pub(crate) session: Session,
+    /// The handles C is given for the session's dylibs.
+    dylibs: Arc<DylibHandles>,
+}
+
+impl Castable for jitrt_session_t {
+    type Ownership = OwnershipBox;
+    const NAME: &'static str = "session";
 }
 
 /// Accounting returned by `jitrt_session_stats`.
@@ -47,15 +53,6 @@ pub struct jitrt_stats_t {
     pub symbols: u64,
     /// Live (not defunct) trackers.
     pub trackers: u64,
-}
-
-/// # Safety
-/// `s` is NULL or a live session.
-pub(crate) unsafe fn session_ref<'a>(
-    s: *const jitrt_session_t,
-) -> Result<&'a jitrt_session_t, Error> {
-    // SAFETY: caller contract.
-    unsafe { non_null(s, "session") }
 }
 
 /// Starts a session. `options` may be NULL (defaults). Returns NULL if the
@@ -84,7 +81,10 @@ pub unsafe extern "C" fn jitrt_session_new(
             num_threads: o.num_threads,
             memory_reserve_bytes: o.memory_reserve_bytes,
         });
-        Box::into_raw(Box::new(jitrt_session_t { session }))
+        to_box(jitrt_session_t {
+            session,
+            dylibs: Arc::default(),
+        })
     })
 }
 
@@ -98,10 +98,8 @@ pub unsafe extern "C" fn jitrt_session_new(
 #[no_mangle]
 pub unsafe extern "C" fn jitrt_session_free(s: *mut jitrt_session_t) {
     boundary((), || {
-        if !s.is_null() {
-            // SAFETY: `s` came from `jitrt_session_new` and is freed once.
-            drop(unsafe { Box::from_raw(s) });
-        }
+        // SAFETY: caller contract.
+        unsafe { free_box(s) };
     })
 }
 
@@ -121,7 +119,7 @@ pub unsafe extern "C" fn jitrt_session_set_error_reporter(
 ) {
     boundary((), || {
         // SAFETY: caller contract.
-        if let Ok(s) = unsafe { session_ref(s) } {
+        if let Ok(s) = unsafe { try_ref_from_ptr(s) } {
             let r = report.map(|f| reporter(f, ClientCtx::new(ctx, None)));
             s.session.set_error_reporter(r);
         }
@@ -141,14 +139,14 @@ pub unsafe extern "C" fn jitrt_session_create_dylib(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract for all three pointers.
-        let s = unsafe { session_ref(s) }?;
+        let s = unsafe { try_ref_from_ptr(s) }?;
         let name = unsafe { c_str(name, "name") }?;
         if out.is_null() {
             return Err(null_arg("out"));
         }
-        let d = s.session.create_dylib(name)?;
+        let d = s.dylibs.get(&s.session.create_dylib(name)?);
         // SAFETY: `out` is non-NULL and writable by contract.
-        unsafe { *out = dylib_ptr(&d) };
+        unsafe { *out = d.as_ptr() };
         Ok(())
     })
 }
@@ -164,12 +162,14 @@ pub unsafe extern "C" fn jitrt_session_find_dylib(
 ) -> *mut jitrt_dylib_t {
     boundary(std::ptr::null_mut(), || {
         // SAFETY: caller contract.
-        let (Ok(s), Ok(name)) = (unsafe { session_ref(s) }, unsafe { c_str(name, "name") }) else {
+        let (Ok(s), Ok(name)) = (unsafe { try_ref_from_ptr(s) }, unsafe {
+            c_str(name, "name")
+        }) else {
             return std::ptr::null_mut();
         };
         s.session
             .find_dylib(name)
-            .map_or(std::ptr::null_mut(), |d| dylib_ptr(&d))
+            .map_or(std::ptr::null_mut(), |d| s.dylibs.get(&d).as_ptr())
     })
 }
 
@@ -184,8 +184,8 @@ pub unsafe extern "C" fn jitrt_session_stats(s: *const jitrt_session_t, out: *mu
             return;
         }
         // SAFETY: caller contract.
-        let stats = match unsafe { s.as_ref() } {
-            Some(s) => {
+        let stats = match unsafe { try_ref_from_ptr(s) } {
+            Ok(s) => {
                 let st = s.session.stats();
                 jitrt_stats_t {
                     code_bytes: st.code_bytes,
@@ -195,7 +195,7 @@ pub unsafe extern "C" fn jitrt_session_stats(s: *const jitrt_session_t, out: *mu
                     trackers: st.trackers,
                 }
             }
-            None => jitrt_stats_t::default(),
+            Err(_) => jitrt_stats_t::default(),
         };
         // SAFETY: `out` is non-NULL and writable by contract.
         unsafe { *out = stats };
@@ -217,14 +217,16 @@ pub unsafe extern "C" fn jitrt_session_add_resource_manager(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let rm = unsafe { non_null(rm, "resource manager") }?;
+        let rm = unsafe { c_struct(rm, "resource manager") }?;
+        let ctx = ClientCtx::new(rm.ctx, rm.drop);
+        // SAFETY: caller contract.
+        let s = unsafe { try_ref_from_ptr(s) }?;
         let manager = ClientResourceManager {
             remove: rm.handle_remove,
             transfer: rm.handle_transfer,
-            ctx: ClientCtx::new(rm.ctx, rm.drop),
+            ctx,
+            dylibs: s.dylibs.clone(),
         };
-        // SAFETY: caller contract.
-        let s = unsafe { session_ref(s) }?;
         let id = s.session.add_resource_manager(Arc::new(manager))?;
         if !id_out.is_null() {
             // SAFETY: non-NULL and writable by contract.
@@ -245,119 +247,8 @@ pub unsafe extern "C" fn jitrt_session_remove_resource_manager(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        unsafe { session_ref(s) }?
+        unsafe { try_ref_from_ptr(s) }?
             .session
             .remove_resource_manager(id)
-    })
-}
-
-/// Sets the dylibs searched after `d` (exported symbols only) for lookups
-/// and for the externals of `d`'s code. `d` itself is skipped if listed.
-///
-/// # Safety
-/// `d` live or NULL; `order` points to `n` dylib handles (NULL if `n` is 0).
-#[no_mangle]
-pub unsafe extern "C" fn jitrt_dylib_set_link_order(
-    d: *mut jitrt_dylib_t,
-    order: *const *mut jitrt_dylib_t,
-    n: usize,
-) -> *mut jitrt_error_t {
-    fallible(|| {
-        // SAFETY: caller contract.
-        let d = unsafe { dylib_ref(d) }?;
-        let order = unsafe { c_slice(order, n, "order") }?;
-        let mut list = Vec::with_capacity(n);
-        for p in order {
-            // SAFETY: each element is a live dylib or NULL.
-            let x = unsafe { dylib_ref(*p) }?;
-            list.push(x.handle()?);
-        }
-        d.set_link_order(&list)
-    })
-}
-
-/// The dylib's name (valid while the session lives); "" for NULL.
-///
-/// # Safety
-/// `d` live or NULL.
-#[no_mangle]
-pub unsafe extern "C" fn jitrt_dylib_name(d: *const jitrt_dylib_t) -> *const c_char {
-    boundary(c"".as_ptr(), || {
-        // SAFETY: caller contract.
-        match unsafe { dylib_ref(d) } {
-            Ok(d) => d.name_with_nul().as_ptr().cast(),
-            Err(_) => c"".as_ptr(),
-        }
-    })
-}
-
-/// Removes every tracker of `d` (all its code and definitions); `d` stays
-/// usable and gets a new default tracker when one is asked for.
-///
-/// # Safety
-/// `d` live or NULL; no thread may be running code being removed.
-#[no_mangle]
-pub unsafe extern "C" fn jitrt_dylib_clear(d: *mut jitrt_dylib_t) -> *mut jitrt_error_t {
-    fallible(|| {
-        // SAFETY: caller contract.
-        unsafe { dylib_ref(d) }?.clear()
-    })
-}
-
-/// Adds a generator that resolves symbols lookups do not find in `d` from
-/// the host process (`dlsym(RTLD_DEFAULT)`), as absolute exported symbols
-/// under `d`'s default tracker.
-///
-/// # Safety
-/// `d` live or NULL.
-#[no_mangle]
-pub unsafe extern "C" fn jitrt_dylib_add_process_symbols(
-    d: *mut jitrt_dylib_t,
-) -> *mut jitrt_error_t {
-    fallible(|| {
-        // SAFETY: caller contract.
-        unsafe { dylib_ref(d) }?.add_generator(Arc::new(HostSymbolGenerator::process()))
-    })
-}
-
-/// `dlopen`s the shared library at `path` and adds a generator resolving
-/// from it. `JITRT_ERR_IO` (with `dlerror`'s text) if it cannot be loaded.
-///
-/// # Safety
-/// `d` live or NULL; `path` NUL-terminated or NULL.
-#[no_mangle]
-pub unsafe extern "C" fn jitrt_dylib_add_dynamic_library(
-    d: *mut jitrt_dylib_t,
-    path: *const c_char,
-) -> *mut jitrt_error_t {
-    fallible(|| {
-        // SAFETY: caller contract.
-        let d = unsafe { dylib_ref(d) }?;
-        let path = unsafe { c_str(path, "path") }?;
-        d.add_generator(Arc::new(HostSymbolGenerator::open(path)?))
-    })
-}
-
-/// Adds a client generator, asked (outside the session lock, on any thread)
-/// for names a lookup did not find in `d`. `drop(ctx)` runs once when the
-/// session ends, or right away if this call fails.
-///
-/// # Safety
-/// `d` live or NULL; `ctx` valid for `fn` until `drop` runs.
-#[no_mangle]
-pub unsafe extern "C" fn jitrt_dylib_add_generator(
-    d: *mut jitrt_dylib_t,
-    f: jitrt_generator_fn,
-    ctx: *mut c_void,
-    drop: Option<unsafe extern "C" fn(ctx: *mut c_void)>,
-) -> *mut jitrt_error_t {
-    fallible(|| {
-        let ctx = ClientCtx::new(ctx, drop);
-        let Some(f) = f else {
-            return Err(null_arg("generator function"));
-        };
-        // SAFETY: caller contract.
-        let d = unsafe { dylib_ref(d) }?;
-        d.add_generator(Arc::new(ClientGenerator { f, ctx }))
     })
 }

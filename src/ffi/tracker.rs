@@ -1,19 +1,28 @@
 //! Resource trackers and the definitions added through them.
 
 use super::callbacks::{jitrt_custom_unit_t, ClientCtx, ClientUnit};
+use super::dylib::jitrt_dylib_t;
 use super::error::jitrt_error_t;
-use super::{
-    boundary, c_name, c_slice, c_str, dylib_ptr, dylib_ref, fallible, jitrt_dylib_t, non_null,
-    null_arg,
+use super::handle::{
+    free_arc, null_arg, retain_arc, to_arc_ptr, try_clone_arc, try_ref_from_ptr, Castable,
+    OwnershipArc,
 };
-use crate::orc::{Alias, Error, ResourceTracker, SymbolFlags, SymbolName, TrackerInner};
+use super::{boundary, c_name, c_slice, c_str, c_struct, fallible};
+use crate::orc::{Alias, Error, ResourceTracker, SymbolFlags, SymbolName};
 use std::ffi::c_char;
 use std::sync::Arc;
 
 /// A resource tracker: owns what is added through it. Reference counted
 /// (`jitrt_tracker_retain`/`jitrt_tracker_release`).
 pub struct jitrt_tracker_t {
-    _opaque: [u8; 0],
+    pub(crate) tracker: ResourceTracker,
+    /// The handle of the tracker's dylib (kept alive with the tracker).
+    pub(crate) dylib: Arc<jitrt_dylib_t>,
+}
+
+impl Castable for jitrt_tracker_t {
+    type Ownership = OwnershipArc;
+    const NAME: &'static str = "tracker";
 }
 
 /// Symbol flags (bits). Values are part of the ABI.
@@ -46,25 +55,28 @@ pub struct jitrt_alias_t {
     pub flags: u32,
 }
 
-fn tracker_into_raw(t: ResourceTracker) -> *mut jitrt_tracker_t {
-    Arc::into_raw(t.0).cast_mut().cast()
+/// A new handle (one reference) for a tracker of `d`.
+fn new_handle(d: &jitrt_dylib_t, tracker: ResourceTracker) -> Result<Arc<jitrt_tracker_t>, Error> {
+    Ok(Arc::new(jitrt_tracker_t {
+        tracker,
+        dylib: d.shared()?,
+    }))
 }
 
-/// Borrows the tracker behind a handle without touching its count.
-///
-/// # Safety
-/// `t` is NULL or a handle with a reference the caller holds for the call.
-pub(crate) unsafe fn tracker_ref(t: *const jitrt_tracker_t) -> Result<ResourceTracker, Error> {
-    if t.is_null() {
-        return Err(null_arg("tracker"));
+/// The handle for `d`'s default tracker: the one given out before while it
+/// is still the default and still held, so asking twice gives the same
+/// pointer; a new one otherwise.
+fn default_handle(d: &jitrt_dylib_t) -> Result<Arc<jitrt_tracker_t>, Error> {
+    let tracker = d.dylib.default_tracker()?;
+    let mut last = d.default_tracker.lock();
+    if let Some(h) = last.upgrade() {
+        if h.tracker.key() == tracker.key() {
+            return Ok(h);
+        }
     }
-    let p = t.cast::<TrackerInner>();
-    // SAFETY: `p` came from `Arc::into_raw` and the caller holds a reference,
-    // so adding one for the returned handle is sound.
-    unsafe {
-        Arc::increment_strong_count(p);
-        Ok(ResourceTracker::from_inner(Arc::from_raw(p)))
-    }
+    let h = new_handle(d, tracker)?;
+    *last = Arc::downgrade(&h);
+    Ok(h)
 }
 
 pub(crate) fn symbol_flags(bits: u32, name: &str) -> Result<SymbolFlags, Error> {
@@ -81,8 +93,9 @@ pub(crate) fn symbol_flags(bits: u32, name: &str) -> Result<SymbolFlags, Error> 
 pub unsafe extern "C" fn jitrt_dylib_create_tracker(d: *mut jitrt_dylib_t) -> *mut jitrt_tracker_t {
     boundary(std::ptr::null_mut(), || {
         // SAFETY: caller contract.
-        match unsafe { dylib_ref(d) }.and_then(|d| d.create_tracker()) {
-            Ok(t) => tracker_into_raw(t),
+        let d = unsafe { try_ref_from_ptr(d) };
+        match d.and_then(|d| new_handle(d, d.dylib.create_tracker()?)) {
+            Ok(t) => to_arc_ptr(t),
             Err(_) => std::ptr::null_mut(),
         }
     })
@@ -100,8 +113,8 @@ pub unsafe extern "C" fn jitrt_dylib_default_tracker(
 ) -> *mut jitrt_tracker_t {
     boundary(std::ptr::null_mut(), || {
         // SAFETY: caller contract.
-        match unsafe { dylib_ref(d) }.and_then(|d| d.default_tracker()) {
-            Ok(t) => tracker_into_raw(t),
+        match unsafe { try_ref_from_ptr(d) }.and_then(default_handle) {
+            Ok(t) => to_arc_ptr(t),
             Err(_) => std::ptr::null_mut(),
         }
     })
@@ -114,10 +127,8 @@ pub unsafe extern "C" fn jitrt_dylib_default_tracker(
 #[no_mangle]
 pub unsafe extern "C" fn jitrt_tracker_retain(t: *mut jitrt_tracker_t) {
     boundary((), || {
-        if !t.is_null() {
-            // SAFETY: `t` came from `Arc::into_raw` and is live.
-            unsafe { Arc::increment_strong_count(t.cast::<TrackerInner>()) };
-        }
+        // SAFETY: caller contract.
+        unsafe { retain_arc(t) };
     })
 }
 
@@ -130,10 +141,8 @@ pub unsafe extern "C" fn jitrt_tracker_retain(t: *mut jitrt_tracker_t) {
 #[no_mangle]
 pub unsafe extern "C" fn jitrt_tracker_release(t: *mut jitrt_tracker_t) {
     boundary((), || {
-        if !t.is_null() {
-            // SAFETY: the caller gives up one reference from `Arc::into_raw`.
-            drop(unsafe { Arc::from_raw(t.cast::<TrackerInner>()) });
-        }
+        // SAFETY: caller contract.
+        unsafe { free_arc(t) };
     })
 }
 
@@ -145,8 +154,8 @@ pub unsafe extern "C" fn jitrt_tracker_release(t: *mut jitrt_tracker_t) {
 pub unsafe extern "C" fn jitrt_tracker_dylib(t: *const jitrt_tracker_t) -> *mut jitrt_dylib_t {
     boundary(std::ptr::null_mut(), || {
         // SAFETY: caller contract.
-        match unsafe { tracker_ref(t) } {
-            Ok(t) => dylib_ptr(t.dylib()),
+        match unsafe { try_ref_from_ptr(t) } {
+            Ok(t) => t.dylib.as_ptr(),
             Err(_) => std::ptr::null_mut(),
         }
     })
@@ -161,7 +170,7 @@ pub unsafe extern "C" fn jitrt_tracker_dylib(t: *const jitrt_tracker_t) -> *mut 
 pub unsafe extern "C" fn jitrt_tracker_key(t: *const jitrt_tracker_t) -> u64 {
     boundary(0, || {
         // SAFETY: caller contract.
-        unsafe { tracker_ref(t) }.map_or(0, |t| t.key())
+        unsafe { try_ref_from_ptr(t) }.map_or(0, |t| t.tracker.key())
     })
 }
 
@@ -174,7 +183,7 @@ pub unsafe extern "C" fn jitrt_tracker_key(t: *const jitrt_tracker_t) -> u64 {
 pub unsafe extern "C" fn jitrt_tracker_is_defunct(t: *const jitrt_tracker_t) -> bool {
     boundary(true, || {
         // SAFETY: caller contract.
-        unsafe { tracker_ref(t) }.map_or(true, |t| t.is_defunct())
+        unsafe { try_ref_from_ptr(t) }.map_or(true, |t| t.tracker.is_defunct())
     })
 }
 
@@ -193,8 +202,8 @@ pub unsafe extern "C" fn jitrt_tracker_transfer_to(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let (s, d) = unsafe { (tracker_ref(src)?, tracker_ref(dst)?) };
-        s.transfer_to(&d)
+        let (s, d) = unsafe { (try_clone_arc(src)?, try_clone_arc(dst)?) };
+        s.tracker.transfer_to(&d.tracker)
     })
 }
 
@@ -215,7 +224,7 @@ pub unsafe extern "C" fn jitrt_tracker_transfer_to(
 pub unsafe extern "C" fn jitrt_tracker_remove(t: *mut jitrt_tracker_t) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        unsafe { tracker_ref(t) }?.remove()
+        unsafe { try_clone_arc(t) }?.tracker.remove()
     })
 }
 
@@ -257,9 +266,9 @@ pub unsafe extern "C" fn jitrt_tracker_define_absolute(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let t = unsafe { tracker_ref(t) }?;
+        let t = unsafe { try_clone_arc(t) }?;
         let syms = unsafe { symbols_from_c(syms, n) }?;
-        t.define_absolute(&syms)
+        t.tracker.define_absolute(&syms)
     })
 }
 
@@ -276,9 +285,9 @@ pub unsafe extern "C" fn jitrt_define_absolute(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let d = unsafe { dylib_ref(d) }?;
+        let d = unsafe { try_ref_from_ptr(d) }?;
         let syms = unsafe { symbols_from_c(syms, n) }?;
-        d.default_tracker()?.define_absolute(&syms)
+        d.dylib.default_tracker()?.define_absolute(&syms)
     })
 }
 
@@ -298,13 +307,13 @@ pub unsafe extern "C" fn jitrt_tracker_define_aliases(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let t = unsafe { tracker_ref(t) }?;
+        let t = unsafe { try_clone_arc(t) }?;
         let list = unsafe { c_slice(aliases, n, "aliases") }?;
         let source = if source.is_null() {
             None
         } else {
             // SAFETY: non-NULL, live by contract.
-            Some(unsafe { dylib_ref(source) }?.handle()?)
+            Some(unsafe { try_ref_from_ptr(source) }?.dylib.clone())
         };
         let mut out = Vec::with_capacity(n);
         for a in list {
@@ -317,7 +326,7 @@ pub unsafe extern "C" fn jitrt_tracker_define_aliases(
                 flags: symbol_flags(a.flags, name)?,
             });
         }
-        t.define_aliases(source, out)
+        t.tracker.define_aliases(source, out)
     })
 }
 
@@ -335,7 +344,7 @@ pub unsafe extern "C" fn jitrt_tracker_define_custom(
 ) -> *mut jitrt_error_t {
     fallible(|| {
         // SAFETY: caller contract.
-        let u = unsafe { non_null(unit, "unit") }?;
+        let u = unsafe { c_struct(unit, "unit") }?;
         let ctx = ClientCtx::new(u.ctx, u.drop);
         let Some(materialize) = u.materialize else {
             return Err(null_arg("unit materialize callback"));
@@ -348,13 +357,14 @@ pub unsafe extern "C" fn jitrt_tracker_define_custom(
         };
         // SAFETY: caller contract.
         let syms = unsafe { symbols_from_c(u.symbols, u.num_symbols) }?;
-        let t = unsafe { tracker_ref(t) }?;
-        t.define(Box::new(ClientUnit {
+        let t = unsafe { try_clone_arc(t) }?;
+        t.tracker.define(Box::new(ClientUnit {
             name,
             symbols: syms.into_iter().map(|(n, _, f)| (n, f)).collect(),
             materialize,
             discard: u.discard,
             ctx,
+            dylib: t.dylib.clone(),
         }))
     })
 }

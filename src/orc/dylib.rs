@@ -12,7 +12,6 @@ use std::sync::{Arc, Weak};
 /// and definitions to it through its trackers.
 pub struct JITDylib {
     pub(crate) id: u32,
-    /// The name with a trailing NUL, for C callers.
     name: Box<str>,
     pub(crate) session: Weak<SessionInner>,
 }
@@ -21,19 +20,14 @@ impl JITDylib {
     pub(crate) fn new(id: u32, name: &str, session: Weak<SessionInner>) -> JITDylib {
         JITDylib {
             id,
-            name: format!("{name}\0").into_boxed_str(),
+            name: name.into(),
             session,
         }
     }
 
     /// The dylib's name.
     pub fn name(&self) -> &str {
-        &self.name[..self.name.len() - 1]
-    }
-
-    /// The name's bytes with the terminating NUL (for C callers).
-    pub fn name_with_nul(&self) -> &[u8] {
-        self.name.as_bytes()
+        &self.name
     }
 
     /// A (non-owning) handle on the session, if it has not been dropped.

@@ -1,39 +1,37 @@
-//! The error type of the ORC model: a code (mirrored one to one by the C
-//! API's `jitrt_error_code_t`) and a message naming what went wrong.
+//! The error type of the ORC model: a code saying what kind of failure it
+//! is and a message naming what went wrong.
 
 use std::fmt;
 
-/// What kind of failure an [`Error`] is. The discriminants are part of the
-/// C contract and are never renumbered.
+/// What kind of failure an [`Error`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
 pub enum ErrorCode {
     /// A NULL or otherwise unusable argument, bad flags, the wrong dylib.
-    InvalidArgument = 1,
+    InvalidArgument,
     /// A lookup or a link found no definition.
-    SymbolNotFound = 2,
+    SymbolNotFound,
     /// A strong definition clashed with an existing one.
-    DuplicateDefinition = 3,
+    DuplicateDefinition,
     /// The tracker was removed or transferred away.
-    TrackerDefunct = 4,
+    TrackerDefunct,
     /// A definition this lookup needed failed to materialize.
-    MaterializationFailed = 5,
+    MaterializationFailed,
     /// The input is not a valid object or archive.
-    MalformedObject = 6,
+    MalformedObject,
     /// Valid input that this library cannot handle (the message says what).
-    Unsupported = 7,
+    Unsupported,
     /// A relocation's value does not fit its field.
-    RelocationOutOfRange = 8,
+    RelocationOutOfRange,
     /// Reading a file failed.
-    Io = 9,
+    Io,
     /// Memory could not be reserved or committed.
-    OutOfMemory = 10,
+    OutOfMemory,
     /// The session has ended.
-    SessionEnded = 11,
+    SessionEnded,
     /// A bug in this library, including caught panics.
-    Internal = 12,
+    Internal,
     /// An error returned by a client callback.
-    Callback = 13,
+    Callback,
 }
 
 /// An error with its code and a message that names the object, section and

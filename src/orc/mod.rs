@@ -42,7 +42,7 @@ pub use symbol::{
     ExecutorSymbol, FxHashMap, FxHashSet, FxHasher, LookupFlags, SymbolFlags, SymbolLookupFlags,
     SymbolName, SymbolState,
 };
-pub use tracker::{ResourceTracker, TrackerInner};
+pub use tracker::ResourceTracker;
 pub use unit::{AbsoluteSymbolsUnit, Alias, MaterializationUnit, ReexportsUnit};
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
 //! Symbol names, flags and states.
 //!
 //! Names are interned once in a process-wide pool: a [`SymbolName`] compares
-//! and hashes by pointer, so symbol tables never rehash strings. Each name is
-//! stored with a trailing NUL so the C surface can hand it out without
-//! copying.
+//! and hashes by pointer, so symbol tables never rehash strings.
 
 use parking_lot::RwLock;
 use std::collections::HashSet;
@@ -18,34 +16,8 @@ pub struct SymbolName(Arc<str>);
 /// The pool behind [`SymbolName::intern`]. It holds every live name once and
 /// forgets names nobody else holds when it has doubled since its last purge.
 struct Pool {
-    names: HashSet<PoolEntry, BuildHasherDefault<FxHasher>>,
+    names: HashSet<Arc<str>, BuildHasherDefault<FxHasher>>,
     purge_at: usize,
-}
-
-/// A pooled name (stored with its NUL), hashed and compared as the name
-/// without it, so the pool is probed with a plain `&str`.
-struct PoolEntry(Arc<str>);
-
-impl PoolEntry {
-    fn name(&self) -> &str {
-        &self.0[..self.0.len() - 1]
-    }
-}
-impl PartialEq for PoolEntry {
-    fn eq(&self, other: &Self) -> bool {
-        self.name() == other.name()
-    }
-}
-impl Eq for PoolEntry {}
-impl Hash for PoolEntry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name().hash(state)
-    }
-}
-impl std::borrow::Borrow<str> for PoolEntry {
-    fn borrow(&self) -> &str {
-        self.name()
-    }
 }
 
 static POOL: LazyLock<RwLock<Pool>> = LazyLock::new(|| {
@@ -55,14 +27,6 @@ static POOL: LazyLock<RwLock<Pool>> = LazyLock::new(|| {
     })
 });
 
-/// `key` with its NUL terminator, as stored in the pool.
-fn with_nul(name: &str) -> String {
-    let mut s = String::with_capacity(name.len() + 1);
-    s.push_str(name);
-    s.push('\0');
-    s
-}
-
 impl SymbolName {
     /// Interns `name`. Interning the same string twice gives equal names.
     pub fn intern(name: &str) -> SymbolName {
@@ -71,33 +35,38 @@ impl SymbolName {
         }
         let mut pool = POOL.write();
         if let Some(found) = pool.names.get(name) {
-            return SymbolName(found.0.clone());
+            return SymbolName(found.clone());
         }
         if pool.names.len() >= pool.purge_at {
             // Names are held by symbol tables, queries and units; one held
             // only by the pool is garbage.
-            pool.names.retain(|n| Arc::strong_count(&n.0) > 1);
+            pool.names.retain(|n| Arc::strong_count(n) > 1);
             pool.purge_at = (pool.names.len() * 2).max(4096);
         }
-        let arc: Arc<str> = Arc::from(with_nul(name));
-        pool.names.insert(PoolEntry(arc.clone()));
+        let arc: Arc<str> = Arc::from(name);
+        pool.names.insert(arc.clone());
         SymbolName(arc)
     }
 
     /// The name if it was interned and is still alive; never allocates. A
     /// name that was never interned cannot be in any symbol table.
     pub fn existing(name: &str) -> Option<SymbolName> {
-        POOL.read().names.get(name).map(|e| SymbolName(e.0.clone()))
+        POOL.read().names.get(name).map(|e| SymbolName(e.clone()))
     }
 
-    /// The name without its terminator.
+    /// The name.
     pub fn as_str(&self) -> &str {
-        &self.0[..self.0.len() - 1]
+        &self.0
     }
 
-    /// The name's bytes including the terminating NUL (for C callers).
-    pub fn as_bytes_with_nul(&self) -> &[u8] {
-        self.0.as_bytes()
+    /// A copy of the name's bytes followed by a NUL, for a caller that
+    /// passes it to a C function (`dlsym`). The name itself is stored
+    /// without a terminator; this allocates.
+    pub fn as_bytes_with_nul(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.0.len() + 1);
+        bytes.extend_from_slice(self.0.as_bytes());
+        bytes.push(0);
+        bytes
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 /// The shared part of a [`ResourceTracker`].
-pub struct TrackerInner {
+pub(crate) struct TrackerInner {
     key: ResourceKey,
     dylib: Arc<JITDylib>,
     session: Weak<SessionInner>,
@@ -36,7 +36,7 @@ impl TrackerInner {
     }
 
     /// The key resource managers see.
-    pub fn key(&self) -> ResourceKey {
+    pub(crate) fn key(&self) -> ResourceKey {
         self.key
     }
 }
@@ -50,17 +50,6 @@ impl Drop for TrackerInner {
 }
 
 impl ResourceTracker {
-    /// Wraps a shared tracker (used by the C surface, which counts
-    /// references with `Arc::into_raw`).
-    pub fn from_inner(inner: Arc<TrackerInner>) -> Self {
-        ResourceTracker(inner)
-    }
-
-    /// The shared part.
-    pub fn inner(&self) -> &Arc<TrackerInner> {
-        &self.0
-    }
-
     /// The key resource managers see for this tracker; unique per tracker.
     pub fn key(&self) -> ResourceKey {
         self.0.key
