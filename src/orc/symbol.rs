@@ -58,16 +58,6 @@ impl SymbolName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// A copy of the name's bytes followed by a NUL, for a caller that
-    /// passes it to a C function (`dlsym`). The name itself is stored
-    /// without a terminator; this allocates.
-    pub fn as_bytes_with_nul(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.0.len() + 1);
-        bytes.extend_from_slice(self.0.as_bytes());
-        bytes.push(0);
-        bytes
-    }
 }
 
 impl PartialEq for SymbolName {
@@ -295,7 +285,6 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.as_str(), "interning_is_identity_a");
-        assert_eq!(a.as_bytes_with_nul(), b"interning_is_identity_a\0");
         assert_eq!(
             SymbolName::existing("interning_is_identity_a"),
             Some(a.clone())

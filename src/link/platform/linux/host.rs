@@ -66,10 +66,11 @@ impl HostSymbolGenerator {
 
     /// The address of `name`, if the host has it.
     pub fn address_of(&self, name: &SymbolName) -> Option<u64> {
-        let bytes = name.as_bytes_with_nul();
-        // SAFETY: `bytes` is NUL-terminated (interned names always are) and
-        // `handle` is RTLD_DEFAULT or a live dlopen handle.
-        let p = unsafe { libc::dlsym(self.handle, bytes.as_ptr().cast()) };
+        // A name with a NUL byte cannot be a C symbol.
+        let c = CString::new(name.as_str()).ok()?;
+        // SAFETY: `c` is NUL-terminated and `handle` is RTLD_DEFAULT or a
+        // live dlopen handle.
+        let p = unsafe { libc::dlsym(self.handle, c.as_ptr()) };
         if !p.is_null() {
             return Some(p as u64);
         }
