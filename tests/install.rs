@@ -573,6 +573,20 @@ fn pip_install_into_fresh_venv_and_wheel() {
         assert!(!has_dwarf(&s), "the wheel's library carries debug info");
     }
 
+    // The installed package's type hints: mypy takes them (only from a
+    // package marked py.typed) and finds the example well typed.
+    timed("pip install mypy", || {
+        pip(&["install", "-q", "mypy"], "pip install mypy")
+    });
+    let mypy = timed("mypy --strict python/examples/hello.py", || {
+        clean(
+            Command::new(&python)
+                .args(["-m", "mypy", "--strict", "--no-incremental"])
+                .arg(cc::repo().join("python/examples/hello.py")),
+        )
+    });
+    assert!(mypy.contains("Success: no issues found"), "mypy:\n{mypy}");
+
     // pip wheel: one platform wheel holding the library and py.typed.
     let wheels = dir.join("wheels");
     timed("pip wheel ./python", || {

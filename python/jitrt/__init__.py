@@ -49,7 +49,7 @@ from ctypes import (
     c_uint8,
     c_void_p,
 )
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 #: A name or path: ``str``, ``bytes`` or ``os.PathLike`` (encoded with
 #: ``os.fsencode``).
@@ -223,7 +223,8 @@ def _L() -> ctypes.CDLL:
 
 def version() -> str:
     """The library's version string, e.g. ``"0.1.0"``."""
-    return _L().jitrt_version().decode()
+    v: bytes = _L().jitrt_version()
+    return v.decode()
 
 
 def _check(err: Optional[int]) -> None:
@@ -270,7 +271,7 @@ class Session:
         opts = _Options()
         opts.num_threads = threads
         opts.memory_reserve_bytes = memory_reserve_bytes
-        self._ptr = lib.jitrt_session_new(ctypes.byref(opts))
+        self._ptr: Optional[int] = lib.jitrt_session_new(ctypes.byref(opts))
         if not self._ptr:
             raise JitError(ErrorCode.INVALID_ARGUMENT, "jitrt_session_new rejected the options")
         self._dylibs: Dict[str, Dylib] = {}
@@ -294,9 +295,8 @@ class Session:
     def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> None:
         self.close()
-        return False
 
     def __del__(self) -> None:
         try:
@@ -308,6 +308,8 @@ class Session:
         """A new dylib called ``name`` (unique in the session)."""
         out = c_void_p()
         _check(_L().jitrt_session_create_dylib(self._handle(), _bytes(name, "name"), ctypes.byref(out)))
+        if not out.value:
+            raise JitError(ErrorCode.INTERNAL, "jitrt_session_create_dylib returned no dylib")
         d = Dylib(self, out.value)
         self._dylibs[d.name] = d
         return d
@@ -336,7 +338,8 @@ class Dylib:
 
     @property
     def name(self) -> str:
-        return _L().jitrt_dylib_name(self._handle()).decode()
+        n: bytes = _L().jitrt_dylib_name(self._handle())
+        return n.decode()
 
     def __repr__(self) -> str:
         if self._session.closed:
@@ -383,7 +386,7 @@ class Dylib:
         ``ctypes.CFUNCTYPE``. Do not call it after its code was removed."""
         addr = self.lookup(name)
         f = ctypes.CFUNCTYPE(restype, *argtypes)(addr)
-        f._jitrt_dylib = self  # keeps the session object alive
+        f._jitrt_dylib = self  # type: ignore[attr-defined]  # keeps the session object alive
         return f
 
     def clear(self) -> None:
@@ -404,7 +407,7 @@ class Tracker:
         return self._ptr
 
     def __del__(self) -> None:
-        ptr, self._ptr = getattr(self, "_ptr", None), None
+        ptr, self._ptr = getattr(self, "_ptr", 0), 0
         if ptr and _lib is not None:
             # Valid also after the session ended.
             _lib.jitrt_tracker_release(ptr)
@@ -416,7 +419,8 @@ class Tracker:
     @property
     def key(self) -> int:
         """The ResourceKey resource managers see for this tracker."""
-        return _L().jitrt_tracker_key(self._ptr)
+        k: int = _L().jitrt_tracker_key(self._ptr)
+        return k
 
     @property
     def defunct(self) -> bool:
@@ -452,7 +456,7 @@ class Tracker:
         All or nothing."""
         items = list(symbols.items())
         arr = (_Symbol * max(len(items), 1))()
-        keep = []
+        keep: List[bytes] = []
         for i, (name, value) in enumerate(items):
             if isinstance(value, tuple):
                 address, flags = value
@@ -477,7 +481,7 @@ class Tracker:
         a re-export, exported symbols only)."""
         items = list(aliases.items())
         arr = (_Alias * max(len(items), 1))()
-        keep = []
+        keep: List[bytes] = []
         for i, (name, value) in enumerate(items):
             if isinstance(value, tuple):
                 target, flags = value
