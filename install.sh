@@ -20,6 +20,10 @@
 # it through the libraries' .gnu_debuglink.
 #
 # Needs cargo, and objcopy and readelf (binutils, which comes with gcc).
+# Into a prefix only root may write (/usr/local), build as yourself and copy
+# as root, so that no root-owned files land in cargo's target directory:
+#
+#   ./install.sh --build-only && sudo ./install.sh --no-build
 set -euo pipefail
 
 usage() {
@@ -33,9 +37,14 @@ Build libjitrt in release mode and install it.
   --destdir DIR   stage into DIR/PREFIX/... while recording PREFIX in the
                   pkg-config and CMake files (for packagers; like DESTDIR)
   --debug-files   also install the debug info, split out (lib/.debug, bin/.debug)
+  --build-only    build, install nothing
+  --no-build      install what --build-only built (cargo is not run)
   -h, --help      this help
 
-Environment: CARGO (default: cargo), CARGO_TARGET_DIR (where to build).
+Into /usr/local: ./install.sh --build-only && sudo ./install.sh --no-build
+
+Environment: CARGO (default: cargo), CARGO_TARGET_DIR (where to build; for
+--no-build without cargo, default: target/ of this repository).
 EOF
 }
 
@@ -48,6 +57,8 @@ prefix=/usr/local
 libdir=
 destdir=
 debug_files=0
+build=1
+install=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) [ $# -ge 2 ] || die "--prefix needs a directory"; prefix=$2; shift 2 ;;
@@ -57,6 +68,8 @@ while [ $# -gt 0 ]; do
     --destdir) [ $# -ge 2 ] || die "--destdir needs a directory"; destdir=$2; shift 2 ;;
     --destdir=*) destdir=${1#*=}; shift ;;
     --debug-files) debug_files=1; shift ;;
+    --build-only) install=0; shift ;;
+    --no-build) build=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -81,39 +94,65 @@ if [ -n "$destdir" ]; then
   destdir=${destdir%/}
 fi
 
+[ "$build" = 1 ] || [ "$install" = 1 ] || die "--build-only and --no-build: nothing to do"
+
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$repo"
 cargo=${CARGO:-cargo}
-command -v "$cargo" >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
+if [ "$build" = 1 ]; then
+  command -v "$cargo" >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
+fi
 for tool in objcopy readelf; do
   command -v "$tool" >/dev/null || die "$tool not found (it is in binutils: apt-get install binutils)"
 done
 
-# The version, from Cargo.toml through cargo: "path+file:///...#jitrt@0.1.0"
-# (or "...#0.1.0" when the directory is named like the package).
-pkgid=$("$cargo" pkgid --quiet) || die "cargo pkgid failed"
-version=${pkgid##*[#@]}
-[[ $version =~ ^([0-9]+)\.([0-9]+)\.([0-9]+) ]] || die "cannot read the version from \`cargo pkgid\`: $pkgid"
+# The version: [package] version in Cargo.toml, where it is written once.
+version=$(awk '/^\[/ { p = ($0 ~ /^\[package\][ \t]*$/) }
+  p && /^version[ \t]*=/ { sub(/^[^"]*"/, ""); sub(/".*/, ""); print; exit }' Cargo.toml)
+[[ $version =~ ^([0-9]+)\.([0-9]+)\.([0-9]+) ]] || die "no version in Cargo.toml's [package] table: '$version'"
 major=${BASH_REMATCH[1]}
 minor=${BASH_REMATCH[2]}
 if [ "$major" = 0 ]; then abi=0.$minor; else abi=$major; fi
 soname=libjitrt.so.$abi
 
-target_dir=$("$cargo" metadata --format-version 1 --no-deps |
-  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-[ -n "$target_dir" ] || die "cannot find cargo's target directory (cargo metadata)"
+if command -v "$cargo" >/dev/null; then
+  target_dir=$("$cargo" metadata --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  [ -n "$target_dir" ] || die "cannot find cargo's target directory (cargo metadata)"
+else
+  target_dir=${CARGO_TARGET_DIR:-$repo/target}
+fi
 out=$target_dir/dist
 
-# build.rs gives the cdylib the SONAME in JITRT_SONAME; the `dist` profile
-# keeps these builds apart from `cargo build --release`.
-echo "install.sh: building libjitrt $version (cargo build --profile dist)" >&2
-JITRT_SONAME=$soname "$cargo" build --profile dist --lib --bin jitrt
+# Fail before building when the prefix cannot be written.
+if [ "$install" = 1 ]; then
+  for dir in "$destdir$libdir" "$destdir$includedir" "$destdir$bindir"; do
+    d=$dir
+    while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+    [ -w "$d" ] || die "cannot write to $d (for $dir): choose another --prefix, or build" \
+      "as yourself and install as root: ./install.sh --build-only && sudo ./install.sh --no-build"
+  done
+fi
+
+if [ "$build" = 1 ]; then
+  # build.rs gives the cdylib the SONAME in JITRT_SONAME; the `dist` profile
+  # keeps these builds apart from `cargo build --release`.
+  echo "install.sh: building libjitrt $version (cargo build --profile dist)" >&2
+  JITRT_SONAME=$soname "$cargo" build --profile dist --lib --bin jitrt
+fi
 for f in libjitrt.so libjitrt.a jitrt; do
-  [ -f "$out/$f" ] || die "cargo did not build $out/$f"
+  [ -f "$out/$f" ] || die "$out/$f is missing: build it (./install.sh --build-only)"
 done
 built_soname=$(readelf -d "$out/libjitrt.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 [ "$built_soname" = "$soname" ] ||
-  die "$out/libjitrt.so has SONAME '${built_soname}', expected '$soname' (is build.rs current?)"
+  die "$out/libjitrt.so has SONAME '$built_soname', not $soname: rebuild it (./install.sh --build-only)"
+built_version=$("$out/jitrt" --version) || die "$out/jitrt --version failed"
+[ "$built_version" = "jitrt $version" ] ||
+  die "$out/jitrt says '$built_version', Cargo.toml $version: rebuild it (./install.sh --build-only)"
+if [ "$install" = 0 ]; then
+  echo "install.sh: built libjitrt $version in $out; install it with ./install.sh --no-build" >&2
+  exit 0
+fi
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/jitrt-install.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -219,8 +258,11 @@ fi
 echo "install.sh: installed libjitrt $version into ${destdir}${prefix}" >&2
 # A library directory the loader searches through its cache (/usr/local/lib
 # on Debian): refresh the cache, as `make install` of a C library does.
-if [ -z "$destdir" ] && [ "$(id -u)" = 0 ] && command -v ldconfig >/dev/null &&
-  ldconfig -v -N 2>/dev/null | grep -q "^$libdir:"; then
+loader_dirs=
+if command -v ldconfig >/dev/null; then
+  loader_dirs=$(ldconfig -v -N 2>/dev/null | sed -n 's/^\(\/[^:]*\):.*/\1/p') || true
+fi
+if [ -z "$destdir" ] && [ "$(id -u)" = 0 ] && printf '%s\n' "$loader_dirs" | grep -qxF "$libdir"; then
   ldconfig
 elif [ -z "$destdir" ]; then
   case "$libdir" in

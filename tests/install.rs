@@ -275,11 +275,12 @@ fn debug_files_and_destdir() {
     if !have("readelf", &["--version"], "debug_files_and_destdir") {
         return;
     }
-    prefix(); // build once, then install again: cargo has nothing to do
+    prefix(); // built there; install that build again, without cargo
     let stage = cc::scratch("install").join("stage");
     let _ = std::fs::remove_dir_all(&stage);
-    let err = timed("install.sh --destdir --debug-files", || {
+    let err = timed("install.sh --no-build --destdir --debug-files", || {
         install_sh(&[
+            "--no-build",
             "--prefix",
             "/opt/jitrt",
             "--destdir",
@@ -287,6 +288,7 @@ fn debug_files_and_destdir() {
             "--debug-files",
         ])
     });
+    assert!(!err.contains("building"), "--no-build built:\n{err}");
     assert!(err.contains("installed libjitrt"), "{err}");
     let root = stage.join("opt/jitrt");
     let real = format!("libjitrt.so.{VERSION}");
