@@ -9,6 +9,11 @@
 //!
 //! The header is committed; `tests/header.rs` fails when the committed copy
 //! differs from what the sources generate, so a stale header cannot land.
+//!
+//! With `JITRT_SONAME` set (`install.sh` sets it, for its `dist` profile
+//! build), the shared library gets that SONAME (`-Wl,-soname`). Plain
+//! `cargo build` leaves it without one, so hosts linked against
+//! `target/*/libjitrt.so` keep loading that file.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +23,15 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=CI");
+    println!("cargo:rerun-if-env-changed=JITRT_SONAME");
+    if let Some(soname) = std::env::var_os("JITRT_SONAME") {
+        let soname = soname.into_string().expect("JITRT_SONAME is UTF-8");
+        assert!(
+            soname.starts_with("libjitrt.so.") && !soname.contains([',', ' ']),
+            "JITRT_SONAME={soname:?}: expected libjitrt.so.ABI"
+        );
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+    }
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");
     let codes = out_dir.join("error_codes.rs");

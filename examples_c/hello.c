@@ -16,7 +16,10 @@
  * The object's undefined symbols (printf here) resolve from the dylib, then
  * its link order, then the host process (libc).
  *
- * Build and run (from the repository root, after `cargo build --release`):
+ * Build and run, after `./install.sh` (README.md; for a prefix outside the
+ * system's paths, set PKG_CONFIG_PATH and add -Wl,-rpath,PREFIX/lib):
+ *   cc examples_c/hello.c $(pkg-config --cflags --libs jitrt) -o hello && ./hello
+ * or from the repository root, after `cargo build --release`:
  *   cc -Iinclude examples_c/hello.c -Ltarget/release -ljitrt \
  *      -Wl,-rpath,$PWD/target/release -o hello && ./hello
  */

@@ -13,9 +13,11 @@ process, link them, call their functions, and remove them again::
         print(add(2, 3))
         tracker.remove()          # code, data and symbols are gone
 
-The shared library is found through the ``JITRT_LIBRARY`` environment
-variable (a path to ``libjitrt.so``), then next to this package, then in
-``target/release`` of the repository this package sits in.
+``pip install ./python`` builds libjitrt and ships it inside this package,
+so an installed ``jitrt`` needs nothing else. The shared library is found
+through the ``JITRT_LIBRARY`` environment variable (a path to
+``libjitrt.so``), then next to this package, then in ``target/release`` of
+the repository this package sits in (using ``python/`` from a checkout).
 
 Every failure raises :class:`JitError`, whose ``code`` is an
 :class:`ErrorCode` mirroring ``jitrt_error_code_t``.
@@ -30,10 +32,11 @@ dylib's default tracker; nothing is freed). A function returned by
 removed.
 """
 
+from __future__ import annotations
+
 import ctypes
 import enum
 import os
-from collections import namedtuple
 from ctypes import (
     POINTER,
     Structure,
@@ -46,6 +49,11 @@ from ctypes import (
     c_uint8,
     c_void_p,
 )
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+#: A name or path: ``str``, ``bytes`` or ``os.PathLike`` (encoded with
+#: ``os.fsencode``).
+StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 __all__ = [
     "ErrorCode",
@@ -91,7 +99,10 @@ class SymbolFlags(enum.IntFlag):
 class JitError(Exception):
     """A libjitrt error: ``code`` (an :class:`ErrorCode`) and ``message``."""
 
-    def __init__(self, code, message):
+    code: ErrorCode
+    message: str
+
+    def __init__(self, code: int, message: str) -> None:
         try:
             code = ErrorCode(code)
         except ValueError:
@@ -101,10 +112,14 @@ class JitError(Exception):
         self.message = message
 
 
-Stats = namedtuple(
-    "Stats", ["code_bytes", "data_bytes", "objects_linked", "symbols", "trackers"]
-)
-Stats.__doc__ = "Accounting from Session.stats(): bytes mapped now, live objects, symbols, trackers."
+class Stats(NamedTuple):
+    """Accounting from Session.stats(): bytes mapped now, live objects, symbols, trackers."""
+
+    code_bytes: int
+    data_bytes: int
+    objects_linked: int
+    symbols: int
+    trackers: int
 
 
 # ---- The shared library ----------------------------------------------------
@@ -137,7 +152,7 @@ class _Alias(Structure):
     _fields_ = [("name", c_char_p), ("target", c_char_p), ("flags", c_uint32)]
 
 
-def library_path():
+def library_path() -> str:
     """The path of the libjitrt.so this package uses (see the module docs)."""
     env = os.environ.get("JITRT_LIBRARY")
     if env:
@@ -159,10 +174,10 @@ def library_path():
     )
 
 
-_lib = None
+_lib: Optional[ctypes.CDLL] = None
 
 
-def _L():
+def _L() -> ctypes.CDLL:
     """The loaded library, with its prototypes declared (loaded on first use)."""
     global _lib
     if _lib is not None:
@@ -206,12 +221,13 @@ def _L():
     return lib
 
 
-def version():
+def version() -> str:
     """The library's version string, e.g. ``"0.1.0"``."""
-    return _L().jitrt_version().decode()
+    v: bytes = _L().jitrt_version()
+    return v.decode()
 
 
-def _check(err):
+def _check(err: Optional[int]) -> None:
     """Raises JitError for a non-NULL ``jitrt_error_t *`` (and frees it)."""
     if not err:
         return
@@ -224,7 +240,7 @@ def _check(err):
     raise JitError(code, message)
 
 
-def _bytes(s, what):
+def _bytes(s: StrPath, what: str) -> bytes:
     if isinstance(s, bytes):
         b = s
     elif isinstance(s, (str, os.PathLike)):
@@ -248,56 +264,57 @@ class Session:
     :meth:`close`.
     """
 
-    def __init__(self, threads=0, memory_reserve_bytes=0):
+    def __init__(self, threads: int = 0, memory_reserve_bytes: int = 0) -> None:
         lib = _L()
         if not isinstance(threads, int) or threads < 0 or threads >= 2**32:
             raise JitError(ErrorCode.INVALID_ARGUMENT, "threads must be an integer >= 0")
         opts = _Options()
         opts.num_threads = threads
         opts.memory_reserve_bytes = memory_reserve_bytes
-        self._ptr = lib.jitrt_session_new(ctypes.byref(opts))
+        self._ptr: Optional[int] = lib.jitrt_session_new(ctypes.byref(opts))
         if not self._ptr:
             raise JitError(ErrorCode.INVALID_ARGUMENT, "jitrt_session_new rejected the options")
-        self._dylibs = {}
+        self._dylibs: Dict[str, Dylib] = {}
 
-    def _handle(self):
+    def _handle(self) -> int:
         if not self._ptr:
             raise JitError(ErrorCode.SESSION_ENDED, "the session has ended")
         return self._ptr
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return not self._ptr
 
-    def close(self):
+    def close(self) -> None:
         """Ends the session: removes all code (running destructors) and frees
         it. Later calls on its dylibs and trackers raise SESSION_ENDED."""
         if self._ptr:
             ptr, self._ptr = self._ptr, None
             _L().jitrt_session_free(ptr)
 
-    def __enter__(self):
+    def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
-        return False
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:
             pass
 
-    def create_dylib(self, name):
+    def create_dylib(self, name: StrPath) -> Dylib:
         """A new dylib called ``name`` (unique in the session)."""
         out = c_void_p()
         _check(_L().jitrt_session_create_dylib(self._handle(), _bytes(name, "name"), ctypes.byref(out)))
+        if not out.value:
+            raise JitError(ErrorCode.INTERNAL, "jitrt_session_create_dylib returned no dylib")
         d = Dylib(self, out.value)
         self._dylibs[d.name] = d
         return d
 
-    def stats(self):
+    def stats(self) -> Stats:
         """A :class:`Stats` of what is mapped and defined now."""
         s = _Stats()
         _L().jitrt_session_stats(self._handle(), ctypes.byref(s))
@@ -307,48 +324,49 @@ class Session:
 class Dylib:
     """A dylib (``jitrt_dylib_t``): a named symbol table of a session."""
 
-    def __init__(self, session, ptr):
+    def __init__(self, session: Session, ptr: int) -> None:
         self._session = session
         self._ptr = ptr
 
-    def _handle(self):
+    def _handle(self) -> int:
         self._session._handle()
         return self._ptr
 
     @property
-    def session(self):
+    def session(self) -> Session:
         return self._session
 
     @property
-    def name(self):
-        return _L().jitrt_dylib_name(self._handle()).decode()
+    def name(self) -> str:
+        n: bytes = _L().jitrt_dylib_name(self._handle())
+        return n.decode()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self._session.closed:
             return "<jitrt.Dylib (session ended)>"
         return "<jitrt.Dylib %r>" % self.name
 
-    def add_process_symbols(self):
+    def add_process_symbols(self) -> None:
         """Resolve symbols nothing defines from the host process (dlsym)."""
         _check(_L().jitrt_dylib_add_process_symbols(self._handle()))
 
-    def add_dynamic_library(self, path):
+    def add_dynamic_library(self, path: StrPath) -> None:
         """dlopen ``path`` and resolve symbols from it."""
         _check(_L().jitrt_dylib_add_dynamic_library(self._handle(), _bytes(path, "path")))
 
-    def set_link_order(self, dylibs):
+    def set_link_order(self, dylibs: Sequence[Dylib]) -> None:
         """Search ``dylibs`` (exported symbols only), in order, after this one."""
         arr = (c_void_p * max(len(dylibs), 1))(*[d._handle() for d in dylibs])
         _check(_L().jitrt_dylib_set_link_order(self._handle(), arr, len(dylibs)))
 
-    def create_tracker(self):
+    def create_tracker(self) -> Tracker:
         """A new :class:`Tracker` for this dylib."""
         p = _L().jitrt_dylib_create_tracker(self._handle())
         if not p:
             raise JitError(ErrorCode.SESSION_ENDED, "the session has ended")
         return Tracker(self, p)
 
-    def default_tracker(self):
+    def default_tracker(self) -> Tracker:
         """The dylib's default :class:`Tracker` (a new one after the previous
         default was removed)."""
         p = _L().jitrt_dylib_default_tracker(self._handle())
@@ -356,22 +374,22 @@ class Dylib:
             raise JitError(ErrorCode.SESSION_ENDED, "the session has ended")
         return Tracker(self, p)
 
-    def lookup(self, name):
+    def lookup(self, name: StrPath) -> int:
         """The address of ``name`` (an int) once it is ready to run: linked,
         its dependencies linked, its initializers run."""
         addr = c_uint64()
         _check(_L().jitrt_lookup(self._handle(), _bytes(name, "name"), ctypes.byref(addr)))
         return addr.value
 
-    def function(self, name, restype, argtypes):
+    def function(self, name: StrPath, restype: Any, argtypes: Sequence[Any]) -> Callable[..., Any]:
         """``name`` as a ctypes function: ``restype`` and ``argtypes`` as for
         ``ctypes.CFUNCTYPE``. Do not call it after its code was removed."""
         addr = self.lookup(name)
         f = ctypes.CFUNCTYPE(restype, *argtypes)(addr)
-        f._jitrt_dylib = self  # keeps the session object alive
+        f._jitrt_dylib = self  # type: ignore[attr-defined]  # keeps the session object alive
         return f
 
-    def clear(self):
+    def clear(self) -> None:
         """Remove every tracker of this dylib (all its code and definitions)."""
         _check(_L().jitrt_dylib_clear(self._handle()))
 
@@ -380,38 +398,39 @@ class Tracker:
     """A resource tracker (``jitrt_tracker_t``): owns what is added through it.
     Released when garbage collected."""
 
-    def __init__(self, dylib, ptr):
+    def __init__(self, dylib: Dylib, ptr: int) -> None:
         self._dylib = dylib
         self._ptr = ptr
 
-    def _handle(self):
+    def _handle(self) -> int:
         self._dylib._handle()
         return self._ptr
 
-    def __del__(self):
-        ptr, self._ptr = getattr(self, "_ptr", None), None
+    def __del__(self) -> None:
+        ptr, self._ptr = getattr(self, "_ptr", 0), 0
         if ptr and _lib is not None:
             # Valid also after the session ended.
             _lib.jitrt_tracker_release(ptr)
 
     @property
-    def dylib(self):
+    def dylib(self) -> Dylib:
         return self._dylib
 
     @property
-    def key(self):
+    def key(self) -> int:
         """The ResourceKey resource managers see for this tracker."""
-        return _L().jitrt_tracker_key(self._ptr)
+        k: int = _L().jitrt_tracker_key(self._ptr)
+        return k
 
     @property
-    def defunct(self):
+    def defunct(self) -> bool:
         """Whether it was removed, transferred away, or its session ended."""
         return bool(_L().jitrt_tracker_is_defunct(self._ptr))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<jitrt.Tracker key=%d%s>" % (self.key, " defunct" if self.defunct else "")
 
-    def add_object(self, data, name=None):
+    def add_object(self, data: Union[bytes, bytearray, memoryview], name: Optional[StrPath] = None) -> None:
         """Add a relocatable object from memory (``bytes``; copied)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise JitError(ErrorCode.INVALID_ARGUMENT, "data must be bytes, not %s" % type(data).__name__)
@@ -423,21 +442,21 @@ class Tracker:
             )
         )
 
-    def add_object_file(self, path):
+    def add_object_file(self, path: StrPath) -> None:
         """Add the object file at ``path`` (memory-mapped: keep it unchanged)."""
         _check(_L().jitrt_tracker_add_object_file(self._handle(), _bytes(path, "path")))
 
-    def add_archive(self, path):
+    def add_archive(self, path: StrPath) -> None:
         """Add a static library: members are linked when a lookup needs them."""
         _check(_L().jitrt_tracker_add_archive(self._handle(), _bytes(path, "path")))
 
-    def define_absolute(self, symbols):
+    def define_absolute(self, symbols: Mapping[StrPath, Union[int, Tuple[int, SymbolFlags]]]) -> None:
         """Define symbols at fixed addresses: ``{name: address}`` or
         ``{name: (address, SymbolFlags)}`` (default flags: EXPORTED).
         All or nothing."""
         items = list(symbols.items())
         arr = (_Symbol * max(len(items), 1))()
-        keep = []
+        keep: List[bytes] = []
         for i, (name, value) in enumerate(items):
             if isinstance(value, tuple):
                 address, flags = value
@@ -450,7 +469,11 @@ class Tracker:
             arr[i].flags = int(flags)
         _check(_L().jitrt_tracker_define_absolute(self._handle(), arr, len(items)))
 
-    def define_aliases(self, aliases, source=None):
+    def define_aliases(
+        self,
+        aliases: Mapping[StrPath, Union[StrPath, Tuple[StrPath, SymbolFlags]]],
+        source: Optional[Dylib] = None,
+    ) -> None:
         """Define aliases: ``{name: target}`` or ``{name: (target,
         SymbolFlags)}`` (default flags: EXPORTED | CALLABLE). Looking up
         ``name`` looks up ``target`` in ``source`` (a :class:`Dylib`; None:
@@ -458,7 +481,7 @@ class Tracker:
         a re-export, exported symbols only)."""
         items = list(aliases.items())
         arr = (_Alias * max(len(items), 1))()
-        keep = []
+        keep: List[bytes] = []
         for i, (name, value) in enumerate(items):
             if isinstance(value, tuple):
                 target, flags = value
@@ -472,13 +495,13 @@ class Tracker:
         src = None if source is None else source._handle()
         _check(_L().jitrt_tracker_define_aliases(self._handle(), src, arr, len(items)))
 
-    def transfer_to(self, other):
+    def transfer_to(self, other: Tracker) -> None:
         """``other`` (same dylib) takes over everything; this becomes defunct."""
         if not isinstance(other, Tracker):
             raise JitError(ErrorCode.INVALID_ARGUMENT, "transfer_to needs a Tracker")
         _check(_L().jitrt_tracker_transfer_to(self._handle(), other._handle()))
 
-    def remove(self):
+    def remove(self) -> None:
         """Remove everything this tracker owns (symbols, code, data; runs
         destructors). It becomes defunct; removing again does nothing."""
         _check(_L().jitrt_tracker_remove(self._handle()))
