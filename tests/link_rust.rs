@@ -136,7 +136,10 @@ fn rust_staticlib_matches_native() {
         f(buf.as_mut_ptr(), buf.len())
     };
     let got = format!("{}\n", String::from_utf8_lossy(&buf[..n]));
-    assert_eq!(got, native, "the JIT-linked Rust library answers differently");
+    assert_eq!(
+        got, native,
+        "the JIT-linked Rust library answers differently"
+    );
     assert!(got.contains("caught=\"boom 3\""), "{got}");
     t.remove().unwrap();
 }
