@@ -747,9 +747,6 @@ s32s_addend: movq $a32s_min + 0x10, %rax
 /// An absolute symbol at address 0 is a definition like any other:
 /// R_X86_64_32 of `zero + 5` is 5, and of `zero - 1` is out of range.
 #[test]
-#[ignore = "linker bug: an external that a JIT dylib resolves to 0 is taken as \
-            undefined and looked up in the host (layer.rs finish), so a symbol \
-            defined at 0 gives SymbolNotFound"]
 fn absolute_symbol_at_zero() {
     let jit = Jit::new("zero");
     let obj = assemble(

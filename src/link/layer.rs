@@ -506,11 +506,31 @@ impl ObjectLinkingLayer {
                 return;
             }
         };
-        // What the JIT dylibs do not define comes from the host.
-        for (name, addr) in names.iter().zip(addresses.iter_mut()) {
-            if *addr == 0 {
-                if let Some(a) = self.host.address_of(name) {
-                    *addr = a;
+        // What the JIT dylibs do not define comes from the host. A JIT
+        // symbol may be defined at 0 (absolute): those stay.
+        let zeros: Vec<SymbolName> = names
+            .iter()
+            .zip(&addresses)
+            .filter(|(_, a)| **a == 0)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let defined_at_zero: FxHashSet<SymbolName> = match linked_session(&order) {
+            Some(s) if !zeros.is_empty() => s
+                .defined(&order, &zeros)
+                .unwrap_or_default()
+                .into_iter()
+                .zip(&zeros)
+                .filter(|(d, _)| *d)
+                .map(|(_, n)| n.clone())
+                .collect(),
+            _ => FxHashSet::default(),
+        };
+        let mut resolved = vec![true; names.len()];
+        for ((name, addr), ok) in names.iter().zip(addresses.iter_mut()).zip(&mut resolved) {
+            if *addr == 0 && !defined_at_zero.contains(name) {
+                match self.host.address_of(name) {
+                    Some(a) => *addr = a,
+                    None => *ok = false,
                 }
             }
         }
@@ -519,7 +539,7 @@ impl ObjectLinkingLayer {
             let missing: Vec<&str> = m
                 .externals
                 .iter()
-                .filter(|&&(k, weak)| !weak && addresses[k] == 0)
+                .filter(|&&(k, weak)| !weak && !resolved[k])
                 .map(|&(k, _)| names[k].as_str())
                 .collect();
             if alive[i] && !missing.is_empty() {
@@ -541,8 +561,8 @@ impl ObjectLinkingLayer {
                 return None;
             }
             let (k, _) = *members[i].externals.get(j)?;
-            let a = addresses[k];
-            (a != 0).then_some(a)
+            // An unresolved weak reference is 0, as `None` gives it.
+            resolved[k].then_some(addresses[k])
         };
         let results = match batch.link(&resolve) {
             Ok(r) => r,

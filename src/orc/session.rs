@@ -192,6 +192,25 @@ impl Session {
         self.inner.lookup_async(order, names, required, done)
     }
 
+    /// Which of `names` a dylib of `order` defines (in any state): a lookup
+    /// that weakly references a name gives 0 both for a symbol defined at
+    /// address 0 and for one nobody defines; this tells them apart.
+    pub fn defined(
+        &self,
+        order: &[(Arc<JITDylib>, LookupFlags)],
+        names: &[SymbolName],
+    ) -> Result<Vec<bool>> {
+        let dylibs: Vec<Arc<JITDylib>> = order.iter().map(|(d, _)| d.clone()).collect();
+        let ids = self.inner.ids(&dylibs)?;
+        let order_ids: Vec<(DylibId, LookupFlags)> =
+            ids.iter().zip(order).map(|(i, (_, f))| (*i, *f)).collect();
+        let st = self.inner.state.lock();
+        Ok(names
+            .iter()
+            .map(|n| st.find(&order_ids, n).is_some())
+            .collect())
+    }
+
     /// Like [`Session::lookup_async`], waiting for the result. On a
     /// materialization worker it runs queued work while it waits.
     pub fn lookup(
