@@ -442,11 +442,20 @@ jitrt_error_t *jitrt_tracker_define_custom(jitrt_tracker_t *t, const jitrt_custo
 //   compiled with `-fPIC`: `R_X86_64_TLSGD`, `TLSLD`, `DTPOFF32/64`) are
 //   supported, through the linker's own `__tls_get_addr`, with a block per
 //   thread allocated on first use and freed at thread exit and at remove.
-//   Initial- and local-exec code (`R_X86_64_GOTTPOFF`, `TPOFF32`, as
-//   default PIE compilation emits) is refused with `JITRT_ERR_UNSUPPORTED`
-//   naming the relocation and the fix (`-fPIC`): those models need space in
-//   the static TLS area, which the C library sizes once at process start.
-//   TLS descriptors (`-mtls-dialect=gnu2`) are refused likewise.
+//   Initial- and local-exec code (`R_X86_64_GOTTPOFF`, `TPOFF32/64`, as
+//   default PIE compilation and allocators emit) is linked as the system
+//   loader links a `dlopen`ed library that needs it: the object's block is
+//   placed in the C library's static TLS space (a small surplus,
+//   `glibc.rtld.optional_static_tls`, 512 bytes by default), copied into
+//   every thread. Removing the object gives that space back only when its
+//   block is the last one placed; when the space runs out the link fails
+//   with `JITRT_ERR_OUT_OF_MEMORY` naming the tunable. An initial-exec
+//   access to a variable of another JIT object needs that object in static
+//   TLS too (its own code initial/local exec), else `JITRT_ERR_UNSUPPORTED`.
+//   Initializers are called as glibc calls them, `f(argc, argv, envp)`.
+//   Indirect functions (`STT_GNU_IFUNC`) are bound to their resolver's
+//   answer when the object is linked. TLS descriptors
+//   (`-mtls-dialect=gnu2`) are refused with `JITRT_ERR_UNSUPPORTED`.
 //
 // # Safety
 // `t` NULL or live; `bytes` points to `len` readable bytes; `name` NULL or

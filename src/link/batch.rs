@@ -87,6 +87,23 @@ impl PreparedBatch {
                 })?;
             tls.push(Some(module));
         }
+        // Objects whose own variables are reached with initial or local
+        // exec go to static TLS now, when their thread-local image needs
+        // nothing from elsewhere: other objects' initial-exec accesses to
+        // them, fixed up as soon as these addresses are resolved, then find
+        // their offsets from the thread pointer.
+        {
+            let buf = alloc
+                .bytes_mut()
+                .ok_or_else(|| internal("allocation not writable"))?;
+            for ((g, t), l) in graphs.iter().zip(tls.iter_mut()).zip(&layout.tls) {
+                if let (Some(t), Some(l), true) = (t.as_mut(), l.as_ref(), g.static_tls) {
+                    if image_is_local(g) {
+                        place_in_static_tls(g, buf, base, t, l)?;
+                    }
+                }
+            }
+        }
         Ok(PreparedBatch {
             graphs,
             alloc,
@@ -153,8 +170,14 @@ impl PreparedBatch {
                 .bytes_mut()
                 .ok_or_else(|| internal("allocation not writable"))?;
             for (i, g) in self.graphs.iter_mut().enumerate() {
-                let module = self.tls[i].as_ref().map_or(0, |t| t.id());
-                let r = link_one(g, buf, base, module, &|k, n| resolved(i, k, n));
+                let r = link_one(
+                    g,
+                    buf,
+                    base,
+                    self.tls[i].as_mut(),
+                    self.layout.tls[i].as_ref(),
+                    &|k, n| resolved(i, k, n),
+                );
                 let r = r.and_then(|()| {
                     if let (Some(t), Some(l)) = (&self.tls[i], &self.layout.tls[i]) {
                         let image = buf
@@ -269,7 +292,8 @@ fn link_one(
     g: &mut LinkGraph,
     buf: &mut [u8],
     base: u64,
-    module: u64,
+    module: Option<&mut TlsModule>,
+    tls: Option<&layout::TlsLayout>,
     resolved: &dyn Fn(usize, &str) -> Option<u64>,
 ) -> Result<(), LinkError> {
     let mut index = 0usize;
@@ -298,7 +322,68 @@ fn link_one(
         }
     }
     passes::optimize(g, buf, base);
-    fixup::apply(g, buf, base, module)
+    let id = module.as_ref().map_or(0, |m| m.id());
+    let (Some(module), Some(tls), true) = (module, tls, g.static_tls) else {
+        return fixup::apply(g, buf, base, id, None, fixup::Part::All);
+    };
+    if let Some(offset) = platform::static_tls_offset(id) {
+        // Placed already (see `PreparedBatch::new`).
+        return fixup::apply(g, buf, base, id, Some(offset), fixup::Part::AllButTlsImage);
+    }
+    place_in_static_tls(g, buf, base, module, tls)?;
+    let offset = platform::static_tls_offset(id).ok_or_else(|| internal("static TLS lost"))?;
+    fixup::apply(g, buf, base, id, Some(offset), fixup::Part::AllButTlsImage)
+}
+
+/// Whether the relocations of `g`'s thread-local image all target its own
+/// definitions (so the image can be made before externals are resolved).
+fn image_is_local(g: &LinkGraph) -> bool {
+    g.sections
+        .iter()
+        .filter(|s| s.kind == super::graph::SectionKind::TlsData)
+        .flat_map(|s| s.blocks.clone())
+        .flat_map(|b| {
+            let e = &g.blocks[b as usize].edges;
+            &g.edges[e.start as usize..e.end as usize]
+        })
+        .all(|e| {
+            matches!(
+                g.symbols.get(e.target as usize).map(|s| s.definition),
+                Some(Definition::Block { .. } | Definition::Absolute(_))
+            )
+        })
+}
+
+/// Relocates `g`'s thread-local image and places its block in static TLS
+/// (copied into every thread), which gives the offset from the thread
+/// pointer that initial- and local-exec code needs.
+fn place_in_static_tls(
+    g: &LinkGraph,
+    buf: &mut [u8],
+    base: u64,
+    module: &mut TlsModule,
+    tls: &layout::TlsLayout,
+) -> Result<(), LinkError> {
+    fixup::apply(g, buf, base, module.id(), None, fixup::Part::TlsImage)?;
+    let image = buf
+        .get(tls.image.clone())
+        .ok_or_else(|| internal("TLS image out of bounds"))?;
+    let block = platform::static_tls::allocate(tls.size, tls.align, image).map_err(|e| {
+        LinkError::new(
+            LinkErrorKind::OutOfMemory,
+            format!(
+                "{}: its initial-exec or local-exec thread-local storage ({} bytes) must live in \
+                 the C library's static TLS space, which could not take it ({e}); that space \
+                 is small (glibc.rtld.optional_static_tls, 512 bytes by default) and removing \
+                 objects returns it only from its end: raise it with \
+                 GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES, or compile with -fPIC \
+                 (or -ftls-model=global-dynamic)",
+                g.name, tls.size
+            ),
+        )
+    })?;
+    module.make_static(block);
+    Ok(())
 }
 
 /// An object's initializers and finalizers, in the order they run.

@@ -164,6 +164,9 @@ pub(crate) struct Symbol {
     /// For a thread-local variable of another object reached with a
     /// local-dynamic sequence: the index `{its module, 0}`.
     pub tls_module_index: Option<SymbolId>,
+    /// A GOT entry holding its offset from the thread pointer (initial
+    /// exec).
+    pub tp_got: Option<SymbolId>,
     /// For an indirect function (its definition is its resolver): the
     /// stub every reference goes to (its canonical address), which jumps
     /// through a read-write GOT entry the resolver's answer fills.
@@ -185,6 +188,7 @@ impl Symbol {
             tls_index: None,
             tls_module_index: None,
             ifunc: None,
+            tp_got: None,
             value: 0,
             index,
         }
@@ -292,6 +296,9 @@ pub(crate) struct LinkGraph {
     pub wants_stub: Vec<SymbolId>,
     /// Indirect functions defined here.
     pub ifuncs: Vec<SymbolId>,
+    /// Its own thread-local variables are reached with the initial- or
+    /// local-exec model: its block must be in static TLS.
+    pub static_tls: bool,
 }
 
 impl LinkGraph {
@@ -319,6 +326,7 @@ impl LinkGraph {
             dso_symbols: None,
             wants_stub: Vec::new(),
             ifuncs: Vec::new(),
+            static_tls: false,
         }
     }
 

@@ -112,6 +112,12 @@ pub enum Formula {
     /// The module id of the target's thread-local block (a TLS index's
     /// first word; linker-made).
     TlsModuleId,
+    /// `TP + A`, `TP` the target's offset from the thread pointer (its
+    /// module in static TLS): local exec.
+    ThreadPointerOffset,
+    /// `GT + A - P`, `GT` the address of a GOT entry holding the target's
+    /// offset from the thread pointer: initial exec.
+    ThreadPointerOffsetGotRelative,
 }
 
 impl Formula {
@@ -134,7 +140,11 @@ impl Formula {
     pub fn is_tls(self) -> bool {
         matches!(
             self,
-            Formula::TlsIndexRelative | Formula::TlsModuleIndexRelative | Formula::DtpOffset
+            Formula::TlsIndexRelative
+                | Formula::TlsModuleIndexRelative
+                | Formula::DtpOffset
+                | Formula::ThreadPointerOffset
+                | Formula::ThreadPointerOffsetGotRelative
         )
     }
 }
@@ -222,6 +232,17 @@ pub(crate) static TLS_OFFSET64: EdgeKind = EdgeKind {
         range: FieldRange::Wrap,
     },
     name: "tls-offset64",
+};
+
+/// A GOT entry holding a thread-local variable's offset from the thread
+/// pointer (initial exec).
+pub(crate) static TP_OFFSET64: EdgeKind = EdgeKind {
+    formula: Formula::ThreadPointerOffset,
+    field: Field::Data {
+        size: 8,
+        range: FieldRange::Wrap,
+    },
+    name: "tp-offset64",
 };
 
 /// Why a fixup could not be written.

@@ -12,13 +12,27 @@ fn internal(what: &str) -> LinkError {
     LinkError::new(LinkErrorKind::Internal, what)
 }
 
-/// Applies every edge of `g` to `buf` (the batch's memory, starting at
-/// `base`). `module` is the id of `g`'s thread-local module (0 without).
+/// Which blocks a fixup pass writes: an object in static TLS needs its
+/// thread-local image relocated before the block is placed (that gives the
+/// thread-pointer offsets the rest needs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    All,
+    TlsImage,
+    AllButTlsImage,
+}
+
+/// Applies the edges of `g` in `part` to `buf` (the batch's memory,
+/// starting at `base`). `module` is the id of `g`'s thread-local module (0
+/// without), `tp_offset` its block's offset from the thread pointer when it
+/// is in static TLS.
 pub(crate) fn apply(
     g: &LinkGraph,
     buf: &mut [u8],
     base: u64,
     module: u64,
+    tp_offset: Option<i64>,
+    part: Part,
 ) -> Result<(), LinkError> {
     let name = g.name.as_str();
     let got_base = g
@@ -32,7 +46,11 @@ pub(crate) fn apply(
             continue;
         }
         let section = &g.sections[block.section as usize];
-        if section.kind == SectionKind::TlsZero {
+        let image = section.kind == SectionKind::TlsData;
+        if section.kind == SectionKind::TlsZero
+            || (part == Part::TlsImage && !image)
+            || (part == Part::AllButTlsImage && image)
+        {
             continue;
         }
         let block_at = block
@@ -141,6 +159,25 @@ pub(crate) fn apply(
                 Formula::DtpOffset => s + a,
                 Formula::TlsModuleId if external => i128::from(host_tls(g, edge, t.value)?.0),
                 Formula::TlsModuleId => i128::from(module),
+                Formula::ThreadPointerOffset | Formula::ThreadPointerOffsetGotRelative => {
+                    let tp = if external {
+                        i128::from(host_tp_offset(g, edge, t.value)?)
+                    } else {
+                        let Some(block) = tp_offset else {
+                            return Err(internal("initial/local exec without static TLS"));
+                        };
+                        i128::from(block) + s
+                    };
+                    if kind.formula == Formula::ThreadPointerOffset {
+                        tp + a
+                    } else {
+                        let entry = t
+                            .tp_got
+                            .ok_or_else(|| internal("TP offset GOT entry missing"))?;
+                        let _ = tp;
+                        i128::from(g.address(entry)) + a - p
+                    }
+                }
             };
             let field = (block_at + edge.offset) as usize;
             if let Err(err) = g.arch.write(kind.field, buf, field, value) {
@@ -173,6 +210,42 @@ fn host_tls(g: &LinkGraph, edge: &Edge, addr: u64) -> Result<(u64, u64), LinkErr
             ),
         )
     })
+}
+
+/// The offset from the thread pointer of another module's thread-local
+/// variable, which resolved to `addr`: a JIT module's TLS index (its
+/// module must be in static TLS) or the host's variable (in the calling
+/// thread, so its module must be in static TLS, as the system loader
+/// requires of initial-exec code).
+fn host_tp_offset(g: &LinkGraph, edge: &Edge, addr: u64) -> Result<i64, LinkError> {
+    if let Some((module, offset)) = platform::jit_tls_index(addr) {
+        return match platform::static_tls_offset(module) {
+            Some(block) => Ok(block.wrapping_add(offset as i64)),
+            None => Err(LinkError::unsupported(
+                &g.name,
+                format!(
+                    "{} against `{}`: an initial-exec access to a thread-local variable of \
+                     another JIT object that is not in static TLS (its own code uses the \
+                     general- or local-dynamic model); compile this object with -fPIC \
+                     (or -ftls-model=global-dynamic)",
+                    edge.kind.name,
+                    g.symbol_display(edge.target)
+                ),
+            )),
+        };
+    }
+    if addr == 0 {
+        return Err(LinkError::new(
+            LinkErrorKind::SymbolNotFound,
+            format!(
+                "{}: {} against `{}`: thread-local symbol is undefined",
+                g.name,
+                edge.kind.name,
+                g.symbol_display(edge.target)
+            ),
+        ));
+    }
+    Ok(addr.wrapping_sub(platform::thread_pointer()) as i64)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -62,6 +62,26 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             want(&mut wants_index, &mut index_order, gl.symbol);
         }
     }
+    // Initial exec: a GOT entry holding the variable's offset from the
+    // thread pointer; the object's own variables (also for local exec)
+    // then live in static TLS.
+    let mut tp_got_order: Vec<SymbolId> = Vec::new();
+    let mut wants_tp_got = vec![false; nsym];
+    for e in &g.edges {
+        let f = e.kind.formula;
+        if f == Formula::ThreadPointerOffsetGotRelative {
+            want(&mut wants_tp_got, &mut tp_got_order, e.target);
+        }
+        if matches!(
+            f,
+            Formula::ThreadPointerOffset | Formula::ThreadPointerOffsetGotRelative
+        ) && matches!(
+            g.symbols.get(e.target as usize).map(|s| s.definition),
+            Some(Definition::Tls { .. })
+        ) {
+            g.static_tls = true;
+        }
+    }
     let mut stubs: Vec<SymbolId> = Vec::new();
     let mut wants_stub = vec![false; nsym];
     for &s in &std::mem::take(&mut g.wants_stub) {
@@ -89,9 +109,10 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         cxa_atexit = Some(s);
     }
 
-    // The GOT: one pointer per entry (at least one when its base is used).
-    if !got_order.is_empty() || g.needs_got_base {
-        let n = got_order.len().max(1);
+    // The GOT: one pointer per entry (at least one when its base is used),
+    // then the thread-pointer offsets.
+    if !got_order.is_empty() || g.needs_got_base || !tp_got_order.is_empty() {
+        let n = (got_order.len() + tp_got_order.len()).max(1);
         let zeros = vec![[0u8; 8]; n];
         let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
         let sec = g.add_linker_section(".got", SectionKind::ReadOnly, 8, &contents);
@@ -106,6 +127,20 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
                 Edge {
                     offset: 0,
                     kind: &arch::POINTER64,
+                    target,
+                    addend: 0,
+                },
+            );
+        }
+        for (k, &target) in tp_got_order.iter().enumerate() {
+            let block = first + (got_order.len() + k) as u32;
+            let entry = g.add_block_symbol("GOT entry (TP offset)", block, 0);
+            g.symbols[target as usize].tp_got = Some(entry);
+            g.push_edge(
+                block,
+                Edge {
+                    offset: 0,
+                    kind: &arch::TP_OFFSET64,
                     target,
                     addend: 0,
                 },

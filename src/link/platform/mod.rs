@@ -14,7 +14,7 @@ pub use linux::args::set_program_args;
 pub use linux::host;
 pub use linux::memory::JitMemory;
 pub(crate) use linux::{
-    args, atexit, eh_frame::EhFrameRegistration, ifunc, memory, thread_atexit, tls,
+    args, atexit, eh_frame::EhFrameRegistration, ifunc, memory, static_tls, thread_atexit, tls,
     validate_eh_frame,
 };
 
@@ -46,6 +46,17 @@ pub(crate) fn is_jit_tls_index(addr: u64) -> bool {
 /// is one.
 pub(crate) fn jit_tls_index(addr: u64) -> Option<(u64, u64)> {
     tls::jit_tls_index(addr)
+}
+
+/// The offset from the thread pointer of JIT TLS module `id`'s block, if
+/// it is in static TLS.
+pub(crate) fn static_tls_offset(id: u64) -> Option<i64> {
+    tls::static_offset(id)
+}
+
+/// The calling thread's thread pointer.
+pub(crate) fn thread_pointer() -> u64 {
+    linux::static_tls::thread_pointer()
 }
 
 /// The module id and offset of the host's thread-local variable at `addr`.

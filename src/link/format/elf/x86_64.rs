@@ -33,11 +33,6 @@ const fn edge(formula: Formula, size: u8, range: FieldRange, name: &'static str)
     })
 }
 
-const STATIC_TLS: &str = "initial-exec and local-exec TLS address variables at fixed offsets \
-     from the thread pointer, in the static TLS area the C library sizes once when the process \
-     starts, so a JIT object's variables cannot be placed there (default PIE code uses these \
-     models); compile with -fPIC (or -ftls-model=global-dynamic) so the code uses the general- \
-     or local-dynamic model through __tls_get_addr";
 const TLS_DESCRIPTORS: &str = "TLS descriptors (-mtls-dialect=gnu2) are not supported; compile \
      with -mtls-dialect=gnu (the default)";
 
@@ -66,12 +61,17 @@ const fn entry(r_type: elf::RelocationType) -> Relocation {
             "a dynamic-linker relocation, not valid in a relocatable object",
         ),
         elf::R_X86_64_DTPOFF64 => edge(DtpOffset, 8, Wrap, "R_X86_64_DTPOFF64"),
-        elf::R_X86_64_TPOFF64 => Relocation::UnsupportedTls("R_X86_64_TPOFF64", STATIC_TLS),
+        elf::R_X86_64_TPOFF64 => edge(ThreadPointerOffset, 8, Wrap, "R_X86_64_TPOFF64"),
         elf::R_X86_64_TLSGD => edge(TlsIndexRelative, 4, Signed, "R_X86_64_TLSGD"),
         elf::R_X86_64_TLSLD => edge(TlsModuleIndexRelative, 4, Signed, "R_X86_64_TLSLD"),
         elf::R_X86_64_DTPOFF32 => edge(DtpOffset, 4, Signed, "R_X86_64_DTPOFF32"),
-        elf::R_X86_64_GOTTPOFF => Relocation::UnsupportedTls("R_X86_64_GOTTPOFF", STATIC_TLS),
-        elf::R_X86_64_TPOFF32 => Relocation::UnsupportedTls("R_X86_64_TPOFF32", STATIC_TLS),
+        elf::R_X86_64_GOTTPOFF => edge(
+            ThreadPointerOffsetGotRelative,
+            4,
+            Signed,
+            "R_X86_64_GOTTPOFF",
+        ),
+        elf::R_X86_64_TPOFF32 => edge(ThreadPointerOffset, 4, Signed, "R_X86_64_TPOFF32"),
         elf::R_X86_64_PC64 => edge(Relative, 8, Wrap, "R_X86_64_PC64"),
         elf::R_X86_64_GOTOFF64 => edge(GotBaseOffset, 8, Wrap, "R_X86_64_GOTOFF64"),
         elf::R_X86_64_GOTPC32 => edge(GotBaseRelative, 4, Signed, "R_X86_64_GOTPC32"),
@@ -147,7 +147,7 @@ mod tests {
             Relocation::Unknown
         ));
         assert!(matches!(
-            relocation(elf::R_X86_64_GOTTPOFF),
+            relocation(elf::R_X86_64_GOTPC32_TLSDESC),
             Relocation::UnsupportedTls(..)
         ));
     }

@@ -8,6 +8,7 @@ pub(crate) mod eh_frame;
 pub mod host;
 pub(crate) mod ifunc;
 pub(crate) mod memory;
+pub(crate) mod static_tls;
 pub(crate) mod thread_atexit;
 pub(crate) mod tls;
 

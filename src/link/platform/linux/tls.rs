@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
+use super::static_tls::StaticTlsBlock;
+
 /// Tag bit of JIT module ids.
 pub(crate) const TAG: u64 = 1 << 63;
 const SLOT_BITS: u32 = 24;
@@ -47,6 +49,9 @@ struct Module {
     layout: Layout,
     /// The offset each of the module's descriptors holds, in order.
     offsets: Vec<u64>,
+    /// In static TLS: the block's offset from the thread pointer (the same
+    /// in every thread); no blocks are allocated then.
+    static_offset: Option<i64>,
     /// The address range of the module's descriptors (`tls_index` pairs for
     /// its symbols), to recognise references to them from other objects.
     descriptors: (u64, u64),
@@ -95,6 +100,9 @@ fn free_block(layout: Layout, addr: usize) {
 /// drop.
 pub(crate) struct TlsModule {
     id: u64,
+    /// Its block in static TLS, if its code needs one (dropped after the
+    /// module is unregistered: field order).
+    static_block: Option<StaticTlsBlock>,
 }
 
 impl std::fmt::Debug for TlsModule {
@@ -134,9 +142,22 @@ impl TlsModule {
             layout,
             descriptors,
             offsets,
+            static_offset: None,
             blocks: Vec::new(),
         });
-        Some(TlsModule { id })
+        Some(TlsModule {
+            id,
+            static_block: None,
+        })
+    }
+
+    /// Puts the module in static TLS: `block` holds its variables at a
+    /// fixed offset from every thread's pointer.
+    pub fn make_static(&mut self, block: StaticTlsBlock) {
+        if let Some(m) = REGISTRY.lock().module(self.id) {
+            m.static_offset = Some(block.tp_offset());
+        }
+        self.static_block = Some(block);
     }
 
     /// The module id JIT code passes in its `tls_index`.
@@ -191,6 +212,12 @@ pub(crate) fn jit_tls_index(addr: u64) -> Option<(u64, u64)> {
         }
         Some((m.id, m.offsets.get((k / 16) as usize).copied()?))
     })
+}
+
+/// The offset from the thread pointer of JIT module `id`'s block, if the
+/// module is in static TLS.
+pub(crate) fn static_offset(id: u64) -> Option<i64> {
+    REGISTRY.lock().module(id).and_then(|m| m.static_offset)
 }
 
 /// Whether `addr` is a descriptor (`tls_index`) of a registered JIT module.
@@ -261,6 +288,9 @@ fn block_slow(id: u64) -> usize {
     let addr = {
         let mut reg = REGISTRY.lock();
         let Some(m) = reg.module(id) else { return 0 };
+        if let Some(offset) = m.static_offset {
+            return super::static_tls::thread_pointer().wrapping_add(offset as u64) as usize;
+        }
         if let Some(&(_, addr)) = m.blocks.iter().find(|&&(t, _)| t == thread && t != 0) {
             addr
         } else {
