@@ -6,6 +6,7 @@
 //! format an object was.
 
 pub(crate) mod elf;
+mod lto;
 
 use super::graph::LinkGraph;
 use super::{LinkError, ObjectBytes, ObjectInfo};
@@ -68,10 +69,12 @@ pub(crate) fn build_graph(
     choices: &Choices<'_>,
     diag: &mut Diagnostics,
 ) -> Result<LinkGraph, LinkError> {
+    lto::check(name, bytes.as_slice())?;
     elf::build(name, bytes, choices, diag)
 }
 
 /// Reads an object's symbol table (and COMDAT group signatures) only.
 pub(crate) fn scan(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
+    lto::check(name, bytes.as_slice())?;
     elf::reader::scan(name, bytes.as_slice())
 }
