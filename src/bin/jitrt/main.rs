@@ -6,12 +6,15 @@
 //!   libraries.
 //! - `run.rs`: `jitrt run`.
 //! - `check.rs`: `jitrt check`.
+//! - `explain.rs`: failures as the user reads them (root cause first,
+//!   capped lists, the system library that defines a missing symbol).
 //!
 //! It uses the crate's Rust API (`jitrt::orc`, `jitrt::link`), not the C
 //! API. Every error is one line `jitrt: error: ...` on stderr; a panic is
 //! one line `jitrt: internal error: ...`.
 
 mod check;
+mod explain;
 mod inputs;
 mod run;
 
