@@ -149,9 +149,9 @@ fn the_rust_api_refuses_lto_objects() {
         assert_eq!(e.code(), ErrorCode::Unsupported, "{}", e.message());
         assert!(e.message().contains(what), "{}", e.message());
         tracker.remove().unwrap();
-        let e = PreparedObject::prepare(layer.memory(), "lto.o", &bytes, &|_| false)
-            .err()
-            .expect("an LTO object was prepared");
+        let Err(e) = PreparedObject::prepare(layer.memory(), "lto.o", &bytes, &|_| false) else {
+            panic!("{}: prepared", path.display());
+        };
         check(e.kind == LinkErrorKind::Unsupported, &e.message);
         let diagnosis = diagnose_object("lto.o", &bytes, &|_| false);
         assert_eq!(diagnosis.errors.len(), 1, "{:?}", diagnosis.errors);
