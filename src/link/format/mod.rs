@@ -3,7 +3,8 @@
 //! COMMON, `__start_`/`__stop_`, initializer and finalizer arrays, TLS
 //! sections) and owns the tables from its raw relocation types to the
 //! architectures' edge kinds. Nothing after the graph builder knows which
-//! format an object was.
+//! format an object was. LTO objects (compiler IR, no code: `lto.rs`) are
+//! refused before any format reads them.
 
 pub(crate) mod elf;
 mod lto;
