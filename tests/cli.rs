@@ -602,6 +602,38 @@ fn lto_objects_are_named_with_the_fix() {
         "lto.c",
         "fat.o",
     );
+    // An LTO member of an archive is named when it is pulled (gcc-ar
+    // indexes the symbols of the IR through gcc's plugin, as ar does with
+    // the plugin installed).
+    let _ = std::fs::remove_file(d.join("liblto.a"));
+    cc::run_ok(
+        Command::new("gcc-ar")
+            .current_dir(&d)
+            .args(["rcs", "liblto.a", "gcc-lto.o"]),
+    );
+    write(
+        &d,
+        "use.c",
+        "int twice(int);\nint main(void) { return twice(2); }\n",
+    );
+    let r = jitrt(&d, &["run", "use.c", "liblto.a"]);
+    assert_eq!(r.code, Some(125), "{}", r.stderr);
+    let errs = error_lines(&r);
+    assert!(
+        errs[0].starts_with("jitrt: error: liblto.a(gcc-lto.o): unsupported: GCC LTO IR")
+            && errs[0].contains(LTO_FIX),
+        "{}",
+        r.stderr
+    );
+    let r = jitrt(&d, &["check", "use.c", "liblto.a"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        error_lines(&r)
+            .iter()
+            .any(|l| l.contains("liblto.a(gcc-lto.o): unsupported: GCC LTO IR")),
+        "{}",
+        r.stderr
+    );
     let r = jitrt(&d, &["run", "fat.o"]);
     assert_eq!(r.code, Some(5), "{}", r.stderr);
     assert_eq!(r.stdout, "twice 42\n");

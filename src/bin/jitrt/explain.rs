@@ -136,10 +136,10 @@ fn split_chain(message: &str) -> Chain<'_> {
             }
         }
         if let Some(after) = rest.strip_prefix("linking ") {
-            // Context the layer adds before a dependency's failure:
-            // "linking OBJECT: symbol ...". The root cause names the object
+            // Context the layer adds when what an object needs fails
+            // ("linking OBJECT: ..."): the root cause names the object
             // that failed.
-            if let Some(colon) = after.find(": symbol ") {
+            if let Some(colon) = after.find(": ") {
                 rest = &after[colon + 2..];
                 continue;
             }
@@ -237,6 +237,14 @@ mod tests {
             "leaf.o: unsupported: something, so symbols `mid`, `main` failed to materialize"
         );
         assert_eq!(link_failure("plain", &[]), "plain");
+        assert_eq!(
+            link_failure(
+                "symbol main in dylib main failed to materialize: linking m.c: \
+                 libx.a(x.o): unsupported: GCC LTO IR",
+                &[]
+            ),
+            "libx.a(x.o): unsupported: GCC LTO IR, so symbol `main` failed to materialize"
+        );
     }
 
     #[test]
