@@ -17,7 +17,7 @@
 //! Only an object that is recognisably LTO is refused here; anything else,
 //! including a malformed header, is left to the format's reader to judge.
 
-use object::read::elf::{FileHeader, Sym};
+use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::{elf, Endianness};
 
 use crate::link::LinkError;
@@ -64,11 +64,15 @@ fn gcc_slim<H: FileHeader<Endian = Endianness>>(data: &[u8]) -> Option<bool> {
     let header = H::parse(data).ok()?;
     let endian = header.endian().ok()?;
     let sections = header.sections(endian, data).ok()?;
-    // Cheap first: most objects have no LTO sections and stop here.
+    // Cheap first: most objects have no LTO sections and stop here. GCC
+    // marks its `.gnu.lto_*` sections SHF_EXCLUDE, which few other sections
+    // are: only their names are read (an object may have thousands of
+    // sections, and this runs on every add).
     let has_lto = sections.iter().any(|s| {
-        sections
-            .section_name(endian, s)
-            .is_ok_and(|n| n.starts_with(b".gnu.lto_"))
+        s.sh_flags(endian).0 & elf::SHF_EXCLUDE.0 != 0
+            && sections
+                .section_name(endian, s)
+                .is_ok_and(|n| n.starts_with(b".gnu.lto_"))
     });
     if !has_lto {
         return Some(false);
