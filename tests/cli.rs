@@ -519,3 +519,314 @@ fn errors_are_one_line_each() {
         r.stderr
     );
 }
+
+/// `compiler FLAGS -c src -o obj` in `dir`.
+fn compile_with(dir: &Path, compiler: &str, flags: &[&str], src: &str, obj: &str) -> PathBuf {
+    let o = dir.join(obj);
+    cc::run_ok(
+        Command::new(compiler)
+            .current_dir(dir)
+            .args(flags)
+            .args(["-c", src, "-o"])
+            .arg(&o),
+    );
+    o
+}
+
+fn have(compiler: &str) -> bool {
+    Command::new(compiler).arg("--version").output().is_ok()
+}
+
+const LTO_FIX: &str = "compile without -flto (or with -ffat-lto-objects)";
+
+#[test]
+fn lto_objects_are_named_with_the_fix() {
+    let d = dir("lto");
+    write(
+        &d,
+        "lto.c",
+        "#include <stdio.h>\nint twice(int x) { return 2 * x; }\nint main(void) { printf(\"twice %d\\n\", twice(21)); return 5; }\n",
+    );
+    let mut cases = vec![(
+        compile_with(&d, "gcc", &["-O2", "-flto"], "lto.c", "gcc-lto.o"),
+        "GCC LTO IR",
+    )];
+    if have("clang-19") {
+        for (flag, obj) in [("-flto", "clang-lto.o"), ("-flto=thin", "clang-thin.o")] {
+            cases.push((
+                compile_with(&d, "clang-19", &["-O2", flag], "lto.c", obj),
+                "LLVM bitcode",
+            ));
+        }
+    } else {
+        eprintln!("clang-19 not found: its LTO objects are not tried");
+    }
+    for (obj, what) in &cases {
+        let name = obj.file_name().unwrap().to_str().unwrap();
+        let r = jitrt(&d, &["run", name]);
+        assert_eq!(r.code, Some(125), "{name}: {}", r.stderr);
+        let errs = error_lines(&r);
+        assert_eq!(errs.len(), 1, "{name}: {}", r.stderr);
+        assert!(
+            errs[0].contains(&format!("{name}: unsupported: {what}")) && errs[0].contains(LTO_FIX),
+            "{name}: {}",
+            errs[0]
+        );
+        // check does not say ok.
+        let r = jitrt(&d, &["check", name]);
+        assert_eq!(r.code, Some(1), "{name}: {}", r.stderr);
+        assert!(!r.stdout.contains(": ok"), "{name}: {}", r.stdout);
+        assert!(
+            error_lines(&r)
+                .iter()
+                .any(|l| l.contains(what) && l.contains(LTO_FIX)),
+            "{name}: {}",
+            r.stderr
+        );
+    }
+    // A source compiled with -flto in $CFLAGS: the message names the source.
+    let r = jitrt_env(&d, &["run", "lto.c"], &[("CFLAGS", "-O2 -flto")]);
+    assert_eq!(r.code, Some(125), "{}", r.stderr);
+    assert!(
+        error_lines(&r)
+            .iter()
+            .any(|l| l.contains("lto.c: unsupported: GCC LTO IR") && l.contains(LTO_FIX)),
+        "{}",
+        r.stderr
+    );
+    // A fat LTO object has machine code too: it links and runs.
+    compile_with(
+        &d,
+        "gcc",
+        &["-O2", "-flto", "-ffat-lto-objects"],
+        "lto.c",
+        "fat.o",
+    );
+    // An LTO member of an archive is named when it is pulled (gcc-ar
+    // indexes the symbols of the IR through gcc's plugin, as ar does with
+    // the plugin installed).
+    let _ = std::fs::remove_file(d.join("liblto.a"));
+    cc::run_ok(
+        Command::new("gcc-ar")
+            .current_dir(&d)
+            .args(["rcs", "liblto.a", "gcc-lto.o"]),
+    );
+    write(
+        &d,
+        "use.c",
+        "int twice(int);\nint main(void) { return twice(2); }\n",
+    );
+    let r = jitrt(&d, &["run", "use.c", "liblto.a"]);
+    assert_eq!(r.code, Some(125), "{}", r.stderr);
+    let errs = error_lines(&r);
+    assert!(
+        errs[0].starts_with("jitrt: error: liblto.a(gcc-lto.o): unsupported: GCC LTO IR")
+            && errs[0].contains(LTO_FIX),
+        "{}",
+        r.stderr
+    );
+    let r = jitrt(&d, &["check", "use.c", "liblto.a"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        error_lines(&r)
+            .iter()
+            .any(|l| l.contains("liblto.a(gcc-lto.o): unsupported: GCC LTO IR")),
+        "{}",
+        r.stderr
+    );
+    let r = jitrt(&d, &["run", "fat.o"]);
+    assert_eq!(r.code, Some(5), "{}", r.stderr);
+    assert_eq!(r.stdout, "twice 42\n");
+    let r = jitrt(&d, &["check", "fat.o"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+#[test]
+fn runs_thread_local_variables_in_sources() {
+    let d = dir("tls");
+    write(
+        &d,
+        "tls.c",
+        "#include <stdio.h>\n__thread int counter = 41;\nint main(void) { printf(\"counter %d\\n\", ++counter); return 0; }\n",
+    );
+    let r = jitrt(&d, &["run", "tls.c"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "counter 42\n");
+    let r = jitrt(&d, &["check", "tls.c"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+#[test]
+fn cxx_objects_get_the_cxx_runtime() {
+    let d = dir("cxx_objects");
+    write(
+        &d,
+        "v.cpp",
+        r#"
+#include <iostream>
+#include <map>
+#include <stdexcept>
+#include <string>
+static std::string describe(int n) {
+    std::map<int, std::string> m{{1, "one"}, {2, "two"}};
+    if (!m.count(n)) throw std::out_of_range("no " + std::to_string(n));
+    return m[n];
+}
+extern "C" int run_v(void) {
+    std::cout << describe(2) << std::endl;
+    try { describe(3); } catch (const std::exception &e) { std::cout << e.what() << std::endl; }
+    return 3;
+}
+"#,
+    );
+    write(
+        &d,
+        "vmain.c",
+        "int run_v(void);\nint main(void) { return run_v(); }\n",
+    );
+    let mut compilers = vec!["g++"];
+    if have("clang++-19") {
+        compilers.push("clang++-19");
+    } else {
+        eprintln!("clang++-19 not found: only g++ objects are tried");
+    }
+    for cxx in compilers {
+        let obj = format!("v-{cxx}.o");
+        compile_with(&d, cxx, &["-O2", "-fPIC"], "v.cpp", &obj);
+        // A C main and an object a C++ compiler made, without -lstdc++.
+        let r = jitrt(&d, &["run", "vmain.c", &obj]);
+        assert_eq!(r.code, Some(3), "{cxx}: {}", r.stderr);
+        assert_eq!(r.stdout, "two\nno 3\n", "{cxx}");
+        let r = jitrt(&d, &["check", "vmain.c", &obj]);
+        assert_eq!(r.code, Some(0), "{cxx}: {}", r.stderr);
+        // The same object as an archive member.
+        let lib = format!("libv-{cxx}.a");
+        let _ = std::fs::remove_file(d.join(&lib));
+        cc::run_ok(Command::new("ar").current_dir(&d).args(["rcs", &lib, &obj]));
+        let r = jitrt(&d, &["run", "vmain.c", &lib]);
+        assert_eq!(r.code, Some(3), "{cxx}: {}", r.stderr);
+        assert_eq!(r.stdout, "two\nno 3\n", "{cxx}");
+    }
+}
+
+#[test]
+fn missing_libm_symbols_name_libm() {
+    let d = dir("nolibm");
+    write(
+        &d,
+        "fm.c",
+        "#include <math.h>\n#include <stdio.h>\n\
+         int main(int argc, char **argv) { (void)argv; printf(\"%.2f %.2f\\n\", fmod(7.5 * argc, 2.0), pow(argc, 2.5)); return 0; }\n",
+    );
+    let r = jitrt(&d, &["run", "fm.c"]);
+    assert_eq!(r.code, Some(125), "{}", r.stderr);
+    let errs = error_lines(&r);
+    assert_eq!(errs.len(), 1, "{}", r.stderr);
+    assert!(
+        errs[0].starts_with("jitrt: error: fm.c: undefined symbols "),
+        "root cause first: {}",
+        errs[0]
+    );
+    assert!(
+        errs[0].contains("pow, fmod are in libm: add -lm")
+            || errs[0].contains("fmod, pow are in libm: add -lm"),
+        "{}",
+        errs[0]
+    );
+    let r = jitrt(&d, &["check", "fm.c"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    for name in ["fmod", "pow"] {
+        assert!(
+            error_lines(&r).iter().any(|l| l.contains(&format!(
+                "fm.c: undefined symbol `{name}` (referenced from section .text); `{name}` is in libm: add -lm"
+            ))),
+            "{}",
+            r.stderr
+        );
+    }
+    // With -lm it runs.
+    let r = jitrt(&d, &["run", "fm.c", "-lm"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "1.50 1.00\n");
+    // A name no common library has gets no hint.
+    write(
+        &d,
+        "nowhere.c",
+        "int nowhere_at_all(void);\nint main(void) { return nowhere_at_all(); }\n",
+    );
+    let r = jitrt(&d, &["run", "nowhere.c"]);
+    assert_eq!(r.code, Some(125), "{}", r.stderr);
+    assert!(!r.stderr.contains(" is in lib"), "{}", r.stderr);
+}
+
+#[test]
+fn long_lists_of_missing_names_are_capped() {
+    let d = dir("capped");
+    let names: Vec<String> = (0..15).map(|i| format!("missing_fn_{i:02}")).collect();
+    let mut src = String::new();
+    for n in &names {
+        src += &format!("int {n}(void);\n");
+    }
+    src += "int main(void) { return 0";
+    for n in &names {
+        src += &format!(" + {n}()");
+    }
+    src += "; }\n";
+    write(&d, "many.c", &src);
+    let r = jitrt(&d, &["run", "many.c"]);
+    assert_eq!(r.code, Some(125), "{}", r.stderr);
+    let errs = error_lines(&r);
+    assert_eq!(errs.len(), 1, "{}", r.stderr);
+    let shown = names
+        .iter()
+        .filter(|n| errs[0].contains(n.as_str()))
+        .count();
+    assert_eq!(shown, 6, "{}", errs[0]);
+    assert!(errs[0].contains(", and 9 more"), "{}", errs[0]);
+}
+
+#[test]
+fn the_root_cause_comes_first() {
+    let d = dir("root_cause");
+    write(
+        &d,
+        "m.c",
+        "int mid(void);\nint main(void) { return mid(); }\n",
+    );
+    write(
+        &d,
+        "mid.c",
+        "int leaf(void);\nint mid(void) { return leaf() + 1; }\n",
+    );
+    write(
+        &d,
+        "leaf.c",
+        "int nowhere(void);\nint leaf(void) { return nowhere(); }\n",
+    );
+    for (src, lib) in [("mid.c", "libmid.a"), ("leaf.c", "libleaf.a")] {
+        let o = compile(&d, src, &src.replace(".c", ".o"));
+        let _ = std::fs::remove_file(d.join(lib));
+        cc::run_ok(
+            Command::new("ar")
+                .current_dir(&d)
+                .arg("rcs")
+                .arg(lib)
+                .arg(&o),
+        );
+    }
+    let r = jitrt(&d, &["run", "m.c", "libmid.a", "libleaf.a"]);
+    assert_eq!(r.code, Some(125), "{}", r.stderr);
+    let errs = error_lines(&r);
+    assert_eq!(errs.len(), 1, "{}", r.stderr);
+    assert!(
+        errs[0].starts_with("jitrt: error: libleaf.a(leaf.o): undefined symbol nowhere"),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[0].contains("failed to materialize"), "{}", errs[0]);
+    assert!(
+        errs[0].find("failed to materialize") > errs[0].find("nowhere"),
+        "{}",
+        errs[0]
+    );
+}

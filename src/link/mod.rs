@@ -334,7 +334,9 @@ pub struct ObjectInfo {
 /// Reads an object's symbol table (and COMDAT group signatures) only, to
 /// define its symbols at add time. Validates the header (ELF64 x86-64
 /// relocatable; another machine is `Unsupported` naming it) and the symbol
-/// table's bounds.
+/// table's bounds. An LTO object (`gcc -flto` GIMPLE, `clang -flto` LLVM
+/// bitcode) is `Unsupported`, naming the fix (compile without `-flto`, or
+/// with `-ffat-lto-objects`).
 pub fn scan_object(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
     format::scan(name, bytes)
 }

@@ -11,7 +11,9 @@
 //!    and every construct it cannot link, named with its section.
 //! 4. Undefined symbols are resolved as a link resolves them: objects
 //!    first, then archives (pulling members, which are audited in turn)
-//!    and shared libraries in command-line order, then the process.
+//!    and shared libraries in command-line order, then the process. A
+//!    missing name that a common system library defines (libm...) says
+//!    which library to add.
 //! 5. Every object without a problem so far is prepared and linked for
 //!    real into JIT memory (never run): the linker itself is the judge of
 //!    what it supports (its first unsupported construct in each object,
@@ -20,6 +22,7 @@
 //!    a placeholder address there, so an object with undefined symbols is
 //!    still checked for everything else.
 
+use crate::explain;
 use crate::inputs::{self, Item, TempDir};
 use crate::{error_line, Fail, Options, EXIT_PROBLEMS};
 use jitrt::link::host::HostSymbolGenerator;
@@ -102,6 +105,8 @@ struct Checker {
     gens: Vec<(String, Gen)>,
     process: HostSymbolGenerator,
     problems: Vec<String>,
+    /// The `-L` directories (to find the library a missing name is in).
+    lib_dirs: Vec<String>,
 }
 
 impl Checker {
@@ -217,6 +222,15 @@ impl Checker {
         }
         // A member pulled later may define what an earlier object needed.
         undefined.retain(|n| !self.defs.contains_key(n));
+        // The common system library that defines a missing name, if any.
+        let mut sorted: Vec<&str> = undefined.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        let mut in_library: HashMap<String, &str> = HashMap::new();
+        for (lib, names) in explain::libraries_defining(&sorted, &self.lib_dirs) {
+            for n in names {
+                in_library.insert(n, lib);
+            }
+        }
         for o in &self.objs {
             for (n, secs) in &o.audit.needs {
                 if undefined.contains(n) {
@@ -225,8 +239,12 @@ impl Checker {
                         1 => format!(" (referenced from section {})", secs[0]),
                         _ => format!(" (referenced from sections {})", secs.join(", ")),
                     };
+                    let hint = match in_library.get(n) {
+                        Some(lib) => format!("; `{n}` is in lib{lib}: add -l{lib}"),
+                        None => String::new(),
+                    };
                     self.problems
-                        .push(format!("{}: undefined symbol `{n}`{from}", o.name));
+                        .push(format!("{}: undefined symbol `{n}`{from}{hint}", o.name));
                 }
             }
         }
@@ -302,6 +320,7 @@ pub fn check(o: &Options) -> Result<u8, Fail> {
         gens: Vec::new(),
         process: HostSymbolGenerator::process(),
         problems,
+        lib_dirs: o.lib_dirs.clone(),
     };
     for it in loaded.items {
         match it {

@@ -92,19 +92,10 @@ pub fn load(
     let mut items = Vec::new();
     let mut compile_time = Duration::ZERO;
     let mut read_time = Duration::ZERO;
-    let mut args = o.args.clone();
-    let has_cxx = o
+    let mut has_cxx = o
         .inputs()
         .any(|i| source_lang(i) == Some(Lang::Cxx) && !i.starts_with('-'));
-    if has_cxx {
-        // What the c++ driver adds.
-        for lib in ["stdc++", "m"] {
-            if !args.contains(&Arg::Lib(lib.to_string())) {
-                args.push(Arg::Lib(lib.to_string()));
-            }
-        }
-    }
-    for (n, arg) in args.iter().enumerate() {
+    for (n, arg) in o.args.iter().enumerate() {
         let r = match arg {
             Arg::Lib(name) => find_library(name, &o.lib_dirs).map(|path| {
                 items.push(Item::Library {
@@ -140,11 +131,122 @@ pub fn load(
             problem(f)?;
         }
     }
+    // C++ inputs get the C++ runtime after everything given, as the c++
+    // driver adds it: C++ sources, and objects (or archive members) that
+    // g++ or clang++ compiled.
+    has_cxx = has_cxx || items.iter().any(needs_cxx_runtime);
+    if has_cxx {
+        for lib in CXX_RUNTIME {
+            if o.args.contains(&Arg::Lib(lib.to_string())) {
+                continue;
+            }
+            match find_library(lib, &o.lib_dirs) {
+                Ok(path) => items.push(Item::Library {
+                    name: format!("-l{lib}"),
+                    path,
+                }),
+                // libgcc_s is in every Rust program (jitrt included).
+                Err(_) if *lib == "gcc_s" => {}
+                Err(f) => problem(Fail::new(format!("{} (for the C++ inputs)", f.message)))?,
+            }
+        }
+    }
     Ok(Loaded {
         items,
         compile_time,
         read_time,
     })
+}
+
+/// The libraries the c++ driver adds after the inputs (`-lstdc++ -lm`,
+/// then `-lgcc_s`).
+const CXX_RUNTIME: &[&str] = &["stdc++", "m", "gcc_s"];
+
+/// Whether an object (or a member of an archive) refers to the C++
+/// runtime: the personality routine, `std::`, `operator new`/`delete`,
+/// the `__cxa_` ABI functions the C library does not have.
+fn needs_cxx_runtime(item: &Item) -> bool {
+    match item {
+        Item::Object { bytes, .. } => object_needs_cxx(bytes.as_slice()),
+        Item::Archive { path } => jitrt::link::Archive::open(path).is_ok_and(|a| {
+            (0..a.member_count()).any(|i| {
+                a.member_bytes(jitrt::link::MemberId(i as u32))
+                    .is_some_and(|b| object_needs_cxx(b.as_slice()))
+            })
+        }),
+        Item::Library { .. } => false,
+    }
+}
+
+/// Whether an ELF object has an undefined reference to the C++ runtime.
+fn object_needs_cxx(data: &[u8]) -> bool {
+    use object::read::elf::{FileHeader, Sym};
+    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(data) else {
+        return false;
+    };
+    let Ok(endian) = header.endian() else {
+        return false;
+    };
+    let Ok(sections) = header.sections(endian, data) else {
+        return false;
+    };
+    let Ok(symbols) = sections.symbols(endian, data, object::elf::SHT_SYMTAB) else {
+        return false;
+    };
+    symbols.iter().any(|sym| {
+        sym.st_shndx(endian) == object::elf::SHN_UNDEF
+            && sym.st_bind() != object::elf::STB_LOCAL
+            && symbols
+                .symbol_name(endian, sym)
+                .ok()
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .is_some_and(is_cxx_runtime_symbol)
+    })
+}
+
+/// Whether `name` is defined by the C++ runtime (libstdc++ and its ABI
+/// library), judged by its mangling.
+fn is_cxx_runtime_symbol(name: &str) -> bool {
+    if name == "__gxx_personality_v0" {
+        return true;
+    }
+    if let Some(rest) = name.strip_prefix("__cxa_") {
+        // These are the C library's.
+        return !matches!(
+            rest,
+            "atexit" | "finalize" | "thread_atexit" | "thread_atexit_impl"
+        );
+    }
+    let Some(m) = name.strip_prefix("_Z") else {
+        return false;
+    };
+    // operator new, new[], delete, delete[].
+    if ["nw", "na", "dl", "da"].iter().any(|p| m.starts_with(p)) {
+        return true;
+    }
+    // Vtables, type_info objects and names: of std:: or the ABI's classes.
+    let m = ["TV", "TI", "TS"]
+        .iter()
+        .find_map(|p| m.strip_prefix(p))
+        .unwrap_or(m);
+    let m = m.strip_prefix('N').unwrap_or(m);
+    let m = m.strip_prefix('K').unwrap_or(m);
+    // std:: and its standard abbreviations (std::allocator, basic_string,
+    // string, istream, ostream, iostream), the ABI's namespace, the GNU
+    // extensions' namespace.
+    [
+        "St",
+        "Sa",
+        "Sb",
+        "Ss",
+        "Si",
+        "So",
+        "Sd",
+        "10__cxxabiv1",
+        "9__gnu_cxx",
+    ]
+    .iter()
+    .any(|p| m.starts_with(p))
 }
 
 /// Reads a non-source input and tells what it is by its contents.
@@ -218,8 +320,12 @@ fn compile(src: &str, lang: Lang, tmp: &mut TempDir, n: usize) -> Result<PathBuf
         .and_then(|s| s.to_str())
         .unwrap_or("input");
     let out = tmp.get()?.join(format!("{n}-{stem}.o"));
+    // Position-independent code, as for a library dlopen would load: JIT
+    // code is placed anywhere, and thread-local variables then use the
+    // dynamic models the linker supports. $CFLAGS come after, to override.
     let status = Command::new(&program)
         .args(words)
+        .arg("-fPIC")
         .args(flags.split_whitespace())
         .arg("-c")
         .arg(src)
@@ -342,6 +448,35 @@ fn follow_script(path: &Path) -> Result<String, Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_cxx_runtime_symbols() {
+        for n in [
+            "__gxx_personality_v0",
+            "__cxa_begin_catch",
+            "_Znwm",
+            "_ZdlPvm",
+            "_ZSt4cout",
+            "_ZSt4endlIcSt11char_traitsIcEERSt13basic_ostreamIT_T0_ES6_",
+            "_ZNSolsEm",
+            "_ZNKSt5ctypeIcE13_M_widen_initEv",
+            "_ZNSt8ios_base4InitC1Ev",
+            "_ZTVN10__cxxabiv117__class_type_infoE",
+            "_ZTISt9exception",
+        ] {
+            assert!(is_cxx_runtime_symbol(n), "{n}");
+        }
+        for n in [
+            "printf",
+            "__cxa_atexit",
+            "__cxa_finalize",
+            "_Z3fooi",
+            "_ZN3app4mainEv",
+            "_ZTV5Shape",
+        ] {
+            assert!(!is_cxx_runtime_symbol(n), "{n}");
+        }
+    }
 
     #[test]
     fn finds_libm() {

@@ -6,12 +6,15 @@
 //!   libraries.
 //! - `run.rs`: `jitrt run`.
 //! - `check.rs`: `jitrt check`.
+//! - `explain.rs`: failures as the user reads them (root cause first,
+//!   capped lists, the system library that defines a missing symbol).
 //!
 //! It uses the crate's Rust API (`jitrt::orc`, `jitrt::link`), not the C
 //! API. Every error is one line `jitrt: error: ...` on stderr; a panic is
 //! one line `jitrt: internal error: ...`.
 
 mod check;
+mod explain;
 mod inputs;
 mod run;
 
@@ -51,12 +54,17 @@ INPUTS
     FILE.o             a relocatable ELF x86-64 object
     FILE.a             a static library; members are pulled when needed
     FILE.so[.N]        a shared library to resolve against (like -l)
-    FILE.c             C, compiled first with $CC (default cc) and $CFLAGS
+    FILE.c             C, compiled first with $CC (default cc), -fPIC and
+                       $CFLAGS
     FILE.cc .cpp .cxx .C
-                       C++, compiled with $CXX (default c++) and $CXXFLAGS;
-                       libstdc++ and libm are then added as c++ does
+                       C++, compiled with $CXX (default c++), -fPIC and
+                       $CXXFLAGS
     Symbols no input defines resolve from the shared libraries given, in
-    command-line order, then from the jitrt process itself (libc).
+    command-line order, then from the jitrt process itself (libc). When an
+    input is C++ (a source, or an object using the C++ runtime), libstdc++,
+    libm and libgcc_s are added after them, as c++ does. LTO objects
+    (-flto) hold no machine code: compile without -flto (or with
+    -ffat-lto-objects).
 
 OPTIONS
     --entry SYMBOL     the function to call instead of main (run); with

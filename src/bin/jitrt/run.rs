@@ -1,5 +1,6 @@
 //! `jitrt run`: link the inputs into this process and call their `main`.
 
+use crate::explain;
 use crate::inputs::{self, Item, TempDir};
 use crate::{Fail, Options};
 use jitrt::link::host::HostSymbolGenerator;
@@ -122,6 +123,7 @@ fn link_once(
     items: &[Item],
     libs: &[Option<Arc<HostSymbolGenerator>>],
     entry: &str,
+    lib_dirs: &[String],
 ) -> Result<Linked, Fail> {
     let t = Instant::now();
     let tracker = dylib.create_tracker()?;
@@ -182,13 +184,7 @@ fn link_once(
         names.dedup_by(|a, b| a.0 == b.0);
         session
             .lookup(dylib.search_order()?, names, SymbolState::Ready)
-            .map_err(|e| {
-                let mut f = Fail::from(e);
-                if f.message.contains("undefined symbol") {
-                    f.message += " (`jitrt check` lists every problem at once)";
-                }
-                f
-            })?;
+            .map_err(|e| link_failure(&e, lib_dirs))?;
         dylib.lookup(entry).map_err(|e| {
             if e.code() == ErrorCode::SymbolNotFound {
                 Fail::new(format!(
@@ -200,7 +196,7 @@ fn link_once(
                     }
                 ))
             } else {
-                Fail::from(e)
+                link_failure(&e, lib_dirs)
             }
         })
     })();
@@ -218,6 +214,16 @@ fn link_once(
             Err(e)
         }
     }
+}
+
+/// A failed link as the user reads it: the root cause first, long lists of
+/// names capped, the library that defines missing symbols named.
+fn link_failure(e: &jitrt::orc::Error, lib_dirs: &[String]) -> Fail {
+    let mut f = Fail::new(explain::link_failure(e.message(), lib_dirs));
+    if f.message.contains("undefined symbol") {
+        f.message += " (`jitrt check` lists every problem at once)";
+    }
+    f
 }
 
 /// Calls the program's entry point as `main(argc, argv, envp)`.
@@ -255,7 +261,7 @@ pub fn run(o: &Options) -> Result<u8, Fail> {
     let mut rss_first = None;
     let mut status = 0;
     for i in 0..repeat {
-        let linked = link_once(&session, &layer, &dylib, &items, &libs, entry)?;
+        let linked = link_once(&session, &layer, &dylib, &items, &libs, entry, &o.lib_dirs)?;
         if o.stats && i == 0 {
             let s = session.stats();
             eprintln!(

@@ -3,9 +3,11 @@
 //! COMMON, `__start_`/`__stop_`, initializer and finalizer arrays, TLS
 //! sections) and owns the tables from its raw relocation types to the
 //! architectures' edge kinds. Nothing after the graph builder knows which
-//! format an object was.
+//! format an object was. LTO objects (compiler IR, no code: `lto.rs`) are
+//! refused before any format reads them.
 
 pub(crate) mod elf;
+mod lto;
 
 use super::graph::LinkGraph;
 use super::{LinkError, ObjectBytes, ObjectInfo};
@@ -68,10 +70,12 @@ pub(crate) fn build_graph(
     choices: &Choices<'_>,
     diag: &mut Diagnostics,
 ) -> Result<LinkGraph, LinkError> {
+    lto::check(name, bytes.as_slice())?;
     elf::build(name, bytes, choices, diag)
 }
 
 /// Reads an object's symbol table (and COMDAT group signatures) only.
 pub(crate) fn scan(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
+    lto::check(name, bytes.as_slice())?;
     elf::reader::scan(name, bytes.as_slice())
 }
