@@ -75,6 +75,9 @@ pub struct ObjectLinkingLayer {
     memory: Arc<JitMemory>,
     state: Mutex<LayerState>,
     host: HostSymbolGenerator,
+    /// Debugger/profiler registration of linked objects (session flags and
+    /// the environment).
+    debug: super::debug::DebugSupport,
 }
 
 /// A linked object as the layer records it under its tracker.
@@ -138,6 +141,8 @@ impl ObjectLinkingLayer {
                 memory: memory_for(s.options().memory_reserve_bytes)?,
                 state: Mutex::new(LayerState::default()),
                 host: HostSymbolGenerator::process(),
+                debug: super::debug::DebugSupport::from_flags(s.options().flags)
+                    .union(super::debug::DebugSupport::from_env()),
             });
             s.add_resource_manager(layer.clone())?;
             Ok(layer)
@@ -442,7 +447,8 @@ impl ObjectLinkingLayer {
             return fail(mr, e);
         }
         let name = prepared.name().to_string();
-        let linked = match prepared.link_indexed(&|i, _| resolved.get(i).copied()) {
+        let linked = match prepared.link_indexed_with(&|i, _| resolved.get(i).copied(), self.debug)
+        {
             Ok(l) => Arc::new(l),
             Err(e) => return fail(mr, e.into()),
         };

@@ -22,6 +22,9 @@ use super::{LinkError, LinkErrorKind};
 /// while a thread still has a `thread_local` destructor of the object
 /// pending (see `thread_atexit.rs`), when the last of those has run.
 pub struct LinkedObject {
+    /// The object's registration with debuggers (first field: it goes
+    /// before the memory does).
+    debug: Option<super::debug::DebugRegistration>,
     name: String,
     pages: std::sync::Arc<Mapping>,
     code_len: usize,
@@ -86,8 +89,18 @@ impl PreparedObject {
     /// index in [`PreparedObject::externals`], so a caller holding the
     /// addresses in that order needs no name lookup.
     pub fn link_indexed(
+        self,
+        resolved: &dyn Fn(usize, &str) -> Option<u64>,
+    ) -> Result<LinkedObject, LinkError> {
+        self.link_indexed_with(resolved, super::debug::DebugSupport::default())
+    }
+
+    /// [`PreparedObject::link_indexed`], registering the linked object with
+    /// debuggers and profilers as `debug` asks (see [`super::debug`]).
+    pub fn link_indexed_with(
         mut self,
         resolved: &dyn Fn(usize, &str) -> Option<u64>,
+        debug: super::debug::DebugSupport,
     ) -> Result<LinkedObject, LinkError> {
         let bytes = self.bytes.clone();
         let data = bytes.as_slice();
@@ -382,6 +395,24 @@ impl PreparedObject {
             tls.set_image(image.to_vec());
         }
 
+        // Debugger and profiler registration: addresses and bytes are
+        // final here (the protections are set next).
+        let debug = if debug.is_enabled() {
+            let sections: Vec<(u32, u64)> = (self.section_offset.iter().enumerate())
+                .filter(|(_, &o)| o != usize::MAX)
+                .map(|(i, &o)| (i as u32, base + o as u64))
+                .collect();
+            debug.register(&super::debug::DebugObject {
+                name,
+                object: data,
+                sections: &sections,
+                memory: buf,
+                memory_address: base,
+            })
+        } else {
+            None
+        };
+
         let code_len = self.protections.readonly_start;
         self.alloc.finalize(self.protections)?;
         let eh_frame = match &self.eh_frame {
@@ -404,6 +435,7 @@ impl PreparedObject {
             std::sync::Arc::downgrade(&pages) as _;
         super::thread_atexit::add_owner(pages.alloc.base(), pages.alloc.len(), weak);
         Ok(LinkedObject {
+            debug,
             name: std::mem::take(&mut self.name),
             pages,
             code_len,
@@ -487,6 +519,12 @@ impl LinkedObject {
     /// Start address and length of the object's memory.
     pub fn memory_range(&self) -> (u64, usize) {
         (self.pages.alloc.base(), self.pages.alloc.len())
+    }
+
+    /// Whether the object is registered with debuggers (see
+    /// [`super::debug`]).
+    pub fn is_registered_with_debuggers(&self) -> bool {
+        self.debug.is_some()
     }
 
     /// Whether the object's `.eh_frame` is registered with the unwinder.

@@ -75,11 +75,14 @@
 //! - `thread_atexit.rs`: `thread_local` destructor registrations of JIT
 //!   code.
 //! - `archive.rs`: `.a` archives.
+//! - `debug/`: registration of linked code with debuggers (GDB JIT
+//!   interface) and perf (map and jitdump files), opt-in per session.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod archive;
 mod atexit;
+pub mod debug;
 mod eh_frame;
 mod elf;
 mod layout;
