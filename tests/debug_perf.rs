@@ -570,3 +570,59 @@ fn cost_of_linking_1000_objects_with_debugger_and_perf_on() {
         "cost per object grows with the number registered: {growth:.2}x (off: {base_growth:.2}x)"
     );
 }
+
+#[test]
+fn jitrt_run_dash_g_under_gdb_breaks_in_the_program() {
+    if !have_gdb() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "gdb is not installed (.ci/run installs it)"
+        );
+        eprintln!("skipped: gdb is not installed (.ci/run installs it)");
+        return;
+    }
+    let dir = cc::scratch("debug_perf/cli");
+    let src = dir.join("square.c");
+    std::fs::write(
+        &src,
+        "int jit_square(int x) {\n  int sq = x * x;\n  return sq;\n}\n\
+         int main(void) {\n  return jit_square(3) == 9 ? 0 : 1;\n}\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "exec \"$@\" 2>&1", "sh", "gdb", "-nx", "-batch"]);
+    for s in [
+        "set breakpoint pending on",
+        "break jit_square",
+        "run",
+        "bt",
+        "next",
+        "print sq",
+        "continue",
+    ] {
+        cmd.arg("-ex").arg(s);
+    }
+    cmd.arg("--args")
+        .arg(env!("CARGO_BIN_EXE_jitrt"))
+        .args(["run", "-g"])
+        .arg(&src)
+        .env_remove("JITRT_DEBUGGER")
+        .env_remove("JITRT_PERF")
+        .env_remove("CFLAGS");
+    let r = cc::run_with_timeout(&mut cmd, Duration::from_secs(180));
+    assert!(!r.timed_out, "gdb timed out:\n{}", r.stdout);
+    let out = r.stdout;
+    assert!(
+        out.contains("Breakpoint 1, jit_square (x=3) at ") && out.contains("square.c:2"),
+        "no stop in jit_square at square.c:2:\n{out}"
+    );
+    assert!(
+        out.contains("#0  jit_square (x=3) at ") && out.contains(" in main () at "),
+        "bt lacks the JIT frames:\n{out}"
+    );
+    assert!(out.contains("$1 = 9"), "print sq:\n{out}");
+    assert!(
+        out.contains("exited normally"),
+        "program did not finish:\n{out}"
+    );
+}

@@ -244,7 +244,14 @@ pub fn run(o: &Options) -> Result<u8, Fail> {
         })
         .collect::<Result<_, _>>()?;
 
-    let session = Session::new(SessionOptions::default());
+    let session = Session::new(SessionOptions {
+        flags: if o.debug {
+            jitrt::link::debug::DebugSupport::debugger().flags()
+        } else {
+            0
+        },
+        ..Default::default()
+    });
     let layer = ObjectLinkingLayer::of(&session)?;
     let dylib = session.create_dylib("main")?;
     let libs = open_libraries(&items)?;
