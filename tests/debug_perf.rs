@@ -626,3 +626,104 @@ fn jitrt_run_dash_g_under_gdb_breaks_in_the_program() {
         "program did not finish:\n{out}"
     );
 }
+
+/// Whether `perf record` works here (it does as root with perf installed).
+fn perf_works(dir: &Path) -> bool {
+    Command::new("perf")
+        .args(["record", "-q", "-o"])
+        .arg(dir.join("probe.data"))
+        .args(["--", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `perf report --sort dso,sym` of `data`: the lines with samples.
+fn perf_report(data: &Path) -> String {
+    let r = cc::run_ok(
+        Command::new("perf")
+            .args(["report", "--stdio", "--sort", "dso,sym", "-i"])
+            .arg(data),
+    );
+    r.lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn perf_report_names_a_hot_jit_function() {
+    let dir = cc::scratch("debug_perf/perf");
+    if !perf_works(&dir) {
+        eprintln!("skipped: `perf record` does not work here (not installed, or not allowed)");
+        return;
+    }
+    let hot = object("jit_hot", &["-g", "-O1"]);
+    let exe = cc::scratch("debug_perf").join("perf_host");
+    cc::build_exe(
+        &[cc::repo().join("tests/debug/perf_host.c")],
+        &exe,
+        false,
+        false,
+    );
+    let record = |flags: u32, data: &Path| -> u32 {
+        let r = cc::run_ok_within(
+            Command::new("perf")
+                .args(["record", "-q", "-k", "1", "-o"])
+                .arg(data)
+                .arg("--")
+                .arg(&exe)
+                .arg(&hot)
+                .arg(flags.to_string())
+                .arg("200000000")
+                .env_remove("JITRT_DEBUGGER")
+                .env_remove("JITRT_PERF")
+                .env("JITDUMPDIR", &dir),
+            Duration::from_secs(120),
+            "perf record",
+        );
+        assert!(r.stdout.contains("jit_hot "), "{}", r.stdout);
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("pid ")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {}", r.stdout))
+    };
+
+    // jitdump: perf inject --jit writes an ELF file per function.
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let _ = std::fs::remove_file(e.path());
+    }
+    let data = dir.join("jitdump.data");
+    let pid = record(PERF_JITDUMP, &data);
+    assert!(
+        dir.join(format!("jit-{pid}.dump")).is_file(),
+        "no jitdump file written"
+    );
+    let injected = dir.join("jitdump.jit.data");
+    cc::run_ok(
+        Command::new("perf")
+            .args(["inject", "--jit", "-i"])
+            .arg(&data)
+            .arg("-o")
+            .arg(&injected),
+    );
+    let report = perf_report(&injected);
+    let top = report.lines().find(|l| l.contains('%')).unwrap_or("");
+    assert!(
+        top.contains("jit_hot") && top.contains(&format!("jitted-{pid}-")),
+        "perf report (jitdump) does not name jit_hot first:\n{report}"
+    );
+
+    // The perf map: perf report names it directly.
+    let data = dir.join("map.data");
+    let pid = record(PERF_MAP, &data);
+    let report = perf_report(&data);
+    let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
+    let top = report.lines().find(|l| l.contains('%')).unwrap_or("");
+    assert!(
+        top.contains("jit_hot"),
+        "perf report (perf map) does not name jit_hot first:\n{report}"
+    );
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let _ = std::fs::remove_file(e.path());
+    }
+}
