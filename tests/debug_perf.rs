@@ -218,6 +218,97 @@ fn gdb_breaks_in_jit_code_shows_lines_locals_and_host_frames_then_forgets_it() {
     );
 }
 
+#[test]
+fn gdb_backtraces_a_cxx_exception_thrown_through_jit_frames() {
+    if !have_gdb() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "gdb is not installed (.ci/run installs it)"
+        );
+        eprintln!("skipped: gdb is not installed (.ci/run installs it)");
+        return;
+    }
+    let obj = cc::scratch("debug_perf").join("jit_throw.o");
+    cc::run_ok(
+        Command::new("g++")
+            .args(["-g", "-O0", "-c"])
+            .arg(cc::repo().join("tests/debug/jit_throw.cpp"))
+            .arg("-o")
+            .arg(&obj),
+    );
+    let exe = cc::scratch("debug_perf").join("host_cxx");
+    cc::build_exe(
+        &[cc::repo().join("tests/debug/host_cxx.cpp")],
+        &exe,
+        true,
+        false,
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "exec \"$@\" 2>&1", "sh", "gdb", "-nx", "-batch"]);
+    for s in [
+        "catch throw",
+        "run",
+        "echo ==THROW1==\\n",
+        "bt",
+        "continue",
+        "echo ==THROW2==\\n",
+        "bt",
+        "continue",
+        "echo ==END==\\n",
+    ] {
+        cmd.arg("-ex").arg(s);
+    }
+    cmd.arg("--args")
+        .arg(&exe)
+        .arg(&obj)
+        .arg(DEBUGGER.to_string())
+        .env_remove("JITRT_DEBUGGER")
+        .env_remove("JITRT_PERF");
+    let r = cc::run_with_timeout(&mut cmd, Duration::from_secs(180));
+    assert!(!r.timed_out, "gdb timed out:\n{}", r.stdout);
+    let out = r.stdout;
+    // Thrown in jit_thrower, caught in jit_catcher: both JIT frames with
+    // file:line, then the host's.
+    let first = between(&out, "THROW1", "THROW2");
+    let order = |bt: &str, names: &[&str]| {
+        let mut at = 0;
+        for n in names {
+            match bt[at..].find(n) {
+                Some(i) => at += i + n.len(),
+                None => panic!("backtrace lacks {n} (in order {names:?}):\n{bt}"),
+            }
+        }
+    };
+    order(
+        first,
+        &[
+            "__cxa_throw",
+            "jit_thrower (x=1",
+            "jit_throw.cpp:7",
+            "jit_catcher (x=1",
+            "jit_throw.cpp:13",
+            "host_calls_jit (",
+            "main (",
+        ],
+    );
+    // Thrown through the JIT frame into the host.
+    let second = between(&out, "THROW2", "END");
+    order(
+        second,
+        &[
+            "__cxa_throw",
+            "jit_thrower (x=2",
+            "jit_throw.cpp:7",
+            "host_calls_jit (",
+            "main (",
+        ],
+    );
+    assert!(
+        out.contains("results -1 1") && out.contains("exited normally"),
+        "the program did not catch both:\n{out}"
+    );
+}
+
 /// The records of a jitdump file.
 #[derive(Debug)]
 struct CodeLoad {

@@ -6,6 +6,8 @@
 //!   what runs; a debugger takes `sh_addr` as the section's absolute
 //!   address (GDB's JIT reader does: it passes each section's VMA as its
 //!   address), and symbol values stay section-relative as in any `ET_REL`;
+//! - COMDAT groups are dissolved (`SHT_GROUP` made inactive, `SHF_GROUP`
+//!   cleared): the linker already chose which copies load;
 //! - every allocated section that was not loaded (a COMDAT copy dropped in
 //!   favour of another object's, `.tbss`) loses `SHF_ALLOC`, and the
 //!   symbols defined in it become undefined, so nothing claims address 0;
@@ -24,6 +26,8 @@ use super::{CodeSymbol, DebugObject};
 use std::ops::Range;
 
 const SHT_SYMTAB: u32 = 2;
+const SHT_GROUP: u32 = 17;
+const SHF_GROUP: u64 = 0x200;
 const SHT_RELA: u32 = 4;
 const SHT_NOBITS: u32 = 8;
 const SHT_REL: u32 = 9;
@@ -153,8 +157,17 @@ pub(super) fn build(obj: &DebugObject<'_>) -> Option<Image> {
     let mut image = src.to_vec();
 
     // Sections: load addresses and linked contents; SHF_ALLOC off where
-    // not loaded.
+    // not loaded. COMDAT groups mean nothing to a debugger, and a group
+    // naming a relocation section made inactive below makes BFD reject
+    // the file: the groups go (SHT_NULL, SHF_GROUP cleared).
     for (i, sh) in shdrs.iter().enumerate() {
+        if sh.kind == SHT_GROUP {
+            wr(&mut image, sh.at + 4, &0u32.to_le_bytes())?;
+        }
+        if sh.flags & SHF_GROUP != 0 {
+            let flags = rd64(&image, sh.at + 8)? & !SHF_GROUP;
+            wr(&mut image, sh.at + 8, &flags.to_le_bytes())?;
+        }
         match addr[i] {
             Some(a) => {
                 wr(&mut image, sh.at + 16, &a.to_le_bytes())?;
