@@ -593,6 +593,94 @@ fn registrations_follow_link_remove_and_session_end() {
     );
 }
 
+/// Every image is an ELF file binutils reads, and every function it
+/// defines is where the linker put it; a COMDAT copy that was dropped is
+/// undefined in its object's image.
+#[test]
+fn images_are_valid_elf_with_symbols_at_their_load_addresses() {
+    let _g = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let (jit_fn, jit_plain) = objects();
+    let fixtures = cc::repo().join("tests/fixtures");
+    let comdat: Vec<PathBuf> = ["comdat_strong_a", "comdat_strong_b"]
+        .iter()
+        .map(|n| {
+            let out = cc::scratch("debug_perf").join(format!("{n}.o"));
+            cc::run_ok(
+                Command::new("gcc")
+                    .args(["-g", "-O1", "-c"])
+                    .arg(fixtures.join(format!("{n}.c")))
+                    .arg("-o")
+                    .arg(&out),
+            );
+            out
+        })
+        .collect();
+    let before = jitrt::link::debug::registered_image_copies().len();
+    let session = Session::new(SessionOptions {
+        flags: DebugSupport::debugger().flags(),
+        ..Default::default()
+    });
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    let d = session.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    for o in [&jit_fn, &jit_plain, &comdat[0], &comdat[1]] {
+        layer.add_file(&t, o).unwrap();
+    }
+    for n in [
+        "jit_compute",
+        "jit_plain",
+        "comdat_strong_from_a",
+        "comdat_strong_from_b",
+    ] {
+        d.lookup(n).unwrap();
+    }
+    let images = jitrt::link::debug::registered_image_copies();
+    assert_eq!(images.len(), before + 4);
+    let dir = cc::scratch("debug_perf/images");
+    let mut defined_comdat = 0;
+    let mut checked = 0;
+    for (k, image) in images[before..].iter().enumerate() {
+        let path = dir.join(format!("image{k}.o"));
+        std::fs::write(&path, image).unwrap();
+        let out = Command::new("objdump")
+            .arg("-t")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        let complaints = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && complaints.trim().is_empty(),
+            "objdump on image {k}: {complaints}"
+        );
+        assert!(table.contains("file format elf64-x86-64"), "{table}");
+        for line in table.lines() {
+            // ADDRESS FLAGS SECTION\tSIZE NAME
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if w.len() < 5 || !line.contains(" F ") || line.contains("*UND*") {
+                continue;
+            }
+            let name = *w.last().unwrap();
+            let addr = u64::from_str_radix(w[0], 16).unwrap();
+            if name == "comdat_strong" {
+                defined_comdat += 1;
+            }
+            if line.contains(" g ") || line.contains(" w ") {
+                let want = d.lookup(name).unwrap();
+                assert_eq!(addr, want, "{name} in image {k}:\n{table}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 5, "too few functions checked: {checked}");
+    assert_eq!(
+        defined_comdat, 1,
+        "the dropped COMDAT copy is still defined"
+    );
+    drop(session);
+    assert_eq!(jitrt::link::debug::registered_image_copies().len(), before);
+}
+
 /// Links `n` copies of a small object one at a time (each in its own
 /// dylib: add, then look up), returns the time per object for the first
 /// and the last tenth and the total.

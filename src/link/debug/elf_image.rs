@@ -178,11 +178,8 @@ pub(super) fn build(obj: &DebugObject<'_>) -> Option<Image> {
                 }
             }
             None if sh.flags & SHF_ALLOC != 0 => {
-                wr(
-                    &mut image,
-                    sh.at + 8,
-                    &(sh.flags & !SHF_ALLOC).to_le_bytes(),
-                )?;
+                let flags = rd64(&image, sh.at + 8)? & !SHF_ALLOC;
+                wr(&mut image, sh.at + 8, &flags.to_le_bytes())?;
             }
             None => {}
         }

@@ -91,6 +91,25 @@ pub(super) fn registered() -> usize {
     LIST.lock().len
 }
 
+/// Copies of the images registered now, in list order: what a debugger
+/// reads.
+pub(super) fn images() -> Vec<Vec<u8>> {
+    let _list = LIST.lock();
+    let mut out = Vec::new();
+    // SAFETY: `LIST` is held, so the list does not change; every linked
+    // entry is live and points to its registration's image of
+    // `symfile_size` bytes.
+    unsafe {
+        let mut e = (*__jit_debug_descriptor.0.get()).first_entry;
+        while !e.is_null() {
+            let len = (*e).symfile_size as usize;
+            out.push(std::slice::from_raw_parts((*e).symfile_addr, len).to_vec());
+            e = (*e).next_entry;
+        }
+    }
+    out
+}
+
 /// One registered image; dropping it unregisters it.
 pub(super) struct Registration {
     /// Owned (from `Box::into_raw`); freed in `drop` after unlinking.

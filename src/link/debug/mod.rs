@@ -207,6 +207,13 @@ pub fn registered_images() -> usize {
     gdb_jit::registered()
 }
 
+/// Copies of the images registered with debuggers now, over all sessions,
+/// in registration order: the ELF files a debugger reads (for tests and
+/// tools).
+pub fn registered_image_copies() -> Vec<Vec<u8>> {
+    gdb_jit::images()
+}
+
 /// Where this process's jitdump file is (once one was opened).
 pub fn jitdump_path() -> Option<std::path::PathBuf> {
     perf::jitdump_path()
