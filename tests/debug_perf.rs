@@ -30,21 +30,25 @@ const DEBUGGER: u32 = 1;
 const PERF_MAP: u32 = 2;
 const PERF_JITDUMP: u32 = 4;
 
-/// Compiles `tests/debug/NAME.c` with `flags` into the scratch directory.
+/// Compiles `tests/debug/NAME.c` with `flags` into the scratch directory
+/// (written under a temporary name, then renamed: tests run in parallel).
 fn object(name: &str, flags: &[&str]) -> PathBuf {
-    let out = cc::scratch("debug_perf").join(format!("{name}.o"));
+    let dir = cc::scratch("debug_perf");
+    let out = dir.join(format!("{name}.o"));
+    let tmp = dir.join(format!("{name}.{}.tmp.o", std::process::id()));
     cc::run_ok(
         Command::new("gcc")
             .args(flags)
             .arg("-c")
             .arg(cc::repo().join("tests/debug").join(format!("{name}.c")))
             .arg("-o")
-            .arg(&out),
+            .arg(&tmp),
     );
+    std::fs::rename(&tmp, &out).unwrap();
     out
 }
 
-/// The host, built once per test process.
+/// The host, built once per test process (linked to `libjitrt.so`).
 fn host() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
@@ -56,11 +60,24 @@ fn host() -> PathBuf {
         .clone()
 }
 
+/// The same host linked to `libjitrt.a`.
+fn host_static() -> PathBuf {
+    let exe = cc::scratch("debug_perf").join("host_static");
+    cc::build_exe(&[cc::repo().join("tests/debug/host.c")], &exe, false, true);
+    exe
+}
+
+/// `jit_fn.o` (with `-g`) and `jit_plain.o` (without), built once.
 fn objects() -> (PathBuf, PathBuf) {
-    (
-        object("jit_fn", &["-g", "-O0"]),
-        object("jit_plain", &["-O1"]),
-    )
+    static BUILT: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            (
+                object("jit_fn", &["-g", "-O0"]),
+                object("jit_plain", &["-O1"]),
+            )
+        })
+        .clone()
 }
 
 /// `st_size` of `name` in the object at `path`.
@@ -102,8 +119,25 @@ fn gdb_breaks_in_jit_code_shows_lines_locals_and_host_frames_then_forgets_it() {
         eprintln!("skipped: gdb is not installed (.ci/run installs it)");
         return;
     }
+    gdb_session(&host());
+}
+
+/// The same with the library linked statically into the host.
+#[test]
+fn gdb_sees_jit_code_of_a_host_linked_to_the_static_library() {
+    if !have_gdb() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "gdb is not installed (.ci/run installs it)"
+        );
+        eprintln!("skipped: gdb is not installed (.ci/run installs it)");
+        return;
+    }
+    gdb_session(&host_static());
+}
+
+fn gdb_session(exe: &Path) {
     let (jit_fn, jit_plain) = objects();
-    let exe = host();
     let mark = |m: &str| format!("echo =={m}==\\n");
     let script = [
         "set breakpoint pending on".to_string(),
@@ -144,7 +178,7 @@ fn gdb_breaks_in_jit_code_shows_lines_locals_and_host_frames_then_forgets_it() {
         cmd.arg("-ex").arg(s);
     }
     cmd.arg("--args")
-        .arg(&exe)
+        .arg(exe)
         .arg(&jit_fn)
         .arg(&jit_plain)
         .arg(DEBUGGER.to_string())
@@ -681,31 +715,47 @@ fn images_are_valid_elf_with_symbols_at_their_load_addresses() {
     assert_eq!(jitrt::link::debug::registered_image_copies().len(), before);
 }
 
-/// Links `n` copies of a small object one at a time (each in its own
-/// dylib: add, then look up), returns the time per object for the first
-/// and the last tenth and the total.
-fn link_many(n: usize, flags: u32, bytes: &ObjectBytes) -> (Duration, Duration, Duration) {
-    let session = Session::new(SessionOptions {
-        flags,
+/// Links 1,000 copies of a small object one at a time (each in its own
+/// dylib: add, then look up) into two sessions at once, one with
+/// everything on and one with it off, alternating, so both see the same
+/// machine load; returns the time of each link, off and on.
+fn link_alternating(
+    n: usize,
+    on_flags: u32,
+    bytes: &ObjectBytes,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let off = Session::new(SessionOptions::default());
+    let on = Session::new(SessionOptions {
+        flags: on_flags,
         ..Default::default()
     });
-    let layer = ObjectLinkingLayer::of(&session).unwrap();
-    let mut times = Vec::with_capacity(n);
-    let start = Instant::now();
+    let layers = [
+        ObjectLinkingLayer::of(&off).unwrap(),
+        ObjectLinkingLayer::of(&on).unwrap(),
+    ];
+    let mut times = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
-        let t0 = Instant::now();
-        let d = session.create_dylib(&format!("d{i}")).unwrap();
-        let t = d.default_tracker().unwrap();
-        layer.add(&t, "jit_fn.o", bytes.clone()).unwrap();
-        d.lookup("jit_compute").unwrap();
-        times.push(t0.elapsed());
+        for (k, session) in [&off, &on].into_iter().enumerate() {
+            let t0 = Instant::now();
+            let d = session.create_dylib(&format!("d{i}")).unwrap();
+            let t = d.default_tracker().unwrap();
+            layers[k].add(&t, "jit_fn.o", bytes.clone()).unwrap();
+            d.lookup("jit_compute").unwrap();
+            let dt = t0.elapsed();
+            if k == 0 {
+                times.0.push(dt);
+            } else {
+                times.1.push(dt);
+            }
+        }
     }
-    drop(session);
-    let total = start.elapsed();
-    let tenth = (n / 10).max(1);
-    let first: Duration = times[..tenth].iter().sum();
-    let last: Duration = times[n - tenth..].iter().sum();
-    (first / tenth as u32, last / tenth as u32, total)
+    (times.0, times.1)
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
 }
 
 #[test]
@@ -716,37 +766,35 @@ fn cost_of_linking_1000_objects_with_debugger_and_perf_on() {
     let dir = cc::scratch("debug_perf/jitdump-cost");
     // Read when the process's jitdump file is first opened (only here).
     std::env::set_var("JITDUMPDIR", &dir);
-    let n = 1000;
     let all = PERF_JITDUMP | PERF_MAP | DEBUGGER;
-    // Warm up, then alternate to share the machine's noise.
-    link_many(50, 0, &bytes);
-    link_many(50, all, &bytes);
-    let mut off = Vec::new();
-    let mut on = Vec::new();
-    for _ in 0..2 {
-        off.push(link_many(n, 0, &bytes));
-        on.push(link_many(n, all, &bytes));
-    }
-    let best =
-        |v: &[(Duration, Duration, Duration)]| v.iter().min_by_key(|x| x.2).copied().unwrap();
-    let (off_first, off_last, off_total) = best(&off);
-    let (on_first, on_last, on_total) = best(&on);
-    let ratio = on_total.as_secs_f64() / off_total.as_secs_f64();
-    println!(
-        "1000 objects one at a time: off {off_total:?} ({off_first:?} first tenth, {off_last:?} last tenth per object), \
-         on (debugger + perf map + jitdump) {on_total:?} ({on_first:?} first, {on_last:?} last per object): ratio {ratio:.2}"
-    );
+    link_alternating(50, all, &bytes); // warm up
+    let n = 1000;
+    let (off, on) = link_alternating(n, all, &bytes);
     let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", std::process::id()));
     let _ = std::fs::remove_file(dir.join(format!("jit-{}.dump", std::process::id())));
-    // Generous bounds for a debug build on a shared machine; the release
-    // figures are in the bench. What must not happen is growth with the
-    // number of objects registered (a quadratic list walk).
-    assert!(ratio < 4.0, "registration costs {ratio:.2}x");
-    let growth = on_last.as_secs_f64() / on_first.as_secs_f64();
-    let base_growth = off_last.as_secs_f64() / off_first.as_secs_f64();
+    // Medians: robust to the bursts of the other tests running meanwhile.
+    let ratio = median(&on).as_secs_f64() / median(&off).as_secs_f64();
+    let tenth = n / 10;
+    let growth =
+        |v: &[Duration]| median(&v[n - tenth..]).as_secs_f64() / median(&v[..tenth]).as_secs_f64();
+    let (off_growth, on_growth) = (growth(&off), growth(&on));
+    println!(
+        "1000 objects one at a time, median per object: off {:?}, on (debugger + perf map + jitdump) {:?}: \
+         ratio {ratio:.2}; last/first hundred: off {off_growth:.2}x, on {on_growth:.2}x \
+         (totals: off {:?}, on {:?})",
+        median(&off),
+        median(&on),
+        off.iter().sum::<Duration>(),
+        on.iter().sum::<Duration>(),
+    );
+    // The requirement is 2x (`cargo bench --bench debug` measures it in a
+    // release build); this debug build on a shared machine gets a margin.
+    // What must not happen is growth with the number of objects registered
+    // (a quadratic list walk): the on/off ratio must stay flat.
+    assert!(ratio < 3.0, "registration costs {ratio:.2}x");
     assert!(
-        growth < 3.0 * base_growth.max(1.0),
-        "cost per object grows with the number registered: {growth:.2}x (off: {base_growth:.2}x)"
+        on_growth < 2.0 * off_growth.max(1.0),
+        "cost per object grows with the number registered: {on_growth:.2}x (off: {off_growth:.2}x)"
     );
 }
 
