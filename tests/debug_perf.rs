@@ -715,6 +715,77 @@ fn images_are_valid_elf_with_symbols_at_their_load_addresses() {
     assert_eq!(jitrt::link::debug::registered_image_copies().len(), before);
 }
 
+/// Corrupted objects and nonsense section addresses give no image or a
+/// wrong one, never a panic (the linker validated the object, but the
+/// image builder does not rely on it).
+#[test]
+fn corrupted_objects_never_panic_the_image_builder() {
+    let _g = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let (jit_fn, jit_plain) = objects();
+    let dir = in_process_jitdump_dir();
+    let before = jitrt::link::debug::registered_images();
+    let memory = vec![0x90u8; 1 << 16];
+    let base = 0x7000_0000_0000u64;
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut built = 0;
+    for path in [&jit_fn, &jit_plain] {
+        let good = std::fs::read(path).unwrap();
+        for round in 0..400 {
+            let mut bytes = good.clone();
+            if round % 4 == 0 {
+                bytes.truncate((next() as usize) % good.len());
+            } else {
+                for _ in 0..(1 + next() % 16) {
+                    let at = (next() as usize) % bytes.len();
+                    bytes[at] = next() as u8;
+                }
+            }
+            // Every section "loaded" 4 KiB apart (where the memory is),
+            // with now and then a nonsense address or index.
+            let shnum = u16::from_le_bytes([good[0x3c], good[0x3d]]) as u32;
+            let sections: Vec<(u32, u64)> = (1..shnum)
+                .map(|i| match next() % 50 {
+                    0 => (i, next()),
+                    1 => (i + 1000, base),
+                    _ => (i, base + u64::from(i) * 0x1000),
+                })
+                .collect();
+            let on = DebugSupport::debugger().union(DebugSupport::perf_jitdump());
+            let reg = on.register(&jitrt::link::debug::DebugObject {
+                name: "corrupt.o",
+                object: &bytes,
+                sections: &sections,
+                memory: &memory,
+                memory_address: base,
+            });
+            built += usize::from(reg.is_some());
+            drop(reg);
+        }
+    }
+    // Most bit flips land in DWARF or code: those images are still built
+    // (and their line programs read for the jitdump).
+    assert!(
+        built > 200,
+        "only {built} of 800 corrupted objects made an image"
+    );
+    assert_eq!(jitrt::link::debug::registered_images(), before);
+    let _ = std::fs::remove_file(dir.join(format!("jit-{}.dump", std::process::id())));
+}
+
+/// The jitdump directory of the in-process tests (the process has one
+/// jitdump file, opened by the first of them).
+fn in_process_jitdump_dir() -> PathBuf {
+    let dir = cc::scratch("debug_perf/jitdump-in-process");
+    std::env::set_var("JITDUMPDIR", &dir);
+    dir
+}
+
 /// Links 1,000 copies of a small object one at a time (each in its own
 /// dylib: add, then look up) into two sessions at once, one with
 /// everything on and one with it off, alternating, so both see the same
@@ -763,9 +834,7 @@ fn cost_of_linking_1000_objects_with_debugger_and_perf_on() {
     let _g = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let (jit_fn, _) = objects();
     let bytes = ObjectBytes::from_vec(std::fs::read(&jit_fn).unwrap());
-    let dir = cc::scratch("debug_perf/jitdump-cost");
-    // Read when the process's jitdump file is first opened (only here).
-    std::env::set_var("JITDUMPDIR", &dir);
+    let dir = in_process_jitdump_dir();
     let all = PERF_JITDUMP | PERF_MAP | DEBUGGER;
     link_alternating(50, all, &bytes); // warm up
     let n = 1000;

@@ -208,6 +208,9 @@ fn unit<'a>(
                 formats.push((r.uleb()?, r.uleb()?));
             }
             let count = r.uleb()?;
+            if formats.is_empty() && count > 0 {
+                return None; // entries of nothing: malformed
+            }
             let mut entries = Vec::new();
             for _ in 0..count {
                 let (mut path, mut dir) = (Vec::new(), 0u64);

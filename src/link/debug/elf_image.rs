@@ -136,6 +136,10 @@ pub(super) fn build(obj: &DebugObject<'_>) -> Option<Image> {
     if shstrndx == 0xffff {
         shstrndx = rd32(src, shoff + 40)? as usize;
     }
+    // The table must lie in the file before anything is sized from it.
+    if shoff.checked_add(shnum.checked_mul(64)?)? > src.len() {
+        return None;
+    }
     let mut shdrs = Vec::with_capacity(shnum);
     for i in 0..shnum {
         let at = shoff.checked_add(i.checked_mul(64)?)?;
@@ -193,6 +197,7 @@ pub(super) fn build(obj: &DebugObject<'_>) -> Option<Image> {
         let strtab = shdrs.get(symtab.link as usize)?.data()?;
         let strtab = src.get(strtab)?;
         let r = symtab.data()?;
+        src.get(r.clone())?;
         let count = r.len() / 24;
         values.reserve(count);
         for k in 0..count {
