@@ -136,6 +136,56 @@ fn gdb_sees_jit_code_of_a_host_linked_to_the_static_library() {
     gdb_session(&host_static());
 }
 
+/// DWARF in compressed sections (`-gz`): its relocations are left to gdb.
+#[test]
+fn gdb_reads_compressed_debug_sections() {
+    if !have_gdb() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "gdb is not installed (.ci/run installs it)"
+        );
+        eprintln!("skipped: gdb is not installed (.ci/run installs it)");
+        return;
+    }
+    let (_, jit_plain) = objects();
+    let compressed = cc::scratch("debug_perf").join("jit_fn_gz.o");
+    cc::run_ok(
+        Command::new("gcc")
+            .args(["-g", "-gz=zlib", "-O0", "-c"])
+            .arg(cc::repo().join("tests/debug/jit_fn.c"))
+            .arg("-o")
+            .arg(&compressed),
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "exec \"$@\" 2>&1", "sh", "gdb", "-nx", "-batch"]);
+    for s in [
+        "set breakpoint pending on",
+        "break jit_compute",
+        "run",
+        "bt",
+        "next",
+        "print local_y",
+        "kill",
+    ] {
+        cmd.arg("-ex").arg(s);
+    }
+    cmd.arg("--args")
+        .arg(host())
+        .arg(&compressed)
+        .arg(&jit_plain)
+        .arg(DEBUGGER.to_string())
+        .env_remove("JITRT_DEBUGGER")
+        .env_remove("JITRT_PERF");
+    let r = cc::run_with_timeout(&mut cmd, Duration::from_secs(180));
+    assert!(!r.timed_out, "gdb timed out:\n{}", r.stdout);
+    let out = r.stdout;
+    assert!(
+        out.contains("#0  jit_compute (x=5") && out.contains("jit_fn.c:10"),
+        "no JIT frame with file:line from -gz DWARF:\n{out}"
+    );
+    assert!(out.contains("$1 = 12"), "print local_y:\n{out}");
+}
+
 fn gdb_session(exe: &Path) {
     let (jit_fn, jit_plain) = objects();
     let mark = |m: &str| format!("echo =={m}==\\n");

@@ -16,7 +16,8 @@
 //!   with those addresses (non-loaded sections are at address 0, so
 //!   offsets into `.debug_str` and friends stay offsets), and every
 //!   relocation section is made inactive (`SHT_NULL`), so a debugger never
-//!   relocates anything again.
+//!   relocates anything again; only those of compressed debug sections
+//!   (`-gz`), which cannot be relocated in place, stay for the debugger.
 //!
 //! The object was validated when it was linked; still, every read here is
 //! bounds-checked and a malformed table gives `None` (no image), never a
@@ -283,7 +284,14 @@ pub(super) fn build(obj: &DebugObject<'_>) -> Option<Image> {
                 }
             }
         }
-        wr(&mut image, sh.at + 4, &0u32.to_le_bytes())?;
+        // Compressed debug sections (`-gz`) cannot be relocated in place:
+        // their relocations stay for the debugger, which decompresses and
+        // relocates them with the section addresses set above.
+        let compressed_debug = sh.kind == SHT_RELA
+            && target.is_some_and(|t| t.flags & SHF_ALLOC == 0 && t.flags & SHF_COMPRESSED != 0);
+        if !compressed_debug {
+            wr(&mut image, sh.at + 4, &0u32.to_le_bytes())?;
+        }
     }
 
     let shstr = src.get(shdrs.get(shstrndx)?.data()?)?;
