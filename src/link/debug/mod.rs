@@ -23,13 +23,18 @@
 //!   lines where the object has `.debug_line`) for `perf inject --jit`.
 //!   perf has no unload record: entries of removed code stay in both files,
 //!   and a later object loaded at the same addresses is told apart by its
-//!   later timestamp (jitdump) or not at all (the map: perf takes the first
-//!   matching line), see the header.
+//!   later timestamp (jitdump) or not at all (the map has no time, so perf
+//!   may name it after an old entry), as the header says.
 //!
-//! The interface to the linker is [`DebugObject`] in, an optional
-//! [`DebugRegistration`] out: nothing here knows the link graph. Nothing
-//! here fails a link: an image that cannot be built (a malformed debug
-//! section, an unwritable perf file) is skipped.
+//! The interface to the linker is [`DebugObject`] in (the object's bytes,
+//! where its sections were loaded, the linked memory), an optional
+//! [`DebugRegistration`] out: nothing here knows the link graph. The
+//! functions profilers list and the debugger's image come from the object
+//! itself (`elf_image.rs`: ELF x86-64, the one format and machine the
+//! linker has; another format or machine adds its own image builder, and
+//! its relocation types for the DWARF). Nothing here fails a link: an
+//! image that cannot be built (malformed tables) or a perf file that
+//! cannot be written is skipped.
 
 mod dwarf_line;
 mod elf_image;
@@ -154,7 +159,8 @@ impl DebugSupport {
 /// sections is, and the linked memory they lie in.
 #[derive(Clone, Copy, Debug)]
 pub struct DebugObject<'a> {
-    /// The object's name (for perf entries' origin and messages).
+    /// The object's name (for messages; perf entries carry the bare
+    /// symbol names, as perf expects).
     pub name: &'a str,
     /// The object file as added (not modified).
     pub object: &'a [u8],
