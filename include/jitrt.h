@@ -8,6 +8,37 @@
 #include <stdint.h>
 
 
+// Session flag: register every linked object with debuggers through the
+// GDB JIT interface (`__jit_debug_register_code`/`__jit_debug_descriptor`,
+// read by gdb and lldb): an in-memory ELF image of the object with its
+// sections at their load addresses and its DWARF relocated, so the
+// debugger shows JIT functions, source lines, locals and backtraces
+// through JIT frames; objects without debug information register their
+// symbols. The image is unregistered when the object's tracker is removed
+// (and so when the session is freed). Also turned on for every session by
+// the environment variable `JITRT_DEBUGGER=1`. Costs one copy of each
+// object file while it is linked.
+#define JITRT_SESSION_DEBUGGER 1
+
+// Session flag: append `START SIZE NAME` (hex) per linked function to the
+// perf map `/tmp/perf-PID.map`. perf has no unload record: lines of
+// removed code stay in the file, and new code later loaded at the same
+// addresses may be reported under the old names. Also turned on by
+// `JITRT_PERF=map`.
+#define JITRT_SESSION_PERF_MAP 2
+
+// Session flag: append a code-load record (address, size, name, code
+// bytes) per linked function, preceded by a debug-info record with its
+// source lines when the object has `.debug_line`, to the jitdump file
+// `jit-PID.dump` in `$JITDUMPDIR` (else `$HOME/.debug/jit`, else `/tmp`),
+// for `perf record -k 1` then `perf inject --jit`. The file is mapped
+// executable once so perf records it. perf has no unload record: records
+// of removed code stay; code later loaded at the same addresses has later
+// timestamps, so each sample is named after the code loaded when it was
+// taken. Also turned on by `JITRT_PERF=jitdump` (`JITRT_PERF=map,jitdump`
+// for both).
+#define JITRT_SESSION_PERF_JITDUMP 4
+
 // Error codes. Values are part of the ABI and never renumbered.
 typedef enum {
   JITRT_OK = 0,
@@ -69,7 +100,8 @@ typedef struct jitrt_tracker_t jitrt_tracker_t;
 typedef struct {
   // 0: materialize on the thread that looks up; N: a pool of N workers.
   uint32_t num_threads;
-  // 0 for now.
+  // `JITRT_SESSION_*` bits (0: none): debugger and profiler
+  // registration of the code the session links.
   uint32_t flags;
   // JIT address range reserved up front; 0: the default (1 GiB).
   uint64_t memory_reserve_bytes;
@@ -190,7 +222,8 @@ jitrt_error_t *jitrt_error_new(uint32_t code, const char *message);
 const char *jitrt_version(void);
 
 // Starts a session. `options` may be NULL (defaults). Returns NULL if the
-// options are invalid (unknown `flags` or non-zero `reserved` slots).
+// options are invalid (`flags` bits other than `JITRT_SESSION_*`, or
+// non-zero `reserved` slots).
 //
 // # Safety
 // `options` is NULL or points to a `jitrt_session_options_t`.

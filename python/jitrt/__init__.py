@@ -63,6 +63,7 @@ __all__ = [
     "Tracker",
     "Stats",
     "SymbolFlags",
+    "SessionFlags",
     "library_path",
     "version",
 ]
@@ -94,6 +95,16 @@ class SymbolFlags(enum.IntFlag):
     EXPORTED = 1
     CALLABLE = 2
     WEAK = 4
+
+
+class SessionFlags(enum.IntFlag):
+    """The C API's ``JITRT_SESSION_*`` flags: make linked code visible to
+    debuggers (GDB JIT interface) and perf (perf map, jitdump file)."""
+
+    NONE = 0
+    DEBUGGER = 1
+    PERF_MAP = 2
+    PERF_JITDUMP = 4
 
 
 class JitError(Exception):
@@ -262,14 +273,46 @@ class Session:
     pool of N workers. ``memory_reserve_bytes=0`` is the default JIT
     address range (1 GiB). Use it as a context manager, or call
     :meth:`close`.
+
+    ``debugger=True`` registers the linked code with gdb and lldb (break on
+    JIT functions by name, source lines, locals, backtraces, as long as the
+    code lives: ``gdb --args python3 script.py``). ``perf`` is ``"map"``
+    (``/tmp/perf-PID.map``), ``"jitdump"`` (``jit-PID.dump`` in
+    ``$JITDUMPDIR``, default ``~/.debug/jit``, for ``perf record -k 1`` and
+    ``perf inject --jit``) or ``"map,jitdump"``. ``flags`` takes
+    :class:`SessionFlags` directly. The environment variables
+    ``JITRT_DEBUGGER=1`` and ``JITRT_PERF=...`` do the same for every
+    session.
     """
 
-    def __init__(self, threads: int = 0, memory_reserve_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        threads: int = 0,
+        memory_reserve_bytes: int = 0,
+        debugger: bool = False,
+        perf: Optional[str] = None,
+        flags: int = 0,
+    ) -> None:
         lib = _L()
         if not isinstance(threads, int) or threads < 0 or threads >= 2**32:
             raise JitError(ErrorCode.INVALID_ARGUMENT, "threads must be an integer >= 0")
+        flags = SessionFlags(flags)
+        if debugger:
+            flags |= SessionFlags.DEBUGGER
+        for word in (perf or "").split(","):
+            word = word.strip()
+            if word == "map":
+                flags |= SessionFlags.PERF_MAP
+            elif word == "jitdump":
+                flags |= SessionFlags.PERF_JITDUMP
+            elif word:
+                raise JitError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    "perf must be 'map', 'jitdump' or 'map,jitdump', not %r" % perf,
+                )
         opts = _Options()
         opts.num_threads = threads
+        opts.flags = int(flags)
         opts.memory_reserve_bytes = memory_reserve_bytes
         self._ptr: Optional[int] = lib.jitrt_session_new(ctypes.byref(opts))
         if not self._ptr:

@@ -42,6 +42,9 @@ def test_library_is_found_and_codes_mirror_the_header():
     for code in ErrorCode:
         c_name = "JITRT_OK" if code == ErrorCode.OK else "JITRT_ERR_" + code.name
         assert "%s = %d," % (c_name, code.value) in text, c_name
+    for flag in jitrt.SessionFlags:
+        if flag:
+            assert "#define JITRT_SESSION_%s %d" % (flag.name, flag.value) in text, flag
 
 
 def test_compile_call_and_remove(session, compile_c):
@@ -169,6 +172,24 @@ def test_threads_session(compile_c):
         d = s.create_dylib("pool")
         d.create_tracker().add_object_file(compile_c(MATH))
         assert d.function("add", ctypes.c_int, [ctypes.c_int, ctypes.c_int])(20, 22) == 42
+
+
+def test_debugger_and_perf_map(compile_c):
+    with jitrt.Session(debugger=True, perf="map") as s:
+        d = s.create_dylib("main")
+        t = d.create_tracker()
+        t.add_object_file(compile_c(MATH))
+        add = d.lookup("add")
+        assert d.function("add", ctypes.c_int, [ctypes.c_int, ctypes.c_int])(2, 2) == 4
+        path = "/tmp/perf-%d.map" % os.getpid()
+        lines = [l.split(" ", 2) for l in open(path).read().splitlines()]
+        starts = {name: int(start, 16) for start, size, name in lines}
+        assert starts["add"] == add
+        assert "call_count" in starts and "greeting" in starts
+        t.remove()
+    os.remove(path)
+    raises(ErrorCode.INVALID_ARGUMENT, lambda: jitrt.Session(perf="bogus"))
+    assert jitrt.SessionFlags.DEBUGGER | jitrt.SessionFlags.PERF_JITDUMP == 5
 
 
 def test_session_ends(compile_c):

@@ -17,13 +17,46 @@ use std::sync::Arc;
 pub struct jitrt_session_options_t {
     /// 0: materialize on the thread that looks up; N: a pool of N workers.
     pub num_threads: u32,
-    /// 0 for now.
+    /// `JITRT_SESSION_*` bits (0: none): debugger and profiler
+    /// registration of the code the session links.
     pub flags: u32,
     /// JIT address range reserved up front; 0: the default (1 GiB).
     pub memory_reserve_bytes: u64,
     /// Zero.
     pub reserved: [u64; 6],
 }
+
+/// Session flag: register every linked object with debuggers through the
+/// GDB JIT interface (`__jit_debug_register_code`/`__jit_debug_descriptor`,
+/// read by gdb and lldb): an in-memory ELF image of the object with its
+/// sections at their load addresses and its DWARF relocated, so the
+/// debugger shows JIT functions, source lines, locals and backtraces
+/// through JIT frames; objects without debug information register their
+/// symbols. The image is unregistered when the object's tracker is removed
+/// (and so when the session is freed). Also turned on for every session by
+/// the environment variable `JITRT_DEBUGGER=1`. Costs one copy of each
+/// object file while it is linked.
+pub const JITRT_SESSION_DEBUGGER: u32 = 1;
+/// Session flag: append `START SIZE NAME` (hex) per linked function to the
+/// perf map `/tmp/perf-PID.map`. perf has no unload record: lines of
+/// removed code stay in the file, and new code later loaded at the same
+/// addresses may be reported under the old names. Also turned on by
+/// `JITRT_PERF=map`.
+pub const JITRT_SESSION_PERF_MAP: u32 = 2;
+/// Session flag: append a code-load record (address, size, name, code
+/// bytes) per linked function, preceded by a debug-info record with its
+/// source lines when the object has `.debug_line`, to the jitdump file
+/// `jit-PID.dump` in `$JITDUMPDIR` (else `$HOME/.debug/jit`, else `/tmp`),
+/// for `perf record -k 1` then `perf inject --jit`. The file is mapped
+/// executable once so perf records it. perf has no unload record: records
+/// of removed code stay; code later loaded at the same addresses has later
+/// timestamps, so each sample is named after the code loaded when it was
+/// taken. Also turned on by `JITRT_PERF=jitdump` (`JITRT_PERF=map,jitdump`
+/// for both).
+pub const JITRT_SESSION_PERF_JITDUMP: u32 = 4;
+
+const JITRT_SESSION_KNOWN_FLAGS: u32 =
+    JITRT_SESSION_DEBUGGER | JITRT_SESSION_PERF_MAP | JITRT_SESSION_PERF_JITDUMP;
 
 /// A JIT session: owns dylibs, trackers, code and the worker threads.
 pub struct jitrt_session_t {
@@ -56,7 +89,8 @@ pub struct jitrt_stats_t {
 }
 
 /// Starts a session. `options` may be NULL (defaults). Returns NULL if the
-/// options are invalid (unknown `flags` or non-zero `reserved` slots).
+/// options are invalid (`flags` bits other than `JITRT_SESSION_*`, or
+/// non-zero `reserved` slots).
 ///
 /// # Safety
 /// `options` is NULL or points to a `jitrt_session_options_t`.
@@ -74,12 +108,16 @@ pub unsafe extern "C" fn jitrt_session_new(
                 memory_reserve_bytes: 0,
                 reserved: [0; 6],
             });
-        if o.flags != 0 || o.reserved.iter().any(|r| *r != 0) || o.num_threads > 1024 {
+        if o.flags & !JITRT_SESSION_KNOWN_FLAGS != 0
+            || o.reserved.iter().any(|r| *r != 0)
+            || o.num_threads > 1024
+        {
             return std::ptr::null_mut();
         }
         let session = Session::new(SessionOptions {
             num_threads: o.num_threads,
             memory_reserve_bytes: o.memory_reserve_bytes,
+            flags: o.flags,
         });
         to_box(jitrt_session_t {
             session,

@@ -77,6 +77,9 @@ pub struct ObjectLinkingLayer {
     memory: Arc<JitMemory>,
     state: Mutex<LayerState>,
     host: HostSymbolGenerator,
+    /// Debugger/profiler registration of linked objects (session flags and
+    /// the environment).
+    debug: super::debug::DebugSupport,
 }
 
 /// A linked object as the layer records it under its tracker.
@@ -140,6 +143,8 @@ impl ObjectLinkingLayer {
                 memory: memory_for(s.options().memory_reserve_bytes)?,
                 state: Mutex::new(LayerState::default()),
                 host: HostSymbolGenerator::process(),
+                debug: super::debug::DebugSupport::from_flags(s.options().flags)
+                    .union(super::debug::DebugSupport::from_env()),
             });
             s.add_resource_manager(layer.clone())?;
             Ok(layer)
@@ -564,7 +569,7 @@ impl ObjectLinkingLayer {
             // An unresolved weak reference is 0, as `None` gives it.
             resolved[k].then_some(addresses[k])
         };
-        let results = match batch.link(&resolve) {
+        let results = match batch.link(&resolve, self.debug) {
             Ok(r) => r,
             Err(e) => {
                 let e: Error = e.into();

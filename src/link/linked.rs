@@ -19,6 +19,9 @@ use super::platform::{thread_atexit, EhFrameRegistration};
 /// while a thread still has a `thread_local` destructor of the batch
 /// pending (see `thread_atexit.rs`), when the last of those has run.
 pub struct LinkedObject {
+    /// The object's registration with debuggers (first field: it goes
+    /// before the memory does).
+    debug: Option<super::debug::DebugRegistration>,
     name: String,
     pages: Arc<Mapping>,
     code_len: usize,
@@ -101,8 +104,10 @@ impl LinkedObject {
         finalizers: Vec<u64>,
         dso_handle: Option<u64>,
         tls_module: Option<u64>,
+        debug: Option<super::debug::DebugRegistration>,
     ) -> LinkedObject {
         LinkedObject {
+            debug,
             name,
             pages,
             code_len,
@@ -139,6 +144,12 @@ impl LinkedObject {
     /// Start address and length of the memory of the object's batch.
     pub fn memory_range(&self) -> (u64, usize) {
         (self.pages.alloc.base(), self.pages.alloc.len())
+    }
+
+    /// Whether the object is registered with debuggers (see
+    /// [`super::debug`]).
+    pub fn is_registered_with_debuggers(&self) -> bool {
+        self.debug.is_some()
     }
 
     /// Whether the object's `.eh_frame` is registered with the unwinder.

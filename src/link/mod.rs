@@ -92,6 +92,7 @@
 pub mod arch;
 mod archive;
 mod batch;
+pub mod debug;
 mod diagnose;
 mod format;
 mod graph;

@@ -22,6 +22,9 @@ pub struct SessionOptions {
     /// Size of the address range reserved for JIT code and data by the
     /// object linker (0: its default). The ORC model only carries it.
     pub memory_reserve_bytes: u64,
+    /// Flags for the object linker (debugger and profiler registration,
+    /// `jitrt::link::debug::DebugSupport`). The ORC model only carries them.
+    pub flags: u32,
 }
 
 thread_local! {

@@ -106,7 +106,7 @@ pub fn load(
             Arg::Input(path) => match source_lang(path) {
                 Some(lang) => {
                     let t = Instant::now();
-                    let r = compile(path, lang, tmp, n).and_then(|obj| {
+                    let r = compile(path, lang, tmp, n, o.debug).and_then(|obj| {
                         let bytes = std::fs::read(&obj).map_err(|e| {
                             Fail::new(format!("{}: cannot read {}: {e}", path, obj.display()))
                         })?;
@@ -299,8 +299,14 @@ pub fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// Compiles `src` to an object in `tmp`.
-fn compile(src: &str, lang: Lang, tmp: &mut TempDir, n: usize) -> Result<PathBuf, Fail> {
+/// Compiles `src` to an object in `tmp` (with `-g` first when `debug`).
+fn compile(
+    src: &str,
+    lang: Lang,
+    tmp: &mut TempDir,
+    n: usize,
+    debug: bool,
+) -> Result<PathBuf, Fail> {
     if let Err(e) = std::fs::metadata(src) {
         return Err(Fail::new(format!("{src}: {}", io_text(&e))));
     }
@@ -326,6 +332,7 @@ fn compile(src: &str, lang: Lang, tmp: &mut TempDir, n: usize) -> Result<PathBuf
     let status = Command::new(&program)
         .args(words)
         .arg("-fPIC")
+        .args(debug.then_some("-g"))
         .args(flags.split_whitespace())
         .arg("-c")
         .arg(src)

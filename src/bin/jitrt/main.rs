@@ -78,6 +78,10 @@ OPTIONS
     --stats            (run) print bytes mapped, objects linked and symbols
     --repeat N         (run) link, run and remove N times; print the
                        resident set size before and after
+    -g                 (run) make the linked code visible to gdb and lldb
+                       (GDB JIT interface: break on JIT functions by name,
+                       source lines, locals, backtraces) and compile source
+                       inputs with -g; e.g. gdb --args jitrt run -g prog.c
     -h, --help         this text
     -V, --version      the version
 
@@ -85,6 +89,11 @@ ENVIRONMENT
     CC, CXX, CFLAGS, CXXFLAGS   compilers and flags for source inputs
     JITRT_PROGRESS_DELAY_MS     when a progress line is printed for a slow
                                 link (default 1000)
+    JITRT_DEBUGGER=1            as -g for the linked code (not the compile)
+    JITRT_PERF=map|jitdump      name JIT code for perf: /tmp/perf-PID.map,
+                                or jit-PID.dump in $JITDUMPDIR (default
+                                ~/.debug/jit) for perf record -k 1 and
+                                perf inject --jit; map,jitdump for both
 
 EXIT STATUS
     run:    the exit status of main (of the last run with --repeat);
@@ -173,6 +182,9 @@ pub struct Options {
     pub times: bool,
     pub stats: bool,
     pub repeat: Option<u64>,
+    /// `-g`: register the linked code with debuggers, compile sources
+    /// with `-g`.
+    pub debug: bool,
     pub program_args: Vec<String>,
 }
 
@@ -213,6 +225,7 @@ fn parse(cmd: &str, argv: &[String]) -> Result<Options, Fail> {
             "-L" => o.lib_dirs.push(value(&mut i, a)?),
             "--times" if run => o.times = true,
             "--stats" if run => o.stats = true,
+            "-g" if run => o.debug = true,
             "--repeat" if run => {
                 let v = value(&mut i, a)?;
                 match v.parse::<u64>() {

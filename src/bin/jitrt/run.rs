@@ -252,7 +252,14 @@ pub fn run(o: &Options) -> Result<u8, Fail> {
     // The program's initializers see its own arguments, as its main does.
     jitrt::link::set_program_args(&argv);
 
-    let session = Session::new(SessionOptions::default());
+    let session = Session::new(SessionOptions {
+        flags: if o.debug {
+            jitrt::link::debug::DebugSupport::debugger().flags()
+        } else {
+            0
+        },
+        ..Default::default()
+    });
     let layer = ObjectLinkingLayer::of(&session)?;
     let dylib = session.create_dylib("main")?;
     let libs = open_libraries(&items)?;
