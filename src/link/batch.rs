@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use super::arch;
+use super::debug::{DebugObject, DebugRegistration, DebugSupport};
 use super::format::{self, Choices, Diagnostics};
 use super::graph::{Definition, LinkGraph};
 use super::linked::{LinkedObject, Mapping};
@@ -158,9 +159,12 @@ impl PreparedBatch {
     /// reference, 0 for a weak one). Returns one result per object; an
     /// object that fails is not run, and its memory goes with the batch's.
     /// The outer error is one of the whole batch (its memory is freed).
+    /// `debug` says whether to register the objects with debuggers and
+    /// profilers (see [`super::debug`]).
     pub fn link(
         mut self,
         resolved: &dyn Fn(usize, usize, &str) -> Option<u64>,
+        debug: DebugSupport,
     ) -> Result<Vec<Result<LinkedObject, LinkError>>, LinkError> {
         let base = self.alloc.base();
         let mut parts: Vec<Result<Arrays, LinkError>> = Vec::with_capacity(self.graphs.len());
@@ -194,6 +198,35 @@ impl PreparedBatch {
             // Nothing to run: the memory goes now.
             return Ok(parts.into_iter().filter_map(|p| p.err()).map(Err).collect());
         }
+        // Debugger and profiler registration, per object: addresses and
+        // bytes are final here (the protections are set next).
+        let mut registrations: Vec<Option<DebugRegistration>> = Vec::new();
+        if debug.is_enabled() {
+            let buf = self
+                .alloc
+                .bytes_mut()
+                .ok_or_else(|| internal("allocation not writable"))?;
+            for (g, part) in self.graphs.iter().zip(&parts) {
+                if part.is_err() {
+                    registrations.push(None);
+                    continue;
+                }
+                let sections: Vec<(u32, u64)> = g
+                    .sections
+                    .iter()
+                    .filter(|s| s.index != 0 && s.kind != super::graph::SectionKind::TlsZero)
+                    .filter_map(|s| Some((s.index, g.blocks.get(s.blocks.start as usize)?.addr)))
+                    .collect();
+                registrations.push(debug.register(&DebugObject {
+                    name: &g.name,
+                    object: g.bytes.as_slice(),
+                    sections: &sections,
+                    memory: buf,
+                    memory_address: base,
+                }));
+            }
+        }
+        let mut registrations = registrations.into_iter();
         let code_len = self.layout.readonly_start;
         self.alloc.finalize(Protections {
             readonly_start: self.layout.readonly_start,
@@ -255,6 +288,7 @@ impl PreparedBatch {
                     arrays.finalizers,
                     dso_handle,
                     tls_module,
+                    registrations.next().flatten(),
                 ))
             })
             .collect())
@@ -524,8 +558,18 @@ impl PreparedObject {
         self,
         resolved: &dyn Fn(usize, &str) -> Option<u64>,
     ) -> Result<LinkedObject, LinkError> {
+        self.link_indexed_with(resolved, DebugSupport::default())
+    }
+
+    /// [`PreparedObject::link_indexed`], registering the linked object with
+    /// debuggers and profilers as `debug` asks (see [`super::debug`]).
+    pub fn link_indexed_with(
+        self,
+        resolved: &dyn Fn(usize, &str) -> Option<u64>,
+        debug: DebugSupport,
+    ) -> Result<LinkedObject, LinkError> {
         self.batch
-            .link(&|_, i, n| resolved(i, n))?
+            .link(&|_, i, n| resolved(i, n), debug)?
             .pop()
             .ok_or_else(|| internal("empty batch"))?
     }

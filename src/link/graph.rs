@@ -86,6 +86,8 @@ pub(crate) struct FnArray {
 #[derive(Clone, Debug)]
 pub(crate) struct Section {
     pub name: Name,
+    /// The section's index in the object (0 for sections the linker makes).
+    pub index: u32,
     pub kind: SectionKind,
     /// A member of a COMDAT group this object keeps.
     pub in_group: bool,
@@ -436,6 +438,7 @@ impl LinkGraph {
         }
         self.sections.push(Section {
             name: Name::Linker(name),
+            index: 0,
             kind,
             in_group: false,
             blocks: first..self.blocks.len() as BlockId,

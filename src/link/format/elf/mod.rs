@@ -253,6 +253,7 @@ impl Builder<'_> {
             });
             self.g.sections.push(Section {
                 name: Name::Object(span_of(self.data, sname.as_bytes())),
+                index: i as u32,
                 kind,
                 in_group: in_group[i],
                 blocks: block..block + 1,
@@ -512,6 +513,7 @@ impl Builder<'_> {
         }
         self.g.sections.push(Section {
             name: Name::Linker("COMMON"),
+            index: 0,
             kind: SectionKind::Zero,
             in_group: false,
             blocks: first..self.g.blocks.len() as u32,
