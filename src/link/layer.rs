@@ -116,6 +116,9 @@ struct LayerState {
     commons: FxHashMap<(u32, String), Common>,
     /// The COMMON definitions linked under each tracker.
     linked_commons: FxHashMap<ResourceKey, Vec<(u32, String)>>,
+    /// The object format of each dylib (the first object added to it
+    /// decides), and that object's name.
+    formats: FxHashMap<u32, (super::ObjectFormat, String)>,
     objects_linked: u64,
     code_bytes: u64,
     data_bytes: u64,
@@ -168,6 +171,32 @@ impl ObjectLinkingLayer {
         }
         let info = scan_object(name, &bytes)?;
         let dylib = tracker.dylib().id();
+        // One format per dylib: Mach-O names carry a prefix ELF names do
+        // not, so the two cannot resolve against each other.
+        {
+            let mut st = self.state.lock();
+            match st.formats.get(&dylib) {
+                Some((format, first)) if *format != info.format => {
+                    return Err(Error::new(
+                        ErrorCode::Unsupported,
+                        format!(
+                            "{}: cannot mix {} and {} objects in dylib {}: {} is {} (its C names carry {} prefix)",
+                            info.name,
+                            info.format.name(),
+                            format.name(),
+                            tracker.dylib().name(),
+                            first,
+                            format.name(),
+                            if format.symbol_prefix().is_empty() { "no" } else { "a `_`" },
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    st.formats.insert(dylib, (info.format, info.name.clone()));
+                }
+            }
+        }
         let symbols: Vec<(SymbolName, SymbolFlags)> = info
             .symbols
             .iter()
@@ -506,10 +535,20 @@ impl ObjectLinkingLayer {
                 return;
             }
         };
-        // What the JIT dylibs do not define comes from the host.
+        // What the JIT dylibs do not define comes from the host, under the
+        // host's name for it: a Mach-O object's `_malloc` is the Linux
+        // host's `malloc` (the one place the prefix is dropped).
+        let format = batch.format();
         for (name, addr) in names.iter().zip(addresses.iter_mut()) {
             if *addr == 0 {
-                if let Some(a) = self.host.address_of(name) {
+                let found = if format.symbol_prefix().is_empty() {
+                    self.host.address_of(name)
+                } else {
+                    format
+                        .host_name(name.as_str())
+                        .and_then(|n| self.host.address_of(&SymbolName::intern(n)))
+                };
+                if let Some(a) = found {
                     *addr = a;
                 }
             }

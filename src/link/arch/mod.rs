@@ -112,6 +112,10 @@ pub enum Formula {
     /// The module id of the target's thread-local block (a TLS index's
     /// first word; linker-made).
     TlsModuleId,
+    /// `S + A - B`: the difference of two symbols' addresses, `B` the
+    /// edge's subtrahend (Mach-O `SUBTRACTOR` + `UNSIGNED` pairs; see
+    /// `LinkGraph::subtrahend`).
+    Difference,
 }
 
 impl Formula {

@@ -39,7 +39,9 @@ pub(crate) fn apply(
             .addr
             .checked_sub(base)
             .ok_or_else(|| internal("block outside the batch"))?;
-        for edge in &g.edges[block.edges.start as usize..block.edges.end as usize] {
+        for (index, edge) in (block.edges.start..)
+            .zip(&g.edges[block.edges.start as usize..block.edges.end as usize])
+        {
             let kind = edge.kind;
             if kind.formula == Formula::None {
                 continue;
@@ -136,6 +138,12 @@ pub(crate) fn apply(
                 Formula::DtpOffset => s + a,
                 Formula::TlsModuleId if external => i128::from(host_tls(g, edge, t.value)?.0),
                 Formula::TlsModuleId => i128::from(module),
+                Formula::Difference => {
+                    let b = g
+                        .subtrahend(index)
+                        .ok_or_else(|| internal("difference edge without a subtrahend"))?;
+                    s + a - i128::from(g.address(b))
+                }
             };
             let field = (block_at + edge.offset) as usize;
             if let Err(err) = g.arch.write(kind.field, buf, field, value) {
