@@ -391,3 +391,50 @@ fn thread_local_variables_are_refused_by_name() {
         "{e}"
     );
 }
+
+#[test]
+fn jitrt_run_and_check_apply_the_prefix() {
+    if !have_clang() {
+        return;
+    }
+    let dir = cc::scratch("link-macho-cli");
+    let o = macho(
+        &dir,
+        "hello.c",
+        r#"
+extern int printf(const char *, ...);
+extern int atoi(const char *);
+extern void exit(int);
+int go(int argc, char **argv) { (void)argv; printf("go %d\n", argc); exit(3); }
+int main(int argc, char **argv) {
+    printf("hello mach-o %s\n", argc > 1 ? argv[1] : "-");
+    return argc > 1 ? atoi(argv[1]) : 0;
+}
+"#,
+        &["-O1"],
+    );
+    let jitrt = env!("CARGO_BIN_EXE_jitrt");
+    // `main` is `_main` in a Mach-O object.
+    let out = Command::new(jitrt)
+        .arg("run")
+        .arg(&o)
+        .args(["--", "7"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello mach-o 7\n");
+    // `--entry go` is `_go`; `exit` is the runner's `_exit`.
+    let out = Command::new(jitrt)
+        .args(["run", "--entry", "go"])
+        .arg(&o)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "go 1\n");
+    let out = Command::new(jitrt)
+        .args(["check", "--entry", "go"])
+        .arg(&o)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
