@@ -210,14 +210,14 @@ fn shims() -> Vec<(&'static str, u64)> {
         ("___stdinp", host_address("stdin")),
         ("___stdoutp", host_address("stdout")),
         ("___stderrp", host_address("stderr")),
-        ("_open", macos_open as usize as u64),
+        ("_open", macos_open as *const () as usize as u64),
         (
             "__DefaultRuneLocale",
             rune_locale() as *const RuneLocale as u64,
         ),
-        ("___maskrune", macos_maskrune as usize as u64),
-        ("___tolower", macos_tolower as usize as u64),
-        ("___toupper", macos_toupper as usize as u64),
+        ("___maskrune", macos_maskrune as *const () as usize as u64),
+        ("___tolower", macos_tolower as *const () as usize as u64),
+        ("___toupper", macos_toupper as *const () as usize as u64),
     ]
 }
 
@@ -256,7 +256,7 @@ fn define_host(t: &ResourceTracker, stubs: &[String]) {
     defs.extend(stubs.iter().map(|n| {
         (
             SymbolName::intern(n),
-            macos_unavailable as usize as u64,
+            macos_unavailable as *const () as usize as u64,
             SymbolFlags::EXPORTED | SymbolFlags::CALLABLE,
         )
     }));

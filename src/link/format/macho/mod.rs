@@ -243,7 +243,7 @@ impl Builder<'_> {
                 ty,
                 macho::S_MOD_INIT_FUNC_POINTERS | macho::S_MOD_TERM_FUNC_POINTERS
             ) {
-                if size % 8 != 0 {
+                if !size.is_multiple_of(8) {
                     return Err(self.malformed(format!(
                         "section {display}: size {size} is not a multiple of 8"
                     )));
