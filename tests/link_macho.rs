@@ -384,8 +384,13 @@ fn thread_local_variables_are_refused_by_name() {
     let layer = ObjectLinkingLayer::of(&session).unwrap();
     let d = session.create_dylib("tlv").unwrap();
     let t = d.create_tracker().unwrap();
-    layer.add_file(&t, &o).unwrap();
-    let e = d.lookup("_get_tv").unwrap_err();
+    // Refused when added: nothing of it is defined.
+    let e = layer.add_file(&t, &o).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Unsupported, "{e}");
+    assert_eq!(
+        d.lookup("_get_tv").unwrap_err().code(),
+        ErrorCode::SymbolNotFound
+    );
     assert!(
         e.message().contains("thread-local variables") && e.message().contains("tlv.c.o"),
         "{e}"

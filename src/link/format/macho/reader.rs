@@ -325,6 +325,18 @@ impl<'a> MachObject<'a> {
     }
 }
 
+/// Whether a section holds thread-local variables or their templates.
+pub(crate) fn is_thread_local(flags: macho::SectionFlags) -> bool {
+    matches!(
+        flags.typ(),
+        macho::S_THREAD_LOCAL_REGULAR
+            | macho::S_THREAD_LOCAL_ZEROFILL
+            | macho::S_THREAD_LOCAL_VARIABLES
+            | macho::S_THREAD_LOCAL_VARIABLE_POINTERS
+            | macho::S_THREAD_LOCAL_INIT_FUNCTION_POINTERS
+    )
+}
+
 /// Whether a symbol is a weak definition (`N_WEAK_DEF`).
 pub(crate) fn is_weak_def(sym: &Nlist) -> bool {
     sym.n_desc(LE).0 & macho::N_WEAK_DEF.0 != 0
@@ -359,6 +371,19 @@ pub(crate) fn symbol_flags(obj: &MachObject<'_>, sym: &Nlist, kind: SymKind) -> 
 /// The add-time scan: the symbol table only.
 pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
     let obj = parse(name, data)?;
+    // Refused at add time, so nothing of the object is defined.
+    for (i, s) in obj.sections.iter().enumerate() {
+        if is_thread_local(s.flags(LE)) {
+            return Err(LinkError::unsupported(
+                name,
+                format!(
+                    "section {}: thread-local variables (Mach-O TLV sections) are not \
+                     supported for Mach-O objects yet",
+                    obj.section_display(i)
+                ),
+            ));
+        }
+    }
     let mut symbols = Vec::new();
     for (i, sym) in obj.symbols.iter().enumerate() {
         let kind = obj.symbol_kind(name, i, sym)?;
