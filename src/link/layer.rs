@@ -12,7 +12,12 @@
 //! hook that runs before its symbols become ready.
 //!
 //! Externals not defined in the dylib's search order resolve from the host
-//! process (`dlsym`) last, as the system linker resolves against libc.
+//! process (`dlsym`) last, as the system linker resolves against libc, under
+//! the host's name for them: a Mach-O object's `_malloc` is `malloc` (the
+//! one place the format's prefix is dropped; see
+//! [`ObjectFormat::host_name`](super::ObjectFormat::host_name)). A dylib
+//! holds objects of one format: adding a Mach-O object to a dylib of ELF
+//! objects, or the reverse, is an error naming both objects.
 
 use super::batch::PreparedBatch;
 use super::format::{build_graph, Choices, Diagnostics};
