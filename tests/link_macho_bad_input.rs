@@ -44,13 +44,19 @@ fn have_clang() -> bool {
 }
 
 fn compile(target: &str, name: &str) -> Vec<u8> {
+    compile_source(target, name, SOURCE, &[])
+}
+
+fn compile_source(target: &str, name: &str, source: &str, flags: &[&str]) -> Vec<u8> {
     let dir = cc::scratch("link-macho-bad-input");
     let c = dir.join(format!("{name}.c"));
     let o = dir.join(format!("{name}.o"));
-    std::fs::write(&c, SOURCE).unwrap();
+    std::fs::write(&c, source).unwrap();
     cc::run_ok(
         Command::new("clang-19")
-            .args(["-target", target, "-O1", "-c", "-o"])
+            .args(["-target", target, "-O1", "-c"])
+            .args(flags)
+            .arg("-o")
             .arg(&o)
             .arg(&c),
     );
@@ -362,4 +368,40 @@ fn other_cpus_and_files_are_refused_by_name() {
         assert_eq!(e.kind, LinkErrorKind::Unsupported, "{e}");
         assert!(e.message.contains(what), "{what}: {e}");
     }
+}
+
+/// Found by the fuzzer: common symbols whose sizes add up past 2^64.
+#[test]
+fn huge_common_symbols() {
+    if !have_clang() {
+        return;
+    }
+    let obj = compile_source(
+        "x86_64-apple-macos11",
+        "commons",
+        "int first_common; int second_common;\nint use(void) { return first_common + second_common; }\n",
+        &["-fcommon"],
+    );
+    let (symoff, _) = symtab_offsets(&obj);
+    let memory = JitMemory::new(16 << 20).unwrap();
+    let mut m = obj.clone();
+    let mut patched = 0;
+    let len = m.len();
+    for at in (0..)
+        .map(|k| symoff + 16 * k)
+        .take_while(|&at| at + 16 <= len)
+    {
+        // N_UNDF | N_EXT with a size: a common symbol.
+        let n_value = u64::from_le_bytes(m[at + 8..at + 16].try_into().unwrap());
+        if m[at + 4] == 0x01 && n_value != 0 {
+            m[at + 8..at + 16].copy_from_slice(&(u64::MAX - 2).to_le_bytes());
+            patched += 1;
+        }
+    }
+    assert_eq!(patched, 2, "two common symbols");
+    let e = PreparedObject::prepare(&memory, "commons.o", &ObjectBytes::from_vec(m), &|_| false)
+        .unwrap_err();
+    assert_eq!(e.kind, LinkErrorKind::Malformed, "{e}");
+    assert!(e.message.contains("commons.o"), "{e}");
+    assert_memory_returned(&memory);
 }

@@ -455,7 +455,9 @@ impl Builder<'_> {
         let first = self.g.blocks.len() as u32;
         let mut offset = 0u64;
         for &(si, size, align) in commons {
-            offset = offset.next_multiple_of(align);
+            offset = offset
+                .checked_next_multiple_of(align)
+                .ok_or_else(|| self.malformed("common symbols too large"))?;
             let block = self.g.blocks.len() as u32;
             self.g.blocks.push(Block {
                 section: id,
@@ -624,7 +626,14 @@ impl Builder<'_> {
                         .difference(edge_kind, sub, unsigned, value, &at)
                         .map(|(e, b)| (Edge { offset: off, ..e }, Some(b))),
                     None => self
-                        .single(edge_kind, pc_bias, info, value, sec_addr + off, &at)
+                        .single(
+                            edge_kind,
+                            pc_bias,
+                            info,
+                            value,
+                            sec_addr.wrapping_add(off),
+                            &at,
+                        )
                         .map(|e| (Edge { offset: off, ..e }, None)),
                 };
                 let (edge, sub) = match built {
