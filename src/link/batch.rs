@@ -148,6 +148,13 @@ impl PreparedBatch {
         })
     }
 
+    /// The format of the batch's objects (one dylib never mixes them).
+    pub fn format(&self) -> super::ObjectFormat {
+        self.graphs
+            .first()
+            .map_or(super::ObjectFormat::Elf, |g| g.format)
+    }
+
     /// Start address and length of the batch's memory.
     pub fn memory_range(&self) -> (u64, usize) {
         (self.alloc.base(), self.alloc.len())

@@ -21,7 +21,7 @@
 use std::ops::Range;
 
 use super::arch::{Arch, EdgeKind};
-use super::{ObjectBytes, SymbolFlags};
+use super::{ObjectBytes, ObjectFormat, SymbolFlags};
 
 /// Index of a section in [`LinkGraph::sections`].
 pub(crate) type SectionId = u32;
@@ -301,6 +301,13 @@ pub(crate) struct LinkGraph {
     /// Its own thread-local variables are reached with the initial- or
     /// local-exec model: its block must be in static TLS.
     pub static_tls: bool,
+    /// The object's format (its names carry the format's prefix).
+    pub format: ObjectFormat,
+    /// The subtrahend `B` of each [`Formula::Difference`] edge (Mach-O
+    /// `SUBTRACTOR` pairs): `(edge index, symbol)`, in edge order.
+    ///
+    /// [`Formula::Difference`]: super::arch::Formula::Difference
+    pub subtrahends: Vec<(u32, SymbolId)>,
 }
 
 impl LinkGraph {
@@ -329,7 +336,20 @@ impl LinkGraph {
             wants_stub: Vec::new(),
             ifuncs: Vec::new(),
             static_tls: false,
+            format: ObjectFormat::Elf,
+            subtrahends: Vec::new(),
         }
+    }
+
+    /// The subtrahend of the [`Formula::Difference`] edge at `edge` (an
+    /// index in [`LinkGraph::edges`]).
+    ///
+    /// [`Formula::Difference`]: super::arch::Formula::Difference
+    pub fn subtrahend(&self, edge: u32) -> Option<SymbolId> {
+        self.subtrahends
+            .binary_search_by_key(&edge, |&(e, _)| e)
+            .ok()
+            .map(|i| self.subtrahends[i].1)
     }
 
     /// The object's two `__dso_handle`s (its own, then its COMDAT groups':

@@ -12,7 +12,12 @@
 //! hook that runs before its symbols become ready.
 //!
 //! Externals not defined in the dylib's search order resolve from the host
-//! process (`dlsym`) last, as the system linker resolves against libc.
+//! process (`dlsym`) last, as the system linker resolves against libc, under
+//! the host's name for them: a Mach-O object's `_malloc` is `malloc` (the
+//! one place the format's prefix is dropped; see
+//! [`ObjectFormat::host_name`](super::ObjectFormat::host_name)). A dylib
+//! holds objects of one format: adding a Mach-O object to a dylib of ELF
+//! objects, or the reverse, is an error naming both objects.
 
 use super::batch::PreparedBatch;
 use super::format::{build_graph, Choices, Diagnostics};
@@ -119,6 +124,9 @@ struct LayerState {
     commons: FxHashMap<(u32, String), Common>,
     /// The COMMON definitions linked under each tracker.
     linked_commons: FxHashMap<ResourceKey, Vec<(u32, String)>>,
+    /// The object format of each dylib (the first object added to it
+    /// decides), and that object's name.
+    formats: FxHashMap<u32, (super::ObjectFormat, String)>,
     objects_linked: u64,
     code_bytes: u64,
     data_bytes: u64,
@@ -173,6 +181,32 @@ impl ObjectLinkingLayer {
         }
         let info = scan_object(name, &bytes)?;
         let dylib = tracker.dylib().id();
+        // One format per dylib: Mach-O names carry a prefix ELF names do
+        // not, so the two cannot resolve against each other.
+        {
+            let mut st = self.state.lock();
+            match st.formats.get(&dylib) {
+                Some((format, first)) if *format != info.format => {
+                    return Err(Error::new(
+                        ErrorCode::Unsupported,
+                        format!(
+                            "{}: cannot mix {} and {} objects in dylib {}: {} is {} (its C names carry {} prefix)",
+                            info.name,
+                            info.format.name(),
+                            format.name(),
+                            tracker.dylib().name(),
+                            first,
+                            format.name(),
+                            if format.symbol_prefix().is_empty() { "no" } else { "a `_`" },
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    st.formats.insert(dylib, (info.format, info.name.clone()));
+                }
+            }
+        }
         let symbols: Vec<(SymbolName, SymbolFlags)> = info
             .symbols
             .iter()
@@ -511,7 +545,9 @@ impl ObjectLinkingLayer {
                 return;
             }
         };
-        // What the JIT dylibs do not define comes from the host. A JIT
+        // What the JIT dylibs do not define comes from the host, under the
+        // host's name for it: a Mach-O object's `_malloc` is the Linux
+        // host's `malloc` (the one place the prefix is dropped). A JIT
         // symbol may be defined at 0 (absolute): those stay.
         let zeros: Vec<SymbolName> = names
             .iter()
@@ -530,10 +566,18 @@ impl ObjectLinkingLayer {
                 .collect(),
             _ => FxHashSet::default(),
         };
+        let format = batch.format();
         let mut resolved = vec![true; names.len()];
         for ((name, addr), ok) in names.iter().zip(addresses.iter_mut()).zip(&mut resolved) {
             if *addr == 0 && !defined_at_zero.contains(name) {
-                match self.host.address_of(name) {
+                let found = if format.symbol_prefix().is_empty() {
+                    self.host.address_of(name)
+                } else {
+                    format
+                        .host_name(name.as_str())
+                        .and_then(|n| self.host.address_of(&SymbolName::intern(n)))
+                };
+                match found {
                     Some(a) => *addr = a,
                     None => *ok = false,
                 }

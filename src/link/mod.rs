@@ -12,7 +12,8 @@
 //!   format-specific (sections and flags, binding and visibility, COMDAT,
 //!   COMMON, `__start_`/`__stop_`, init/fini arrays, TLS sections) and
 //!   their tables from raw relocation types to edge kinds:
-//!   `format/elf/{reader.rs, mod.rs, x86_64.rs}`.
+//!   `format/elf/{reader.rs, mod.rs, x86_64.rs}`,
+//!   `format/macho/{reader.rs, mod.rs, eh_frame.rs, x86_64.rs}`.
 //! - `arch/`: **architectures** own the neutral edge vocabulary's fields,
 //!   fixup writers on byte slices, GOT and stub contents, relaxations and
 //!   instruction-cache maintenance: `arch/{mod.rs, x86_64.rs}`.
@@ -318,11 +319,51 @@ pub struct DefinedSymbol {
     pub align: u64,
 }
 
+/// The file format of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectFormat {
+    /// ELF (Linux and most Unix systems).
+    Elf,
+    /// Mach-O (macOS): C names carry a leading underscore (`_main`).
+    MachO,
+}
+
+impl ObjectFormat {
+    /// A human-readable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectFormat::Elf => "ELF",
+            ObjectFormat::MachO => "Mach-O",
+        }
+    }
+
+    /// The prefix the format's C names carry: `_` for Mach-O (`_main` for
+    /// C `main`), none for ELF. Names inside the JIT are the object's own;
+    /// resolving against a host whose symbols carry no prefix (Linux)
+    /// drops it, as `dlsym` adds it on macOS.
+    pub fn symbol_prefix(self) -> &'static str {
+        match self {
+            ObjectFormat::Elf => "",
+            ObjectFormat::MachO => "_",
+        }
+    }
+
+    /// The host's name for `name`, an object's symbol of this format:
+    /// without the format's prefix on a host whose C names have none
+    /// (Linux). `None` when `name` lacks the prefix (no C symbol of the
+    /// host can match it).
+    pub fn host_name(self, name: &str) -> Option<&str> {
+        name.strip_prefix(self.symbol_prefix())
+    }
+}
+
 /// What [`scan_object`] learns about an object at add time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
     /// The object's name, as given.
     pub name: String,
+    /// Its file format.
+    pub format: ObjectFormat,
     /// The non-local symbols it defines.
     pub symbols: Vec<DefinedSymbol>,
     /// The signatures of its COMDAT groups. When the same signature is
@@ -335,9 +376,10 @@ pub struct ObjectInfo {
 /// Reads an object's symbol table (and COMDAT group signatures) only, to
 /// define its symbols at add time. Validates the header (ELF64 x86-64
 /// relocatable; another machine is `Unsupported` naming it) and the symbol
-/// table's bounds. An LTO object (`gcc -flto` GIMPLE, `clang -flto` LLVM
-/// bitcode) is `Unsupported`, naming the fix (compile without `-flto`, or
-/// with `-ffat-lto-objects`).
+/// table's bounds. Mach-O x86-64 objects (`MH_OBJECT`) are read the same
+/// way. An LTO object (`gcc -flto` GIMPLE, `clang -flto` LLVM bitcode) is
+/// `Unsupported`, naming the fix (compile without `-flto`, or with
+/// `-ffat-lto-objects`).
 pub fn scan_object(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
     format::scan(name, bytes)
 }

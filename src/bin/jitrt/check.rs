@@ -151,7 +151,7 @@ impl Checker {
     /// The address of `name` in the shared libraries (in order) or the
     /// process.
     fn host(&self, name: &str) -> Option<u64> {
-        let n = SymbolName::intern(name);
+        let n = self.host_symbol(name)?;
         self.gens
             .iter()
             .find_map(|(_, g)| match g {
@@ -159,6 +159,17 @@ impl Checker {
                 Gen::Archive { .. } => None,
             })
             .or_else(|| self.process.address_of(&n))
+    }
+
+    /// The host's name for an object's symbol: without the underscore of
+    /// Mach-O inputs (`_printf` is `printf`); `None` when it cannot be a
+    /// host symbol.
+    fn host_symbol(&self, name: &str) -> Option<SymbolName> {
+        let format = self.objs.first().map(|o| o.info.format);
+        match format {
+            Some(f) if !f.symbol_prefix().is_empty() => f.host_name(name).map(SymbolName::intern),
+            _ => Some(SymbolName::intern(name)),
+        }
     }
 
     /// Resolves every object's needs, pulling archive members (whose needs
@@ -177,7 +188,7 @@ impl Checker {
                 if self.defs.contains_key(&n) {
                     continue;
                 }
-                let sym = SymbolName::intern(&n);
+                let sym = self.host_symbol(&n);
                 let mut pull = None;
                 let mut found = false;
                 for (gi, (_, g)) in self.gens.iter_mut().enumerate() {
@@ -192,7 +203,7 @@ impl Checker {
                             }
                         }
                         Gen::Library(h) => {
-                            if h.address_of(&sym).is_some() {
+                            if sym.as_ref().is_some_and(|s| h.address_of(s).is_some()) {
                                 found = true;
                                 break;
                             }
@@ -214,7 +225,11 @@ impl Checker {
                         }
                     }
                 }
-                if !found && self.process.address_of(&sym).is_none() {
+                if !found
+                    && sym
+                        .as_ref()
+                        .is_none_or(|s| self.process.address_of(s).is_none())
+                {
                     undefined.insert(n);
                 }
             }
@@ -348,7 +363,10 @@ pub fn check(o: &Options) -> Result<u8, Fail> {
     ));
     let undefined = c.resolve();
     if let Some(entry) = &o.entry {
-        if !c.defs.contains_key(entry) {
+        // Mach-O inputs name C functions with a leading underscore.
+        let prefix = c.objs.first().map_or("", |o| o.info.format.symbol_prefix());
+        let entry = format!("{prefix}{entry}");
+        if !c.defs.contains_key(&entry) {
             c.problems.push(format!(
                 "entry point `{entry}` is not defined by the inputs"
             ));

@@ -4,7 +4,7 @@ use crate::explain;
 use crate::inputs::{self, Item, TempDir};
 use crate::{Fail, Options};
 use jitrt::link::host::HostSymbolGenerator;
-use jitrt::link::{program, scan_object, ObjectLinkingLayer};
+use jitrt::link::{program, scan_object, Archive, MemberId, ObjectFormat, ObjectLinkingLayer};
 use jitrt::orc::{
     DefinitionGenerator, ErrorCode, JITDylib, ResourceTracker, Session, SessionOptions,
     SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState,
@@ -100,13 +100,46 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Opens the shared libraries once (they stay loaded for the session).
-fn open_libraries(items: &[Item]) -> Result<Vec<Option<Arc<HostSymbolGenerator>>>, Fail> {
+/// The object format of the inputs: the first object's (or first archive
+/// member's). Mach-O objects name C `main` `_main`; one dylib never mixes
+/// formats (the layer refuses it, naming both objects).
+fn inputs_format(items: &[Item]) -> ObjectFormat {
+    for it in items {
+        match it {
+            Item::Object { name, bytes } => {
+                if let Ok(info) = scan_object(name, bytes) {
+                    return info.format;
+                }
+            }
+            Item::Archive { path } => {
+                let Ok(a) = Archive::open(path) else { continue };
+                for m in 0..a.member_count() {
+                    let id = MemberId(m as u32);
+                    let (Some(bytes), Some(name)) = (a.member_bytes(id), a.member_name(id)) else {
+                        continue;
+                    };
+                    if let Ok(info) = scan_object(name, &bytes) {
+                        return info.format;
+                    }
+                }
+            }
+            Item::Library { .. } => {}
+        }
+    }
+    ObjectFormat::Elf
+}
+
+/// Opens the shared libraries once (they stay loaded for the session),
+/// serving objects of `format` (Mach-O `_sin` is the library's `sin`).
+fn open_libraries(
+    items: &[Item],
+    format: ObjectFormat,
+) -> Result<Vec<Option<Arc<HostSymbolGenerator>>>, Fail> {
     items
         .iter()
         .map(|it| match it {
             Item::Library { name, path } => HostSymbolGenerator::open(path)
-                .map(|g| Some(Arc::new(g)))
+                .map(|g| Some(Arc::new(g.for_format(format))))
                 .map_err(|e| Fail::new(format!("{name}: {}", e.message()))),
             _ => Ok(None),
         })
@@ -116,6 +149,7 @@ fn open_libraries(items: &[Item]) -> Result<Vec<Option<Arc<HostSymbolGenerator>>
 /// Adds every input under a new tracker and links: every symbol of every
 /// object given is looked up (so each is linked, as a static linker
 /// includes every object), then the entry point.
+#[allow(clippy::too_many_arguments)]
 fn link_once(
     session: &Session,
     layer: &Arc<ObjectLinkingLayer>,
@@ -124,6 +158,7 @@ fn link_once(
     libs: &[Option<Arc<HostSymbolGenerator>>],
     entry: &str,
     lib_dirs: &[String],
+    format: ObjectFormat,
 ) -> Result<Linked, Fail> {
     let t = Instant::now();
     let tracker = dylib.create_tracker()?;
@@ -133,7 +168,7 @@ fn link_once(
     let result = (|| -> Result<(), Fail> {
         // Weak: a program that defines its own `exit` keeps it.
         tracker.define_absolute(&[(
-            SymbolName::intern("exit"),
+            SymbolName::intern(&format!("{}exit", format.symbol_prefix())),
             program_exit as *const () as usize as u64,
             SymbolFlags::EXPORTED | SymbolFlags::CALLABLE | SymbolFlags::WEAK,
         )])?;
@@ -189,7 +224,7 @@ fn link_once(
             if e.code() == ErrorCode::SymbolNotFound {
                 Fail::new(format!(
                     "entry point `{entry}` is not defined by the inputs{}",
-                    if entry == "main" {
+                    if entry == format!("{}main", format.symbol_prefix()) {
                         " (use --entry to call another function)"
                     } else {
                         ""
@@ -240,7 +275,15 @@ pub fn run(o: &Options) -> Result<u8, Fail> {
     // Objects are in memory now; nothing is left behind if main exits.
     drop(tmp);
     let items = loaded.items;
-    let entry = o.entry.as_deref().unwrap_or("main");
+    // Mach-O inputs name C functions with a leading underscore: `main`
+    // (and `--entry go`) is `_main` (`_go`) there.
+    let format = inputs_format(&items);
+    let entry = format!(
+        "{}{}",
+        format.symbol_prefix(),
+        o.entry.as_deref().unwrap_or("main")
+    );
+    let entry = entry.as_str();
     let argv0 = o.inputs().next().unwrap_or("jitrt").to_string();
     let argv: Vec<CString> = std::iter::once(argv0.as_str())
         .chain(o.program_args.iter().map(String::as_str))
@@ -262,13 +305,22 @@ pub fn run(o: &Options) -> Result<u8, Fail> {
     });
     let layer = ObjectLinkingLayer::of(&session)?;
     let dylib = session.create_dylib("main")?;
-    let libs = open_libraries(&items)?;
+    let libs = open_libraries(&items, format)?;
     let repeat = o.repeat.unwrap_or(1);
     let rss_before = rss_kib();
     let mut rss_first = None;
     let mut status = 0;
     for i in 0..repeat {
-        let linked = link_once(&session, &layer, &dylib, &items, &libs, entry, &o.lib_dirs)?;
+        let linked = link_once(
+            &session,
+            &layer,
+            &dylib,
+            &items,
+            &libs,
+            entry,
+            &o.lib_dirs,
+            format,
+        )?;
         if o.stats && i == 0 {
             let s = session.stats();
             eprintln!(

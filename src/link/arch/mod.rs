@@ -118,6 +118,10 @@ pub enum Formula {
     /// `GT + A - P`, `GT` the address of a GOT entry holding the target's
     /// offset from the thread pointer: initial exec.
     ThreadPointerOffsetGotRelative,
+    /// `S + A - B`: the difference of two symbols' addresses, `B` the
+    /// edge's subtrahend (Mach-O `SUBTRACTOR` + `UNSIGNED` pairs; see
+    /// `LinkGraph::subtrahend`).
+    Difference,
 }
 
 impl Formula {

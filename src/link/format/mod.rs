@@ -8,9 +8,10 @@
 
 pub(crate) mod elf;
 mod lto;
+pub(crate) mod macho;
 
 use super::graph::LinkGraph;
-use super::{LinkError, ObjectBytes, ObjectInfo};
+use super::{LinkError, ObjectBytes, ObjectFormat, ObjectInfo};
 
 /// What the caller decides for an object's definitions while its graph is
 /// built.
@@ -71,11 +72,27 @@ pub(crate) fn build_graph(
     diag: &mut Diagnostics,
 ) -> Result<LinkGraph, LinkError> {
     lto::check(name, bytes.as_slice())?;
-    elf::build(name, bytes, choices, diag)
+    match format_of(bytes.as_slice()) {
+        ObjectFormat::MachO => macho::build(name, bytes, choices, diag),
+        ObjectFormat::Elf => elf::build(name, bytes, choices, diag),
+    }
 }
 
 /// Reads an object's symbol table (and COMDAT group signatures) only.
 pub(crate) fn scan(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
     lto::check(name, bytes.as_slice())?;
-    elf::reader::scan(name, bytes.as_slice())
+    match format_of(bytes.as_slice()) {
+        ObjectFormat::MachO => macho::reader::scan(name, bytes.as_slice()),
+        ObjectFormat::Elf => elf::reader::scan(name, bytes.as_slice()),
+    }
+}
+
+/// The format an object's magic number says; anything that is not Mach-O
+/// goes to the ELF reader, whose errors name a bad magic.
+pub(crate) fn format_of(data: &[u8]) -> ObjectFormat {
+    if macho::reader::is_macho(data) {
+        ObjectFormat::MachO
+    } else {
+        ObjectFormat::Elf
+    }
 }

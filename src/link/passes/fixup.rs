@@ -57,7 +57,9 @@ pub(crate) fn apply(
             .addr
             .checked_sub(base)
             .ok_or_else(|| internal("block outside the batch"))?;
-        for edge in &g.edges[block.edges.start as usize..block.edges.end as usize] {
+        for (index, edge) in (block.edges.start..)
+            .zip(&g.edges[block.edges.start as usize..block.edges.end as usize])
+        {
             let kind = edge.kind;
             if kind.formula == Formula::None {
                 continue;
@@ -177,6 +179,12 @@ pub(crate) fn apply(
                         let _ = tp;
                         i128::from(g.address(entry)) + a - p
                     }
+                }
+                Formula::Difference => {
+                    let b = g
+                        .subtrahend(index)
+                        .ok_or_else(|| internal("difference edge without a subtrahend"))?;
+                    s + a - i128::from(g.address(b))
                 }
             };
             let field = (block_at + edge.offset) as usize;

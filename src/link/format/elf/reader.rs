@@ -414,6 +414,7 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
     let comdat_groups = groups.into_iter().map(|g| g.signature.to_owned()).collect();
     Ok(ObjectInfo {
         name: name.to_owned(),
+        format: crate::link::ObjectFormat::Elf,
         symbols,
         comdat_groups,
     })

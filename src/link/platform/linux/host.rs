@@ -4,6 +4,7 @@
 //! Found symbols are defined as absolute, exported symbols under the dylib's
 //! default tracker, as LLVM's `DynamicLibrarySearchGenerator` does.
 
+use crate::link::ObjectFormat;
 use crate::orc::{
     DefinitionGenerator, Error, ErrorCode, JITDylib, Result, SymbolFlags, SymbolName,
 };
@@ -14,6 +15,9 @@ pub struct HostSymbolGenerator {
     handle: *mut c_void,
     /// Whether `handle` came from `dlopen` (and must be closed).
     opened: bool,
+    /// The format of the objects it serves: a Mach-O dylib asks for
+    /// `_sin`, which is the host's `sin`.
+    format: ObjectFormat,
 }
 
 // SAFETY: a dlopen handle is a process-global token that the dl* functions
@@ -42,6 +46,7 @@ impl HostSymbolGenerator {
         HostSymbolGenerator {
             handle: libc::RTLD_DEFAULT,
             opened: false,
+            format: ObjectFormat::Elf,
         }
     }
 
@@ -61,7 +66,16 @@ impl HostSymbolGenerator {
         Ok(HostSymbolGenerator {
             handle,
             opened: true,
+            format: ObjectFormat::Elf,
         })
+    }
+
+    /// Serves a dylib of `format`'s objects: names are looked up under the
+    /// host's name for them ([`ObjectFormat::host_name`]: `_sin` is `sin`
+    /// for Mach-O objects on Linux) and defined under the asked name.
+    pub fn for_format(mut self, format: ObjectFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// The address of `name`, if the host has it.
@@ -125,7 +139,12 @@ impl DefinitionGenerator for HostSymbolGenerator {
         let found: Vec<(SymbolName, u64, SymbolFlags)> = names
             .iter()
             .filter_map(|n| {
-                self.address_of(n)
+                let host = match self.format.host_name(n.as_str()) {
+                    Some(h) if h.len() == n.as_str().len() => Some(n.clone()),
+                    Some(h) => Some(SymbolName::intern(h)),
+                    None => None,
+                };
+                host.and_then(|h| self.address_of(&h))
                     .map(|a| (n.clone(), a, SymbolFlags::EXPORTED | SymbolFlags::CALLABLE))
             })
             .collect();

@@ -1,0 +1,814 @@
+//! Mach-O relocatable objects (x86-64) into the link graph.
+//!
+//! - **Sections**: code (`__TEXT,__text` and any section with instructions),
+//!   read-only data (the `__TEXT` segment: `__cstring`, `__literal4/8/16`,
+//!   `__const`, `__gcc_except_tab`; and `__DATA_CONST`), data (`__DATA`:
+//!   `__data`, `__const`...), zero-fill (`__bss`, `__common`),
+//!   `__mod_init_func`/`__mod_term_func` as initializer and finalizer
+//!   arrays (in object order), and `__eh_frame` as DWARF CFI, registered
+//!   with the rest of the batch's unwind information. Its FDE pointers,
+//!   which Mach-O leaves without relocations, become edges
+//!   (`eh_frame.rs`). Not loaded: debug sections (`S_ATTR_DEBUG`,
+//!   `__DWARF`), `__LD,__compact_unwind` (Apple's compact unwind, which
+//!   only the Darwin unwinder reads: on Linux the unwinder takes the DWARF
+//!   CFI of `__eh_frame`, which clang and zig also emit for x86-64 code
+//!   that throws or needs it; a Darwin platform module would register it)
+//!   and `__LLVM`. Thread-local variables (`__thread_vars`, `__thread_data`,
+//!   `__thread_bss`, `X86_64_RELOC_TLV`) are refused as `Unsupported`.
+//! - **Blocks**: one per section. `.subsections_via_symbols` allows a
+//!   linker to split sections at symbols (to drop or reorder them); linking
+//!   each section whole keeps every reference inside it valid without
+//!   relocations, which is all a JIT needs (nothing is dead-stripped).
+//! - **Symbols**: external (`N_EXT`), private extern (`N_PEXT`: visible in
+//!   the dylib, not exported), weak definitions (`N_WEAK_DEF`) and weak
+//!   references (`N_WEAK_REF`), common symbols (tentative definitions,
+//!   merged as ELF's COMMON), absolute (`N_ABS`) and local symbols;
+//!   alternate entries are ordinary symbols inside their section's block.
+//!   Names stay the object's own (`_main`); `___dso_handle`, `_atexit`
+//!   and `___cxa_atexit` are the linker's own, as their ELF namesakes.
+//! - **Relocations** through `x86_64.rs`, with their implicit addends read
+//!   from the field; `SUBTRACTOR` + `UNSIGNED` pairs become one
+//!   [`Formula::Difference`] edge. Non-extern relocations (by section
+//!   ordinal) refer to their section's start.
+
+pub(crate) mod eh_frame;
+pub(crate) mod reader;
+pub(crate) mod x86_64;
+
+use object::macho;
+use object::read::macho::Section as _;
+
+use self::reader::{MachObject, SymKind, LE};
+use self::x86_64::Relocation;
+use super::{Choices, Diagnostics};
+use crate::link::arch::{EdgeKind, Formula};
+use crate::link::graph::{
+    Block, Builtin, Content, Definition, Edge, External, FnArray, Global, LinkGraph, Name, Section,
+    SectionId, SectionKind, Span, Symbol, SymbolId,
+};
+use crate::link::passes::tables;
+use crate::link::platform;
+use crate::link::{LinkError, ObjectBytes, ObjectFormat};
+
+const NONE: u32 = u32::MAX;
+
+fn span_of(data: &[u8], part: &[u8]) -> Span {
+    let start = (part.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+    Span {
+        start: start as u32,
+        len: part.len() as u32,
+    }
+}
+
+/// A little-endian signed field of `size` bytes (4 or 8) at `off`.
+fn read_signed(bytes: &[u8], off: u64, size: u8) -> Option<i64> {
+    let at = usize::try_from(off).ok()?;
+    let b = bytes.get(at..at.checked_add(usize::from(size))?)?;
+    Some(match size {
+        4 => i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        8 => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            i64::from_le_bytes(a)
+        }
+        _ => return None,
+    })
+}
+
+/// Builds the graph of the Mach-O object `bytes`.
+pub(crate) fn build(
+    name: &str,
+    bytes: &ObjectBytes,
+    choices: &Choices<'_>,
+    diag: &mut Diagnostics,
+) -> Result<LinkGraph, LinkError> {
+    let data = bytes.as_slice();
+    let obj = reader::parse(name, data)?;
+    let mut g = LinkGraph::new(name, bytes.clone(), obj.arch);
+    g.format = ObjectFormat::MachO;
+    let n = obj.sections.len();
+    let mut b = Builder {
+        name,
+        data,
+        obj,
+        g,
+        section_of: vec![NONE; n],
+        section_symbol: vec![NONE; n],
+        zero_symbol: None,
+    };
+    b.sections()?;
+    b.symbols(choices, diag)?;
+    b.relocations(diag)?;
+    tables::build(&mut b.g)?;
+    Ok(b.g)
+}
+
+struct Builder<'a> {
+    name: &'a str,
+    data: &'a [u8],
+    obj: MachObject<'a>,
+    g: LinkGraph,
+    /// Per Mach-O section (0-based): its graph section (and block), or NONE.
+    section_of: Vec<u32>,
+    /// Per Mach-O section: a symbol at its start, or NONE.
+    section_symbol: Vec<SymbolId>,
+    /// A symbol whose value is 0 (for `__eh_frame` pointers to nothing
+    /// loaded).
+    zero_symbol: Option<SymbolId>,
+}
+
+/// What a section holds, by its segment, type and attributes; `None` when
+/// it is not loaded.
+fn classify(
+    segname: &[u8],
+    sectname: &[u8],
+    flags: u32,
+) -> Result<Option<SectionKind>, &'static str> {
+    let ty = macho::SectionType((flags & macho::SECTION_TYPE) as u8);
+    if flags & macho::S_ATTR_DEBUG.0 != 0 || matches!(segname, b"__DWARF" | b"__LD" | b"__LLVM") {
+        return Ok(None);
+    }
+    match ty {
+        macho::S_THREAD_LOCAL_REGULAR
+        | macho::S_THREAD_LOCAL_ZEROFILL
+        | macho::S_THREAD_LOCAL_VARIABLES
+        | macho::S_THREAD_LOCAL_VARIABLE_POINTERS
+        | macho::S_THREAD_LOCAL_INIT_FUNCTION_POINTERS => {
+            return Err(
+                "thread-local variables (Mach-O TLV sections) are not supported for \
+                 Mach-O objects yet",
+            )
+        }
+        macho::S_NON_LAZY_SYMBOL_POINTERS
+        | macho::S_LAZY_SYMBOL_POINTERS
+        | macho::S_LAZY_DYLIB_SYMBOL_POINTERS
+        | macho::S_SYMBOL_STUBS
+        | macho::S_INTERPOSING
+        | macho::S_DTRACE_DOF
+        | macho::S_INIT_FUNC_OFFSETS => {
+            return Err(
+                "a section type (symbol pointers, stubs, interposing, DTrace, \
+                 init offsets) that relocatable objects from clang and zig do not use",
+            )
+        }
+        _ => {}
+    }
+    if sectname == b"__eh_frame" {
+        return Ok(Some(SectionKind::EhFrame));
+    }
+    if matches!(ty, macho::S_ZEROFILL | macho::S_GB_ZEROFILL) {
+        return Ok(Some(SectionKind::Zero));
+    }
+    if flags & (macho::S_ATTR_PURE_INSTRUCTIONS.0 | macho::S_ATTR_SOME_INSTRUCTIONS.0) != 0 {
+        return Ok(Some(SectionKind::Code));
+    }
+    if matches!(
+        ty,
+        macho::S_MOD_INIT_FUNC_POINTERS | macho::S_MOD_TERM_FUNC_POINTERS
+    ) {
+        // Relocated, then read once: writable like ELF's arrays.
+        return Ok(Some(SectionKind::Data));
+    }
+    if matches!(segname, b"__TEXT" | b"__DATA_CONST") {
+        return Ok(Some(SectionKind::ReadOnly));
+    }
+    Ok(Some(SectionKind::Data))
+}
+
+impl Builder<'_> {
+    fn malformed(&self, what: impl std::fmt::Display) -> LinkError {
+        LinkError::malformed(self.name, what)
+    }
+
+    /// The loaded sections, one block each.
+    fn sections(&mut self) -> Result<(), LinkError> {
+        let name = self.name;
+        let page = platform::page_size() as u64;
+        for i in 0..self.obj.sections.len() {
+            let s = self.obj.sections[i];
+            let flags = s.flags(LE).0;
+            let segname = reader::fixed_name(&s.segname);
+            let sectname = reader::fixed_name(&s.sectname);
+            let display = self.obj.section_display(i);
+            let kind = match classify(segname, sectname, flags) {
+                Ok(Some(k)) => k,
+                Ok(None) => continue,
+                Err(why) => {
+                    return Err(LinkError::unsupported(
+                        name,
+                        format!("section {display}: {why}"),
+                    ))
+                }
+            };
+            let align_log = s.align(LE);
+            if align_log >= 32 {
+                return Err(self.malformed(format!(
+                    "section {display}: alignment 2^{align_log} is too large"
+                )));
+            }
+            let align = 1u64 << align_log;
+            if align > page {
+                return Err(LinkError::unsupported(
+                    name,
+                    format!("section {display}: alignment {align} exceeds the page size"),
+                ));
+            }
+            let size = s.size(LE);
+            let content = if kind == SectionKind::Zero {
+                Content::Zero
+            } else {
+                let bytes = self.obj.section_data(name, i)?;
+                if u32::try_from(bytes.len()).is_err() {
+                    return Err(LinkError::unsupported(
+                        name,
+                        format!("section {display} is larger than 4 GiB"),
+                    ));
+                }
+                Content::Object(span_of(self.data, bytes))
+            };
+            if kind == SectionKind::Zero && u32::try_from(size).is_err() {
+                return Err(LinkError::unsupported(
+                    name,
+                    format!("section {display} is larger than 4 GiB"),
+                ));
+            }
+            if kind == SectionKind::EhFrame {
+                let bytes = self.obj.section_data(name, i)?;
+                platform::validate_eh_frame(bytes)
+                    .map_err(|e| self.malformed(format!("section {display}: {e}")))?;
+            }
+            let id = self.g.sections.len() as SectionId;
+            let ty = macho::SectionType((flags & macho::SECTION_TYPE) as u8);
+            if matches!(
+                ty,
+                macho::S_MOD_INIT_FUNC_POINTERS | macho::S_MOD_TERM_FUNC_POINTERS
+            ) {
+                if !size.is_multiple_of(8) {
+                    return Err(self.malformed(format!(
+                        "section {display}: size {size} is not a multiple of 8"
+                    )));
+                }
+                self.g.arrays.push(FnArray {
+                    section: id,
+                    priority: 65536,
+                    reversed: false,
+                    fini: ty == macho::S_MOD_TERM_FUNC_POINTERS,
+                });
+            }
+            self.section_of[i] = id;
+            let block = self.g.blocks.len() as u32;
+            self.g.blocks.push(Block {
+                section: id,
+                content,
+                size,
+                align: if kind == SectionKind::EhFrame {
+                    align.max(4)
+                } else {
+                    align
+                },
+                section_offset: 0,
+                edges: 0..0,
+                addr: 0,
+                tls_offset: 0,
+            });
+            self.g.sections.push(Section {
+                name: Name::Object(span_of(self.data, sectname)),
+                // Debugger images are ELF-only for now (see `debug/`).
+                index: 0,
+                kind,
+                in_group: false,
+                blocks: block..block + 1,
+            });
+        }
+        Ok(())
+    }
+
+    fn symbols(&mut self, choices: &Choices<'_>, diag: &mut Diagnostics) -> Result<(), LinkError> {
+        let name = self.name;
+        let nsym = self.obj.symbols.len();
+        let page = platform::page_size() as u64;
+        // Graph symbol i is the object's symbol i; the linker's own come
+        // after them.
+        self.g.symbols = vec![Symbol::new(Name::Linker(""), Definition::Null, 0); nsym];
+        let mut commons: Vec<(SymbolId, u64, u64)> = Vec::new();
+        for i in 0..nsym {
+            let sym = &self.obj.symbols[i];
+            let kind = match self.obj.symbol_kind(name, i, sym) {
+                Ok(k) => k,
+                Err(e) => {
+                    diag.report(e)?;
+                    continue;
+                }
+            };
+            let raw_name = self.obj.symbol_name_bytes(sym);
+            self.g.symbols[i] = Symbol::new(
+                Name::Object(span_of(self.data, raw_name)),
+                Definition::Null,
+                i as u32,
+            );
+            let si = i as SymbolId;
+            let external = reader::is_external(sym);
+            let definition = match kind {
+                SymKind::Stab => continue,
+                SymKind::Unsupported(what) => {
+                    diag.report(LinkError::unsupported(
+                        name,
+                        format!("symbol `{}` is {what}", self.obj.symbol_display(i)),
+                    ))?;
+                    continue;
+                }
+                SymKind::Undefined => {
+                    if !external {
+                        continue;
+                    }
+                    let n = match self.obj.symbol_name(name, i, sym) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            diag.report(e)?;
+                            continue;
+                        }
+                    };
+                    if n == "___dso_handle" {
+                        let (own, _) = self.g.ensure_dso_handle();
+                        self.g.symbols[i].definition = self.g.symbols[own as usize].definition;
+                    } else {
+                        self.make_external(si, n, reader::is_weak_ref(sym))?;
+                    }
+                    continue;
+                }
+                SymKind::Absolute(v) => Definition::Absolute(v),
+                SymKind::Common { size, align } => {
+                    if align > page {
+                        diag.report(self.malformed(format!(
+                            "common symbol `{}`: alignment {align} exceeds the page size",
+                            self.obj.symbol_display(i)
+                        )))?;
+                        continue;
+                    }
+                    commons.push((si, size, align));
+                    Definition::Null
+                }
+                SymKind::Section { index, value } => {
+                    let gs = self.section_of[index];
+                    if gs == NONE {
+                        self.g.symbols[i].definition = Definition::Unloaded;
+                        continue;
+                    }
+                    let s = self.obj.sections[index];
+                    let (addr, size) = (s.addr(LE), s.size(LE));
+                    let offset = value.wrapping_sub(addr);
+                    if value < addr || offset > size {
+                        diag.report(self.malformed(format!(
+                            "symbol `{}` at {value:#x} lies outside its section {} ({addr:#x}, {size} bytes)",
+                            self.obj.symbol_display(i),
+                            self.obj.section_display(index)
+                        )))?;
+                        continue;
+                    }
+                    let block = self.g.sections[gs as usize].blocks.start;
+                    Definition::Block { block, offset }
+                }
+            };
+            self.g.symbols[i].definition = definition;
+            if !external {
+                if matches!(kind, SymKind::Common { .. }) {
+                    commons.pop();
+                }
+                continue;
+            }
+            let n = match self.obj.symbol_name(name, i, sym) {
+                Ok(n) => n,
+                Err(e) => {
+                    diag.report(e)?;
+                    continue;
+                }
+            };
+            if n.is_empty() {
+                diag.report(self.malformed(format!("external symbol {i} has no name")))?;
+                continue;
+            }
+            let common = matches!(kind, SymKind::Common { .. });
+            if (choices.discarded)(n) {
+                if common {
+                    commons.pop();
+                }
+                self.make_external(si, n, reader::is_weak_def(sym))?;
+                continue;
+            }
+            if common {
+                if let (Some((size, align)), Some(c)) =
+                    ((choices.common_size)(n), commons.last_mut())
+                {
+                    if align.is_power_of_two() && align <= page {
+                        c.1 = c.1.max(size);
+                        c.2 = c.2.max(align);
+                    }
+                }
+                if let Some(c) = commons.last() {
+                    self.g.symbols[i].size = c.1;
+                }
+            }
+            self.g.globals.push(Global {
+                symbol: si,
+                name: span_of(self.data, n.as_bytes()),
+                flags: reader::symbol_flags(&self.obj, sym, kind),
+            });
+        }
+        if !commons.is_empty() {
+            self.common_blocks(&commons)?;
+        }
+        // A symbol at the start of each loaded section: the target of
+        // non-extern relocations.
+        for i in 0..self.obj.sections.len() {
+            let gs = self.section_of[i];
+            if gs == NONE {
+                continue;
+            }
+            let block = self.g.sections[gs as usize].blocks.start;
+            let id = self.g.symbols.len() as SymbolId;
+            self.g.symbols.push(Symbol::new(
+                Name::Linker(""),
+                Definition::Block { block, offset: 0 },
+                0,
+            ));
+            self.section_symbol[i] = id;
+        }
+        Ok(())
+    }
+
+    fn make_external(&mut self, si: SymbolId, n: &str, weak: bool) -> Result<(), LinkError> {
+        if n.is_empty() {
+            return Err(self.malformed(format!("symbol {si}: undefined symbol without a name")));
+        }
+        let ext = self.g.externals.len() as u32;
+        self.g.externals.push(External {
+            symbol: si,
+            name: span_of(self.data, n.as_bytes()),
+            weak,
+            builtin: ObjectFormat::MachO.host_name(n).and_then(Builtin::of),
+        });
+        self.g.symbols[si as usize].definition = Definition::External(ext);
+        Ok(())
+    }
+
+    /// A zero-fill block per kept common symbol.
+    fn common_blocks(&mut self, commons: &[(SymbolId, u64, u64)]) -> Result<(), LinkError> {
+        let id = self.g.sections.len() as SectionId;
+        let first = self.g.blocks.len() as u32;
+        let mut offset = 0u64;
+        for &(si, size, align) in commons {
+            offset = offset
+                .checked_next_multiple_of(align)
+                .ok_or_else(|| self.malformed("common symbols too large"))?;
+            let block = self.g.blocks.len() as u32;
+            self.g.blocks.push(Block {
+                section: id,
+                content: Content::Zero,
+                size,
+                align,
+                section_offset: offset,
+                edges: 0..0,
+                addr: 0,
+                tls_offset: 0,
+            });
+            offset = offset
+                .checked_add(size)
+                .ok_or_else(|| self.malformed("common symbols too large"))?;
+            self.g.symbols[si as usize].definition = Definition::Block { block, offset: 0 };
+        }
+        self.g.sections.push(Section {
+            name: Name::Linker("__common (tentative definitions)"),
+            index: 0,
+            kind: SectionKind::Zero,
+            in_group: false,
+            blocks: first..self.g.blocks.len() as u32,
+        });
+        Ok(())
+    }
+
+    /// The target of a relocation: an object symbol (extern) or a
+    /// section's start (by ordinal) with the section's address in the
+    /// object, which addends are relative to.
+    fn target(
+        &self,
+        rname: &str,
+        extern_: bool,
+        symbolnum: u32,
+        at: &str,
+    ) -> Result<(SymbolId, u64), LinkError> {
+        let n = symbolnum as usize;
+        if extern_ {
+            if n >= self.obj.symbols.len() {
+                return Err(self.malformed(format!(
+                    "{rname} at {at}: symbol index {n} out of range ({} symbols)",
+                    self.obj.symbols.len()
+                )));
+            }
+            return Ok((n as SymbolId, 0));
+        }
+        if n == 0 || n > self.obj.sections.len() {
+            return Err(self.malformed(format!(
+                "{rname} at {at}: section ordinal {n} out of range ({} sections)",
+                self.obj.sections.len()
+            )));
+        }
+        let sym = self.section_symbol[n - 1];
+        if sym == NONE {
+            return Err(self.malformed(format!(
+                "{rname} at {at} refers to section {}, which is not loaded",
+                self.obj.section_display(n - 1)
+            )));
+        }
+        Ok((sym, self.obj.sections[n - 1].addr(LE)))
+    }
+
+    /// Every relocation of a loaded section, as an edge of its block.
+    fn relocations(&mut self, diag: &mut Diagnostics) -> Result<(), LinkError> {
+        let name = self.name;
+        for i in 0..self.obj.sections.len() {
+            let gs = self.section_of[i];
+            if gs == NONE {
+                continue;
+            }
+            let relocs = self.obj.relocations(name, i)?;
+            let section = &self.g.sections[gs as usize];
+            let (kind, block) = (section.kind, section.blocks.start);
+            if relocs.is_empty() && kind != SectionKind::EhFrame {
+                continue;
+            }
+            let display = self.obj.section_display(i);
+            if kind == SectionKind::Zero {
+                return Err(self.malformed(format!("relocations for zero-fill section {display}")));
+            }
+            let content = self.obj.section_data(name, i)?;
+            let sec_addr = self.obj.sections[i].addr(LE);
+            let tsize = self.g.blocks[block as usize].size;
+            let is_code = kind == SectionKind::Code;
+            let mut edges: Vec<(Edge, Option<SymbolId>)> = Vec::with_capacity(relocs.len());
+            let mut k = 0;
+            while k < relocs.len() {
+                let info = relocs[k].info(LE);
+                k += 1;
+                let off = u64::from(info.r_address);
+                let at = format!("{display}+{off:#x}");
+                if info.r_address & macho::R_SCATTERED != 0 {
+                    diag.report(self.malformed(format!(
+                        "scattered relocation at {at} (not valid for x86-64)"
+                    )))?;
+                    continue;
+                }
+                let rel = x86_64::relocation(info.r_type, info.r_pcrel, info.r_length);
+                let (edge_kind, pc_bias, pair) = match rel {
+                    Relocation::Edge { kind, pc_bias } => (kind, pc_bias, None),
+                    Relocation::Subtractor(kind) => {
+                        // The pair's second half: UNSIGNED at the same
+                        // address, of the same length.
+                        let next = relocs.get(k).map(|r| r.info(LE));
+                        match next {
+                            Some(u)
+                                if u.r_type == macho::X86_64_RELOC_UNSIGNED
+                                    && u.r_address == info.r_address
+                                    && u.r_length == info.r_length
+                                    && !u.r_pcrel =>
+                            {
+                                k += 1;
+                                (kind, 0, Some((info, u)))
+                            }
+                            _ => {
+                                diag.report(self.malformed(format!(
+                                    "unpaired X86_64_RELOC_SUBTRACTOR at {at} (an \
+                                     X86_64_RELOC_UNSIGNED of the same address and length must follow)"
+                                )))?;
+                                continue;
+                            }
+                        }
+                    }
+                    Relocation::Unknown => {
+                        diag.report(LinkError::unsupported(
+                            name,
+                            format!("unknown relocation type {} at {at}", info.r_type.0),
+                        ))?;
+                        continue;
+                    }
+                    Relocation::Unsupported(rname, why) => {
+                        let against = if info.r_extern {
+                            format!(
+                                " (against `{}`)",
+                                self.obj.symbol_display(info.r_symbolnum as usize)
+                            )
+                        } else {
+                            String::new()
+                        };
+                        diag.report(LinkError::unsupported(
+                            name,
+                            format!("{rname} at {at}{against}: {why}"),
+                        ))?;
+                        continue;
+                    }
+                    Relocation::BadShape(rname, need) => {
+                        diag.report(self.malformed(format!(
+                            "{rname} at {at} with pcrel={} length={} ({need} expected)",
+                            u8::from(info.r_pcrel),
+                            1u32 << info.r_length
+                        )))?;
+                        continue;
+                    }
+                };
+                let size = edge_kind.field.size();
+                let Some(value) = read_signed(content, off, size)
+                    .filter(|_| off.checked_add(u64::from(size)).is_some_and(|e| e <= tsize))
+                else {
+                    diag.report(self.malformed(format!(
+                        "{} at {at} lies outside the section ({tsize} bytes)",
+                        edge_kind.name
+                    )))?;
+                    continue;
+                };
+                let built = match pair {
+                    Some((sub, unsigned)) => self
+                        .difference(edge_kind, sub, unsigned, value, &at)
+                        .map(|(e, b)| (Edge { offset: off, ..e }, Some(b))),
+                    None => self
+                        .single(
+                            edge_kind,
+                            pc_bias,
+                            info,
+                            value,
+                            sec_addr.wrapping_add(off),
+                            &at,
+                        )
+                        .map(|e| (Edge { offset: off, ..e }, None)),
+                };
+                let (edge, sub) = match built {
+                    Ok(x) => x,
+                    Err(e) => {
+                        diag.report(e)?;
+                        continue;
+                    }
+                };
+                let def = self.g.symbols[edge.target as usize].definition;
+                if matches!(def, Definition::External(_))
+                    && (edge_kind.formula == Formula::CallRelative
+                        || (edge_kind.formula == Formula::Relative && is_code))
+                {
+                    self.g.wants_stub.push(edge.target);
+                }
+                edges.push((edge, sub));
+            }
+            if kind == SectionKind::EhFrame {
+                self.eh_frame_edges(i, content, sec_addr, &mut edges)?;
+            }
+            for (edge, sub) in edges {
+                if let Some(b) = sub {
+                    self.g.subtrahends.push((self.g.edges.len() as u32, b));
+                }
+                self.g.push_edge(block, edge);
+            }
+        }
+        Ok(())
+    }
+
+    /// One relocation (not a pair): its target and addend from the field's
+    /// `value`; `place` is the field's address in the object.
+    fn single(
+        &self,
+        kind: &'static EdgeKind,
+        pc_bias: i64,
+        info: macho::RelocationInfo,
+        value: i64,
+        place: u64,
+        at: &str,
+    ) -> Result<Edge, LinkError> {
+        let (target, sec_addr) = self.target(kind.name, info.r_extern, info.r_symbolnum, at)?;
+        if !info.r_extern && kind.formula.needs_got_entry() {
+            return Err(self.malformed(format!(
+                "{} at {at} must name a symbol (r_extern = 0)",
+                kind.name
+            )));
+        }
+        let addend = match (info.r_pcrel, info.r_extern) {
+            // The field holds the addend less the 4 bytes to the field's
+            // end; for SIGNED_1/2/4 the assembler already took the
+            // immediate's bytes off.
+            (true, true) => value.wrapping_sub(4),
+            // The field holds the target's offset from the instruction's
+            // end (`pc_bias` after the field): relative to its section.
+            (true, false) => (place as i64)
+                .wrapping_add(pc_bias)
+                .wrapping_add(value)
+                .wrapping_sub(sec_addr as i64)
+                .wrapping_sub(pc_bias),
+            (false, true) => value,
+            // The field holds the target's address in the object.
+            (false, false) => value.wrapping_sub(sec_addr as i64),
+        };
+        Ok(Edge {
+            offset: 0,
+            kind,
+            target,
+            addend,
+        })
+    }
+
+    /// A `SUBTRACTOR` + `UNSIGNED` pair: `minuend - subtrahend + value`.
+    fn difference(
+        &self,
+        kind: &'static EdgeKind,
+        sub: macho::RelocationInfo,
+        unsigned: macho::RelocationInfo,
+        value: i64,
+        at: &str,
+    ) -> Result<(Edge, SymbolId), LinkError> {
+        let (b, b_base) = self.target(kind.name, sub.r_extern, sub.r_symbolnum, at)?;
+        let (a, a_base) = self.target(
+            "X86_64_RELOC_UNSIGNED",
+            unsigned.r_extern,
+            unsigned.r_symbolnum,
+            at,
+        )?;
+        // Non-extern halves were computed by the assembler from the
+        // sections' addresses in the object.
+        let addend = value
+            .wrapping_sub(a_base as i64)
+            .wrapping_add(b_base as i64);
+        Ok((
+            Edge {
+                offset: 0,
+                kind,
+                target: a,
+                addend,
+            },
+            b,
+        ))
+    }
+
+    /// Edges for the `__eh_frame` pointers the object leaves without
+    /// relocations (see `eh_frame.rs`).
+    fn eh_frame_edges(
+        &mut self,
+        i: usize,
+        content: &[u8],
+        sec_addr: u64,
+        edges: &mut Vec<(Edge, Option<SymbolId>)>,
+    ) -> Result<(), LinkError> {
+        let display = self.obj.section_display(i);
+        let pointers = eh_frame::implicit_pointers(content)
+            .map_err(|e| self.malformed(format!("section {display}: {e}")))?;
+        for p in pointers {
+            let offset = p.offset as u64;
+            if edges.iter().any(|(e, _)| e.offset == offset) {
+                continue;
+            }
+            let target = if p.pcrel {
+                sec_addr.wrapping_add(offset).wrapping_add(p.value as u64)
+            } else {
+                p.value as u64
+            };
+            let kind: &'static EdgeKind = match (p.pcrel, p.size) {
+                (true, 4) => &x86_64::EH_FRAME_DELTA32,
+                (true, 8) => &x86_64::EH_FRAME_DELTA64,
+                (false, 8) => &x86_64::EH_FRAME_POINTER64,
+                _ => continue,
+            };
+            // The loaded section that holds the target; none (code that
+            // was not loaded): the pointer becomes 0, an FDE for no code.
+            let found = (0..self.obj.sections.len()).find(|&t| {
+                let s = self.obj.sections[t];
+                let (a, n) = (s.addr(LE), s.size(LE));
+                self.section_symbol[t] != NONE && target >= a && target - a < n.max(1)
+            });
+            let (sym, addend) = match found {
+                Some(t) => (
+                    self.section_symbol[t],
+                    target.wrapping_sub(self.obj.sections[t].addr(LE)) as i64,
+                ),
+                // A pc-relative pointer to nothing loaded: `0 - P`, so the
+                // FDE starts at address 0 and covers no JIT code.
+                None if p.pcrel && p.size == 8 => (self.zero_symbol(), 0),
+                None => continue,
+            };
+            let edge = Edge {
+                offset,
+                kind,
+                target: sym,
+                addend,
+            };
+            edges.push((edge, None));
+        }
+        Ok(())
+    }
+
+    fn zero_symbol(&mut self) -> SymbolId {
+        if let Some(s) = self.zero_symbol {
+            return s;
+        }
+        let id = self.g.symbols.len() as SymbolId;
+        self.g.symbols.push(Symbol::new(
+            Name::Linker("(none)"),
+            Definition::Absolute(0),
+            0,
+        ));
+        self.zero_symbol = Some(id);
+        id
+    }
+}
