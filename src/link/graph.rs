@@ -161,6 +161,9 @@ pub(crate) struct Symbol {
     /// Its TLS index `{module, offset}`, for general-dynamic accesses and as
     /// its address for other objects.
     pub tls_index: Option<SymbolId>,
+    /// Its TLS descriptor `{resolver, argument}` (AArch64 `TLSDESC`
+    /// sequences).
+    pub tls_desc: Option<SymbolId>,
     /// Its address (or TLS offset), once known.
     pub value: u64,
     /// The object's symbol index (for messages; 0 for linker-made ones).
@@ -176,6 +179,7 @@ impl Symbol {
             got: None,
             stub: None,
             tls_index: None,
+            tls_desc: None,
             value: 0,
             index,
         }

@@ -19,6 +19,8 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
     let mut got_order: Vec<SymbolId> = Vec::new();
     let mut index_order: Vec<SymbolId> = Vec::new();
     let mut needs_module_index = false;
+    let mut wants_desc = vec![false; nsym];
+    let mut desc_order: Vec<SymbolId> = Vec::new();
     let want = |flags: &mut Vec<bool>, order: &mut Vec<SymbolId>, s: SymbolId| {
         if let Some(f) = flags.get_mut(s as usize) {
             if !*f {
@@ -34,8 +36,17 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             want(&mut wants_got, &mut got_order, e.target);
         }
         match f {
-            Formula::TlsIndexRelative => want(&mut wants_index, &mut index_order, e.target),
-            Formula::TlsModuleIndexRelative => needs_module_index = true,
+            Formula::TlsIndexRelative | Formula::TlsIndexPageRelative | Formula::TlsIndex => {
+                want(&mut wants_index, &mut index_order, e.target)
+            }
+            Formula::TlsModuleIndexRelative
+            | Formula::TlsModuleIndexPageRelative
+            | Formula::TlsModuleIndex => needs_module_index = true,
+            // A descriptor's argument is the target's TLS index.
+            Formula::TlsDescPageRelative | Formula::TlsDesc => {
+                want(&mut wants_desc, &mut desc_order, e.target);
+                want(&mut wants_index, &mut index_order, e.target);
+            }
             _ => {}
         }
     }
@@ -102,7 +113,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
 
     // Stubs: a jump through the target's GOT entry.
     if !stubs.is_empty() {
-        let (bytes, at, kind, addend) = g.arch.stub();
+        let (bytes, edges) = g.arch.stub();
         let contents = vec![bytes; stubs.len()];
         let sec = g.add_linker_section(".stubs", SectionKind::Code, 16, &contents);
         let first = g.sections[sec as usize].blocks.start;
@@ -113,15 +124,17 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
                 return Err(internal("stub without a GOT entry"));
             };
             g.symbols[target as usize].stub = Some(stub);
-            g.push_edge(
-                block,
-                Edge {
-                    offset: at,
-                    kind,
-                    target: entry,
-                    addend,
-                },
-            );
+            for &(offset, kind, addend) in edges {
+                g.push_edge(
+                    block,
+                    Edge {
+                        offset,
+                        kind,
+                        target: entry,
+                        addend,
+                    },
+                );
+            }
         }
     }
 
@@ -194,6 +207,37 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
                     addend: 0,
                 },
             );
+        }
+    }
+    // TLS descriptors: `{resolver, &TLS index}` per symbol; the resolver
+    // (the platform's) returns the variable's offset from the thread
+    // pointer.
+    if !desc_order.is_empty() {
+        let zeros = vec![[0u8; 16]; desc_order.len()];
+        let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
+        let sec = g.add_linker_section(".tlsdesc", SectionKind::ReadOnly, 16, &contents);
+        let first = g.sections[sec as usize].blocks.start;
+        let s = g.symbols.len() as SymbolId;
+        g.symbols.push(crate::link::graph::Symbol::new(
+            crate::link::graph::Name::Linker("TLS descriptor resolver (linker)"),
+            Definition::Absolute(platform::tlsdesc_resolver_address()),
+            0,
+        ));
+        for (k, &target) in desc_order.iter().enumerate() {
+            let block = first + k as u32;
+            let desc = g.add_block_symbol("TLS descriptor", block, 0);
+            g.symbols[target as usize].tls_desc = Some(desc);
+            for (offset, kind, to) in [(0, &arch::POINTER64, s), (8, &arch::TLS_INDEX64, target)] {
+                g.push_edge(
+                    block,
+                    Edge {
+                        offset,
+                        kind,
+                        target: to,
+                        addend: 0,
+                    },
+                );
+            }
         }
     }
     Ok(())
