@@ -90,6 +90,29 @@ pub(crate) fn page_align(n: usize) -> Option<usize> {
     n.checked_next_multiple_of(page_size())
 }
 
+/// Resident bytes of `len` bytes at `start` (page-aligned, inside the
+/// reservation), or `None` when the system refuses with `ENOMEM`.
+fn resident_in(start: usize, len: usize) -> Result<Option<usize>, LinkError> {
+    let page = page_size();
+    let mut vec = vec![0u8; len / page];
+    // SAFETY: (start, len) is a page-aligned part of our mapping; `vec` has
+    // one byte per page, as mincore requires.
+    let rc = unsafe {
+        libc::mincore(
+            start as *mut libc::c_void,
+            len,
+            vec.as_mut_ptr() as *mut libc::c_uchar,
+        )
+    };
+    if rc == 0 {
+        return Ok(Some(vec.iter().filter(|&&b| b & 1 != 0).count() * page));
+    }
+    if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOMEM) {
+        return Ok(None);
+    }
+    Err(os_error("mincore"))
+}
+
 /// A session's JIT memory. `Send + Sync`; shared through `Arc`.
 pub struct JitMemory {
     base: usize,
@@ -242,23 +265,28 @@ impl JitMemory {
     }
 
     /// Bytes of the reservation that are resident in RAM now (`mincore`).
+    ///
+    /// The kernel answers for the whole reservation at once. qemu-user
+    /// refuses `mincore` (`ENOMEM`) on ranges with `PROT_NONE` pages, which
+    /// it treats as unmapped: then only the allocated ranges are asked, and
+    /// free ones (`PROT_NONE`, their pages dropped) count as not resident,
+    /// which under emulation cannot be checked.
     pub fn resident_bytes(&self) -> Result<usize, LinkError> {
-        let page = page_size();
-        let pages = self.size / page;
-        let mut vec = vec![0u8; pages];
-        // SAFETY: (base, size) is our page-aligned mapping; `vec` has one
-        // byte per page, as mincore requires.
-        let rc = unsafe {
-            libc::mincore(
-                self.base as *mut libc::c_void,
-                self.size,
-                vec.as_mut_ptr() as *mut libc::c_uchar,
-            )
-        };
-        if rc != 0 {
-            return Err(os_error("mincore"));
+        if let Some(n) = resident_in(self.base, self.size)? {
+            return Ok(n);
         }
-        Ok(vec.iter().filter(|&&b| b & 1 != 0).count() * page)
+        let free = self.free.lock().clone();
+        let mut total = 0;
+        let mut at = self.base;
+        let end = self.base + self.size;
+        for (start, len) in free.into_iter().chain([(end, 0)]) {
+            if start > at {
+                total += resident_in(at, start - at)?
+                    .ok_or_else(|| os_error("mincore of an allocated range"))?;
+            }
+            at = at.max(start + len);
+        }
+        Ok(total)
     }
 
     /// Allocates `code_len + data_len` bytes (each page-aligned), code

@@ -352,8 +352,9 @@ std::arch::global_asm!(
     ".type jitrt_tlsdesc_resolver, %function",
     "jitrt_tlsdesc_resolver:",
     ".cfi_startproc",
-    "stp x29, x30, [sp, #-688]!",
+    "sub sp, sp, #688",
     ".cfi_def_cfa_offset 688",
+    "stp x29, x30, [sp]",
     ".cfi_offset x29, -688",
     ".cfi_offset x30, -680",
     "mov x29, sp",
@@ -417,7 +418,8 @@ std::arch::global_asm!(
     "ldp x13, x14, [sp, #112]",
     "ldp x15, x16, [sp, #128]",
     "ldp x17, x18, [sp, #144]",
-    "ldp x29, x30, [sp], #688",
+    "ldp x29, x30, [sp]",
+    "add sp, sp, #688",
     ".cfi_def_cfa_offset 0",
     "ret",
     ".cfi_endproc",
@@ -425,20 +427,25 @@ std::arch::global_asm!(
     get_addr = sym jitrt_tls_get_addr,
 );
 
-#[cfg(target_arch = "aarch64")]
-extern "C" {
-    /// The resolver above; never called from Rust (its convention is not
-    /// C's), only its address is taken.
-    fn jitrt_tlsdesc_resolver();
-}
-
 /// The address of the TLS descriptor resolver (0 where there is none:
 /// x86-64 code uses `__tls_get_addr` only).
 pub(crate) fn tlsdesc_resolver_address() -> u64 {
     #[cfg(target_arch = "aarch64")]
     {
-        let f: unsafe extern "C" fn() = jitrt_tlsdesc_resolver;
-        f as usize as u64
+        // The resolver's convention is not C's, so it has no Rust
+        // declaration; its address is taken in assembly.
+        let addr: u64;
+        // SAFETY: computes a PC-relative address into a register; touches
+        // no memory.
+        unsafe {
+            std::arch::asm!(
+                "adrp {0}, jitrt_tlsdesc_resolver",
+                "add {0}, {0}, :lo12:jitrt_tlsdesc_resolver",
+                out(reg) addr,
+                options(nomem, nostack, pure),
+            )
+        };
+        addr
     }
     #[cfg(not(target_arch = "aarch64"))]
     {
