@@ -246,3 +246,13 @@ pub fn rounds(n: usize) -> usize {
         .unwrap_or(1);
     (n / div).max(1)
 }
+
+/// Whether the tests run under an emulator (qemu-user, as cargo's runner
+/// for an aarch64 build). Its process's RSS includes its translation cache,
+/// which grows with every new piece of code it runs: RSS growth checks mean
+/// nothing there (the JIT memory's own accounting and `mincore` still do).
+pub fn emulated() -> bool {
+    TARGET_AARCH64
+        && std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER")
+            .is_ok_and(|r| r.contains("qemu"))
+}
