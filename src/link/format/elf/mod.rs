@@ -705,16 +705,28 @@ impl Builder<'_> {
             ));
         }
         match formula {
-            Formula::TlsIndexRelative if !is_tls_def && !matches!(def, Definition::External(_)) => {
+            Formula::TlsIndexRelative
+            | Formula::TlsIndexPageRelative
+            | Formula::TlsIndex
+            | Formula::TlsDescPageRelative
+            | Formula::TlsDesc
+                if !is_tls_def && !matches!(def, Definition::External(_)) =>
+            {
                 Err(self.malformed(format!(
                     "{rname} at {tname}+{off:#x} against `{}`, which is not thread-local",
                     self.obj.symbol_display(symi)
                 )))
             }
-            Formula::TlsModuleIndexRelative | Formula::DtpOffset if !has_tls => Err(self
-                .malformed(format!(
+            Formula::TlsModuleIndexRelative
+            | Formula::TlsModuleIndexPageRelative
+            | Formula::TlsModuleIndex
+            | Formula::DtpOffset
+                if !has_tls =>
+            {
+                Err(self.malformed(format!(
                     "{rname} at {tname}+{off:#x} in an object without TLS sections"
-                ))),
+                )))
+            }
             Formula::DtpOffset if !is_tls_def => Err(LinkError::unsupported(
                 self.name,
                 format!(
