@@ -38,7 +38,12 @@ static void compile(const char *name) {
   char src[512], obj[512];
   snprintf(src, sizeof src, "%s/%s.c", dir, name);
   snprintf(obj, sizeof obj, "%s/%s.o", dir, name);
-  run("cc -O2 -c %s -o %s", src, obj);
+  /* JITRT_TEST_CC: the compiler for the library's machine (the tests set
+   * it to aarch64-linux-gnu-gcc for an aarch64 build). */
+  const char *cc = getenv("JITRT_TEST_CC");
+  char fmt[320];
+  snprintf(fmt, sizeof fmt, "%s -O2 -c %%s -o %%s", cc && *cc ? cc : "cc");
+  run(fmt, src, obj);
 }
 
 static char *path_of(const char *name) {
@@ -207,10 +212,17 @@ int main(void) {
             JITRT_ERR_MALFORMED_OBJECT);
   uint8_t *arm = malloc(alen);
   memcpy(arm, abuf, alen);
+  /* The other machine than the library's: EM_AARCH64 or EM_X86_64. */
+#if defined(__aarch64__)
+  arm[18] = 62; /* EM_X86_64 */
+  const char *other = "x86-64";
+#else
   arm[18] = 183; /* EM_AARCH64 */
+  const char *other = "aarch64";
+#endif
   arm[19] = 0;
   CHECK_ERR_MSG(jitrt_tracker_add_object(tbad, arm, alen, "arm.o"), JITRT_ERR_UNSUPPORTED,
-                "aarch64");
+                other);
   free(arm);
   CHECK_ERR(jitrt_tracker_add_object_file(tbad, "/nonexistent/jitrt/x.o"), JITRT_ERR_IO);
   CHECK_ERR(jitrt_tracker_add_archive(tbad, path_of("a.o")), JITRT_ERR_MALFORMED_OBJECT);

@@ -7,7 +7,6 @@
 mod cc;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 fn c_test(name: &str) {
@@ -22,7 +21,14 @@ fn c_test(name: &str) {
     cc::build_exe(&sources, &exe, false, false);
     for threads in ["0", "4"] {
         let r = cc::run_ok_within(
-            Command::new(&exe).env("JITRT_TEST_THREADS", threads),
+            cc::run_target(&exe).env("JITRT_TEST_THREADS", threads).env(
+                "JITRT_TEST_CC",
+                if cc::TARGET_AARCH64 {
+                    "aarch64-linux-gnu-gcc"
+                } else {
+                    "cc"
+                },
+            ),
             Duration::from_secs(120),
             &format!("c_tests/{name}.c with {threads} threads"),
         );

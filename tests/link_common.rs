@@ -9,14 +9,13 @@ mod cc;
 use jitrt::link::ObjectLinkingLayer;
 use jitrt::orc::{ErrorCode, Session, SessionOptions};
 use std::path::PathBuf;
-use std::process::Command;
 
 fn object(dir: &std::path::Path, name: &str, source: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     let o = dir.join(format!("{name}.o"));
     std::fs::write(&c, source).unwrap();
     cc::run_ok(
-        Command::new("gcc")
+        cc::tool("gcc")
             .args(["-O2", "-fcommon", "-c", "-o"])
             .arg(&o)
             .arg(&c),

@@ -101,6 +101,29 @@ impl Jit {
 
 /// Every relocation kind the fixtures must exercise, by flag set.
 fn expected_relocations(flags: &[&str]) -> Vec<u32> {
+    if cc::TARGET_AARCH64 {
+        use object::elf::*;
+        // ABS16, PREL16, PREL32, ABS32, ABS64, PREL64 from feat_c's
+        // assembly; calls; then what the code model makes of addresses.
+        let mut v = vec![
+            R_AARCH64_ABS16,
+            R_AARCH64_PREL16,
+            R_AARCH64_PREL32,
+            R_AARCH64_ABS32,
+            R_AARCH64_ABS64,
+            R_AARCH64_PREL64,
+            R_AARCH64_CALL26,
+        ];
+        if flags.contains(&"-mcmodel=large") {
+            // gcc loads addresses from literal pools (ABS64); clang
+            // builds them with MOVZ/MOVK (see `orc_features`).
+        } else if flags.contains(&"-fno-pic") {
+            v.extend([R_AARCH64_ADR_PREL_PG_HI21, R_AARCH64_ADD_ABS_LO12_NC]);
+        } else {
+            v.extend([R_AARCH64_ADR_GOT_PAGE, R_AARCH64_LD64_GOT_LO12_NC]);
+        }
+        return v.into_iter().map(|t| t.0).collect();
+    }
     // 16, PC16, 8, PC8, PC64, SIZE32, SIZE64 come from feat_c's assembly.
     let mut v = vec![12, 13, 14, 15, 24, 32, 33];
     let pic = flags.contains(&"-fPIC");
@@ -134,7 +157,20 @@ fn orc_features(tag: &str, compiler: &str, flags: &[&str]) -> BTreeSet<u32> {
     }
     let names: Vec<String> = relocs.iter().map(|&t| reloc_name(t)).collect();
     eprintln!("{tag}: relocations {}", names.join(" "));
-    for t in expected_relocations(flags) {
+    let mut expected = expected_relocations(flags);
+    if cc::TARGET_AARCH64 && compiler.starts_with("clang") && flags.contains(&"-mcmodel=large") {
+        use object::elf::*;
+        expected.extend(
+            [
+                R_AARCH64_MOVW_UABS_G0_NC,
+                R_AARCH64_MOVW_UABS_G1_NC,
+                R_AARCH64_MOVW_UABS_G2_NC,
+                R_AARCH64_MOVW_UABS_G3,
+            ]
+            .map(|t| t.0),
+        );
+    }
+    for t in expected {
         assert!(
             relocs.contains(&t),
             "{tag}: the fixtures do not use {}",
@@ -420,6 +456,11 @@ fn far_host_symbols_through_stubs_and_got() {
             true,
         ),
     ] {
+        // aarch64 code reaches external data through the GOT unless
+        // -fno-pic (then with an ADRP, +-4 GiB, which cannot reach; small
+        // non-PIC code cannot take the far function's address either, see
+        // `linker_alone_far_symbols`).
+        let data_reaches = data_reaches || cc::TARGET_AARCH64;
         let objs = compile("gcc", &["feat_far.c", "feat_far_data.c"], flags, tag);
         let t = jit.tracker();
         jit.define(&t, "far_fn", far);
@@ -454,7 +495,12 @@ fn far_host_symbols_through_stubs_and_got() {
                     m.contains("far_data") && m.contains("feat_far_data"),
                     "{tag}: {e}"
                 );
-                assert!(m.contains("R_X86_64_PC32"), "{tag}: {e}");
+                let rname = if cc::TARGET_AARCH64 {
+                    "R_AARCH64_ADR_PREL_PG_HI21"
+                } else {
+                    "R_X86_64_PC32"
+                };
+                assert!(m.contains(rname), "{tag}: {e}");
             }
         }
         t.remove().unwrap();
@@ -483,7 +529,13 @@ fn thread_local_storage() {
         ("tls-pic", &["-O2", "-fPIC"][..]),
         ("tls-pic-large", &["-O2", "-fPIC", "-mcmodel=large"][..]),
         ("tls-O0", &["-O0"][..]),
+        // aarch64: the general-dynamic sequence calling __tls_get_addr
+        // (gcc's default there is TLS descriptors).
+        ("tls-pic-trad", &["-O2", "-fPIC", "-mtls-dialect=trad"][..]),
     ] {
+        if flags.contains(&"-mtls-dialect=trad") && !cc::TARGET_AARCH64 {
+            continue;
+        }
         let objs = compile("gcc", &["feat_tls.c"], flags, tag);
         let t = jit.tracker();
         jit.add_all(&t, &objs);
@@ -558,14 +610,9 @@ fn cpp_case(tag: &str, cxx: &str, flags: &[&str]) {
     let objects = compile(cxx, &["cpp_a.cpp", "cpp_b.cpp"], flags, tag);
     let dir = cc::scratch(&format!("link-features/{tag}"));
     let exe = dir.join("native");
-    cc::run_ok(
-        std::process::Command::new(cxx)
-            .args(&objects)
-            .arg("-o")
-            .arg(&exe),
-    );
+    cc::run_ok(cc::tool(cxx).args(&objects).arg("-o").arg(&exe));
     let native_out = dir.join("native.txt");
-    cc::run_ok(std::process::Command::new(&exe).arg(&native_out));
+    cc::run_ok(cc::run_target(&exe).arg(&native_out));
     let expected = std::fs::read_to_string(&native_out).unwrap();
     assert!(expected.contains("caught Custom -2"), "{expected}");
     assert!(expected.contains("trace +a+b") || expected.contains("trace +b+a"));
@@ -742,11 +789,15 @@ fn linker_alone_far_symbols() {
             PreparedObject::prepare(&memory, "feat_far_data.o", &inputs[1].1, &|_| false).unwrap();
         match p.link(&resolver) {
             Ok(linked) => {
-                assert_eq!(tag, "far-pic", "a far PC32 data reference must not link");
+                // aarch64 PIE code reaches far data through the GOT.
+                assert!(
+                    tag == "far-pic" || cc::TARGET_AARCH64,
+                    "{tag}: a far PC32 data reference must not link"
+                );
                 drop(linked);
             }
             Err(e) => {
-                assert_ne!(tag, "far-pic", "{e}");
+                assert!(tag != "far-pic" && !cc::TARGET_AARCH64, "{tag}: {e}");
                 assert_eq!(e.kind, LinkErrorKind::RelocationOutOfRange, "{e}");
                 assert!(
                     e.message.contains("far_data") && e.message.contains("feat_far_data.o"),
@@ -754,6 +805,24 @@ fn linker_alone_far_symbols() {
                 );
             }
         }
+    }
+    if cc::TARGET_AARCH64 {
+        // Small non-PIC code takes addresses with ADRP (+-4 GiB): a far one
+        // is out of range, and the error names the relocation.
+        let objs = compile(
+            "gcc",
+            &["feat_far_data.c"],
+            &["-O2", "-fno-pic"],
+            "far-nopic",
+        );
+        let bytes = ObjectBytes::map_file(&objs[0]).unwrap();
+        let p = PreparedObject::prepare(&memory, "feat_far_data.o", &bytes, &|_| false).unwrap();
+        let e = p.link(&resolver).unwrap_err();
+        assert_eq!(e.kind, LinkErrorKind::RelocationOutOfRange, "{e}");
+        assert!(
+            e.message.contains("far_data") && e.message.contains("R_AARCH64_ADR_PREL_PG_HI21"),
+            "{e}"
+        );
     }
     // An external nobody resolves.
     let objs = compile("gcc", &["feat_far.c"], &["-O2"], "far-pie");
@@ -813,6 +882,7 @@ fn fixtures_cover_the_relocation_kinds() {
     for (tag, flags) in [
         ("gcc-O0", &["-O0"][..]),
         ("gcc-O2", &["-O2"][..]),
+        ("gcc-nopic", &["-O2", "-fno-pic"][..]),
         ("gcc-pic-noplt", &["-O2", "-fPIC", "-fno-plt"][..]),
         ("gcc-pic-large", &["-O2", "-fPIC", "-mcmodel=large"][..]),
         (
@@ -828,6 +898,28 @@ fn fixtures_cover_the_relocation_kinds() {
     }
     // 64 PC32 PLT32 GOTPCREL 16 PC16 8 PC8 PC64 GOTOFF64 GOT64 GOTPC64
     // PLTOFF64 SIZE32 SIZE64 GOTPCRELX REX_GOTPCRELX
+    if cc::TARGET_AARCH64 {
+        use object::elf::*;
+        for t in [
+            R_AARCH64_ABS16,
+            R_AARCH64_ABS32,
+            R_AARCH64_ABS64,
+            R_AARCH64_PREL16,
+            R_AARCH64_PREL32,
+            R_AARCH64_PREL64,
+            R_AARCH64_CALL26,
+            R_AARCH64_JUMP26,
+            R_AARCH64_ADR_GOT_PAGE,
+            R_AARCH64_LD64_GOT_LO12_NC,
+            R_AARCH64_ADR_PREL_PG_HI21,
+            R_AARCH64_ADD_ABS_LO12_NC,
+            R_AARCH64_LDST32_ABS_LO12_NC,
+            R_AARCH64_LDST64_ABS_LO12_NC,
+        ] {
+            assert!(all.contains(&t.0), "no fixture uses {t:?}");
+        }
+        return;
+    }
     for t in [
         1, 2, 4, 9, 12, 13, 14, 15, 24, 25, 27, 29, 31, 32, 33, 41, 42,
     ] {

@@ -187,26 +187,30 @@ fn sqlite_cycles_keep_rss_flat() {
     }
     let warm = rss_bytes();
     let start = std::time::Instant::now();
-    const CYCLES: u64 = 100;
-    for i in 0..CYCLES {
+    let cycles = cc::rounds(100) as u64;
+    for i in 0..cycles {
         sqlite_cycle(&layer, &d, &object);
         assert_stats_zero(&session, &format!("sqlite cycle {i}"));
     }
     let elapsed = start.elapsed();
     let end = rss_bytes();
     let growth = end as i64 - warm as i64;
-    let per_cycle = growth / CYCLES as i64;
+    let per_cycle = growth / cycles as i64;
     eprintln!(
-        "sqlite: RSS after warm-up {} KiB, after {CYCLES} more cycles {} KiB: \
+        "sqlite: RSS after warm-up {} KiB, after {cycles} more cycles {} KiB: \
          {growth} bytes ({per_cycle} bytes per cycle); {:.1} ms per cycle",
         warm / 1024,
         end / 1024,
-        elapsed.as_secs_f64() * 1000.0 / CYCLES as f64
+        elapsed.as_secs_f64() * 1000.0 / cycles as f64
     );
-    assert!(
-        per_cycle < 4096,
-        "RSS grows by {per_cycle} bytes per add/link/remove cycle of SQLite"
-    );
+    if cc::emulated() {
+        eprintln!("RSS growth not checked under emulation (the emulator's translation cache)");
+    } else {
+        assert!(
+            per_cycle < 4096,
+            "RSS grows by {per_cycle} bytes per add/link/remove cycle of SQLite"
+        );
+    }
     assert_eq!(layer.memory().resident_bytes().unwrap(), baseline);
     not_found(&d, "sqlite3_open");
 }

@@ -19,6 +19,10 @@
 //! Only the public Rust API is used (session, dylib, tracker,
 //! `ObjectLinkingLayer::add`, `define_absolute`, `lookup`), so the tests do
 //! not depend on how the linker is built inside.
+//!
+//! x86-64 only (its sites are x86-64 assembly); `link_relocations_aarch64.rs`
+//! is the aarch64 counterpart.
+#![cfg(target_arch = "x86_64")]
 
 #[path = "support/cc.rs"]
 mod cc;

@@ -173,6 +173,9 @@ pub(crate) struct Symbol {
     /// stub every reference goes to (its canonical address), which jumps
     /// through a read-write GOT entry the resolver's answer fills.
     pub ifunc: Option<Ifunc>,
+    /// Its TLS descriptor `{resolver, argument}` (AArch64 `TLSDESC`
+    /// sequences).
+    pub tls_desc: Option<SymbolId>,
     /// Its address (or TLS offset), once known.
     pub value: u64,
     /// The object's symbol index (for messages; 0 for linker-made ones).
@@ -191,6 +194,7 @@ impl Symbol {
             tls_module_index: None,
             ifunc: None,
             tp_got: None,
+            tls_desc: None,
             value: 0,
             index,
         }

@@ -12,11 +12,11 @@
 //!   format-specific (sections and flags, binding and visibility, COMDAT,
 //!   COMMON, `__start_`/`__stop_`, init/fini arrays, TLS sections) and
 //!   their tables from raw relocation types to edge kinds:
-//!   `format/elf/{reader.rs, mod.rs, x86_64.rs}`,
+//!   `format/elf/{reader.rs, mod.rs, x86_64.rs, aarch64.rs}`,
 //!   `format/macho/{reader.rs, mod.rs, eh_frame.rs, x86_64.rs}`.
 //! - `arch/`: **architectures** own the neutral edge vocabulary's fields,
 //!   fixup writers on byte slices, GOT and stub contents, relaxations and
-//!   instruction-cache maintenance: `arch/{mod.rs, x86_64.rs}`.
+//!   instruction-cache maintenance: `arch/{mod.rs, x86_64.rs, aarch64.rs}`.
 //! - `passes/`: **passes** over graphs: `tables.rs` (GOT, stubs, TLS
 //!   indexes, the `atexit` thunk), `layout.rs` (a batch's blocks by
 //!   permission, copy, addresses), relaxation (the architecture's),
@@ -374,12 +374,12 @@ pub struct ObjectInfo {
 }
 
 /// Reads an object's symbol table (and COMDAT group signatures) only, to
-/// define its symbols at add time. Validates the header (ELF64 x86-64
-/// relocatable; another machine is `Unsupported` naming it) and the symbol
-/// table's bounds. Mach-O x86-64 objects (`MH_OBJECT`) are read the same
-/// way. An LTO object (`gcc -flto` GIMPLE, `clang -flto` LLVM bitcode) is
-/// `Unsupported`, naming the fix (compile without `-flto`, or with
-/// `-ffat-lto-objects`).
+/// define its symbols at add time. Validates the header (ELF64
+/// relocatable for the host's machine, x86-64 or aarch64; another machine
+/// is `Unsupported` naming it) and the symbol table's bounds. Mach-O x86-64
+/// objects (`MH_OBJECT`) are read the same way. An LTO object (`gcc -flto`
+/// GIMPLE, `clang -flto` LLVM bitcode) is `Unsupported`, naming the fix
+/// (compile without `-flto`, or with `-ffat-lto-objects`).
 pub fn scan_object(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
     format::scan(name, bytes)
 }

@@ -53,11 +53,16 @@ pub fn ensure_library() -> PathBuf {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let dir = profile_dir();
     BUILT.get_or_init(|| {
-        let target = dir.parent().expect("target dir").to_path_buf();
+        let mut target = dir.parent().expect("target dir").to_path_buf();
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cmd.args(["build", "--lib", "--quiet"])
-            .current_dir(repo())
-            .env("CARGO_TARGET_DIR", &target);
+        cmd.args(["build", "--lib", "--quiet"]).current_dir(repo());
+        // A cross build lives in target/<triple>/<profile>.
+        const TRIPLE: &str = "aarch64-unknown-linux-gnu";
+        if TARGET_AARCH64 && target.file_name().is_some_and(|n| n == TRIPLE) {
+            target = target.parent().expect("target dir").to_path_buf();
+            cmd.args(["--target", TRIPLE]);
+        }
+        cmd.env("CARGO_TARGET_DIR", &target);
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -70,7 +75,7 @@ pub fn ensure_library() -> PathBuf {
 /// `libjitrt.so` (with an rpath) or, with `static_lib`, `libjitrt.a`.
 pub fn build_exe(sources: &[PathBuf], out: &Path, cxx: bool, static_lib: bool) {
     let lib = ensure_library();
-    let mut cmd = Command::new(if cxx { "g++" } else { "gcc" });
+    let mut cmd = tool(if cxx { "g++" } else { "gcc" });
     if !cxx {
         cmd.arg("-std=c11");
     }
@@ -159,4 +164,95 @@ pub fn run_ok_within(cmd: &mut Command, limit: Duration, what: &str) -> RunResul
         r.stderr
     );
     r
+}
+
+/// Whether the tests were built for aarch64 (and, on an x86-64 machine,
+/// run under qemu-user): objects and programs must then be built for
+/// aarch64 too.
+pub const TARGET_AARCH64: bool = cfg!(target_arch = "aarch64");
+
+/// A command for the compiler driver or binutils tool `name` (`gcc`, `g++`,
+/// `cc`, `clang-19`, `clang++-19`, `as`, `ar`) that builds for the
+/// architecture the tests were built for: on aarch64 the Debian triplet's
+/// tools (`aarch64-linux-gnu-gcc`, the native compiler's name on an arm64
+/// machine and the cross compiler's elsewhere), and clang with
+/// `--target=aarch64-linux-gnu` (it finds the cross sysroot).
+pub fn tool(name: &str) -> Command {
+    if !TARGET_AARCH64 {
+        return Command::new(name);
+    }
+    match name {
+        "gcc" | "cc" => Command::new("aarch64-linux-gnu-gcc"),
+        "g++" | "c++" => Command::new("aarch64-linux-gnu-g++"),
+        "as" => Command::new("aarch64-linux-gnu-as"),
+        n if n.starts_with("clang") => {
+            let mut c = Command::new(n);
+            c.arg("--target=aarch64-linux-gnu");
+            c
+        }
+        n => Command::new(n),
+    }
+}
+
+/// Compiler flags as the target takes them: aarch64 has no large code
+/// model for position-independent code (gcc and clang refuse
+/// `-fPIC -mcmodel=large`), so there `-mcmodel=large` means `-fno-pic`.
+pub fn target_flags<'a>(flags: &[&'a str]) -> Vec<&'a str> {
+    let large = flags.contains(&"-mcmodel=large");
+    flags
+        .iter()
+        .map(|&f| {
+            if TARGET_AARCH64 && large && f == "-fPIC" {
+                "-fno-pic"
+            } else {
+                f
+            }
+        })
+        .collect()
+}
+
+/// A command that runs the program `exe` built for the tests' target: under
+/// the runner cargo used for the tests themselves (qemu-aarch64, from
+/// `CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER`) when there is one, since
+/// the process that spawns it is emulated and the kernel cannot run an
+/// aarch64 program itself; directly otherwise.
+pub fn run_target(exe: impl AsRef<std::ffi::OsStr>) -> Command {
+    let runner = if TARGET_AARCH64 {
+        std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER")
+            .ok()
+            .filter(|r| !r.trim().is_empty())
+    } else {
+        None
+    };
+    match runner {
+        Some(r) => {
+            let mut parts = r.split_whitespace();
+            let mut c = Command::new(parts.next().unwrap_or("qemu-aarch64"));
+            c.args(parts).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    }
+}
+
+/// How many rounds a stress loop runs: `n` natively, scaled down by
+/// `JITRT_TEST_SCALE` (a divisor, for example `10` under emulation, which is
+/// 5-20 times slower), at least 1.
+pub fn rounds(n: usize) -> usize {
+    let div = std::env::var("JITRT_TEST_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&d| d > 0)
+        .unwrap_or(1);
+    (n / div).max(1)
+}
+
+/// Whether the tests run under an emulator (qemu-user, as cargo's runner
+/// for an aarch64 build). Its process's RSS includes its translation cache,
+/// which grows with every new piece of code it runs: RSS growth checks mean
+/// nothing there (the JIT memory's own accounting and `mincore` still do).
+pub fn emulated() -> bool {
+    TARGET_AARCH64
+        && std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER")
+            .is_ok_and(|r| r.contains("qemu"))
 }

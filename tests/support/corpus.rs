@@ -252,6 +252,44 @@ pub fn flag_sets() -> Vec<Toolchain> {
     available
 }
 
+/// The compiler driver `name` for the architecture the tests were built
+/// for: on aarch64 Debian's triplet-named gcc (native on an arm64 machine,
+/// the cross compiler elsewhere) and clang with `--target` (as
+/// `support/cc.rs`'s `tool`).
+fn target_tool(name: &str) -> Command {
+    if !cfg!(target_arch = "aarch64") {
+        return Command::new(name);
+    }
+    match name {
+        "gcc" | "cc" => Command::new("aarch64-linux-gnu-gcc"),
+        "g++" => Command::new("aarch64-linux-gnu-g++"),
+        n if n.starts_with("clang") => {
+            let mut c = Command::new(n);
+            c.arg("--target=aarch64-linux-gnu");
+            c
+        }
+        n => Command::new(n),
+    }
+}
+
+/// A command running the natively linked program `exe`: through cargo's
+/// runner for an aarch64 build (qemu-aarch64; the emulated test process
+/// cannot start an aarch64 program itself), directly otherwise.
+fn target_runner(exe: &Path) -> Command {
+    let runner = std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER")
+        .ok()
+        .filter(|r| cfg!(target_arch = "aarch64") && !r.trim().is_empty());
+    match runner {
+        Some(r) => {
+            let mut parts = r.split_whitespace();
+            let mut c = Command::new(parts.next().unwrap_or("qemu-aarch64"));
+            c.args(parts).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    }
+}
+
 /// Whether `name` runs as `name --version`. Cached per process.
 pub fn compiler_available(name: &str) -> bool {
     static CACHE: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
@@ -259,7 +297,7 @@ pub fn compiler_available(name: &str) -> bool {
     if let Some(&known) = cache.lock().unwrap().get(name) {
         return known;
     }
-    let ok = Command::new(name)
+    let ok = target_tool(name)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -277,7 +315,7 @@ fn compiler_version(name: &str) -> String {
     if let Some(v) = cache.lock().unwrap().get(name) {
         return v.clone();
     }
-    let mut cmd = Command::new(name);
+    let mut cmd = target_tool(name);
     cmd.arg("--version");
     let out = run_checked(&mut cmd, &format!("finding the version of `{name}`"));
     let version = String::from_utf8_lossy(&out.stdout)
@@ -777,7 +815,7 @@ fn compile_one(toolchain: &Toolchain, cflags: &[String], job: &CompileJob) -> Re
         return Ok(());
     }
     let tmp = temp_sibling(&job.object);
-    let mut cmd = Command::new(&toolchain.compiler);
+    let mut cmd = target_tool(&toolchain.compiler);
     cmd.args(&toolchain.flags).args(cflags);
     if job.warnings {
         cmd.args(["-Wall", "-Wextra"]);
@@ -831,7 +869,7 @@ pub fn link_executable(
     extra_flags: &[&str],
     libs: &[&str],
 ) {
-    let mut cmd = Command::new(&toolchain.compiler);
+    let mut cmd = target_tool(&toolchain.compiler);
     if !toolchain.is_pic() {
         cmd.arg("-no-pie");
     }
@@ -945,7 +983,7 @@ pub fn run_native(program: Program, exe: &Path) -> Run {
 
 /// Runs `exe args...` (killed after [`RUN_TIMEOUT`]) and reads `out_file`.
 pub fn run_native_with(exe: &Path, args: &[OsString], out_file: &Path) -> Run {
-    let mut cmd = Command::new(exe);
+    let mut cmd = target_runner(exe);
     cmd.args(args).stdin(Stdio::null());
     let command = describe(&cmd);
     let out = run_command(&mut cmd, Some(RUN_TIMEOUT))

@@ -10,6 +10,7 @@
 //! the type's name for messages, in the shape of the `wild` linker's
 //! `RelocationKindInfo`.
 
+pub mod aarch64;
 pub mod x86_64;
 
 /// The machine an object's code is for.
@@ -17,6 +18,8 @@ pub mod x86_64;
 pub enum Arch {
     /// x86-64 (AMD64).
     X86_64,
+    /// AArch64 (arm64), little-endian, LP64.
+    Aarch64,
 }
 
 impl Arch {
@@ -24,6 +27,8 @@ impl Arch {
     pub fn host() -> Option<Arch> {
         if cfg!(target_arch = "x86_64") {
             Some(Arch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Arch::Aarch64)
         } else {
             None
         }
@@ -33,13 +38,16 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86-64",
+            Arch::Aarch64 => "aarch64",
         }
     }
 
-    /// The stub's bytes and the edge that points it at its GOT entry.
-    pub(crate) fn stub(self) -> (&'static [u8], u64, &'static EdgeKind, i64) {
+    /// The stub's bytes and the edges (`(offset, kind, addend)`) that
+    /// point it at its GOT entry.
+    pub(crate) fn stub(self) -> (&'static [u8], &'static [StubEdge]) {
         match self {
             Arch::X86_64 => x86_64::stub(),
+            Arch::Aarch64 => aarch64::stub(),
         }
     }
 
@@ -48,6 +56,7 @@ impl Arch {
     pub(crate) fn atexit_thunk(self) -> x86_64::Thunk {
         match self {
             Arch::X86_64 => x86_64::atexit_thunk(),
+            Arch::Aarch64 => aarch64::atexit_thunk(),
         }
     }
 
@@ -61,16 +70,29 @@ impl Arch {
     ) -> Result<(), FixupError> {
         match self {
             Arch::X86_64 => x86_64::write(field, bytes, offset, value),
+            Arch::Aarch64 => aarch64::write(field, bytes, offset, value),
         }
     }
 
     /// Makes freshly written code visible to instruction fetch. x86-64
-    /// keeps its caches coherent: nothing to do.
-    pub(crate) fn flush_icache(self, _start: usize, _len: usize) {
+    /// keeps its caches coherent: nothing to do; aarch64 cleans the data
+    /// cache and invalidates the instruction cache over the range (the
+    /// platform's cache maintenance).
+    pub(crate) fn flush_icache(self, start: usize, len: usize) {
         match self {
             Arch::X86_64 => {}
+            Arch::Aarch64 => crate::link::platform::flush_icache(start, len),
         }
     }
+}
+
+/// A linker-made edge of a stub or thunk: `(offset, kind, addend)`.
+pub(crate) type StubEdge = (u64, &'static EdgeKind, i64);
+
+/// The 4 KiB "page" of an address, as AArch64's `ADRP` counts them
+/// (independent of the system's page size).
+pub fn page4k(x: i128) -> i128 {
+    x & !0xfff
 }
 
 /// What an edge computes. `S` is the target symbol's address, `A` the
@@ -122,6 +144,28 @@ pub enum Formula {
     /// edge's subtrahend (Mach-O `SUBTRACTOR` + `UNSIGNED` pairs; see
     /// `LinkGraph::subtrahend`).
     Difference,
+    /// `Page(S + A) - Page(P)`, pages of 4 KiB (`ADRP`).
+    PageRelative,
+    /// `Page(G + A) - Page(P)`: the page of the target's GOT entry.
+    GotEntryPageRelative,
+    /// `G + A`: the GOT entry's address (its low 12 bits, for the load
+    /// after an `ADRP`).
+    GotEntry,
+    /// `G + A - Page(GOT)`.
+    GotEntryFromGotPage,
+    /// `Page(D + A) - Page(P)`: general-dynamic TLS, page of the TLS index.
+    TlsIndexPageRelative,
+    /// `D + A`: the TLS index's address.
+    TlsIndex,
+    /// `Page(M + A) - Page(P)`: local-dynamic TLS, page of the module index.
+    TlsModuleIndexPageRelative,
+    /// `M + A`: the module index's address.
+    TlsModuleIndex,
+    /// `Page(L + A) - Page(P)`, `L` the address of the target's TLS
+    /// descriptor `{resolver, argument}`.
+    TlsDescPageRelative,
+    /// `L + A`: the TLS descriptor's address.
+    TlsDesc,
 }
 
 impl Formula {
@@ -132,6 +176,9 @@ impl Formula {
             Formula::GotEntryRelative
                 | Formula::GotEntryRelativeRelaxable
                 | Formula::GotEntryOffset
+                | Formula::GotEntryPageRelative
+                | Formula::GotEntry
+                | Formula::GotEntryFromGotPage
         )
     }
 
@@ -149,6 +196,12 @@ impl Formula {
                 | Formula::DtpOffset
                 | Formula::ThreadPointerOffset
                 | Formula::ThreadPointerOffsetGotRelative
+                | Formula::TlsIndexPageRelative
+                | Formula::TlsIndex
+                | Formula::TlsModuleIndexPageRelative
+                | Formula::TlsModuleIndex
+                | Formula::TlsDescPageRelative
+                | Formula::TlsDesc
         )
     }
 }
@@ -178,6 +231,8 @@ pub enum Field {
         /// Accepted range.
         range: FieldRange,
     },
+    /// An immediate of an AArch64 instruction (4 bytes).
+    Aarch64(aarch64::Insn),
 }
 
 impl Field {
@@ -186,12 +241,16 @@ impl Field {
         match self {
             Field::None => 0,
             Field::Data { size, .. } => size,
+            Field::Aarch64(_) => 4,
         }
     }
 
-    /// Its width in bits, for messages.
+    /// Its width in bits (of the value it accepts), for messages.
     pub fn bits(self) -> u32 {
-        u32::from(self.size()) * 8
+        match self {
+            Field::Aarch64(insn) => insn.bits(),
+            _ => u32::from(self.size()) * 8,
+        }
     }
 }
 
@@ -249,6 +308,16 @@ pub(crate) static TP_OFFSET64: EdgeKind = EdgeKind {
     name: "tp-offset64",
 };
 
+/// The address of a symbol's TLS index (a TLS descriptor's argument).
+pub(crate) static TLS_INDEX64: EdgeKind = EdgeKind {
+    formula: Formula::TlsIndex,
+    field: Field::Data {
+        size: 8,
+        range: FieldRange::Wrap,
+    },
+    name: "tls-index64",
+};
+
 /// Why a fixup could not be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FixupError {
@@ -256,6 +325,9 @@ pub enum FixupError {
     OutOfBounds,
     /// The value does not fit the field.
     OutOfRange,
+    /// The value is not a multiple of what the field scales by (an
+    /// instruction's immediate counts 4-byte words, or a load's access size).
+    Misaligned,
 }
 
 /// Whether `value` fits a field of `size` bytes with `range`.

@@ -17,6 +17,8 @@ pub(crate) fn write(
     match field {
         Field::None => Ok(()),
         Field::Data { size, range } => write_le(bytes, offset, size, range, value),
+        // Not an x86-64 field (the graph's architecture chooses the table).
+        Field::Aarch64(_) => Err(FixupError::OutOfBounds),
     }
 }
 
@@ -38,8 +40,10 @@ pub(crate) const STUB_SIZE: usize = 8;
 /// entry holding the target.
 const STUB: [u8; STUB_SIZE] = [0xff, 0x25, 0, 0, 0, 0, 0xcc, 0xcc];
 
-pub(crate) fn stub() -> (&'static [u8], u64, &'static EdgeKind, i64) {
-    (&STUB, 2, &DELTA32, -4)
+static STUB_EDGES: [super::StubEdge; 1] = [(2, &DELTA32, -4)];
+
+pub(crate) fn stub() -> (&'static [u8], &'static [super::StubEdge]) {
+    (&STUB, &STUB_EDGES)
 }
 
 /// The `atexit` thunk: `xor %esi,%esi; lea dso(%rip),%rdx; jmp

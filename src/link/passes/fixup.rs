@@ -3,7 +3,7 @@
 //! overflow is `RelocationOutOfRange` naming the object, section, offset
 //! and symbol.
 
-use crate::link::arch::{Field, FieldRange, FixupError, Formula};
+use crate::link::arch::{self, Field, FieldRange, FixupError, Formula};
 use crate::link::graph::{Definition, Edge, LinkGraph, SectionKind};
 use crate::link::platform;
 use crate::link::{LinkError, LinkErrorKind};
@@ -97,6 +97,66 @@ pub(crate) fn apply(
                 let entry = t.got.ok_or_else(|| internal("GOT entry missing"))?;
                 Ok(i128::from(g.address(entry)))
             };
+            // `D`: the TLS index a general-dynamic access (or a TLS
+            // descriptor) passes for the target.
+            let tls_index = || -> Result<i128, LinkError> {
+                let own = t.tls_index.map(|i| i128::from(g.address(i)));
+                match own {
+                    Some(own) if matches!(t.definition, Definition::Tls { .. }) => Ok(own),
+                    _ if external && platform::is_jit_tls_index(t.value) => Ok(s),
+                    Some(own) if external && t.value != 0 => Ok(own),
+                    _ => {
+                        let (sec, off) = place();
+                        Err(LinkError::new(
+                            LinkErrorKind::SymbolNotFound,
+                            format!(
+                                "{name}: {} at {sec}+{off:#x}: thread-local symbol `{}` is undefined",
+                                kind.name,
+                                g.symbol_display(edge.target)
+                            ),
+                        ))
+                    }
+                }
+            };
+            let module_index = || -> Result<i128, LinkError> {
+                // Another object's variable: an index of its module.
+                let m = if external {
+                    t.tls_module_index
+                } else {
+                    g.module_index
+                }
+                .ok_or_else(|| internal("no module index"))?;
+                Ok(i128::from(g.address(m)))
+            };
+            let tls_desc = || -> Result<i128, LinkError> {
+                let d = t
+                    .tls_desc
+                    .ok_or_else(|| internal("TLS descriptor missing"))?;
+                Ok(i128::from(g.address(d)))
+            };
+            let page = arch::page4k;
+            if a != 0
+                && matches!(
+                    kind.formula,
+                    Formula::TlsIndexPageRelative
+                        | Formula::TlsIndex
+                        | Formula::TlsDescPageRelative
+                        | Formula::TlsDesc
+                )
+            {
+                // The addend would name another variable's descriptor or
+                // index (`S + A`); the linker keeps one per symbol.
+                let (sec, off) = place();
+                return Err(LinkError::unsupported(
+                    name,
+                    format!(
+                        "{} at {sec}+{off:#x} against `{}` with addend {a}: a TLS descriptor \
+                         or index for an offset from a symbol is not supported",
+                        kind.name,
+                        g.symbol_display(edge.target)
+                    ),
+                ));
+            }
             let value = match kind.formula {
                 Formula::None => continue,
                 // Addresses are 64-bit: a field that takes signed values
@@ -128,35 +188,18 @@ pub(crate) fn apply(
                     }
                     i128::from(t.size) + a
                 }
-                Formula::TlsIndexRelative => {
-                    let own = t.tls_index.map(|i| i128::from(g.address(i)));
-                    let d = match own {
-                        Some(own) if matches!(t.definition, Definition::Tls { .. }) => own,
-                        _ if external && platform::is_jit_tls_index(t.value) => s,
-                        Some(own) if external && t.value != 0 => own,
-                        _ => {
-                            let (sec, off) = place();
-                            return Err(LinkError::new(
-                                LinkErrorKind::SymbolNotFound,
-                                format!(
-                                    "{name}: {} at {sec}+{off:#x}: thread-local symbol `{}` is undefined",
-                                    kind.name,
-                                    g.symbol_display(edge.target)
-                                ),
-                            ));
-                        }
-                    };
-                    d + a - p
-                }
-                Formula::TlsModuleIndexRelative => {
-                    let m = if external {
-                        t.tls_module_index
-                    } else {
-                        g.module_index
-                    }
-                    .ok_or_else(|| internal("no module index"))?;
-                    i128::from(g.address(m)) + a - p
-                }
+                Formula::TlsIndexRelative => tls_index()? + a - p,
+                Formula::TlsModuleIndexRelative => module_index()? + a - p,
+                Formula::PageRelative => page(s + a) - page(p),
+                Formula::GotEntryPageRelative => page(slot()? + a) - page(p),
+                Formula::GotEntry => slot()? + a,
+                Formula::GotEntryFromGotPage => slot()? + a - page(got),
+                Formula::TlsIndexPageRelative => page(tls_index()? + a) - page(p),
+                Formula::TlsIndex => tls_index()? + a,
+                Formula::TlsModuleIndexPageRelative => page(module_index()? + a) - page(p),
+                Formula::TlsModuleIndex => module_index()? + a,
+                Formula::TlsDescPageRelative => page(tls_desc()? + a) - page(p),
+                Formula::TlsDesc => tls_desc()? + a,
                 Formula::DtpOffset if external => i128::from(host_tls(g, edge, t.value)?.1),
                 Formula::DtpOffset => s + a,
                 Formula::TlsModuleId if external => i128::from(host_tls(g, edge, t.value)?.0),
@@ -281,12 +324,20 @@ fn fixup_error(
         FixupError::OutOfRange => {
             let range = match kind.field {
                 Field::Data { range, .. } => range,
-                Field::None => FieldRange::Wrap,
+                Field::None | Field::Aarch64(_) => FieldRange::Wrap,
             };
             let hint = match (kind.formula, range) {
                 (Formula::Absolute, FieldRange::Unsigned | FieldRange::Signed) => {
                     "32-bit absolute addresses need the target in the low 2 GiB of the address space; \
                      compile with -fPIC (or -mcmodel=large)"
+                }
+                (Formula::CallRelative, _) if matches!(kind.field, Field::Aarch64(_)) => {
+                    "a branch reaches +-128 MiB; calls to other objects and the host go \
+                     through a stub, calls inside one object must be within reach"
+                }
+                (Formula::PageRelative | Formula::GotEntryPageRelative, _) => {
+                    "ADRP reaches +-4 GiB; data of the host must be within reach of the JIT \
+                     memory, or compile with -fPIC so it is reached through the GOT"
                 }
                 (Formula::Relative, _) => {
                     "the target is more than 2 GiB away; data of the host must be within reach \
@@ -306,5 +357,14 @@ fn fixup_error(
                 ),
             )
         }
+        FixupError::Misaligned => LinkError::malformed(
+            name,
+            format!(
+                "relocation {} at {sec}+{off:#x} (address {place:#x}) against `{sym}` \
+                 (address {target:#x}): value {value:#x} is not aligned as the instruction \
+                 requires (a multiple of its access size, or of 4 for a branch)",
+                kind.name
+            ),
+        ),
     }
 }

@@ -20,5 +20,6 @@ use super::graph::LinkGraph;
 pub(crate) fn optimize(g: &mut LinkGraph, buf: &mut [u8], base: u64) {
     match g.arch {
         Arch::X86_64 => arch::x86_64::optimize(g, buf, base),
+        Arch::Aarch64 => arch::aarch64::optimize(g, buf, base),
     }
 }

@@ -24,6 +24,8 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
     // that variable's module.
     let mut wants_module_of = vec![false; nsym];
     let mut module_of_order: Vec<SymbolId> = Vec::new();
+    let mut wants_desc = vec![false; nsym];
+    let mut desc_order: Vec<SymbolId> = Vec::new();
     let want = |flags: &mut Vec<bool>, order: &mut Vec<SymbolId>, s: SymbolId| {
         if let Some(f) = flags.get_mut(s as usize) {
             if !*f {
@@ -39,8 +41,12 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             want(&mut wants_got, &mut got_order, e.target);
         }
         match f {
-            Formula::TlsIndexRelative => want(&mut wants_index, &mut index_order, e.target),
+            Formula::TlsIndexRelative | Formula::TlsIndexPageRelative | Formula::TlsIndex => {
+                want(&mut wants_index, &mut index_order, e.target)
+            }
             Formula::TlsModuleIndexRelative
+            | Formula::TlsModuleIndexPageRelative
+            | Formula::TlsModuleIndex
                 if matches!(
                     g.symbols.get(e.target as usize).map(|s| s.definition),
                     Some(Definition::External(_))
@@ -48,7 +54,14 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             {
                 want(&mut wants_module_of, &mut module_of_order, e.target)
             }
-            Formula::TlsModuleIndexRelative => needs_module_index = true,
+            Formula::TlsModuleIndexRelative
+            | Formula::TlsModuleIndexPageRelative
+            | Formula::TlsModuleIndex => needs_module_index = true,
+            // A descriptor's argument is the target's TLS index.
+            Formula::TlsDescPageRelative | Formula::TlsDesc => {
+                want(&mut wants_desc, &mut desc_order, e.target);
+                want(&mut wants_index, &mut index_order, e.target);
+            }
             _ => {}
         }
     }
@@ -150,7 +163,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
 
     // Stubs: a jump through the target's GOT entry.
     if !stubs.is_empty() {
-        let (bytes, at, kind, addend) = g.arch.stub();
+        let (bytes, edges) = g.arch.stub();
         let contents = vec![bytes; stubs.len()];
         let sec = g.add_linker_section(".stubs", SectionKind::Code, 16, &contents);
         let first = g.sections[sec as usize].blocks.start;
@@ -161,15 +174,17 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
                 return Err(internal("stub without a GOT entry"));
             };
             g.symbols[target as usize].stub = Some(stub);
-            g.push_edge(
-                block,
-                Edge {
-                    offset: at,
-                    kind,
-                    target: entry,
-                    addend,
-                },
-            );
+            for &(offset, kind, addend) in edges {
+                g.push_edge(
+                    block,
+                    Edge {
+                        offset,
+                        kind,
+                        target: entry,
+                        addend,
+                    },
+                );
+            }
         }
     }
 
@@ -260,6 +275,37 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             );
         }
     }
+    // TLS descriptors: `{resolver, &TLS index}` per symbol; the resolver
+    // (the platform's) returns the variable's offset from the thread
+    // pointer.
+    if !desc_order.is_empty() {
+        let zeros = vec![[0u8; 16]; desc_order.len()];
+        let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
+        let sec = g.add_linker_section(".tlsdesc", SectionKind::ReadOnly, 16, &contents);
+        let first = g.sections[sec as usize].blocks.start;
+        let s = g.symbols.len() as SymbolId;
+        g.symbols.push(crate::link::graph::Symbol::new(
+            crate::link::graph::Name::Linker("TLS descriptor resolver (linker)"),
+            Definition::Absolute(platform::tlsdesc_resolver_address()),
+            0,
+        ));
+        for (k, &target) in desc_order.iter().enumerate() {
+            let block = first + k as u32;
+            let desc = g.add_block_symbol("TLS descriptor", block, 0);
+            g.symbols[target as usize].tls_desc = Some(desc);
+            for (offset, kind, to) in [(0, &arch::POINTER64, s), (8, &arch::TLS_INDEX64, target)] {
+                g.push_edge(
+                    block,
+                    Edge {
+                        offset,
+                        kind,
+                        target: to,
+                        addend: 0,
+                    },
+                );
+            }
+        }
+    }
     Ok(())
 }
 
@@ -280,7 +326,7 @@ fn ifuncs(g: &mut LinkGraph) {
     let zeros = vec![[0u8; 8]; defined.len()];
     let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
     let got = g.add_linker_section(".got.ifunc", SectionKind::Data, 8, &contents);
-    let (bytes, at, kind, addend) = g.arch.stub();
+    let (bytes, stub_edges) = g.arch.stub();
     let stubs = vec![bytes; defined.len()];
     let code = g.add_linker_section(".iplt", SectionKind::Code, 16, &stubs);
     let (got_first, code_first) = (
@@ -291,15 +337,17 @@ fn ifuncs(g: &mut LinkGraph) {
     for (k, &f) in defined.iter().enumerate() {
         let entry = g.add_block_symbol("IFUNC GOT entry", got_first + k as u32, 0);
         let stub = g.add_block_symbol("IFUNC stub", code_first + k as u32, 0);
-        g.push_edge(
-            code_first + k as u32,
-            Edge {
-                offset: at,
-                kind,
-                target: entry,
-                addend,
-            },
-        );
+        for &(offset, kind, addend) in stub_edges {
+            g.push_edge(
+                code_first + k as u32,
+                Edge {
+                    offset,
+                    kind,
+                    target: entry,
+                    addend,
+                },
+            );
+        }
         g.symbols[f as usize].ifunc = Some(crate::link::graph::Ifunc { stub, entry });
         stub_of[f as usize] = Some(stub);
     }

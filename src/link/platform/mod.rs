@@ -36,6 +36,18 @@ pub(crate) fn builtin_address(b: Builtin) -> u64 {
     }
 }
 
+/// Makes freshly written code at `start..start + len` visible to
+/// instruction fetch (cache maintenance where the architecture needs it).
+pub(crate) fn flush_icache(start: usize, len: usize) {
+    linux::memory::flush_icache(start, len)
+}
+
+/// The address of the TLS descriptor resolver for JIT modules (AArch64
+/// `TLSDESC` sequences call it); 0 where the architecture has none.
+pub(crate) fn tlsdesc_resolver_address() -> u64 {
+    tls::tlsdesc_resolver_address()
+}
+
 /// Whether `addr` is a TLS index of a JIT module (what a JIT object's
 /// thread-local symbol resolves to for other objects).
 pub(crate) fn is_jit_tls_index(addr: u64) -> bool {

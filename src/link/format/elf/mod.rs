@@ -8,6 +8,7 @@
 //! every relocation as an edge through the architecture's table,
 //! validated on the way (type, symbol index, offset, TLS model).
 
+pub(crate) mod aarch64;
 pub(crate) mod reader;
 pub(crate) mod x86_64;
 
@@ -85,11 +86,12 @@ pub(crate) fn build(
 ) -> Result<LinkGraph, LinkError> {
     let data = bytes.as_slice();
     let obj = reader::parse(name, data)?;
+    let arch = obj.arch;
     let mut b = Builder {
         name,
         data,
         obj,
-        g: LinkGraph::new(name, bytes.clone(), Arch::X86_64),
+        g: LinkGraph::new(name, bytes.clone(), arch),
         dropped: Vec::new(),
         section_of: Vec::new(),
         dso_refs: Vec::new(),
@@ -550,7 +552,10 @@ impl Builder<'_> {
             if ty == reader::SHT_REL {
                 return Err(LinkError::unsupported(
                     name,
-                    format!("SHT_REL relocations for {tname} (x86-64 uses SHT_RELA)"),
+                    format!(
+                        "SHT_REL relocations for {tname} ({} uses SHT_RELA)",
+                        self.g.arch.name()
+                    ),
                 ));
             }
             if matches!(kind, SectionKind::Zero | SectionKind::TlsZero) {
@@ -579,7 +584,11 @@ impl Builder<'_> {
                 let r_type = r.r_type(LE, false);
                 let symi = r.r_sym(LE, false) as usize;
                 let off = r.r_offset(LE);
-                let edge_kind = match x86_64::relocation(r_type) {
+                let entry = match self.g.arch {
+                    Arch::X86_64 => x86_64::relocation(r_type),
+                    Arch::Aarch64 => aarch64::relocation(r_type),
+                };
+                let edge_kind = match entry {
                     Relocation::Edge(k) => k,
                     Relocation::Unknown => {
                         diag.report(LinkError::unsupported(
@@ -696,13 +705,22 @@ impl Builder<'_> {
             ));
         }
         match formula {
-            Formula::TlsIndexRelative if !is_tls_def && !matches!(def, Definition::External(_)) => {
+            Formula::TlsIndexRelative
+            | Formula::TlsIndexPageRelative
+            | Formula::TlsIndex
+            | Formula::TlsDescPageRelative
+            | Formula::TlsDesc
+                if !is_tls_def && !matches!(def, Definition::External(_)) =>
+            {
                 Err(self.malformed(format!(
                     "{rname} at {tname}+{off:#x} against `{}`, which is not thread-local",
                     self.obj.symbol_display(symi)
                 )))
             }
-            Formula::TlsModuleIndexRelative | Formula::DtpOffset
+            Formula::TlsModuleIndexRelative
+            | Formula::TlsModuleIndexPageRelative
+            | Formula::TlsModuleIndex
+            | Formula::DtpOffset
                 if !has_tls && !matches!(def, Definition::External(_)) =>
             {
                 Err(self.malformed(format!(

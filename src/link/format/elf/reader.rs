@@ -17,7 +17,9 @@ pub(crate) type Shdr = elf::SectionHeader64<LittleEndian>;
 pub(crate) type ElfSym = elf::Sym64<LittleEndian>;
 pub(crate) type ElfRela = elf::Rela64<LittleEndian>;
 
-use object::elf::{EM_X86_64, GRP_COMDAT};
+use object::elf::GRP_COMDAT;
+
+use crate::link::arch::Arch;
 pub(crate) use object::elf::{
     SHF_ALLOC, SHF_EXECINSTR, SHF_TLS, SHF_WRITE, SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_FINI_ARRAY,
     SHT_GROUP, SHT_INIT_ARRAY, SHT_NOBITS, SHT_NOTE, SHT_PREINIT_ARRAY, SHT_REL, SHT_RELA,
@@ -32,6 +34,8 @@ pub(crate) struct ElfObject<'a> {
     pub symtab: SymbolTable<'a, Header>,
     /// Index of the SHT_SYMTAB section (0 when there is none).
     pub symtab_index: usize,
+    /// The machine (`e_machine`) its code is for.
+    pub arch: Arch,
 }
 
 /// Where a symbol is defined.
@@ -94,23 +98,45 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<ElfObject<'a>, Lin
     } else {
         u16::from_le_bytes([data[18], data[19]])
     };
-    if elf::Machine(machine) != EM_X86_64 {
+    // An object's code runs in this process: its machine must be the
+    // host's (x86-64 or aarch64 ELF objects, on a host of the same).
+    let arch = match elf::Machine(machine) {
+        elf::EM_X86_64 => Arch::X86_64,
+        elf::EM_AARCH64 => Arch::Aarch64,
+        _ => {
+            return Err(LinkError::unsupported(
+                name,
+                format!(
+                    "machine {}; this linker handles x86-64 and aarch64 ELF objects only",
+                    machine_name(machine)
+                ),
+            ))
+        }
+    };
+    if Arch::host() != Some(arch) {
         return Err(LinkError::unsupported(
             name,
             format!(
-                "machine {}; this linker handles x86-64 ELF objects only",
-                machine_name(machine)
+                "machine {}; this build of the linker runs on {} and links objects for it only",
+                arch.name(),
+                Arch::host().map_or("an unsupported architecture", Arch::name)
             ),
         ));
     }
     if data[4] != 2 {
         return Err(LinkError::unsupported(
             name,
-            "32-bit ELF class (ELFCLASS32); x86-64 objects are ELFCLASS64",
+            format!(
+                "32-bit ELF class (ELFCLASS32); {} objects are ELFCLASS64",
+                arch.name()
+            ),
         ));
     }
     if big_endian {
-        return Err(LinkError::unsupported(name, "big-endian x86-64 ELF"));
+        return Err(LinkError::unsupported(
+            name,
+            format!("big-endian {} ELF", arch.name()),
+        ));
     }
     let header = Header::parse(data).map_err(|e| LinkError::malformed(name, e))?;
     let e_type = header.e_type(LE).0;
@@ -164,6 +190,7 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<ElfObject<'a>, Lin
         sections,
         symtab,
         symtab_index,
+        arch,
     })
 }
 

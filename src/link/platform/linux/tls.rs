@@ -382,6 +382,131 @@ pub(crate) fn tls_get_addr_address() -> u64 {
     f as usize as u64
 }
 
+// The TLS descriptor resolver for JIT code on AArch64. A `TLSDESC`
+// sequence loads a descriptor's first word and calls it with `x0` = the
+// descriptor's address; the resolver returns the variable's offset from the
+// thread pointer (`TPIDR_EL0`) in `x0` and must preserve every other
+// register but `x30` (the calling convention of glibc's
+// `_dl_tlsdesc_dynamic`, which does the same for `dlopen`ed modules: call
+// `__tls_get_addr`, subtract the thread pointer). The descriptor's second
+// word is the address of the variable's TLS index `{module, offset}`;
+// `jitrt_tls_get_addr` serves JIT modules and forwards host modules to the
+// C library, so the offset works for both. The block lives in the heap, not
+// in the static TLS area: the offset is large, which the `add x0, x0, tp`
+// that follows the call handles like any other.
+//
+// Frame (688 bytes): x29/x30 at 0, x1..x18 at 16, NZCV at 160, q0..q31 at
+// 176.
+#[cfg(target_arch = "aarch64")]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 2",
+    ".globl jitrt_tlsdesc_resolver",
+    ".hidden jitrt_tlsdesc_resolver",
+    ".type jitrt_tlsdesc_resolver, %function",
+    "jitrt_tlsdesc_resolver:",
+    ".cfi_startproc",
+    "sub sp, sp, #688",
+    ".cfi_def_cfa_offset 688",
+    "stp x29, x30, [sp]",
+    ".cfi_offset x29, -688",
+    ".cfi_offset x30, -680",
+    "mov x29, sp",
+    "stp x1, x2, [sp, #16]",
+    "stp x3, x4, [sp, #32]",
+    "stp x5, x6, [sp, #48]",
+    "stp x7, x8, [sp, #64]",
+    "stp x9, x10, [sp, #80]",
+    "stp x11, x12, [sp, #96]",
+    "stp x13, x14, [sp, #112]",
+    "stp x15, x16, [sp, #128]",
+    "stp x17, x18, [sp, #144]",
+    "mrs x1, nzcv",
+    "str x1, [sp, #160]",
+    "add x1, sp, #176",
+    "stp q0, q1, [x1, #0]",
+    "stp q2, q3, [x1, #32]",
+    "stp q4, q5, [x1, #64]",
+    "stp q6, q7, [x1, #96]",
+    "stp q8, q9, [x1, #128]",
+    "stp q10, q11, [x1, #160]",
+    "stp q12, q13, [x1, #192]",
+    "stp q14, q15, [x1, #224]",
+    "stp q16, q17, [x1, #256]",
+    "stp q18, q19, [x1, #288]",
+    "stp q20, q21, [x1, #320]",
+    "stp q22, q23, [x1, #352]",
+    "stp q24, q25, [x1, #384]",
+    "stp q26, q27, [x1, #416]",
+    "stp q28, q29, [x1, #448]",
+    "stp q30, q31, [x1, #480]",
+    "ldr x0, [x0, #8]",
+    "bl {get_addr}",
+    "mrs x1, tpidr_el0",
+    "sub x0, x0, x1",
+    "add x1, sp, #176",
+    "ldp q0, q1, [x1, #0]",
+    "ldp q2, q3, [x1, #32]",
+    "ldp q4, q5, [x1, #64]",
+    "ldp q6, q7, [x1, #96]",
+    "ldp q8, q9, [x1, #128]",
+    "ldp q10, q11, [x1, #160]",
+    "ldp q12, q13, [x1, #192]",
+    "ldp q14, q15, [x1, #224]",
+    "ldp q16, q17, [x1, #256]",
+    "ldp q18, q19, [x1, #288]",
+    "ldp q20, q21, [x1, #320]",
+    "ldp q22, q23, [x1, #352]",
+    "ldp q24, q25, [x1, #384]",
+    "ldp q26, q27, [x1, #416]",
+    "ldp q28, q29, [x1, #448]",
+    "ldp q30, q31, [x1, #480]",
+    "ldr x1, [sp, #160]",
+    "msr nzcv, x1",
+    "ldp x1, x2, [sp, #16]",
+    "ldp x3, x4, [sp, #32]",
+    "ldp x5, x6, [sp, #48]",
+    "ldp x7, x8, [sp, #64]",
+    "ldp x9, x10, [sp, #80]",
+    "ldp x11, x12, [sp, #96]",
+    "ldp x13, x14, [sp, #112]",
+    "ldp x15, x16, [sp, #128]",
+    "ldp x17, x18, [sp, #144]",
+    "ldp x29, x30, [sp]",
+    "add sp, sp, #688",
+    ".cfi_def_cfa_offset 0",
+    "ret",
+    ".cfi_endproc",
+    ".size jitrt_tlsdesc_resolver, . - jitrt_tlsdesc_resolver",
+    get_addr = sym jitrt_tls_get_addr,
+);
+
+/// The address of the TLS descriptor resolver (0 where there is none:
+/// x86-64 code uses `__tls_get_addr` only).
+pub(crate) fn tlsdesc_resolver_address() -> u64 {
+    #[cfg(target_arch = "aarch64")]
+    {
+        // The resolver's convention is not C's, so it has no Rust
+        // declaration; its address is taken in assembly.
+        let addr: u64;
+        // SAFETY: computes a PC-relative address into a register; touches
+        // no memory.
+        unsafe {
+            std::arch::asm!(
+                "adrp {0}, jitrt_tlsdesc_resolver",
+                "add {0}, {0}, :lo12:jitrt_tlsdesc_resolver",
+                out(reg) addr,
+                options(nomem, nostack, pure),
+            )
+        };
+        addr
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        0
+    }
+}
+
 /// `(module id, offset)` of the host thread-local variable whose address in
 /// the calling thread is `addr` (as `dlsym` returns it), found among the
 /// loaded modules' TLS segments.
