@@ -37,11 +37,14 @@ static char *path_of(const char *name) {
   return p;
 }
 
-/* Compiles dir/NAME.c to dir/NAME.o with FLAGS. */
+/* Compiles dir/NAME.c to dir/NAME.o with FLAGS, with JITRT_TEST_CC (the
+ * compiler for the library's machine, set by the tests for another
+ * machine's build) or cc. */
 static void compile(const char *name, const char *flags) {
+  const char *cc = getenv("JITRT_TEST_CC");
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "cc -O2 -fPIC %s -c %s/%s.c -o %s/%s.o", flags, dir, name, dir,
-           name);
+  snprintf(cmd, sizeof cmd, "%s -O2 -fPIC %s -c %s/%s.c -o %s/%s.o", cc && *cc ? cc : "cc", flags,
+           dir, name, dir, name);
   if (system(cmd) != 0) {
     fprintf(stderr, "command failed: %s\n", cmd);
     exit(2);
