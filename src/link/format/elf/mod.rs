@@ -496,7 +496,9 @@ impl Builder<'_> {
         let first = self.g.blocks.len() as u32;
         let mut offset = 0u64;
         for &(si, size, align) in commons {
-            offset = offset.next_multiple_of(align);
+            offset = offset
+                .checked_next_multiple_of(align)
+                .ok_or_else(|| self.malformed("COMMON symbols too large"))?;
             let block = self.g.blocks.len() as u32;
             self.g.blocks.push(Block {
                 section: id,
