@@ -117,6 +117,93 @@ fn threads_with_thread_locals_match_native() {
     }
 }
 
+/// TLS descriptors (`-mtls-dialect=gnu2`, gcc's and clang's): every access
+/// calls the descriptor's resolver, the linker's own, which must preserve
+/// every register (the program keeps values in registers across
+/// accesses); answers as natively, with the same threads.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn tls_descriptors_match_native() {
+    let _g = SERIAL.lock();
+    let blocks = jitrt::link::tls_live_blocks();
+    let modules = jitrt::link::tls_live_modules();
+    for cc_name in compilers() {
+        for opt in ["-O0", "-O2"] {
+            let objs = objects(cc_name, opt, &["-fPIC", "-mtls-dialect=gnu2"]);
+            let expected = native_output(&objs);
+            let session = Session::new(SessionOptions::default());
+            let got = run_jit(&session, &objs);
+            assert_eq!(
+                got, expected,
+                "{cc_name} {opt} gnu2: JIT output differs from native"
+            );
+            assert_eq!(jitrt::link::tls_live_blocks(), blocks);
+            assert_eq!(jitrt::link::tls_live_modules(), modules);
+        }
+    }
+}
+
+/// The descriptor resolver preserves vector registers: a loop keeps its
+/// accumulator in an SSE register across every access (the descriptor
+/// convention lets the compiler), the first one in a fresh thread taking
+/// the resolver's slow path (the thread's block is allocated); the answer
+/// must be the arithmetic's.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn tls_descriptor_resolver_preserves_registers() {
+    let _g = SERIAL.lock();
+    let dir = cc::scratch("tls-gnu2-regs");
+    let src = dir.join("regs.c");
+    std::fs::write(
+        &src,
+        "__thread int tvd = 3;\n\
+         double mix(double a, int n) {\n\
+           double acc = a;\n\
+           for (int i = 0; i < n; i++) { acc = acc * 1.5 + tvd; tvd = tvd * 3 + 1; }\n\
+           return acc;\n\
+         }\n",
+    )
+    .unwrap();
+    for cc_name in compilers() {
+        let obj = dir.join(format!("regs-{cc_name}.o"));
+        cc::run_ok(
+            cc::tool(cc_name)
+                .args(["-O2", "-fPIC", "-mtls-dialect=gnu2", "-c"])
+                .arg(&src)
+                .arg("-o")
+                .arg(&obj),
+        );
+        let session = Session::new(SessionOptions::default());
+        let layer = ObjectLinkingLayer::of(&session).unwrap();
+        let d = session.create_dylib(&format!("regs-{cc_name}")).unwrap();
+        let t = d.create_tracker().unwrap();
+        layer.add_file(&t, &obj).unwrap();
+        let mix = d.lookup("mix").unwrap();
+        let expected = {
+            let (mut acc, mut tvd) = (0.25f64, 3i32);
+            for _ in 0..20 {
+                acc = acc * 1.5 + f64::from(tvd);
+                tvd = tvd.wrapping_mul(3).wrapping_add(1);
+            }
+            acc
+        };
+        let got = std::thread::spawn(move || {
+            // SAFETY: `double mix(double, int)` of the object linked above,
+            // alive until the tracker is removed below.
+            let f = unsafe { std::mem::transmute::<u64, extern "C" fn(f64, i32) -> f64>(mix) };
+            f(0.25, 20)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            got.to_bits(),
+            expected.to_bits(),
+            "{cc_name}: {got} != {expected}"
+        );
+        t.remove().unwrap();
+    }
+}
+
 #[test]
 fn tls_add_remove_cycles_do_not_grow() {
     let _g = SERIAL.lock();

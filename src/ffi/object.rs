@@ -60,7 +60,8 @@ fn layer_of(t: &ResourceTracker) -> Result<Arc<ObjectLinkingLayer>, Error> {
 ///   Initializers are called as glibc calls them, `f(argc, argv, envp)`.
 ///   Indirect functions (`STT_GNU_IFUNC`) are bound to their resolver's
 ///   answer when the object is linked. TLS descriptors
-///   (`-mtls-dialect=gnu2`) are refused with `JITRT_ERR_UNSUPPORTED`.
+///   (`-mtls-dialect=gnu2` on x86-64, the default on aarch64) go through the
+///   linker's own descriptor resolver, which preserves every register.
 ///
 /// # Safety
 /// `t` NULL or live; `bytes` points to `len` readable bytes; `name` NULL or

@@ -166,6 +166,9 @@ pub enum Formula {
     TlsDescPageRelative,
     /// `L + A`: the TLS descriptor's address.
     TlsDesc,
+    /// `L + A - P`: the TLS descriptor's address, PC-relative (x86-64
+    /// `GOTPC32_TLSDESC`).
+    TlsDescRelative,
 }
 
 impl Formula {
@@ -202,6 +205,7 @@ impl Formula {
                 | Formula::TlsModuleIndex
                 | Formula::TlsDescPageRelative
                 | Formula::TlsDesc
+                | Formula::TlsDescRelative
         )
     }
 }

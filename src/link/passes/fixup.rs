@@ -200,6 +200,7 @@ pub(crate) fn apply(
                 Formula::TlsModuleIndex => module_index()? + a,
                 Formula::TlsDescPageRelative => page(tls_desc()? + a) - page(p),
                 Formula::TlsDesc => tls_desc()? + a,
+                Formula::TlsDescRelative => tls_desc()? + a - p,
                 Formula::DtpOffset if external => i128::from(host_tls(g, edge, t.value)?.1),
                 Formula::DtpOffset => s + a,
                 Formula::TlsModuleId if external => i128::from(host_tls(g, edge, t.value)?.0),

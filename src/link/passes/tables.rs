@@ -58,7 +58,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             | Formula::TlsModuleIndexPageRelative
             | Formula::TlsModuleIndex => needs_module_index = true,
             // A descriptor's argument is the target's TLS index.
-            Formula::TlsDescPageRelative | Formula::TlsDesc => {
+            Formula::TlsDescPageRelative | Formula::TlsDesc | Formula::TlsDescRelative => {
                 want(&mut wants_desc, &mut desc_order, e.target);
                 want(&mut wants_index, &mut index_order, e.target);
             }

@@ -445,6 +445,18 @@ impl Builder<'_> {
                 let (own, _) = self.g.ensure_dso_handle();
                 Some(self.g.symbols[own as usize].definition)
             }
+            // The start of the object's thread-local block (local-dynamic
+            // sequences with TLS descriptors): its first TLS section, which
+            // layout places at offset 0.
+            "_TLS_MODULE_BASE_" => {
+                let first = [SectionKind::TlsData, SectionKind::TlsZero]
+                    .iter()
+                    .find_map(|k| self.g.sections.iter().find(|s| s.kind == *k))?;
+                Some(Definition::Tls {
+                    block: first.blocks.start,
+                    offset: 0,
+                })
+            }
             _ => {
                 let (sec_name, start) = n
                     .strip_prefix("__start_")
@@ -712,6 +724,7 @@ impl Builder<'_> {
             | Formula::TlsIndex
             | Formula::TlsDescPageRelative
             | Formula::TlsDesc
+            | Formula::TlsDescRelative
                 if !is_tls_def && !matches!(def, Definition::External(_)) =>
             {
                 Err(self.malformed(format!(

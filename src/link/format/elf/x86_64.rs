@@ -33,9 +33,6 @@ const fn edge(formula: Formula, size: u8, range: FieldRange, name: &'static str)
     })
 }
 
-const TLS_DESCRIPTORS: &str = "TLS descriptors (-mtls-dialect=gnu2) are not supported; compile \
-     with -mtls-dialect=gnu (the default)";
-
 const fn entry(r_type: elf::RelocationType) -> Relocation {
     use FieldRange::*;
     use Formula::*;
@@ -85,13 +82,13 @@ const fn entry(r_type: elf::RelocationType) -> Relocation {
         elf::R_X86_64_PLTOFF64 => edge(GotBaseOffset, 8, Wrap, "R_X86_64_PLTOFF64"),
         elf::R_X86_64_SIZE32 => edge(SymbolSize, 4, Either, "R_X86_64_SIZE32"),
         elf::R_X86_64_SIZE64 => edge(SymbolSize, 8, Wrap, "R_X86_64_SIZE64"),
+        // TLS descriptors (-mtls-dialect=gnu2): `lea x@tlsdesc(%rip), %rax`
+        // then `call *x@tlscall(%rax)`, which only marks the call.
         elf::R_X86_64_GOTPC32_TLSDESC => {
-            Relocation::UnsupportedTls("R_X86_64_GOTPC32_TLSDESC", TLS_DESCRIPTORS)
+            edge(TlsDescRelative, 4, Signed, "R_X86_64_GOTPC32_TLSDESC")
         }
-        elf::R_X86_64_TLSDESC_CALL => {
-            Relocation::UnsupportedTls("R_X86_64_TLSDESC_CALL", TLS_DESCRIPTORS)
-        }
-        elf::R_X86_64_TLSDESC => Relocation::UnsupportedTls("R_X86_64_TLSDESC", TLS_DESCRIPTORS),
+        elf::R_X86_64_TLSDESC_CALL => edge(None, 0, Wrap, "R_X86_64_TLSDESC_CALL"),
+        elf::R_X86_64_TLSDESC => Relocation::Dynamic("R_X86_64_TLSDESC"),
         elf::R_X86_64_IRELATIVE => Relocation::Dynamic("R_X86_64_IRELATIVE"),
         elf::R_X86_64_RELATIVE64 => Relocation::Dynamic("R_X86_64_RELATIVE64"),
         elf::R_X86_64_GOTPCRELX => edge(GotEntryRelativeRelaxable, 4, Signed, "R_X86_64_GOTPCRELX"),
@@ -147,7 +144,7 @@ mod tests {
             Relocation::Unknown
         ));
         assert!(matches!(
-            relocation(elf::R_X86_64_GOTPC32_TLSDESC),
+            relocation(elf::R_X86_64_DTPMOD64),
             Relocation::UnsupportedTls(..)
         ));
     }

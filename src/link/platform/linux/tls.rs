@@ -481,9 +481,107 @@ std::arch::global_asm!(
     get_addr = sym jitrt_tls_get_addr,
 );
 
-/// The address of the TLS descriptor resolver (0 where there is none:
-/// x86-64 code uses `__tls_get_addr` only).
+// The TLS descriptor resolver for JIT code on x86-64
+// (`-mtls-dialect=gnu2`): `call *(%rax)` with `%rax` = the descriptor's
+// address; it returns the variable's offset from the thread pointer
+// (`%fs:0`) in `%rax` and preserves every other register, vector state
+// included (the convention of glibc's `_dl_tlsdesc_dynamic`). The
+// descriptor's second word is the variable's TLS index `{module, offset}`,
+// which `jitrt_tls_get_addr` serves for JIT and host modules alike. The
+// general-purpose registers a C call may clobber are pushed; the vector
+// and x87 state is saved with XSAVE (every component the OS enabled) in a
+// 64-byte-aligned area of `XSAVE_AREA` bytes on the stack, whose header is
+// zeroed first as XRSTOR requires.
+#[cfg(target_arch = "x86_64")]
+std::arch::global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl jitrt_tlsdesc_resolver",
+    ".hidden jitrt_tlsdesc_resolver",
+    ".type jitrt_tlsdesc_resolver, @function",
+    "jitrt_tlsdesc_resolver:",
+    ".cfi_startproc",
+    "pushq %rbp",
+    ".cfi_def_cfa_offset 16",
+    ".cfi_offset %rbp, -16",
+    "movq %rsp, %rbp",
+    ".cfi_def_cfa_register %rbp",
+    "pushq %rdi",
+    "pushq %rsi",
+    "pushq %rdx",
+    "pushq %rcx",
+    "pushq %r8",
+    "pushq %r9",
+    "pushq %r10",
+    "pushq %r11",
+    "movq 8(%rax), %rdi",
+    "subq {area}(%rip), %rsp",
+    "andq $-64, %rsp",
+    "xorl %ecx, %ecx",
+    "movq %rcx, 512(%rsp)",
+    "movq %rcx, 520(%rsp)",
+    "movq %rcx, 528(%rsp)",
+    "movq %rcx, 536(%rsp)",
+    "movq %rcx, 544(%rsp)",
+    "movq %rcx, 552(%rsp)",
+    "movq %rcx, 560(%rsp)",
+    "movq %rcx, 568(%rsp)",
+    "movl $-1, %eax",
+    "movl $-1, %edx",
+    "xsave (%rsp)",
+    "call {get_addr}",
+    "movq %rax, %rsi",
+    "movl $-1, %eax",
+    "movl $-1, %edx",
+    "xrstor (%rsp)",
+    "movq %rsi, %rax",
+    "subq %fs:0, %rax",
+    "leaq -64(%rbp), %rsp",
+    "popq %r11",
+    "popq %r10",
+    "popq %r9",
+    "popq %r8",
+    "popq %rcx",
+    "popq %rdx",
+    "popq %rsi",
+    "popq %rdi",
+    "popq %rbp",
+    ".cfi_def_cfa %rsp, 8",
+    "ret",
+    ".cfi_endproc",
+    ".size jitrt_tlsdesc_resolver, . - jitrt_tlsdesc_resolver",
+    area = sym XSAVE_AREA,
+    get_addr = sym jitrt_tls_get_addr,
+    options(att_syntax),
+);
+
+/// Bytes the x86-64 resolver reserves for XSAVE: the size CPUID reports
+/// for the components the OS enabled, plus room for the alignment. Set
+/// before the resolver's address is first handed out.
+#[cfg(target_arch = "x86_64")]
+static XSAVE_AREA: AtomicU64 = AtomicU64::new(4096);
+
+/// The address of the TLS descriptor resolver (0 where there is none).
 pub(crate) fn tlsdesc_resolver_address() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid_count;
+        // CPUID.1:ECX.OSXSAVE: the OS enabled XSAVE (every x86-64 Linux
+        // that runs AVX code does).
+        let osxsave = __cpuid_count(1, 0).ecx & (1 << 27) != 0;
+        if !osxsave {
+            return 0;
+        }
+        // Leaf 0xD exists where XSAVE does.
+        let size = u64::from(__cpuid_count(0xd, 0).ebx).max(576);
+        XSAVE_AREA.store(size + 64, Ordering::Relaxed);
+        extern "C" {
+            fn jitrt_tlsdesc_resolver();
+        }
+        // Its convention is not C's: only its address is taken here.
+        let f: unsafe extern "C" fn() = jitrt_tlsdesc_resolver;
+        f as usize as u64
+    }
     #[cfg(target_arch = "aarch64")]
     {
         // The resolver's convention is not C's, so it has no Rust
@@ -501,7 +599,7 @@ pub(crate) fn tlsdesc_resolver_address() -> u64 {
         };
         addr
     }
-    #[cfg(not(target_arch = "aarch64"))]
+    #[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64")))]
     {
         0
     }
