@@ -485,6 +485,44 @@ impl LinkGraph {
         }
     }
 
+    /// Adds a zero-fill section `name` with a block per COMMON symbol
+    /// `(symbol, size, alignment)` and defines each symbol at its block.
+    /// `None` when the sizes overflow.
+    pub fn add_common_blocks(
+        &mut self,
+        name: &'static str,
+        commons: &[(SymbolId, u64, u64)],
+    ) -> Option<()> {
+        let id = self.sections.len() as SectionId;
+        let first = self.blocks.len() as BlockId;
+        let mut offset = 0u64;
+        for &(symbol, size, align) in commons {
+            offset = offset.checked_next_multiple_of(align)?;
+            let block = self.blocks.len() as BlockId;
+            self.blocks.push(Block {
+                section: id,
+                content: Content::Zero,
+                size,
+                align,
+                section_offset: offset,
+                edges: 0..0,
+                addr: 0,
+                tls_offset: 0,
+            });
+            offset = offset.checked_add(size)?;
+            self.symbols.get_mut(symbol as usize)?.definition =
+                Definition::Block { block, offset: 0 };
+        }
+        self.sections.push(Section {
+            name: Name::Linker(name),
+            index: 0,
+            kind: SectionKind::Zero,
+            in_group: false,
+            blocks: first..self.blocks.len() as BlockId,
+        });
+        Some(())
+    }
+
     /// Adds a linker-made local symbol at `offset` of `block`.
     pub fn add_block_symbol(
         &mut self,

@@ -453,37 +453,9 @@ impl Builder<'_> {
 
     /// A zero-fill block per kept common symbol.
     fn common_blocks(&mut self, commons: &[(SymbolId, u64, u64)]) -> Result<(), LinkError> {
-        let id = self.g.sections.len() as SectionId;
-        let first = self.g.blocks.len() as u32;
-        let mut offset = 0u64;
-        for &(si, size, align) in commons {
-            offset = offset
-                .checked_next_multiple_of(align)
-                .ok_or_else(|| self.malformed("common symbols too large"))?;
-            let block = self.g.blocks.len() as u32;
-            self.g.blocks.push(Block {
-                section: id,
-                content: Content::Zero,
-                size,
-                align,
-                section_offset: offset,
-                edges: 0..0,
-                addr: 0,
-                tls_offset: 0,
-            });
-            offset = offset
-                .checked_add(size)
-                .ok_or_else(|| self.malformed("common symbols too large"))?;
-            self.g.symbols[si as usize].definition = Definition::Block { block, offset: 0 };
-        }
-        self.g.sections.push(Section {
-            name: Name::Linker("__common (tentative definitions)"),
-            index: 0,
-            kind: SectionKind::Zero,
-            in_group: false,
-            blocks: first..self.g.blocks.len() as u32,
-        });
-        Ok(())
+        self.g
+            .add_common_blocks("__common (tentative definitions)", commons)
+            .ok_or_else(|| self.malformed("common symbols too large"))
     }
 
     /// The target of a relocation: an object symbol (extern) or a
