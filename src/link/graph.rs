@@ -38,9 +38,26 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    /// The span of `part`, a subslice of `data`.
+    pub fn of(data: &[u8], part: &[u8]) -> Span {
+        let start = (part.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+        Span {
+            start: start as u32,
+            len: part.len() as u32,
+        }
+    }
+
     pub fn range(self) -> Range<usize> {
         self.start as usize..self.start as usize + self.len as usize
     }
+}
+
+/// Whether `name` can be a C identifier (the section names `__start_` and
+/// `__stop_` symbols refer to).
+pub(crate) fn is_c_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
 }
 
 /// A name: bytes of the object, or one the linker chose.
@@ -468,6 +485,46 @@ impl LinkGraph {
             blocks: first..self.blocks.len() as BlockId,
         });
         id
+    }
+
+    /// Adds a section of `n` linker-made blocks of `size` zero bytes (table
+    /// entries to be filled by their edges) and returns its id and first
+    /// block.
+    pub fn add_table_section(
+        &mut self,
+        name: &'static str,
+        kind: SectionKind,
+        size: usize,
+        n: usize,
+    ) -> (SectionId, BlockId) {
+        let zeros = vec![0u8; size];
+        let contents = vec![&zeros[..]; n];
+        let sec = self.add_linker_section(name, kind, size as u64, &contents);
+        (sec, self.sections[sec as usize].blocks.start)
+    }
+
+    /// Makes `block` (the last block given edges so far) a table entry: a
+    /// local symbol `name` at its start, and `edges` `(offset, kind,
+    /// target, addend)`. Returns the symbol.
+    pub fn add_entry(
+        &mut self,
+        block: BlockId,
+        name: &'static str,
+        edges: &[(u64, &'static EdgeKind, SymbolId, i64)],
+    ) -> SymbolId {
+        let symbol = self.add_block_symbol(name, block, 0);
+        for &(offset, kind, target, addend) in edges {
+            self.push_edge(
+                block,
+                Edge {
+                    offset,
+                    kind,
+                    target,
+                    addend,
+                },
+            );
+        }
+        symbol
     }
 
     /// Adds an edge to `block`, whose edges must be the last ones added.

@@ -72,10 +72,13 @@ pub(crate) fn build_graph(
     diag: &mut Diagnostics,
 ) -> Result<LinkGraph, LinkError> {
     lto::check(name, bytes.as_slice())?;
-    match format_of(bytes.as_slice()) {
-        ObjectFormat::MachO => macho::build(name, bytes, choices, diag),
-        ObjectFormat::Elf => elf::build(name, bytes, choices, diag),
-    }
+    let mut graph = match format_of(bytes.as_slice()) {
+        ObjectFormat::MachO => macho::build(name, bytes, choices, diag)?,
+        ObjectFormat::Elf => elf::build(name, bytes, choices, diag)?,
+    };
+    // What every format's graph needs next: GOT, stubs, TLS tables.
+    super::passes::tables::build(&mut graph)?;
+    Ok(graph)
 }
 
 /// Reads an object's symbol table (and COMDAT group signatures) only.

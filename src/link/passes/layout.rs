@@ -52,12 +52,6 @@ fn page_align(n: usize, page: usize) -> Option<usize> {
     n.checked_next_multiple_of(page)
 }
 
-fn is_c_identifier(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !name.as_bytes()[0].is_ascii_digit()
-}
-
 /// The sections of `kind`, in order; with `__start_`/`__stop_` symbols,
 /// same-named sections adjacent.
 fn sections_of(g: &LinkGraph, kind: SectionKind) -> Vec<SectionId> {
@@ -67,7 +61,7 @@ fn sections_of(g: &LinkGraph, kind: SectionKind) -> Vec<SectionId> {
     if g.has_start_stop {
         v.sort_by_key(|&s| {
             let n = g.section_name(s);
-            if is_c_identifier(n) {
+            if crate::link::graph::is_c_identifier(n) {
                 (1, n)
             } else {
                 (0, "")

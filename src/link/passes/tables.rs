@@ -7,7 +7,7 @@
 //! the pass itself knows no format and no instruction set.
 
 use crate::link::arch::{self, Formula};
-use crate::link::graph::{Builtin, Definition, Edge, LinkGraph, SectionKind, SymbolId};
+use crate::link::graph::{Builtin, Definition, LinkGraph, SectionKind, SymbolId};
 use crate::link::platform;
 use crate::link::LinkError;
 
@@ -126,38 +126,24 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
     // then the thread-pointer offsets.
     if !got_order.is_empty() || g.needs_got_base || !tp_got_order.is_empty() {
         let n = (got_order.len() + tp_got_order.len()).max(1);
-        let zeros = vec![[0u8; 8]; n];
-        let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
-        let sec = g.add_linker_section(".got", SectionKind::ReadOnly, 8, &contents);
+        let (sec, first) = g.add_table_section(".got", SectionKind::ReadOnly, 8, n);
         g.got = Some(sec);
-        let first = g.sections[sec as usize].blocks.start;
         for (k, &target) in got_order.iter().enumerate() {
-            let block = first + k as u32;
-            let entry = g.add_block_symbol("GOT entry", block, 0);
-            g.symbols[target as usize].got = Some(entry);
-            g.push_edge(
-                block,
-                Edge {
-                    offset: 0,
-                    kind: &arch::POINTER64,
-                    target,
-                    addend: 0,
-                },
+            let entry = g.add_entry(
+                first + k as u32,
+                "GOT entry",
+                &[(0, &arch::POINTER64, target, 0)],
             );
+            g.symbols[target as usize].got = Some(entry);
         }
         for (k, &target) in tp_got_order.iter().enumerate() {
             let block = first + (got_order.len() + k) as u32;
-            let entry = g.add_block_symbol("GOT entry (TP offset)", block, 0);
-            g.symbols[target as usize].tp_got = Some(entry);
-            g.push_edge(
+            let entry = g.add_entry(
                 block,
-                Edge {
-                    offset: 0,
-                    kind: &arch::TP_OFFSET64,
-                    target,
-                    addend: 0,
-                },
+                "GOT entry (TP offset)",
+                &[(0, &arch::TP_OFFSET64, target, 0)],
             );
+            g.symbols[target as usize].tp_got = Some(entry);
         }
     }
 
@@ -168,23 +154,15 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         let sec = g.add_linker_section(".stubs", SectionKind::Code, 16, &contents);
         let first = g.sections[sec as usize].blocks.start;
         for (k, &target) in stubs.iter().enumerate() {
-            let block = first + k as u32;
-            let stub = g.add_block_symbol("stub", block, 0);
             let Some(entry) = g.symbols[target as usize].got else {
                 return Err(internal("stub without a GOT entry"));
             };
+            let edges: Vec<_> = edges
+                .iter()
+                .map(|&(o, kind, a)| (o, kind, entry, a))
+                .collect();
+            let stub = g.add_entry(first + k as u32, "stub", &edges);
             g.symbols[target as usize].stub = Some(stub);
-            for &(offset, kind, addend) in edges {
-                g.push_edge(
-                    block,
-                    Edge {
-                        offset,
-                        kind,
-                        target: entry,
-                        addend,
-                    },
-                );
-            }
         }
     }
 
@@ -192,118 +170,82 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         let thunk = g.arch.atexit_thunk();
         let sec = g.add_linker_section(".atexit", SectionKind::Code, 16, &[thunk.bytes]);
         let block = g.sections[sec as usize].blocks.start;
-        let sym = g.add_block_symbol("atexit (thunk)", block, 0);
-        g.atexit_thunk = Some(sym);
         let (own, _) = g.ensure_dso_handle();
         let Some(slot) = g.symbols[cxa as usize].got else {
             return Err(internal("atexit thunk without a GOT entry"));
         };
-        for (offset, kind, addend, target) in [
-            (thunk.dso_edge.0, thunk.dso_edge.1, thunk.dso_edge.2, own),
-            (
-                thunk.slot_edge.0,
-                thunk.slot_edge.1,
-                thunk.slot_edge.2,
-                slot,
-            ),
-        ] {
-            g.push_edge(
-                block,
-                Edge {
-                    offset,
-                    kind,
-                    target,
-                    addend,
-                },
-            );
-        }
+        let (d, s) = (thunk.dso_edge, thunk.slot_edge);
+        let sym = g.add_entry(
+            block,
+            "atexit (thunk)",
+            &[(d.0, d.1, own, d.2), (s.0, s.1, slot, s.2)],
+        );
+        g.atexit_thunk = Some(sym);
     }
 
     ifuncs(g);
 
-    // TLS indexes: `{module, offset}` per symbol, `{module, 0}` for the
-    // object's local-dynamic sequences.
-    let count = index_order.len() + usize::from(needs_module_index) + module_of_order.len();
+    // TLS indexes: `{module, offset}` per symbol, `{module, 0}` of another
+    // object's variable's module, `{module, 0}` for the object's own
+    // local-dynamic sequences.
+    let count = index_order.len() + module_of_order.len() + usize::from(needs_module_index);
     if count > 0 {
-        let zeros = vec![[0u8; 16]; count];
-        let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
-        let sec = g.add_linker_section(".tls_index", SectionKind::ReadOnly, 16, &contents);
+        let (sec, first) = g.add_table_section(".tls_index", SectionKind::ReadOnly, 16, count);
         g.tls_indexes = Some(sec);
-        let first = g.sections[sec as usize].blocks.start;
         for (k, &target) in index_order.iter().enumerate() {
-            let block = first + k as u32;
-            let index = g.add_block_symbol("TLS index", block, 0);
+            let index = g.add_entry(
+                first + k as u32,
+                "TLS index",
+                &[
+                    (0, &arch::TLS_MODULE_ID, target, 0),
+                    (8, &arch::TLS_OFFSET64, target, 0),
+                ],
+            );
             g.symbols[target as usize].tls_index = Some(index);
-            for (offset, kind) in [(0, &arch::TLS_MODULE_ID), (8, &arch::TLS_OFFSET64)] {
-                g.push_edge(
-                    block,
-                    Edge {
-                        offset,
-                        kind,
-                        target,
-                        addend: 0,
-                    },
-                );
-            }
         }
         for (k, &target) in module_of_order.iter().enumerate() {
             let block = first + (index_order.len() + k) as u32;
-            let index = g.add_block_symbol("TLS module index", block, 0);
-            g.symbols[target as usize].tls_module_index = Some(index);
-            g.push_edge(
+            let index = g.add_entry(
                 block,
-                Edge {
-                    offset: 0,
-                    kind: &arch::TLS_MODULE_ID,
-                    target,
-                    addend: 0,
-                },
+                "TLS module index",
+                &[(0, &arch::TLS_MODULE_ID, target, 0)],
             );
+            g.symbols[target as usize].tls_module_index = Some(index);
         }
         if needs_module_index {
             let block = first + (index_order.len() + module_of_order.len()) as u32;
-            let index = g.add_block_symbol("TLS module index", block, 0);
-            g.module_index = Some(index);
-            g.push_edge(
+            // Its own module: the edge's target is the index itself.
+            let index = g.symbols.len() as SymbolId;
+            g.add_entry(
                 block,
-                Edge {
-                    offset: 0,
-                    kind: &arch::TLS_MODULE_ID,
-                    target: index,
-                    addend: 0,
-                },
+                "TLS module index",
+                &[(0, &arch::TLS_MODULE_ID, index, 0)],
             );
+            g.module_index = Some(index);
         }
     }
     // TLS descriptors: `{resolver, &TLS index}` per symbol; the resolver
     // (the platform's) returns the variable's offset from the thread
     // pointer.
     if !desc_order.is_empty() {
-        let zeros = vec![[0u8; 16]; desc_order.len()];
-        let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
-        let sec = g.add_linker_section(".tlsdesc", SectionKind::ReadOnly, 16, &contents);
-        let first = g.sections[sec as usize].blocks.start;
-        let s = g.symbols.len() as SymbolId;
+        let (_, first) =
+            g.add_table_section(".tlsdesc", SectionKind::ReadOnly, 16, desc_order.len());
+        let resolver = g.symbols.len() as SymbolId;
         g.symbols.push(crate::link::graph::Symbol::new(
             crate::link::graph::Name::Linker("TLS descriptor resolver (linker)"),
             Definition::Absolute(platform::tlsdesc_resolver_address()),
             0,
         ));
         for (k, &target) in desc_order.iter().enumerate() {
-            let block = first + k as u32;
-            let desc = g.add_block_symbol("TLS descriptor", block, 0);
+            let desc = g.add_entry(
+                first + k as u32,
+                "TLS descriptor",
+                &[
+                    (0, &arch::POINTER64, resolver, 0),
+                    (8, &arch::TLS_INDEX64, target, 0),
+                ],
+            );
             g.symbols[target as usize].tls_desc = Some(desc);
-            for (offset, kind, to) in [(0, &arch::POINTER64, s), (8, &arch::TLS_INDEX64, target)] {
-                g.push_edge(
-                    block,
-                    Edge {
-                        offset,
-                        kind,
-                        target: to,
-                        addend: 0,
-                    },
-                );
-            }
         }
     }
     Ok(())
@@ -323,31 +265,19 @@ fn ifuncs(g: &mut LinkGraph) {
     if defined.is_empty() {
         return;
     }
-    let zeros = vec![[0u8; 8]; defined.len()];
-    let contents: Vec<&[u8]> = zeros.iter().map(|z| &z[..]).collect();
-    let got = g.add_linker_section(".got.ifunc", SectionKind::Data, 8, &contents);
+    let (_, got_first) = g.add_table_section(".got.ifunc", SectionKind::Data, 8, defined.len());
     let (bytes, stub_edges) = g.arch.stub();
     let stubs = vec![bytes; defined.len()];
     let code = g.add_linker_section(".iplt", SectionKind::Code, 16, &stubs);
-    let (got_first, code_first) = (
-        g.sections[got as usize].blocks.start,
-        g.sections[code as usize].blocks.start,
-    );
+    let code_first = g.sections[code as usize].blocks.start;
     let mut stub_of = vec![None; g.symbols.len()];
     for (k, &f) in defined.iter().enumerate() {
         let entry = g.add_block_symbol("IFUNC GOT entry", got_first + k as u32, 0);
-        let stub = g.add_block_symbol("IFUNC stub", code_first + k as u32, 0);
-        for &(offset, kind, addend) in stub_edges {
-            g.push_edge(
-                code_first + k as u32,
-                Edge {
-                    offset,
-                    kind,
-                    target: entry,
-                    addend,
-                },
-            );
-        }
+        let edges: Vec<_> = stub_edges
+            .iter()
+            .map(|&(o, kind, a)| (o, kind, entry, a))
+            .collect();
+        let stub = g.add_entry(code_first + k as u32, "IFUNC stub", &edges);
         g.symbols[f as usize].ifunc = Some(crate::link::graph::Ifunc { stub, entry });
         stub_of[f as usize] = Some(stub);
     }

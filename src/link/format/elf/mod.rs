@@ -19,28 +19,13 @@ use self::x86_64::Relocation;
 use super::{Choices, Diagnostics};
 use crate::link::arch::{Arch, Formula};
 use crate::link::graph::{
-    Block, Builtin, Content, Definition, Edge, External, FnArray, Global, LinkGraph, Name, Section,
-    SectionId, SectionKind, Span, Symbol, SymbolId,
+    is_c_identifier, Block, Builtin, Content, Definition, Edge, External, FnArray, Global,
+    LinkGraph, Name, Section, SectionId, SectionKind, Span, Symbol, SymbolId,
 };
-use crate::link::passes::tables;
 use crate::link::platform;
 use crate::link::{LinkError, ObjectBytes};
 
 const NONE: u32 = u32::MAX;
-
-fn span_of(data: &[u8], part: &[u8]) -> Span {
-    let start = (part.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
-    Span {
-        start: start as u32,
-        len: part.len() as u32,
-    }
-}
-
-fn is_c_identifier(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !name.as_bytes()[0].is_ascii_digit()
-}
 
 /// `.init_array.N`, `.ctors.N`... -> `(fini, reversed, priority)`.
 fn array_kind(name: &str, sh_type: object::elf::SectionType) -> Option<(bool, bool, i64)> {
@@ -99,7 +84,6 @@ pub(crate) fn build(
     b.sections(choices)?;
     b.symbols(choices, diag)?;
     b.relocations(diag)?;
-    tables::build(&mut b.g)?;
     Ok(b.g)
 }
 
@@ -196,7 +180,7 @@ impl Builder<'_> {
                         format!("section [{i}] {sname} is larger than 4 GiB"),
                     ));
                 }
-                Content::Object(span_of(self.data, bytes))
+                Content::Object(Span::of(self.data, bytes))
             };
             let kind = if flags & reader::SHF_TLS.0 != 0 {
                 let a = self.g.tls_align.get_or_insert(1);
@@ -254,7 +238,7 @@ impl Builder<'_> {
                 tls_offset: 0,
             });
             self.g.sections.push(Section {
-                name: Name::Object(span_of(self.data, sname.as_bytes())),
+                name: Name::Object(Span::of(self.data, sname.as_bytes())),
                 index: i as u32,
                 kind,
                 in_group: in_group[i],
@@ -291,7 +275,7 @@ impl Builder<'_> {
             };
             let raw_name = self.obj.symbol_name_bytes(sym).unwrap_or(b"");
             let mut s = Symbol::new(
-                Name::Object(span_of(self.data, raw_name)),
+                Name::Object(Span::of(self.data, raw_name)),
                 Definition::Null,
                 i as u32,
             );
@@ -424,7 +408,7 @@ impl Builder<'_> {
             }
             self.g.globals.push(Global {
                 symbol: si,
-                name: span_of(self.data, n.as_bytes()),
+                name: Span::of(self.data, n.as_bytes()),
                 flags: reader::symbol_flags(sym, sec == SymSection::Common),
             });
         }
@@ -490,7 +474,7 @@ impl Builder<'_> {
         let ext = self.g.externals.len() as u32;
         self.g.externals.push(External {
             symbol: si,
-            name: span_of(self.data, n.as_bytes()),
+            name: Span::of(self.data, n.as_bytes()),
             weak,
             builtin: if ty == reader::STT_TLS {
                 None

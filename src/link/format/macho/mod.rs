@@ -46,19 +46,10 @@ use crate::link::graph::{
     Block, Builtin, Content, Definition, Edge, External, FnArray, Global, LinkGraph, Name, Section,
     SectionId, SectionKind, Span, Symbol, SymbolId,
 };
-use crate::link::passes::tables;
 use crate::link::platform;
 use crate::link::{LinkError, ObjectBytes, ObjectFormat};
 
 const NONE: u32 = u32::MAX;
-
-fn span_of(data: &[u8], part: &[u8]) -> Span {
-    let start = (part.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
-    Span {
-        start: start as u32,
-        len: part.len() as u32,
-    }
-}
 
 /// A little-endian signed field of `size` bytes (4 or 8) at `off`.
 fn read_signed(bytes: &[u8], off: u64, size: u8) -> Option<i64> {
@@ -99,7 +90,6 @@ pub(crate) fn build(
     b.sections()?;
     b.symbols(choices, diag)?;
     b.relocations(diag)?;
-    tables::build(&mut b.g)?;
     Ok(b.g)
 }
 
@@ -224,7 +214,7 @@ impl Builder<'_> {
                         format!("section {display} is larger than 4 GiB"),
                     ));
                 }
-                Content::Object(span_of(self.data, bytes))
+                Content::Object(Span::of(self.data, bytes))
             };
             if kind == SectionKind::Zero && u32::try_from(size).is_err() {
                 return Err(LinkError::unsupported(
@@ -272,7 +262,7 @@ impl Builder<'_> {
                 tls_offset: 0,
             });
             self.g.sections.push(Section {
-                name: Name::Object(span_of(self.data, sectname)),
+                name: Name::Object(Span::of(self.data, sectname)),
                 // Debugger images are ELF-only for now (see `debug/`).
                 index: 0,
                 kind,
@@ -302,7 +292,7 @@ impl Builder<'_> {
             };
             let raw_name = self.obj.symbol_name_bytes(sym);
             self.g.symbols[i] = Symbol::new(
-                Name::Object(span_of(self.data, raw_name)),
+                Name::Object(Span::of(self.data, raw_name)),
                 Definition::Null,
                 i as u32,
             );
@@ -410,7 +400,7 @@ impl Builder<'_> {
             }
             self.g.globals.push(Global {
                 symbol: si,
-                name: span_of(self.data, n.as_bytes()),
+                name: Span::of(self.data, n.as_bytes()),
                 flags: reader::symbol_flags(&self.obj, sym, kind),
             });
         }
@@ -443,7 +433,7 @@ impl Builder<'_> {
         let ext = self.g.externals.len() as u32;
         self.g.externals.push(External {
             symbol: si,
-            name: span_of(self.data, n.as_bytes()),
+            name: Span::of(self.data, n.as_bytes()),
             weak,
             builtin: ObjectFormat::MachO.host_name(n).and_then(Builtin::of),
         });

@@ -26,7 +26,8 @@ unsafe impl Send for HostSymbolGenerator {}
 // SAFETY: as above; `dlsym` is thread-safe.
 unsafe impl Sync for HostSymbolGenerator {}
 
-fn dl_error() -> String {
+/// The C library's last `dlopen`/`dlsym` error on this thread.
+pub(crate) fn dl_error() -> String {
     // SAFETY: dlerror returns NULL or a NUL-terminated string owned by the
     // C library, valid until the next dl* call on this thread; we copy it
     // at once.

@@ -18,7 +18,9 @@
 //! leave holes it does not reuse). When the surplus is exhausted the link
 //! fails with an error naming the tunable.
 
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_void, CString};
+
+use super::host::dl_error;
 
 /// A JIT object's thread-local block in static TLS; closed on drop.
 pub(crate) struct StaticTlsBlock {
@@ -202,19 +204,6 @@ fn shared_object(size: usize, align: usize, image: &[u8], page: usize) -> Vec<u8
     put(&mut o, tls, image);
     o.resize(end, 0);
     o
-}
-
-fn dl_error() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated string valid until
-    // the next dl* call on this thread; copied at once.
-    unsafe {
-        let e = libc::dlerror();
-        if e.is_null() {
-            "unknown dlopen error".into()
-        } else {
-            CStr::from_ptr(e).to_string_lossy().into_owned()
-        }
-    }
 }
 
 /// Places a thread-local block of `size` bytes aligned to `align`,
