@@ -13,7 +13,9 @@
 //!   COMMON, `__start_`/`__stop_`, init/fini arrays, TLS sections) and
 //!   their tables from raw relocation types to edge kinds:
 //!   `format/elf/{reader.rs, mod.rs, x86_64.rs, aarch64.rs}`,
-//!   `format/macho/{reader.rs, mod.rs, eh_frame.rs, x86_64.rs}`.
+//!   `format/macho/{reader.rs, mod.rs, x86_64.rs}`; `format/eh_frame.rs` checks
+//!   DWARF CFI for every format (and finds the pointers Mach-O leaves
+//!   without relocations).
 //! - `arch/`: **architectures** own the neutral edge vocabulary's fields,
 //!   fixup writers on byte slices, GOT and stub contents, relaxations and
 //!   instruction-cache maintenance: `arch/{mod.rs, x86_64.rs, aarch64.rs}`.

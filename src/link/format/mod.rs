@@ -6,6 +6,7 @@
 //! format an object was. LTO objects (compiler IR, no code: `lto.rs`) are
 //! refused before any format reads them.
 
+pub(crate) mod eh_frame;
 pub(crate) mod elf;
 mod lto;
 pub(crate) mod macho;

@@ -15,7 +15,6 @@ pub use linux::host;
 pub use linux::memory::JitMemory;
 pub(crate) use linux::{
     args, atexit, eh_frame::EhFrameRegistration, ifunc, memory, static_tls, thread_atexit, tls,
-    validate_eh_frame,
 };
 
 use super::graph::Builtin;

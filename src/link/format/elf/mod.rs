@@ -203,7 +203,7 @@ impl Builder<'_> {
             };
             if kind == SectionKind::EhFrame {
                 let bytes = obj.section_data(name, i, shdr)?;
-                platform::validate_eh_frame(bytes).map_err(|e| {
+                super::eh_frame::walk(bytes, |_| {}).map_err(|e| {
                     LinkError::malformed(name, format!("section [{i}] {sname}: {e}"))
                 })?;
             }

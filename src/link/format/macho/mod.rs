@@ -8,7 +8,7 @@
 //!   arrays (in object order), and `__eh_frame` as DWARF CFI, registered
 //!   with the rest of the batch's unwind information. Its FDE pointers,
 //!   which Mach-O leaves without relocations, become edges
-//!   (`eh_frame.rs`). Not loaded: debug sections (`S_ATTR_DEBUG`,
+//!   (`format/eh_frame.rs`). Not loaded: debug sections (`S_ATTR_DEBUG`,
 //!   `__DWARF`), `__LD,__compact_unwind` (Apple's compact unwind, which
 //!   only the Darwin unwinder reads: on Linux the unwinder takes the DWARF
 //!   CFI of `__eh_frame`, which clang and zig also emit for x86-64 code
@@ -31,7 +31,6 @@
 //!   [`Formula::Difference`] edge. Non-extern relocations (by section
 //!   ordinal) refer to their section's start.
 
-pub(crate) mod eh_frame;
 pub(crate) mod reader;
 pub(crate) mod x86_64;
 
@@ -91,6 +90,16 @@ pub(crate) fn build(
     b.symbols(choices, diag)?;
     b.relocations(diag)?;
     Ok(b.g)
+}
+
+/// Where a relocation is, for messages (`section+offset`), formatted only
+/// when a message needs it.
+struct At<'a>(&'a str, u64);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}+{:#x}", self.0, self.1)
+    }
 }
 
 struct Builder<'a> {
@@ -222,11 +231,8 @@ impl Builder<'_> {
                     format!("section {display} is larger than 4 GiB"),
                 ));
             }
-            if kind == SectionKind::EhFrame {
-                let bytes = self.obj.section_data(name, i)?;
-                platform::validate_eh_frame(bytes)
-                    .map_err(|e| self.malformed(format!("section {display}: {e}")))?;
-            }
+            // `__eh_frame` is checked where its pointers become edges
+            // (`eh_frame_edges`, for every loaded one).
             let id = self.g.sections.len() as SectionId;
             let ty = macho::SectionType((flags & macho::SECTION_TYPE) as u8);
             if matches!(
@@ -456,7 +462,7 @@ impl Builder<'_> {
         rname: &str,
         extern_: bool,
         symbolnum: u32,
-        at: &str,
+        at: &At<'_>,
     ) -> Result<(SymbolId, u64), LinkError> {
         let n = symbolnum as usize;
         if extern_ {
@@ -512,7 +518,7 @@ impl Builder<'_> {
                 let info = relocs[k].info(LE);
                 k += 1;
                 let off = u64::from(info.r_address);
-                let at = format!("{display}+{off:#x}");
+                let at = At(&display, off);
                 if info.r_address & macho::R_SCATTERED != 0 {
                     diag.report(self.malformed(format!(
                         "scattered relocation at {at} (not valid for x86-64)"
@@ -639,7 +645,7 @@ impl Builder<'_> {
         info: macho::RelocationInfo,
         value: i64,
         place: u64,
-        at: &str,
+        at: &At<'_>,
     ) -> Result<Edge, LinkError> {
         let (target, sec_addr) = self.target(kind.name, info.r_extern, info.r_symbolnum, at)?;
         if !info.r_extern && kind.formula.needs_got_entry() {
@@ -679,7 +685,7 @@ impl Builder<'_> {
         sub: macho::RelocationInfo,
         unsigned: macho::RelocationInfo,
         value: i64,
-        at: &str,
+        at: &At<'_>,
     ) -> Result<(Edge, SymbolId), LinkError> {
         let (b, b_base) = self.target(kind.name, sub.r_extern, sub.r_symbolnum, at)?;
         let (a, a_base) = self.target(
@@ -705,7 +711,7 @@ impl Builder<'_> {
     }
 
     /// Edges for the `__eh_frame` pointers the object leaves without
-    /// relocations (see `eh_frame.rs`).
+    /// relocations (see `format/eh_frame.rs`).
     fn eh_frame_edges(
         &mut self,
         i: usize,
@@ -714,7 +720,8 @@ impl Builder<'_> {
         edges: &mut Vec<(Edge, Option<SymbolId>)>,
     ) -> Result<(), LinkError> {
         let display = self.obj.section_display(i);
-        let pointers = eh_frame::implicit_pointers(content)
+        let mut pointers = Vec::new();
+        super::eh_frame::walk(content, |p| pointers.push(p))
             .map_err(|e| self.malformed(format!("section {display}: {e}")))?;
         for p in pointers {
             let offset = p.offset as u64;

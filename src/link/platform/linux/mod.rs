@@ -11,5 +11,3 @@ pub(crate) mod memory;
 pub(crate) mod static_tls;
 pub(crate) mod thread_atexit;
 pub(crate) mod tls;
-
-pub(crate) use eh_frame::validate as validate_eh_frame;
