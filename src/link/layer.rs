@@ -455,10 +455,14 @@ impl ObjectLinkingLayer {
         };
         let mut alive = vec![true; members.len()];
         for (i, m) in members.iter().enumerate() {
-            let mine: FxHashSet<&str> = m.mr.symbols().iter().map(|(n, _)| n.as_str()).collect();
+            // The object defines every symbol its responsibility covers; it
+            // may define more (a COMDAT group it owns whose signature
+            // symbol lost to another definition): only then filter.
+            let mine: Option<FxHashSet<&str>> = (batch.defined_count(i) != m.mr.symbols().len())
+                .then(|| m.mr.symbols().iter().map(|(n, _)| n.as_str()).collect());
             let resolved: Vec<(SymbolName, u64)> = batch
                 .defined_addresses(i)
-                .filter(|(name, _, _)| mine.contains(name))
+                .filter(|(name, _, _)| mine.as_ref().is_none_or(|m| m.contains(name)))
                 .map(|(name, addr, _)| (SymbolName::intern(name), addr))
                 .collect();
             if let Err(e) = m.mr.notify_resolved(&resolved) {
@@ -506,6 +510,17 @@ impl ObjectLinkingLayer {
             .iter()
             .map(|n| (n.clone(), SymbolLookupFlags::WeaklyReferenced))
             .collect();
+        if lookup.is_empty() {
+            // Nothing to wait for: link now (no query through the session).
+            let group = Group {
+                batch,
+                members,
+                alive,
+                names,
+                order,
+            };
+            return self.finish(group, Ok(Vec::new()));
+        }
         let group = Group {
             batch,
             members,

@@ -52,12 +52,12 @@ fn page_align(n: usize, page: usize) -> Option<usize> {
     n.checked_next_multiple_of(page)
 }
 
-/// The sections of `kind`, in order; with `__start_`/`__stop_` symbols,
-/// same-named sections adjacent.
-fn sections_of(g: &LinkGraph, kind: SectionKind) -> Vec<SectionId> {
-    let mut v: Vec<SectionId> = (0..g.sections.len() as SectionId)
-        .filter(|&s| g.sections[s as usize].kind == kind)
-        .collect();
+/// Fills `v` (reused: no allocation per call) with the sections of
+/// `kind`, in order; with `__start_`/`__stop_` symbols, same-named sections
+/// adjacent.
+fn sections_of(g: &LinkGraph, kind: SectionKind, v: &mut Vec<SectionId>) {
+    v.clear();
+    v.extend((0..g.sections.len() as SectionId).filter(|&s| g.sections[s as usize].kind == kind));
     if g.has_start_stop {
         v.sort_by_key(|&s| {
             let n = g.section_name(s);
@@ -68,12 +68,17 @@ fn sections_of(g: &LinkGraph, kind: SectionKind) -> Vec<SectionId> {
             }
         });
     }
-    v
 }
 
 /// Places the blocks of `g`'s sections of `kind` from `cursor` on.
-fn place(g: &mut LinkGraph, kind: SectionKind, cursor: &mut usize) -> Result<(), LinkError> {
-    for s in sections_of(g, kind) {
+fn place(
+    g: &mut LinkGraph,
+    kind: SectionKind,
+    cursor: &mut usize,
+    ids: &mut Vec<SectionId>,
+) -> Result<(), LinkError> {
+    sections_of(g, kind, ids);
+    for &s in ids.iter() {
         for b in g.sections[s as usize].blocks.clone() {
             let block = &g.blocks[b as usize];
             let size = usize::try_from(block.size).map_err(|_| too_big(g))?;
@@ -88,9 +93,10 @@ fn place(g: &mut LinkGraph, kind: SectionKind, cursor: &mut usize) -> Result<(),
 /// Lays the batch out (addresses as offsets from the range's start).
 pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayout, LinkError> {
     let big = |g: &LinkGraph| too_big(g);
+    let mut ids: Vec<SectionId> = Vec::new();
     let mut cursor = 0usize;
     for g in graphs.iter_mut() {
-        place(g, SectionKind::Code, &mut cursor)?;
+        place(g, SectionKind::Code, &mut cursor, &mut ids)?;
     }
     let readonly_start = match graphs.first() {
         Some(g) => page_align(cursor, page).ok_or_else(|| big(g))?,
@@ -98,12 +104,12 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
     };
     cursor = readonly_start;
     for g in graphs.iter_mut() {
-        place(g, SectionKind::ReadOnly, &mut cursor)?;
+        place(g, SectionKind::ReadOnly, &mut cursor, &mut ids)?;
     }
     let eh_start = cursor.next_multiple_of(4);
     cursor = eh_start;
     for g in graphs.iter_mut() {
-        place(g, SectionKind::EhFrame, &mut cursor)?;
+        place(g, SectionKind::EhFrame, &mut cursor, &mut ids)?;
     }
     let mut eh_frame = None;
     if cursor > eh_start {
@@ -118,7 +124,7 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
     cursor = data_start;
     let mut tls = Vec::with_capacity(graphs.len());
     for g in graphs.iter_mut() {
-        place(g, SectionKind::Data, &mut cursor)?;
+        place(g, SectionKind::Data, &mut cursor, &mut ids)?;
         // `.tdata` placed as it lies in a thread's block (relative to a
         // start aligned like the block), then `.tbss` continues the block
         // without memory here.
@@ -128,15 +134,17 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
         };
         cursor = align_up(cursor, align).ok_or_else(|| big(g))?;
         let start = cursor;
-        place(g, SectionKind::TlsData, &mut cursor)?;
+        place(g, SectionKind::TlsData, &mut cursor, &mut ids)?;
         let mut size = cursor - start;
-        for s in sections_of(g, SectionKind::TlsData) {
+        sections_of(g, SectionKind::TlsData, &mut ids);
+        for &s in &ids {
             for b in g.sections[s as usize].blocks.clone() {
                 let block = &mut g.blocks[b as usize];
                 block.tls_offset = block.addr - start as u64;
             }
         }
-        for s in sections_of(g, SectionKind::TlsZero) {
+        sections_of(g, SectionKind::TlsZero, &mut ids);
+        for &s in &ids {
             for b in g.sections[s as usize].blocks.clone() {
                 let block = &g.blocks[b as usize];
                 let at = align_up(size, block.align).ok_or_else(|| big(g))?;
@@ -152,7 +160,7 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
         }));
     }
     for g in graphs.iter_mut() {
-        place(g, SectionKind::Zero, &mut cursor)?;
+        place(g, SectionKind::Zero, &mut cursor, &mut ids)?;
     }
     let total = match graphs.first() {
         Some(g) => page_align(cursor, page).ok_or_else(|| big(g))?,

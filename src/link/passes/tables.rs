@@ -13,54 +13,69 @@ use crate::link::LinkError;
 
 /// Adds the GOT, stubs, TLS indexes and the `atexit` thunk `g` needs.
 pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
-    let nsym = g.symbols.len();
-    let mut wants_got = vec![false; nsym];
-    let mut wants_index = vec![false; nsym];
+    // What each symbol needs, one bit per table (one allocation), and the
+    // order entries are made in.
+    const GOT: u8 = 1;
+    const INDEX: u8 = 2;
+    const MODULE_OF: u8 = 4;
+    const DESC: u8 = 8;
+    const TP_GOT: u8 = 16;
+    const STUB: u8 = 32;
+    let mut wants = vec![0u8; g.symbols.len()];
+    let want = |wants: &mut Vec<u8>, bit: u8, order: &mut Vec<SymbolId>, s: SymbolId| {
+        if let Some(w) = wants.get_mut(s as usize) {
+            if *w & bit == 0 {
+                *w |= bit;
+                order.push(s);
+            }
+        }
+    };
     let mut got_order: Vec<SymbolId> = Vec::new();
     let mut index_order: Vec<SymbolId> = Vec::new();
     let mut needs_module_index = false;
     // Local-dynamic sequences naming another object's variable (hidden TLS
     // across objects: clang -fvisibility=hidden, Rust's std): an index of
     // that variable's module.
-    let mut wants_module_of = vec![false; nsym];
     let mut module_of_order: Vec<SymbolId> = Vec::new();
-    let mut wants_desc = vec![false; nsym];
     let mut desc_order: Vec<SymbolId> = Vec::new();
-    let want = |flags: &mut Vec<bool>, order: &mut Vec<SymbolId>, s: SymbolId| {
-        if let Some(f) = flags.get_mut(s as usize) {
-            if !*f {
-                *f = true;
-                order.push(s);
-            }
-        }
-    };
+    // Initial exec: a GOT entry holding the variable's offset from the
+    // thread pointer; the object's own variables (also for local exec)
+    // then live in static TLS.
+    let mut tp_got_order: Vec<SymbolId> = Vec::new();
     for e in &g.edges {
         let f = e.kind.formula;
         g.needs_got_base |= f.needs_got_base();
         if f.needs_got_entry() {
-            want(&mut wants_got, &mut got_order, e.target);
+            want(&mut wants, GOT, &mut got_order, e.target);
         }
+        let definition = g.symbols.get(e.target as usize).map(|s| s.definition);
+        let external = matches!(definition, Some(Definition::External(_)));
         match f {
             Formula::TlsIndexRelative | Formula::TlsIndexPageRelative | Formula::TlsIndex => {
-                want(&mut wants_index, &mut index_order, e.target)
+                want(&mut wants, INDEX, &mut index_order, e.target)
             }
             Formula::TlsModuleIndexRelative
             | Formula::TlsModuleIndexPageRelative
             | Formula::TlsModuleIndex
-                if matches!(
-                    g.symbols.get(e.target as usize).map(|s| s.definition),
-                    Some(Definition::External(_))
-                ) =>
+                if external =>
             {
-                want(&mut wants_module_of, &mut module_of_order, e.target)
+                want(&mut wants, MODULE_OF, &mut module_of_order, e.target)
             }
             Formula::TlsModuleIndexRelative
             | Formula::TlsModuleIndexPageRelative
             | Formula::TlsModuleIndex => needs_module_index = true,
             // A descriptor's argument is the target's TLS index.
             Formula::TlsDescPageRelative | Formula::TlsDesc | Formula::TlsDescRelative => {
-                want(&mut wants_desc, &mut desc_order, e.target);
-                want(&mut wants_index, &mut index_order, e.target);
+                want(&mut wants, DESC, &mut desc_order, e.target);
+                want(&mut wants, INDEX, &mut index_order, e.target);
+            }
+            Formula::ThreadPointerOffset | Formula::ThreadPointerOffsetGotRelative => {
+                if f == Formula::ThreadPointerOffsetGotRelative {
+                    want(&mut wants, TP_GOT, &mut tp_got_order, e.target);
+                }
+                if matches!(definition, Some(Definition::Tls { .. })) {
+                    g.static_tls = true;
+                }
             }
             _ => {}
         }
@@ -72,34 +87,13 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             g.symbols[gl.symbol as usize].definition,
             Definition::Tls { .. }
         ) {
-            want(&mut wants_index, &mut index_order, gl.symbol);
-        }
-    }
-    // Initial exec: a GOT entry holding the variable's offset from the
-    // thread pointer; the object's own variables (also for local exec)
-    // then live in static TLS.
-    let mut tp_got_order: Vec<SymbolId> = Vec::new();
-    let mut wants_tp_got = vec![false; nsym];
-    for e in &g.edges {
-        let f = e.kind.formula;
-        if f == Formula::ThreadPointerOffsetGotRelative {
-            want(&mut wants_tp_got, &mut tp_got_order, e.target);
-        }
-        if matches!(
-            f,
-            Formula::ThreadPointerOffset | Formula::ThreadPointerOffsetGotRelative
-        ) && matches!(
-            g.symbols.get(e.target as usize).map(|s| s.definition),
-            Some(Definition::Tls { .. })
-        ) {
-            g.static_tls = true;
+            want(&mut wants, INDEX, &mut index_order, gl.symbol);
         }
     }
     let mut stubs: Vec<SymbolId> = Vec::new();
-    let mut wants_stub = vec![false; nsym];
     for &s in &std::mem::take(&mut g.wants_stub) {
-        want(&mut wants_stub, &mut stubs, s);
-        want(&mut wants_got, &mut got_order, s);
+        want(&mut wants, STUB, &mut stubs, s);
+        want(&mut wants, GOT, &mut got_order, s);
     }
     // `atexit` is the object's own thunk, which jumps to the platform's
     // `__cxa_atexit` through a GOT entry.
