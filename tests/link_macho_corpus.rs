@@ -77,7 +77,10 @@ fn zig_toolchain(program: Program) -> Toolchain {
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join(format!("zigcc-macho-{}", program.name()));
     let text = format!(
-        "#!/bin/sh\nexec python3 -m ziglang cc -target x86_64-macos \"$@\" -D_FORTIFY_SOURCE=0 {extra}\n"
+        // `--version` alone: zig given flags with it also compiles (and
+        // leaves an `a.o` in the working directory).
+        "#!/bin/sh\n[ \"$1\" = --version ] && exec python3 -m ziglang cc --version\n\
+         exec python3 -m ziglang cc -target x86_64-macos \"$@\" -D_FORTIFY_SOURCE=0 {extra}\n"
     );
     if std::fs::read_to_string(&script).ok().as_deref() != Some(text.as_str()) {
         let tmp = dir.join(format!(".zigcc-{}-{}", program.name(), std::process::id()));
