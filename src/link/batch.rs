@@ -144,13 +144,10 @@ impl PreparedBatch {
     /// The symbols object `i` needs from elsewhere: `(name, weak)`, each
     /// once. What the linker defines itself is not listed.
     pub fn externals(&self, i: usize) -> impl Iterator<Item = (&str, bool)> {
-        let g = self.graphs.get(i);
-        g.into_iter().flat_map(|g| {
-            g.externals
-                .iter()
-                .filter(|x| x.builtin.is_none())
-                .map(move |x| (g.span_str(x.name), x.weak))
-        })
+        self.graphs
+            .get(i)
+            .into_iter()
+            .flat_map(|g| g.needed_externals())
     }
 
     /// The format of the batch's objects (one dylib never mixes them).

@@ -407,6 +407,15 @@ impl LinkGraph {
         self.name_of(Name::Object(span))
     }
 
+    /// The symbols the object needs from elsewhere: `(name, weak)`, each
+    /// once. What the linker defines itself is not listed.
+    pub fn needed_externals(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.externals
+            .iter()
+            .filter(|x| x.builtin.is_none())
+            .map(move |x| (self.span_str(x.name), x.weak))
+    }
+
     pub fn section_name(&self, section: SectionId) -> &str {
         self.sections
             .get(section as usize)

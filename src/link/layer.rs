@@ -27,7 +27,7 @@ use super::{
     scan_object, Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId, ObjectBytes,
 };
 use crate::orc::{
-    DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib,
+    DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib, LookupFlags,
     MaterializationResponsibility, MaterializationUnit, ResourceKey, ResourceManager,
     ResourceTracker, Result, Session, SessionStats, SymbolFlags, SymbolLookupFlags, SymbolName,
     SymbolState,
@@ -326,37 +326,94 @@ impl ObjectLinkingLayer {
 
     /// Links the objects one lookup pulled in: their graphs are built, and
     /// those of each tracker linked as one batch (phases in the module
-    /// docs).
+    /// docs). The objects of this layer that their code references, and
+    /// that nothing materializes yet, are claimed into the same batch
+    /// first, level after level: the externals lookup would start them
+    /// anyway, each level as a batch of its own (Lua's interpreter linked
+    /// in five batches, with five allocations and five lookups).
     fn materialize_objects(
         self: Arc<Self>,
         units: Vec<(ObjectUnit, MaterializationResponsibility)>,
     ) {
         let mut groups: Vec<(ResourceKey, Vec<Member>)> = Vec::new();
-        for (unit, mr) in units {
-            let Ok(key) = mr.with_resource_key_do(|k| k) else {
-                mr.fail();
-                continue;
-            };
-            let member = match self.build_member(unit, &mr) {
-                Ok(m) => m,
-                Err(e) => {
-                    fail(mr, e);
+        let mut units = units;
+        // Names asked for already, and each dylib's search order.
+        let mut asked: FxHashSet<(u32, SymbolName)> = FxHashSet::default();
+        let mut orders: Vec<(Arc<JITDylib>, SearchOrder)> = Vec::new();
+        while !units.is_empty() {
+            // Per dylib: what the objects of this level reference.
+            let mut wanted: Vec<(Arc<JITDylib>, Vec<SymbolName>)> = Vec::new();
+            for (unit, mr) in units.drain(..) {
+                let Ok(key) = mr.with_resource_key_do(|k| k) else {
+                    mr.fail();
+                    continue;
+                };
+                let member = match self.build_member(unit, &mr) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        fail(mr, e);
+                        continue;
+                    }
+                };
+                if let Some(g) = &member.graph {
+                    let dylib = mr.dylib();
+                    let at = match wanted.iter().position(|(d, _)| Arc::ptr_eq(d, dylib)) {
+                        Some(at) => at,
+                        None => {
+                            wanted.push((dylib.clone(), Vec::new()));
+                            wanted.len() - 1
+                        }
+                    };
+                    for (name, _) in g.needed_externals() {
+                        let name = SymbolName::intern(name);
+                        if asked.insert((dylib.id(), name.clone())) {
+                            wanted[at].1.push(name);
+                        }
+                    }
+                }
+                let member = Member {
+                    mr,
+                    graph: member.graph,
+                    uses: member.uses,
+                    object_id: member.object_id,
+                    owns_groups: member.owns_groups,
+                    commons: member.commons,
+                    name: member.name,
+                    externals: Vec::new(),
+                };
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, g)) => g.push(member),
+                    None => groups.push((key, vec![member])),
+                }
+            }
+            for (dylib, names) in wanted {
+                if names.is_empty() {
                     continue;
                 }
-            };
-            let member = Member {
-                mr,
-                graph: member.graph,
-                uses: member.uses,
-                object_id: member.object_id,
-                owns_groups: member.owns_groups,
-                commons: member.commons,
-                name: member.name,
-                externals: Vec::new(),
-            };
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, g)) => g.push(member),
-                None => groups.push((key, vec![member])),
+                let order = match orders.iter().find(|(d, _)| Arc::ptr_eq(d, &dylib)) {
+                    Some((_, o)) => o.clone(),
+                    None => match dylib.search_order() {
+                        Ok(o) => {
+                            orders.push((dylib.clone(), o.clone()));
+                            o
+                        }
+                        // The externals lookup reports it.
+                        Err(_) => continue,
+                    },
+                };
+                let Some(session) = dylib.session() else {
+                    continue;
+                };
+                let key = ObjectUnit::batch_key_of(&self);
+                for (mu, mr) in session.claim_units(&order, &names, key).unwrap_or_default() {
+                    let any: Box<dyn std::any::Any + Send> = mu;
+                    match any.downcast::<ObjectUnit>() {
+                        Ok(u) => units.push((*u, mr)),
+                        // The key is this layer's: cannot happen; fail it
+                        // rather than leave its symbols materializing.
+                        Err(_) => mr.fail(),
+                    }
+                }
             }
         }
         for (_, members) in groups {
@@ -642,6 +699,7 @@ impl ObjectLinkingLayer {
                 return;
             }
         };
+        let batch_ids: Vec<u64> = members.iter().map(|m| m.object_id).collect();
         for (((m, result), alive), failure) in
             members.into_iter().zip(results).zip(alive).zip(failures)
         {
@@ -657,7 +715,7 @@ impl ObjectLinkingLayer {
                 Ok(linked) => {
                     let deps: Vec<SymbolName> =
                         m.externals.iter().map(|&(k, _)| names[k].clone()).collect();
-                    self.emit(m, Arc::new(linked), &order, &deps);
+                    self.emit(m, Arc::new(linked), &order, &deps, &batch_ids);
                 }
                 Err(e) => fail(m.mr, e.into()),
             }
@@ -667,12 +725,16 @@ impl ObjectLinkingLayer {
     /// Records a linked object under the tracker that owns it and emits
     /// it, with the JIT symbols it uses as dependencies and its
     /// initializers as the hook that runs before its symbols are ready.
+    /// `batch` lists the objects linked in its batch: a COMDAT owner among
+    /// them shares its pages already (and keeping it alive through them
+    /// would be a cycle).
     fn emit(
         &self,
         m: Member,
         linked: Arc<LinkedObject>,
         order: &[(Arc<JITDylib>, crate::orc::LookupFlags)],
         deps: &[SymbolName],
+        batch: &[u64],
     ) {
         let Member {
             mr,
@@ -683,9 +745,12 @@ impl ObjectLinkingLayer {
             name,
             ..
         } = m;
-        let use_ids: Vec<u64> = uses.iter().map(|(id, _)| *id).collect();
-        for (_, owner) in uses {
-            linked.keep_alive(owner);
+        let mut use_ids: Vec<u64> = Vec::new();
+        for (id, owner) in uses {
+            if !batch.contains(&id) {
+                use_ids.push(id);
+                linked.keep_alive(owner);
+            }
         }
         // Record it under the tracker that owns the unit now, atomically
         // with respect to remove and transfer; if that tracker is gone the
@@ -748,6 +813,9 @@ struct MemberParts {
     commons: Vec<(u32, String)>,
     name: String,
 }
+
+/// A dylib's search order ([`JITDylib::search_order`]).
+type SearchOrder = Vec<(Arc<JITDylib>, LookupFlags)>;
 
 /// An object of a batch.
 struct Member {
@@ -882,6 +950,13 @@ struct ObjectUnit {
     id: u64,
 }
 
+impl ObjectUnit {
+    /// The batch key of `layer`'s units: its address.
+    fn batch_key_of(layer: &Arc<ObjectLinkingLayer>) -> usize {
+        Arc::as_ptr(layer) as usize
+    }
+}
+
 impl MaterializationUnit for ObjectUnit {
     fn name(&self) -> &str {
         &self.name
@@ -896,7 +971,7 @@ impl MaterializationUnit for ObjectUnit {
     /// Objects of one layer link together: one allocation, one set of
     /// protection changes and one unwind registration per tracker.
     fn batch_key(&self) -> Option<usize> {
-        Some(Arc::as_ptr(&self.layer) as usize)
+        Some(ObjectUnit::batch_key_of(&self.layer))
     }
     fn materialize_batch(
         self: Box<Self>,

@@ -26,9 +26,10 @@
 //! - `platform/`: what the **host OS** provides, behind one seam:
 //!   `platform/linux/` (memory, unwind registration, the TLS runtime,
 //!   `__cxa_atexit`/`atexit`/`__cxa_thread_atexit` for JIT code, `dlsym`).
-//! - `batch.rs`: a **link batch**, the objects one lookup pulls in, in one
-//!   allocation with one set of protection changes and one unwind
-//!   registration; `linked.rs`: linked objects (init/fini, drop);
+//! - `batch.rs`: a **link batch**, the objects one lookup pulls in (the
+//!   layer claims what they reference, transitively, from the ORC session
+//!   before linking), per tracker in one allocation with one set of
+//!   protection changes and one unwind registration; `linked.rs`: linked objects (init/fini, drop);
 //!   `archive.rs`: `.a` archives; `layer.rs`: objects as ORC units;
 //!   `diagnose.rs`: every error of an input at once (`jitrt check`).
 //!

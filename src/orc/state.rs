@@ -508,9 +508,47 @@ impl State {
     /// Moves a unit's symbols to `Materializing` under a new responsibility
     /// and hands the unit out to be run.
     fn start_unit(&mut self, uid: u64, fx: &mut Effects) {
-        let Some(unit) = self.units.remove(&uid) else {
-            return;
-        };
+        if let Some(m) = self.take_unit(uid) {
+            fx.materialize.push(m);
+        }
+    }
+
+    /// Takes out, for the caller's own materialization task, the units with
+    /// `batch_key` that define `names` (the first definition in `order` of
+    /// each, as a lookup would find it) and are not materializing yet:
+    /// what a lookup of `names` would start, minus the units it would
+    /// dispatch elsewhere. Names defined nowhere, by other kinds of unit,
+    /// or already materializing are skipped (a lookup handles them).
+    pub(crate) fn claim_units(
+        &mut self,
+        order: &[(DylibId, LookupFlags)],
+        names: &[SymbolName],
+        batch_key: usize,
+    ) -> Vec<ToMaterialize> {
+        if self.ended {
+            return Vec::new();
+        }
+        let mut claimed = Vec::new();
+        for name in names {
+            let uid = match self.find(order, name) {
+                Some((_, e)) if e.state == SymbolState::NeverSearched && e.unit != 0 => e.unit,
+                _ => continue,
+            };
+            let same_batch = self
+                .units
+                .get(&uid)
+                .is_some_and(|u| u.mu.batch_key() == Some(batch_key));
+            if same_batch {
+                claimed.extend(self.take_unit(uid));
+            }
+        }
+        claimed
+    }
+
+    /// Moves a unit's symbols to `Materializing` under a new responsibility
+    /// and returns the unit, to be run.
+    fn take_unit(&mut self, uid: u64) -> Option<ToMaterialize> {
+        let unit = self.units.remove(&uid)?;
         // The responsibility takes the unit's id, so emission groups that
         // started waiting on the unit before it ran wait on it now.
         let mr = uid;
@@ -539,13 +577,13 @@ impl State {
         if let Some(t) = self.trackers.get_mut(&unit.tracker) {
             t.mrs.push(mr);
         }
-        fx.materialize.push(ToMaterialize {
+        Some(ToMaterialize {
             mu: unit.mu,
             mr,
             dylib: self.dylibs[unit.dylib as usize].handle.clone(),
             symbols: unit.symbols,
             requested,
-        });
+        })
     }
 
     /// Tells the queries waiting on `key` that it reached `reached`.
