@@ -355,6 +355,9 @@ impl ObjectLinkingLayer {
                         continue;
                     }
                 };
+                // Its externals, interned once (the batch's lookup takes
+                // them from here).
+                let mut needed = Vec::new();
                 if let Some(g) = &member.graph {
                     let dylib = mr.dylib();
                     let at = match wanted.iter().position(|(d, _)| Arc::ptr_eq(d, dylib)) {
@@ -364,11 +367,13 @@ impl ObjectLinkingLayer {
                             wanted.len() - 1
                         }
                     };
-                    for (name, _) in g.needed_externals() {
+                    needed.reserve(g.externals.len());
+                    for (name, weak) in g.needed_externals() {
                         let name = SymbolName::intern(name);
                         if asked.insert((dylib.id(), name.clone())) {
-                            wanted[at].1.push(name);
+                            wanted[at].1.push(name.clone());
                         }
+                        needed.push((name, weak));
                     }
                 }
                 let member = Member {
@@ -379,6 +384,7 @@ impl ObjectLinkingLayer {
                     owns_groups: member.owns_groups,
                     commons: member.commons,
                     name: member.name,
+                    needed,
                     externals: Vec::new(),
                 };
                 match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -517,10 +523,10 @@ impl ObjectLinkingLayer {
             // symbol lost to another definition): only then filter.
             let mine: Option<FxHashSet<&str>> = (batch.defined_count(i) != m.mr.symbols().len())
                 .then(|| m.mr.symbols().iter().map(|(n, _)| n.as_str()).collect());
-            let resolved: Vec<(SymbolName, u64)> = batch
+            let resolved: Vec<(&str, u64)> = batch
                 .defined_addresses(i)
                 .filter(|(name, _, _)| mine.as_ref().is_none_or(|m| m.contains(name)))
-                .map(|(name, addr, _)| (SymbolName::intern(name), addr))
+                .map(|(name, addr, _)| (name, addr))
                 .collect();
             if let Err(e) = m.mr.notify_resolved(&resolved) {
                 alive[i] = false;
@@ -531,11 +537,10 @@ impl ObjectLinkingLayer {
         // its externals is in that list.
         let mut names: Vec<SymbolName> = Vec::new();
         let mut index: FxHashMap<SymbolName, usize> = FxHashMap::default();
-        for (i, m) in members.iter_mut().enumerate() {
-            for (n, weak) in batch.externals(i) {
-                let name = SymbolName::intern(n);
+        for m in members.iter_mut() {
+            for (name, weak) in std::mem::take(&mut m.needed) {
                 let k = *index.entry(name.clone()).or_insert_with(|| {
-                    names.push(name.clone());
+                    names.push(name);
                     names.len() - 1
                 });
                 m.externals.push((k, weak));
@@ -826,6 +831,8 @@ struct Member {
     owns_groups: bool,
     commons: Vec<(u32, String)>,
     name: String,
+    /// Its externals, interned: `(name, weak)`.
+    needed: Vec<(SymbolName, bool)>,
     /// Its externals: index in the batch's list, and whether weak.
     externals: Vec<(usize, bool)>,
 }
