@@ -289,6 +289,7 @@ fn define_host(t: &ResourceTracker, stubs: &[String]) {
     t.define_absolute(&defs).unwrap();
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn run_jit(session: &Session, built: &Built, stubs: &[String], round: usize) -> (i32, String) {
     let program = built.program;
     let layer = ObjectLinkingLayer::of(session).unwrap();
@@ -326,6 +327,7 @@ fn run_jit(session: &Session, built: &Built, stubs: &[String], round: usize) -> 
     (status, report)
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn corpus_macho(program: Program) {
     if !zig_available() {
         return;
