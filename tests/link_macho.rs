@@ -472,9 +472,16 @@ fn an_emptied_dylib_takes_the_other_format() {
     layer.add_file(&t1, &m).unwrap();
     let f: extern "C" fn() -> i32 = func(&d, "_m");
     assert_eq!(f(), 1);
-    layer.add_file(&t2, &macho(&dir, "m2.c", "int m2(void) { return 3; }\n", &[])).unwrap();
+    layer
+        .add_file(
+            &t2,
+            &macho(&dir, "m2.c", "int m2(void) { return 3; }\n", &[]),
+        )
+        .unwrap();
     t1.remove().unwrap();
-    let err = layer.add_file(&d.create_tracker().unwrap(), &e).unwrap_err();
+    let err = layer
+        .add_file(&d.create_tracker().unwrap(), &e)
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unsupported, "{err}");
     assert!(err.message().contains("m2.c.o"), "{err}");
     t2.remove().unwrap();

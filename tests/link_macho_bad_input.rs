@@ -367,16 +367,16 @@ fn other_cpus_and_files_are_refused_by_name() {
     // name wherever they are read.
     let memory = JitMemory::new(16 << 20).unwrap();
     let arm = arm64_object();
-    for (at, value, what) in [
-        (8usize, 2u32, "arm64e"),
-        (4, 0x0200_000c, "arm64_32"),
-    ] {
+    for (at, value, what) in [(8usize, 2u32, "arm64e"), (4, 0x0200_000c, "arm64_32")] {
         let mut m = arm.clone();
         m[at..at + 4].copy_from_slice(&value.to_le_bytes());
         let b = ObjectBytes::from_vec(m);
         let e = PreparedObject::prepare(&memory, "sub.o", &b, &|_| false).unwrap_err();
         assert_eq!(e.kind, LinkErrorKind::Unsupported, "{e}");
-        assert!(e.message.contains(what) && e.message.contains("sub.o"), "{what}: {e}");
+        assert!(
+            e.message.contains(what) && e.message.contains("sub.o"),
+            "{what}: {e}"
+        );
     }
     // A 32-bit, a big-endian and a universal header.
     for (magic, what) in [
@@ -481,9 +481,15 @@ fn arm64_truncated_and_flipped() {
         let prep = PreparedObject::prepare(&memory, "t.o", &b, &|_| false);
         if len < stroff {
             let e = prep.err().unwrap_or_else(|| {
-                panic!("prefix {len} of the arm64 object ({} bytes) prepared", obj.len())
+                panic!(
+                    "prefix {len} of the arm64 object ({} bytes) prepared",
+                    obj.len()
+                )
             });
-            assert!(matches!(e.kind, LinkErrorKind::Malformed), "prefix {len}: {e}");
+            assert!(
+                matches!(e.kind, LinkErrorKind::Malformed),
+                "prefix {len}: {e}"
+            );
         }
     }
     let mut ok = 0;
@@ -533,7 +539,11 @@ fn arm64_edited_relocations() {
         assert_link_error(
             &arm64_error(m),
             LinkErrorKind::Unsupported,
-            &["edited.o", &format!("unknown relocation type {ty}"), "__TEXT,__text+0x"],
+            &[
+                "edited.o",
+                &format!("unknown relocation type {ty}"),
+                "__TEXT,__text+0x",
+            ],
         );
     }
     // arm64e's authenticated pointer.
@@ -563,7 +573,11 @@ fn arm64_edited_relocations() {
         assert_link_error(
             &arm64_error(m),
             LinkErrorKind::Malformed,
-            &["edited.o", "unpaired ARM64_RELOC_ADDEND", "__TEXT,__text+0x"],
+            &[
+                "edited.o",
+                "unpaired ARM64_RELOC_ADDEND",
+                "__TEXT,__text+0x",
+            ],
         );
     }
     // Two ADDENDs in a row.
@@ -578,11 +592,17 @@ fn arm64_edited_relocations() {
 
     // The UNSIGNED half of a SUBTRACTOR pair turned into a BRANCH26.
     let mut m = obj.clone();
-    set_word1(&mut m, relocs[subtractor + 1].0, |w| (w & 0x0fff_ffff) | (2 << 28));
+    set_word1(&mut m, relocs[subtractor + 1].0, |w| {
+        (w & 0x0fff_ffff) | (2 << 28)
+    });
     assert_link_error(
         &arm64_error(m),
         LinkErrorKind::Malformed,
-        &["edited.o", "unpaired ARM64_RELOC_SUBTRACTOR", "__DATA,__data+0x"],
+        &[
+            "edited.o",
+            "unpaired ARM64_RELOC_SUBTRACTOR",
+            "__DATA,__data+0x",
+        ],
     );
 
     // A PAGE21 whose instruction is not an ADRP (a nop there).
@@ -597,7 +617,9 @@ fn arm64_edited_relocations() {
 
     // A BRANCH26 by section ordinal (r_extern cleared).
     let mut m = obj.clone();
-    set_word1(&mut m, relocs[branch].0, |w| (w & !(1 << 27) & !0x00ff_ffff) | 1);
+    set_word1(&mut m, relocs[branch].0, |w| {
+        (w & !(1 << 27) & !0x00ff_ffff) | 1
+    });
     assert_link_error(
         &arm64_error(m),
         LinkErrorKind::Malformed,

@@ -464,7 +464,13 @@ fn own_program(driver: &str, with_zlib: bool, levels: &[&str]) -> usize {
         inputs.extend(b.objects.iter().cloned());
     }
     let exe = dir.join(format!("{driver}-native"));
-    corpus::link_executable(&Toolchain::new("gcc", &["-O2"]), &inputs, &exe, &[], &["-lm"]);
+    corpus::link_executable(
+        &Toolchain::new("gcc", &["-O2"]),
+        &inputs,
+        &exe,
+        &[],
+        &["-lm"],
+    );
     let out = corpus::output_path(Program::Zlib, driver);
     let run = corpus::run_native_with(&exe, &[out.clone().into_os_string()], &out);
     let _ = std::fs::remove_file(&out);
@@ -533,7 +539,10 @@ fn own_program(driver: &str, with_zlib: bool, levels: &[&str]) -> usize {
             let _ = std::fs::remove_file(&out);
             t.remove().unwrap();
             removed += 1;
-            assert_eq!(status, 0, "{driver} {level} (Mach-O) exited with {status}\n{report}");
+            assert_eq!(
+                status, 0,
+                "{driver} {level} (Mach-O) exited with {status}\n{report}"
+            );
             assert_eq!(
                 report, expected,
                 "{driver} {level} (Mach-O): the JIT run's report differs from the native one"

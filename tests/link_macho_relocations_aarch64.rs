@@ -200,9 +200,7 @@ fn relocations_at_labels(data: &[u8]) -> HashMap<String, (u8, bool, u8, Option<i
             }
             if i.r_type == macho::ARM64_RELOC_ADDEND {
                 addend = Some(i64::from(((i.r_symbolnum << 8) as i32) >> 8));
-            } else if i.r_type != macho::ARM64_RELOC_UNSIGNED
-                || !out.contains_key(&name)
-            {
+            } else if i.r_type != macho::ARM64_RELOC_UNSIGNED || !out.contains_key(&name) {
                 out.insert(name.clone(), (i.r_type.0, i.r_pcrel, i.r_length, None));
             }
         }
@@ -264,7 +262,10 @@ fn memory() -> Arc<JitMemory> {
 
 /// Prepares and links `objects` in order into `memory` (never run), each
 /// resolving against those before it and the far absolute symbols.
-fn link(memory: &Arc<JitMemory>, objects: &[(&str, &[u8])]) -> Result<Linked, jitrt::link::LinkError> {
+fn link(
+    memory: &Arc<JitMemory>,
+    objects: &[(&str, &[u8])],
+) -> Result<Linked, jitrt::link::LinkError> {
     let mut linked = Linked {
         objects: Vec::new(),
         addresses: HashMap::from([
@@ -336,7 +337,10 @@ fn arm64_relocation_bytes() {
     // The local string: where `_d_local` (UNSIGNED, non-extern) points, less
     // its addend; checked to hold "hi".
     let l_str = read_u64(s("_d_local")) - 1;
-    assert_eq!(read_u32(l_str) & 0x00ff_ffff, u32::from_le_bytes(*b"hi\0\0"));
+    assert_eq!(
+        read_u32(l_str) & 0x00ff_ffff,
+        u32::from_le_bytes(*b"hi\0\0")
+    );
     let l_fn = s("_s_local_fn") + 8;
 
     // Each site's linked word against llvm-mc's encoding of the same
@@ -357,12 +361,27 @@ fn arm64_relocation_bytes() {
             format!("adrp x1, #{}", pages("_s_page_addend", near_data + 0x1234)),
         ),
         ("_s_add", format!("add x1, x1, #{}", lo12(near_data))),
-        ("_s_add_addend", format!("add x1, x1, #{}", lo12(near_data + 0x11))),
+        (
+            "_s_add_addend",
+            format!("add x1, x1, #{}", lo12(near_data + 0x11)),
+        ),
         ("_s_ld8", format!("ldrb w2, [x1, #{}]", lo12(near_data + 5))),
-        ("_s_st16", format!("strh w2, [x1, #{}]", lo12(near_data + 6))),
-        ("_s_ld32", format!("ldr w2, [x1, #{}]", lo12(near_data + 12))),
-        ("_s_ldsw", format!("ldrsw x2, [x1, #{}]", lo12(near_data + 20))),
-        ("_s_ld64", format!("ldr x2, [x1, #{}]", lo12(near_data + 24))),
+        (
+            "_s_st16",
+            format!("strh w2, [x1, #{}]", lo12(near_data + 6)),
+        ),
+        (
+            "_s_ld32",
+            format!("ldr w2, [x1, #{}]", lo12(near_data + 12)),
+        ),
+        (
+            "_s_ldsw",
+            format!("ldrsw x2, [x1, #{}]", lo12(near_data + 20)),
+        ),
+        (
+            "_s_ld64",
+            format!("ldr x2, [x1, #{}]", lo12(near_data + 24)),
+        ),
         ("_s_ldd", format!("ldr d2, [x1, #{}]", lo12(near_data + 40))),
         ("_s_ldq", format!("ldr q2, [x1, #{}]", lo12(near_data + 48))),
         (
@@ -376,7 +395,10 @@ fn arm64_relocation_bytes() {
     let expected = encodings(&lines);
     for ((label, line), want) in cases.iter().zip(expected) {
         let got = read_u32(s(label));
-        assert_eq!(got, want, "{label}: {got:#010x}, llvm-mc encodes `{line}` as {want:#010x}");
+        assert_eq!(
+            got, want,
+            "{label}: {got:#010x}, llvm-mc encodes `{line}` as {want:#010x}"
+        );
     }
     // (The page immediates above are not trivially zero: the other
     // object's data is pages away.)
@@ -398,12 +420,24 @@ fn arm64_relocation_bytes() {
     let got = adrp_ldr_slot(s("_s_got"), read_u32(s("_s_got")), read_u32(s("_s_got_lo")));
     assert_eq!(read_u64(got), FAR_DATA, "GOT_LOAD: the GOT entry");
     let tlv = adrp_ldr_slot(s("_s_tlv"), read_u32(s("_s_tlv")), read_u32(s("_s_tlv_lo")));
-    assert_eq!(read_u64(tlv), EXT_TLV, "TLVP_LOAD: the descriptor's address");
-    assert_eq!(read_u32(s("_s_tlv_lo")) & 0x3ff, 0x0000, "ldr x0, [x0, ...] kept");
+    assert_eq!(
+        read_u64(tlv),
+        EXT_TLV,
+        "TLVP_LOAD: the descriptor's address"
+    );
+    assert_eq!(
+        read_u32(s("_s_tlv_lo")) & 0x3ff,
+        0x0000,
+        "ldr x0, [x0, ...] kept"
+    );
 
     // UNSIGNED 64/32: `S + A`; SUBTRACTOR pairs: `A - B + addend`.
     assert_eq!(read_u64(s("_d_ptr")), near_data + 8, "UNSIGNED 64");
-    assert_eq!(u64::from(read_u32(s("_d_ptr32"))), LOW_ABS + 2, "UNSIGNED 32");
+    assert_eq!(
+        u64::from(read_u32(s("_d_ptr32"))),
+        LOW_ABS + 2,
+        "UNSIGNED 32"
+    );
     assert_eq!(
         read_u64(s("_d_sub64")) as i64,
         s("_s_call") as i64 - s("_d_ptr") as i64 + 3,
@@ -416,7 +450,11 @@ fn arm64_relocation_bytes() {
     );
     // POINTER_TO_GOT: a GOT entry's address (64-bit absolute), and its
     // distance from the field (32-bit PC-relative).
-    assert_eq!(read_u64(read_u64(s("_d_got_ptr"))), FAR_DATA, "POINTER_TO_GOT 64");
+    assert_eq!(
+        read_u64(read_u64(s("_d_got_ptr"))),
+        FAR_DATA,
+        "POINTER_TO_GOT 64"
+    );
     let delta32 = i64::from(read_u32(s("_d_got_delta")) as i32);
     let entry = s("_d_got_delta").wrapping_add(delta32 as u64);
     assert_eq!(read_u64(entry), FAR_DATA, "POINTER_TO_GOT pc-relative 32");
@@ -524,4 +562,92 @@ _n_off:  add x1, x1, (_near_data + 0x1000)@PAGEOFF
     assert_eq!(read_u32(p), expected[0], "PAGE21 with ADDEND -0x10");
     assert_eq!(read_u32(o), expected[1], "PAGEOFF12 with ADDEND -0x7ffff0");
     drop(l.objects);
+}
+
+/// arm64 `__eh_frame` as LLVM writes it: the CIE's personality pointer is
+/// `ARM64_RELOC_POINTER_TO_GOT` (indirect, PC-relative, 4 bytes), an FDE's
+/// `pc_begin` and LSDA pointers `SUBTRACTOR` pairs (PC-relative, 8 bytes).
+/// (clang writes DWARF CFI on arm64 only for frames its compact unwind
+/// cannot describe: the `.cfi_escape` forces it here.)
+const EH_FRAME: &str = r#"
+.text
+.globl _odd
+.p2align 2
+_odd:
+  .cfi_startproc
+  .cfi_personality 155, _far_fn
+  .cfi_lsda 16, Lexc
+  sub sp, sp, #32
+  .cfi_def_cfa_offset 32
+  .cfi_escape 0x10, 0x13, 0x02, 0x8f, 0x00
+  add sp, sp, #32
+  ret
+  .cfi_endproc
+.section __TEXT,__gcc_except_tab
+.globl _lsda
+_lsda:
+Lexc: .long 0x11223344
+"#;
+
+#[test]
+fn arm64_eh_frame_pointers() {
+    if !have_llvm_mc() {
+        return;
+    }
+    let bytes = assemble("eh_frame", EH_FRAME);
+    let memory = memory();
+    let p = PreparedObject::prepare(
+        &memory,
+        "eh_frame.o",
+        &ObjectBytes::copy_from(&bytes),
+        &|_| false,
+    )
+    .unwrap();
+    let (start, len) = p.memory_range();
+    let addresses: HashMap<String, u64> = p
+        .defined_addresses()
+        .map(|(n, a, _)| (n.to_string(), a))
+        .collect();
+    let linked = p.link(&|n| (n == "_far_fn").then_some(FAR_FN)).unwrap();
+    // The CIE: length, id 0, version 1, "zPLR".
+    // SAFETY: [start, start + len) is the linked object's memory, readable
+    // while `linked` lives.
+    let memory_bytes = unsafe { std::slice::from_raw_parts(start as usize as *const u8, len) };
+    let cie = memory_bytes
+        .windows(6)
+        .position(|w| w == b"\x01zPLR\0")
+        .expect("the CIE in the linked memory")
+        - 8;
+    let cie_at = start + cie as u64;
+    // Augmentation data after "zPLR\0", code and data alignment, return
+    // register: its length, then the personality encoding (0x9b) and
+    // pointer.
+    let personality_field = cie_at + 8 + 6 + 3 + 1 + 1;
+    assert_eq!(
+        memory_bytes[cie + 8 + 6 + 3 + 1],
+        0x9b,
+        "personality encoding"
+    );
+    let delta = i64::from(read_u32(personality_field) as i32);
+    let entry = personality_field.wrapping_add(delta as u64);
+    assert_eq!(read_u64(entry), FAR_FN, "personality: its GOT entry");
+    // The FDE after the CIE: pc_begin (8 bytes, PC-relative), pc_range,
+    // augmentation length, LSDA (8 bytes, PC-relative).
+    let cie_len = u64::from(read_u32(cie_at));
+    let fde = cie_at + 4 + cie_len;
+    let pc_begin = fde + 8;
+    assert_eq!(
+        pc_begin.wrapping_add(read_u64(pc_begin)),
+        addresses["_odd"],
+        "FDE pc_begin"
+    );
+    assert_eq!(read_u64(pc_begin + 8), 12, "FDE pc_range");
+    let lsda = pc_begin + 17;
+    assert_eq!(
+        lsda.wrapping_add(read_u64(lsda)),
+        addresses["_lsda"],
+        "FDE LSDA"
+    );
+    assert_eq!(read_u32(addresses["_lsda"]), 0x1122_3344);
+    drop(linked);
 }

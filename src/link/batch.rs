@@ -490,6 +490,12 @@ fn read_arrays(g: &LinkGraph, buf: &[u8], base: u64) -> Result<Arrays, LinkError
 /// One object after phase 2 (parsed into its graph, laid out, allocated
 /// read-write and not executable, its bytes copied, its own symbols with
 /// addresses): a batch of one. Next: [`PreparedObject::link`].
+///
+/// A Mach-O object for another machine than this process's (arm64 on an
+/// x86-64 host, or the reverse) is prepared and linked too, and never run:
+/// its linked object has no initializers or finalizers and registers no
+/// unwind information (the ORC layer refuses such objects when they are
+/// added). ELF objects must be for this machine.
 pub struct PreparedObject {
     batch: PreparedBatch,
 }

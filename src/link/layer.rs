@@ -152,9 +152,7 @@ impl LayerState {
             return;
         };
         if let Some((_, named)) = self.formats.get_mut(&dylib) {
-            let still_there = std::iter::once(first_left)
-                .chain(left)
-                .any(|n| n == named);
+            let still_there = std::iter::once(first_left).chain(left).any(|n| n == named);
             if !still_there {
                 *named = first_left.clone();
             }

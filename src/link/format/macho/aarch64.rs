@@ -132,11 +132,8 @@ static GOT_LOAD_PAGE21: EdgeKind = insn(
     PAGE,
     "ARM64_RELOC_GOT_LOAD_PAGE21",
 );
-static GOT_LOAD_PAGEOFF12: EdgeKind = insn(
-    Formula::GotEntry,
-    lo12(3),
-    "ARM64_RELOC_GOT_LOAD_PAGEOFF12",
-);
+static GOT_LOAD_PAGEOFF12: EdgeKind =
+    insn(Formula::GotEntry, lo12(3), "ARM64_RELOC_GOT_LOAD_PAGEOFF12");
 static TLVP_LOAD_PAGE21: EdgeKind = insn(
     Formula::GotEntryPageRelative,
     PAGE,
@@ -240,13 +237,9 @@ pub(crate) fn relocation(r_type: macho::RelocationType, pcrel: bool, length: u8)
             instruction("ARM64_RELOC_BRANCH26", true, branch26, BRANCH, true)
         }
         macho::ARM64_RELOC_PAGE21 => instruction("ARM64_RELOC_PAGE21", true, page21, ADRP, true),
-        macho::ARM64_RELOC_PAGEOFF12 => instruction(
-            "ARM64_RELOC_PAGEOFF12",
-            false,
-            pageoff12,
-            ADD_OR_LDST,
-            true,
-        ),
+        macho::ARM64_RELOC_PAGEOFF12 => {
+            instruction("ARM64_RELOC_PAGEOFF12", false, pageoff12, ADD_OR_LDST, true)
+        }
         macho::ARM64_RELOC_GOT_LOAD_PAGE21 => instruction(
             "ARM64_RELOC_GOT_LOAD_PAGE21",
             true,
@@ -352,7 +345,8 @@ mod tests {
             relocation(macho::ARM64_RELOC_PAGEOFF12, true, 2),
             Relocation::BadShape(..)
         ));
-        let (kind_of, addend) = instruction(relocation(macho::ARM64_RELOC_GOT_LOAD_PAGEOFF12, false, 2));
+        let (kind_of, addend) =
+            instruction(relocation(macho::ARM64_RELOC_GOT_LOAD_PAGEOFF12, false, 2));
         assert!(!addend);
         assert!(kind_of(0xf940_0000).is_some());
         assert!(kind_of(0xb940_0000).is_none(), "a 32-bit load");
@@ -360,7 +354,10 @@ mod tests {
         assert!(kind_of(0x9400_0000).is_some() && kind_of(0x1400_0000).is_some());
         assert!(kind_of(0x5400_0000).is_none(), "b.cond");
         let (kind_of, _) = instruction(relocation(macho::ARM64_RELOC_TLVP_LOAD_PAGE21, true, 2));
-        assert_eq!(kind_of(0x9000_0000).unwrap().formula, Formula::GotEntryPageRelative);
+        assert_eq!(
+            kind_of(0x9000_0000).unwrap().formula,
+            Formula::GotEntryPageRelative
+        );
         assert!(kind_of(0x1000_0000).is_none(), "adr");
         assert!(matches!(
             relocation(macho::ARM64_RELOC_ADDEND, false, 2),

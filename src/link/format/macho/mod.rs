@@ -1,4 +1,4 @@
-//! Mach-O relocatable objects (x86-64) into the link graph.
+//! Mach-O relocatable objects (x86-64 and arm64) into the link graph.
 //!
 //! - **Sections**: code (`__TEXT,__text` and any section with instructions),
 //!   read-only data (the `__TEXT` segment: `__cstring`, `__literal4/8/16`,
@@ -12,7 +12,9 @@
 //!   `__DWARF`), `__LD,__compact_unwind` (Apple's compact unwind, which
 //!   only the Darwin unwinder reads: on Linux the unwinder takes the DWARF
 //!   CFI of `__eh_frame`, which clang and zig also emit for x86-64 code
-//!   that throws or needs it; a Darwin platform module would register it)
+//!   that throws or needs it, and for arm64 code only where compact unwind
+//!   cannot describe a frame, or with `-femit-dwarf-unwind=always`; a
+//!   Darwin platform module would register it)
 //!   and `__LLVM`. Thread-local variables (`__thread_vars`, `__thread_data`,
 //!   `__thread_bss`, `X86_64_RELOC_TLV`) are refused as `Unsupported`.
 //! - **Blocks**: one per section. `.subsections_via_symbols` allows a
@@ -26,10 +28,19 @@
 //!   alternate entries are ordinary symbols inside their section's block.
 //!   Names stay the object's own (`_main`); `___dso_handle`, `_atexit`
 //!   and `___cxa_atexit` are the linker's own, as their ELF namesakes.
-//! - **Relocations** through `x86_64.rs`, with their implicit addends read
-//!   from the field; `SUBTRACTOR` + `UNSIGNED` pairs become one
+//! - **Relocations** through the architecture's table, `x86_64.rs` or
+//!   `aarch64.rs`. Data fields keep their implicit addends, read from the
+//!   field; `SUBTRACTOR` + `UNSIGNED` pairs become one
 //!   [`Formula::Difference`] edge. Non-extern relocations (by section
-//!   ordinal) refer to their section's start.
+//!   ordinal) refer to their section's start. arm64 instruction
+//!   relocations hold no addend: it comes from an `ARM64_RELOC_ADDEND`
+//!   before them (an unpaired one is malformed); each checks that its
+//!   instruction is the one its type is for, and must name a symbol, as
+//!   clang always makes them.
+//! - **Machines**: the graph is built for either architecture on any host,
+//!   so an object for another machine can be linked but not run
+//!   ([`crate::link::PreparedObject`]); the add-time scan (`reader.rs`)
+//!   refuses it, since the ORC layer runs what it links.
 
 pub(crate) mod aarch64;
 pub(crate) mod reader;
@@ -555,9 +566,12 @@ impl Builder<'_> {
                 if let Relocation::Addend = rel {
                     let next = relocs.get(k).map(|r| r.info(LE));
                     match next.map(|n| (n, relocation(arch, n))) {
-                        Some((n, next_rel @ Relocation::Instruction { takes_addend: true, .. }))
-                            if n.r_address == info.r_address =>
-                        {
+                        Some((
+                            n,
+                            next_rel @ Relocation::Instruction {
+                                takes_addend: true, ..
+                            },
+                        )) if n.r_address == info.r_address => {
                             k += 1;
                             // r_symbolnum is 24 bits: sign-extend them.
                             addend_pair = Some(i64::from(((info.r_symbolnum << 8) as i32) >> 8));
@@ -783,7 +797,9 @@ impl Builder<'_> {
             .and_then(|o| content.get(o..o + 4))
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .ok_or_else(|| {
-                self.malformed(format!("{rname} at {at} lies outside the section ({size} bytes)"))
+                self.malformed(format!(
+                    "{rname} at {at} lies outside the section ({size} bytes)"
+                ))
             })?;
         let kind = kind_of(word).ok_or_else(|| {
             self.malformed(format!(
@@ -791,9 +807,9 @@ impl Builder<'_> {
             ))
         })?;
         if !info.r_extern {
-            return Err(self.malformed(format!(
-                "{rname} at {at} must name a symbol (r_extern = 0)"
-            )));
+            return Err(
+                self.malformed(format!("{rname} at {at} must name a symbol (r_extern = 0)"))
+            );
         }
         let (target, _) = self.target(rname, true, info.r_symbolnum, at)?;
         Ok(Edge {
