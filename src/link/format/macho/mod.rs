@@ -735,17 +735,11 @@ impl Builder<'_> {
                 kind.name
             )));
         }
-        // x86-64's PC-relative fields count from their end; arm64's data
-        // fields (`POINTER_TO_GOT`) from their start.
-        let field_end = match self.obj.arch {
-            Arch::X86_64 => 4,
-            Arch::Aarch64 => 0,
-        };
         let addend = match (info.r_pcrel, info.r_extern) {
             // The field holds the addend less the 4 bytes to the field's
             // end; for SIGNED_1/2/4 the assembler already took the
             // immediate's bytes off.
-            (true, true) => value.wrapping_sub(field_end),
+            (true, true) => value.wrapping_sub(4),
             // The field holds the target's offset from the instruction's
             // end (`pc_bias` after the field): relative to its section.
             (true, false) => (place as i64)
