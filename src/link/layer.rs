@@ -16,8 +16,12 @@
 //! the host's name for them: a Mach-O object's `_malloc` is `malloc` (the
 //! one place the format's prefix is dropped; see
 //! [`ObjectFormat::host_name`](super::ObjectFormat::host_name)). A dylib
-//! holds objects of one format: adding a Mach-O object to a dylib of ELF
-//! objects, or the reverse, is an error naming both objects.
+//! holds objects of one format at a time: adding a Mach-O object to a
+//! dylib of ELF objects, or the reverse, is an error naming both objects;
+//! once the dylib has no objects left (their trackers removed, or the
+//! dylib cleared) it takes either. Host libraries added through
+//! [`ObjectLinkingLayer::add_host_generator`] resolve under the host's
+//! names for the dylib's format too.
 
 use super::batch::PreparedBatch;
 use super::format::{build_graph, Choices, Diagnostics};

@@ -1,8 +1,8 @@
 /*
  * What a Mach-O object brings besides code, in one program for
  * tests/link_macho_corpus.rs: constructors (`__mod_init_func`),
- * a handler registered with atexit() (the linker's own, with the object's
- * `___dso_handle`: it runs when the object is removed), `__cstring`,
+ * handlers registered with atexit() and __cxa_atexit() (the linker's own,
+ * with the object's `___dso_handle`: they run when the object is removed), `__cstring`,
  * literal pools and `__const` tables (of numbers and of pointers),
  * `__data`, `__bss`, a common symbol, a weak definition, a switch's jump
  * table, a callback the host's qsort() calls, libm, and errno through
@@ -63,12 +63,20 @@ static int ctor_value;
 
 static void count_exit(void) { exit_counter += 1; }
 
+/* What C++ registers for a static object's destructor: a handler with an
+ * argument, under this object's own `__dso_handle`. */
+extern int __cxa_atexit(void (*)(void *), void *, void *);
+extern void *__dso_handle;
+static int exit_step = 10;
+static void count_exit_by(void *step) { exit_counter += *(int *)step; }
+
 /* The order of two constructors of one file is unspecified (clang -O2
  * folds the second into a static value as if it ran first): each sets its
  * own bit. */
 __attribute__((constructor)) static void first_constructor(void) {
     ctor_value |= 1;
     atexit(count_exit);
+    __cxa_atexit(count_exit_by, &exit_step, &__dso_handle);
 }
 
 __attribute__((constructor)) static void second_constructor(void) { ctor_value |= 2; }
