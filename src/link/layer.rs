@@ -16,8 +16,12 @@
 //! the host's name for them: a Mach-O object's `_malloc` is `malloc` (the
 //! one place the format's prefix is dropped; see
 //! [`ObjectFormat::host_name`](super::ObjectFormat::host_name)). A dylib
-//! holds objects of one format: adding a Mach-O object to a dylib of ELF
-//! objects, or the reverse, is an error naming both objects.
+//! holds objects of one format at a time: adding a Mach-O object to a
+//! dylib of ELF objects, or the reverse, is an error naming both objects;
+//! once the dylib has no objects left (their trackers removed, or the
+//! dylib cleared) it takes either. Host libraries added through
+//! [`ObjectLinkingLayer::add_host_generator`] resolve under the host's
+//! names for the dylib's format too.
 
 use super::batch::PreparedBatch;
 use super::format::{build_graph, Choices, Diagnostics};
@@ -125,12 +129,39 @@ struct LayerState {
     /// The COMMON definitions linked under each tracker.
     linked_commons: FxHashMap<ResourceKey, Vec<(u32, String)>>,
     /// The object format of each dylib (the first object added to it
-    /// decides), and that object's name.
+    /// decides), and that object's name; cleared when the dylib has no
+    /// objects left, so it can take the other format.
     formats: FxHashMap<u32, (super::ObjectFormat, String)>,
+    /// Per tracker that added objects (linked or not): its dylib, how
+    /// many, and the first one's name (for the format record's message).
+    objects_added: FxHashMap<ResourceKey, (u32, usize, String)>,
     objects_linked: u64,
     code_bytes: u64,
     data_bytes: u64,
     next_object: u64,
+}
+
+impl LayerState {
+    /// After objects of `dylib` went: forgets its object format when no
+    /// tracker holds objects of it any more, or names one that is still
+    /// there when the object the record named went.
+    fn update_format_record(&mut self, dylib: u32) {
+        let mut left = self
+            .objects_added
+            .values()
+            .filter(|(d, n, _)| *d == dylib && *n > 0)
+            .map(|(_, _, name)| name);
+        let Some(first_left) = left.next() else {
+            self.formats.remove(&dylib);
+            return;
+        };
+        if let Some((_, named)) = self.formats.get_mut(&dylib) {
+            let still_there = std::iter::once(first_left).chain(left).any(|n| n == named);
+            if !still_there {
+                *named = first_left.clone();
+            }
+        }
+    }
 }
 
 /// What the dylib's objects declare for one COMMON symbol.
@@ -183,6 +214,7 @@ impl ObjectLinkingLayer {
         let dylib = tracker.dylib().id();
         // One format per dylib: Mach-O names carry a prefix ELF names do
         // not, so the two cannot resolve against each other.
+        let mut decided_format = false;
         {
             let mut st = self.state.lock();
             match st.formats.get(&dylib) {
@@ -204,6 +236,7 @@ impl ObjectLinkingLayer {
                 Some(_) => {}
                 None => {
                     st.formats.insert(dylib, (info.format, info.name.clone()));
+                    decided_format = true;
                 }
             }
         }
@@ -265,6 +298,7 @@ impl ObjectLinkingLayer {
             }
             id
         };
+        let object_name = info.name.clone();
         let unit = ObjectUnit {
             layer: self.clone(),
             name: info.name,
@@ -275,16 +309,23 @@ impl ObjectLinkingLayer {
         };
         match tracker.define(Box::new(unit)) {
             Ok(()) => {
+                let mut st = self.state.lock();
                 if !claimed.is_empty() {
-                    let mut st = self.state.lock();
                     st.claims.entry(tracker.key()).or_default().extend(claimed);
                 }
+                st.objects_added
+                    .entry(tracker.key())
+                    .or_insert_with(|| (dylib, 0, object_name))
+                    .1 += 1;
                 Ok(())
             }
             Err(e) => {
                 let mut st = self.state.lock();
                 for k in claimed {
                     st.comdats.remove(&k);
+                }
+                if decided_format {
+                    st.update_format_record(dylib);
                 }
                 Err(e)
             }
@@ -295,6 +336,29 @@ impl ObjectLinkingLayer {
     pub fn add_file(self: &Arc<Self>, tracker: &ResourceTracker, path: &Path) -> Result<()> {
         let bytes = ObjectBytes::map_file(path)?;
         self.add(tracker, &path.display().to_string(), bytes)
+    }
+
+    /// The object format of `dylib`'s objects (its first object decides),
+    /// or `None` while it has none.
+    pub fn dylib_format(&self, dylib: &JITDylib) -> Option<super::ObjectFormat> {
+        self.state.lock().formats.get(&dylib.id()).map(|(f, _)| *f)
+    }
+
+    /// Adds to `dylib` a generator resolving from `library` (a `dlopen`ed
+    /// shared library, or the process), under the host's names for the
+    /// format of the dylib's objects, asked at each lookup: a Mach-O
+    /// object's `_sin` is the library's `sin` on Linux, as for the
+    /// process's symbols when nothing else defines them. While the dylib
+    /// has no objects, names are looked up as they are.
+    pub fn add_host_generator(
+        self: &Arc<Self>,
+        dylib: &JITDylib,
+        library: HostSymbolGenerator,
+    ) -> Result<()> {
+        dylib.add_generator(Arc::new(HostNamesGenerator {
+            layer: Arc::downgrade(self),
+            library,
+        }))
     }
 
     /// Adds the static library at `path` under `tracker`: its symbol index
@@ -874,6 +938,9 @@ impl ResourceManager for ObjectLinkingLayer {
                     have.linked = false;
                 }
             }
+            if let Some((d, _, _)) = st.objects_added.remove(&key) {
+                st.update_format_record(d);
+            }
             let mut owners = Vec::new();
             for claim in st.claims.remove(&key).unwrap_or_default() {
                 if let Some(id) = st.comdats.remove(&claim) {
@@ -922,6 +989,9 @@ impl ResourceManager for ObjectLinkingLayer {
         }
         if let Some(mut v) = st.claims.remove(&src) {
             st.claims.entry(dst).or_default().append(&mut v);
+        }
+        if let Some((d, n, first)) = st.objects_added.remove(&src) {
+            st.objects_added.entry(dst).or_insert((d, 0, first)).1 += n;
         }
         if let Some(mut v) = st.linked_commons.remove(&src) {
             st.linked_commons.entry(dst).or_default().append(&mut v);
@@ -1001,6 +1071,24 @@ impl MaterializationUnit for ObjectUnit {
     }
     fn discard(&mut self, _dylib: &JITDylib, name: &SymbolName) {
         self.symbols.retain(|(n, _)| n != name);
+    }
+}
+
+/// A host library's symbols under the host's names for the format of the
+/// dylib's objects (see [`ObjectLinkingLayer::add_host_generator`]).
+struct HostNamesGenerator {
+    layer: std::sync::Weak<ObjectLinkingLayer>,
+    library: HostSymbolGenerator,
+}
+
+impl DefinitionGenerator for HostNamesGenerator {
+    fn try_to_generate(&self, dylib: &JITDylib, names: &[SymbolName]) -> Result<()> {
+        let format = self
+            .layer
+            .upgrade()
+            .and_then(|l| l.dylib_format(dylib))
+            .unwrap_or(super::ObjectFormat::Elf);
+        self.library.generate_for(dylib, names, format)
     }
 }
 
