@@ -23,6 +23,7 @@ use jitrt::orc::{Session, SessionOptions};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Serializes the in-process tests (images are counted process-wide).
 static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -200,4 +201,142 @@ fn image_of_a_mach_o_object_places_functions_variables_and_lines_at_the_loaded_c
             .arg(&out),
     );
     image_matches_the_loaded_code(&out, "_");
+}
+
+/// Whether something listens on TCP `port` (read from `/proc/net`, so the
+/// check does not take the gdbstub's one connection).
+fn listening(port: u16) -> bool {
+    let want = format!(":{port:04X} ");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                // local_address rem_address st: 0A is LISTEN.
+                w.len() > 3 && format!("{} ", w[1]).ends_with(&want) && w[3] == "0A"
+            })
+        })
+    })
+}
+
+/// The text between the echoed markers `==A==` and `==B==`.
+fn between<'a>(out: &'a str, a: &str, b: &str) -> &'a str {
+    let start = out
+        .find(&format!("=={a}=="))
+        .unwrap_or_else(|| panic!("no marker {a} in gdb output:\n{out}"));
+    let rest = &out[start..];
+    let end = rest
+        .find(&format!("=={b}=="))
+        .unwrap_or_else(|| panic!("no marker {b} in gdb output:\n{out}"));
+    &rest[..end]
+}
+
+/// AArch64 under qemu-user: `gdb-multiarch` attached to qemu's gdbstub
+/// (`qemu-aarch64 -g PORT`) reads the GDB JIT interface as a native gdb
+/// does: a pending breakpoint on the JIT function resolves when its object
+/// is registered, `bt` shows it with file:line and the host's frames
+/// below, locals and globals print, and after removal gdb knows nothing
+/// of it.
+#[test]
+fn gdb_multiarch_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
+    if !cc::emulated() {
+        eprintln!("skipped: for an aarch64 build under qemu-user (tests/debug_perf.rs runs gdb natively)");
+        return;
+    }
+    if !require("gdb-multiarch") {
+        return;
+    }
+    let jit_fn = object("gcc", "jit_fn", &["-g", "-O0"]);
+    let jit_plain = object("gcc", "jit_plain", &["-O1"]);
+    let host = cc::scratch("debug_images").join("host");
+    cc::build_exe(&[cc::repo().join("tests/debug/host.c")], &host, false, false);
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let runner = std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER")
+        .unwrap_or_else(|_| "qemu-aarch64".into());
+    let mut runner = runner.split_whitespace();
+    let mut qemu = Command::new(runner.next().unwrap());
+    let mut program = qemu
+        .args(runner)
+        .args(["-g", &port.to_string()])
+        .arg(&host)
+        .arg(&jit_fn)
+        .arg(&jit_plain)
+        .arg(DebugSupport::debugger().flags().to_string())
+        .env_remove("JITRT_DEBUGGER")
+        .env_remove("JITRT_PERF")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("qemu-aarch64 -g");
+    let waited = std::time::Instant::now();
+    while !listening(port) {
+        if waited.elapsed() > Duration::from_secs(60) || program.try_wait().unwrap().is_some() {
+            let _ = program.kill();
+            panic!("qemu's gdbstub does not listen on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut gdb = Command::new("sh");
+    gdb.args(["-c", "exec \"$@\" 2>&1", "sh", "gdb-multiarch", "-nx", "-batch"]);
+    let file = format!("file {}", host.display());
+    let remote = format!("target remote 127.0.0.1:{port}");
+    for s in [
+        // The host's libraries are this machine's arm64 ones.
+        "set sysroot /",
+        "set pagination off",
+        "set confirm off",
+        file.as_str(),
+        remote.as_str(),
+        "set breakpoint pending on",
+        "break jit_compute",
+        "break host_after_remove",
+        "continue",
+        "echo ==STOP1==\\n",
+        "bt",
+        "echo ==LOCALS==\\n",
+        "next",
+        "info locals",
+        "print jit_counter",
+        "echo ==REMOVED==\\n",
+        "continue",
+        "info symbol jit_addr",
+        "break jit_compute",
+        "echo ==END==\\n",
+        "kill",
+    ] {
+        gdb.arg("-ex").arg(s);
+    }
+    let r = cc::run_with_timeout(&mut gdb, Duration::from_secs(300));
+    let _ = program.kill();
+    let _ = program.wait();
+    assert!(!r.timed_out, "gdb-multiarch timed out:\n{}", r.stdout);
+    let out = r.stdout;
+    let before = &out[..out.find("==STOP1==").unwrap_or(out.len())];
+    assert!(
+        before.contains("Breakpoint 1, jit_compute (x=5") && before.contains("jit_fn.c:10"),
+        "gdb-multiarch did not stop in jit_compute at jit_fn.c:10:\n{out}"
+    );
+    let stop1 = between(&out, "STOP1", "LOCALS");
+    let jit = stop1.find("#0  jit_compute (x=5").expect("bt lacks the JIT frame");
+    let host_frame = stop1.find("in host_call (").expect("bt lacks host_call");
+    let main_frame = stop1.find("in main (").expect("bt lacks main");
+    assert!(
+        jit < host_frame && host_frame < main_frame && stop1.contains("host.c:"),
+        "host frames not below the JIT frame:\n{stop1}"
+    );
+    let locals = between(&out, "LOCALS", "REMOVED");
+    assert!(locals.contains("local_y = 12"), "info locals:\n{locals}");
+    assert!(locals.contains("$1 = 7"), "print jit_counter:\n{locals}");
+    let removed = between(&out, "REMOVED", "END");
+    assert!(
+        removed.contains("Breakpoint 2, host_after_remove"),
+        "did not reach host_after_remove:\n{removed}"
+    );
+    assert!(
+        removed.contains("No symbol matches jit_addr.")
+            && removed.contains("Function \"jit_compute\" not defined."),
+        "gdb still knows the removed code:\n{removed}"
+    );
 }
