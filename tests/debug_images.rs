@@ -125,7 +125,11 @@ fn image_matches_the_loaded_code(jit_fn: &Path, prefix: &str) {
     };
     let (image_compute, compute_size) = symbol_address("jit_compute");
     assert_eq!(image_compute, compute, "jit_compute's symbol");
-    assert_eq!(symbol_address("jit_counter").0, counter, "jit_counter's symbol");
+    assert_eq!(
+        symbol_address("jit_counter").0,
+        counter,
+        "jit_counter's symbol"
+    );
 
     // The DWARF, relocated: the function found at its address with its
     // low_pc there, the variable's location its address, the line table
@@ -160,9 +164,9 @@ fn image_matches_the_loaded_code(jit_fn: &Path, prefix: &str) {
         rows.iter().any(|&(a, line)| line == 10 && inside(a)),
         "no row for line 10 inside jit_compute ({compute:#x}, {compute_size} bytes): {rows:x?}"
     );
-    let (low, high) = rows.iter().fold((u64::MAX, 0), |(lo, hi), &(a, _)| {
-        (lo.min(a), hi.max(a))
-    });
+    let (low, high) = rows
+        .iter()
+        .fold((u64::MAX, 0), |(lo, hi), &(a, _)| (lo.min(a), hi.max(a)));
     assert!(
         low >= compute - 0x100 && high <= compute + 0x100,
         "line table not at the loaded code ({low:#x}..{high:#x}, jit_compute at {compute:#x})"
@@ -239,7 +243,9 @@ fn between<'a>(out: &'a str, a: &str, b: &str) -> &'a str {
 #[test]
 fn gdb_multiarch_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
     if !cc::emulated() {
-        eprintln!("skipped: for an aarch64 build under qemu-user (tests/debug_perf.rs runs gdb natively)");
+        eprintln!(
+            "skipped: for an aarch64 build under qemu-user (tests/debug_perf.rs runs gdb natively)"
+        );
         return;
     }
     if !require("gdb-multiarch") {
@@ -248,7 +254,12 @@ fn gdb_multiarch_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
     let jit_fn = object("gcc", "jit_fn", &["-g", "-O0"]);
     let jit_plain = object("gcc", "jit_plain", &["-O1"]);
     let host = cc::scratch("debug_images").join("host");
-    cc::build_exe(&[cc::repo().join("tests/debug/host.c")], &host, false, false);
+    cc::build_exe(
+        &[cc::repo().join("tests/debug/host.c")],
+        &host,
+        false,
+        false,
+    );
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
@@ -279,7 +290,14 @@ fn gdb_multiarch_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut gdb = Command::new("sh");
-    gdb.args(["-c", "exec \"$@\" 2>&1", "sh", "gdb-multiarch", "-nx", "-batch"]);
+    gdb.args([
+        "-c",
+        "exec \"$@\" 2>&1",
+        "sh",
+        "gdb-multiarch",
+        "-nx",
+        "-batch",
+    ]);
     let file = format!("file {}", host.display());
     let remote = format!("target remote 127.0.0.1:{port}");
     for s in [
@@ -319,7 +337,9 @@ fn gdb_multiarch_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
         "gdb-multiarch did not stop in jit_compute at jit_fn.c:10:\n{out}"
     );
     let stop1 = between(&out, "STOP1", "LOCALS");
-    let jit = stop1.find("#0  jit_compute (x=5").expect("bt lacks the JIT frame");
+    let jit = stop1
+        .find("#0  jit_compute (x=5")
+        .expect("bt lacks the JIT frame");
     let host_frame = stop1.find("in host_call (").expect("bt lacks host_call");
     let main_frame = stop1.find("in main (").expect("bt lacks main");
     assert!(
@@ -339,4 +359,59 @@ fn gdb_multiarch_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
             && removed.contains("Function \"jit_compute\" not defined."),
         "gdb still knows the removed code:\n{removed}"
     );
+}
+
+/// `jit_fn` with every relocation of its DWARF made nonsense (symbol and
+/// type out of range, places past the section's end): the link does not
+/// look at them and succeeds, and the image is still built (its DWARF
+/// unrelocated where the relocations were), with the symbols right.
+#[test]
+fn malformed_debug_relocations_leave_the_link_and_the_image_working() {
+    let _g = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let good = std::fs::read(object("gcc", "jit_fn", &["-g", "-O0"])).unwrap();
+    let file = object::File::parse(&*good).unwrap();
+    let mut bad = good.clone();
+    let mut spoiled = 0;
+    for section in file.sections() {
+        if section.name() != Ok(".rela.debug_info") && section.name() != Ok(".rela.debug_line") {
+            continue;
+        }
+        let (start, len) = section.file_range().unwrap();
+        for (k, entry) in bad[start as usize..(start + len) as usize]
+            .chunks_exact_mut(24)
+            .enumerate()
+        {
+            let offset: u64 = if k % 2 == 0 { u64::MAX - 3 } else { 1 << 40 };
+            let info: u64 = (0xff_ffffu64 << 32) | 0xdead;
+            entry[..8].copy_from_slice(&offset.to_le_bytes());
+            entry[8..16].copy_from_slice(&info.to_le_bytes());
+            spoiled += 1;
+        }
+    }
+    assert!(spoiled > 4, "no DWARF relocations found to spoil");
+    let before = jitrt::link::debug::registered_image_copies().len();
+    let session = Session::new(SessionOptions {
+        flags: DebugSupport::debugger().flags(),
+        ..Default::default()
+    });
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    let d = session.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    layer
+        .add(&t, "spoiled.o", jitrt::link::ObjectBytes::from_vec(bad))
+        .unwrap();
+    let compute = d.lookup("jit_compute").unwrap();
+    // SAFETY: jit_compute is `int jit_compute(int)`, linked and ready.
+    let f: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(compute as usize) };
+    assert_eq!(f(5), 37, "the spoiled object still runs");
+    let images = jitrt::link::debug::registered_image_copies();
+    assert_eq!(images.len(), before + 1, "the image is still registered");
+    let file = object::File::parse(&*images[before]).unwrap();
+    let s = file
+        .symbols()
+        .find(|s| s.name() == Ok("jit_compute"))
+        .unwrap();
+    let section = file.section_by_index(s.section_index().unwrap()).unwrap();
+    assert_eq!(section.address() + s.address(), compute);
+    drop(session);
 }

@@ -449,9 +449,7 @@ fn write_elf(
     let mut debug_line_str = None;
     let mut debug_str = None;
     for s in &sections {
-        while file.len() % 8 != 0 {
-            file.push(0);
-        }
+        file.resize(file.len().next_multiple_of(8), 0);
         let start = file.len();
         offsets.push(start as u64);
         file.extend_from_slice(&s.bytes);
@@ -463,9 +461,7 @@ fn write_elf(
             _ => {}
         }
     }
-    while file.len() % 8 != 0 {
-        file.push(0);
-    }
+    file.resize(file.len().next_multiple_of(8), 0);
     let shoff = file.len() as u64;
     for (k, s) in sections.iter().enumerate() {
         file.extend_from_slice(&names[k].to_le_bytes());
