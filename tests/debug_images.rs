@@ -415,3 +415,62 @@ fn malformed_debug_relocations_leave_the_link_and_the_image_working() {
     assert_eq!(section.address() + s.address(), compute);
     drop(session);
 }
+
+/// perf's files for the tests' machine: the jitdump header names it
+/// (`elf_mach`: what `perf inject` writes its ELF files for), and the map
+/// and the jitdump name each function of the object at its address.
+#[test]
+fn perf_map_and_jitdump_are_for_this_machine() {
+    let _g = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = cc::scratch("debug_images/jitdump");
+    std::env::set_var("JITDUMPDIR", &dir);
+    let jit_fn = object("gcc", "jit_fn", &["-g", "-O0"]);
+    let session = Session::new(SessionOptions {
+        flags: DebugSupport::perf_map()
+            .union(DebugSupport::perf_jitdump())
+            .flags(),
+        ..Default::default()
+    });
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    let d = session.create_dylib("main").unwrap();
+    layer
+        .add_file(&d.default_tracker().unwrap(), &jit_fn)
+        .unwrap();
+    let compute = d.lookup("jit_compute").unwrap();
+    drop(session);
+
+    let pid = std::process::id();
+    let map_path = format!("/tmp/perf-{pid}.map");
+    let map = std::fs::read_to_string(&map_path).unwrap();
+    let _ = std::fs::remove_file(&map_path);
+    assert!(
+        map.lines()
+            .any(|l| l.starts_with(&format!("{compute:x} ")) && l.ends_with(" jit_compute")),
+        "no map line for jit_compute at {compute:x}:\n{map}"
+    );
+    let path = jitrt::link::debug::jitdump_path().expect("a jitdump file was opened");
+    let dump = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let u32_at = |at: usize| u32::from_le_bytes(dump[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(dump[at..at + 8].try_into().unwrap());
+    assert_eq!(u32_at(0), 0x4A69_5444, "jitdump magic");
+    let machine = if cc::TARGET_AARCH64 { 183 } else { 62 };
+    assert_eq!(u32_at(12), machine, "elf_mach: EM_AARCH64 or EM_X86_64");
+    // Records: id, size, timestamp; a code load's address at +32, its
+    // name at +56.
+    let mut at = u32_at(8) as usize;
+    let mut loaded = false;
+    while at + 16 <= dump.len() {
+        let (id, size) = (u32_at(at), u32_at(at + 4) as usize);
+        assert!(size >= 16 && at + size <= dump.len(), "record at {at}");
+        if id == 0 && u64_at(at + 32) == compute {
+            let name = &dump[at + 56..];
+            loaded |= name.starts_with(b"jit_compute\0");
+        }
+        at += size;
+    }
+    assert!(
+        loaded,
+        "no code-load record for jit_compute at {compute:#x}"
+    );
+}
