@@ -8,9 +8,12 @@
 //!   relocations applied) are at the addresses the code and data were
 //!   loaded at, checked with `llvm-dwarfdump-19`, for objects from gcc and
 //!   clang;
-//! - on AArch64 a real debugger: `gdb-multiarch` attached to the host
-//!   under `qemu-aarch64 -g PORT` breaks in the JIT function by name after
-//!   its registration and backtraces through it with file:line.
+//! - on AArch64 real debuggers: `gdb-multiarch` and LLDB attached to the
+//!   host under `qemu-aarch64 -g PORT` break in the JIT function by name
+//!   after its registration, backtrace through it with file:line, show
+//!   its locals, and forget it after its removal;
+//! - perf's map and jitdump for the machine; DWARF relocations that make
+//!   no sense never fail the link.
 //!
 //! `tests/debug_perf.rs` has the native gdb, LLDB and perf tests.
 
@@ -52,7 +55,13 @@ fn require(tool: &str) -> bool {
 fn object(compiler: &str, name: &str, flags: &[&str]) -> PathBuf {
     let dir = cc::scratch("debug_images");
     let out = dir.join(format!("{name}-{compiler}.o"));
-    let tmp = dir.join(format!("{name}-{compiler}.{}.tmp.o", std::process::id()));
+    // Unique per call: tests (threads) and test processes run at once.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        "{name}-{compiler}.{}-{call}.tmp.o",
+        std::process::id()
+    ));
     cc::run_ok(
         cc::tool(compiler)
             .args(flags)
@@ -234,6 +243,84 @@ fn between<'a>(out: &'a str, a: &str, b: &str) -> &'a str {
     &rest[..end]
 }
 
+/// The debug host (`tests/debug/host.c` linking `jit_fn.o` and
+/// `jit_plain.o` with debugger registration on) under `qemu-aarch64 -g
+/// PORT`: it waits at its first instruction for a debugger. Killed when
+/// dropped.
+struct QemuHost {
+    qemu: std::process::Child,
+    port: u16,
+    host: PathBuf,
+}
+
+impl QemuHost {
+    fn start() -> QemuHost {
+        let jit_fn = object("gcc", "jit_fn", &["-g", "-O0"]);
+        let jit_plain = object("gcc", "jit_plain", &["-O1"]);
+        // Built once: both debuggers' tests run it, maybe at once.
+        static HOST: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let host = HOST
+            .get_or_init(|| {
+                let host = cc::scratch("debug_images").join("host");
+                cc::build_exe(
+                    &[cc::repo().join("tests/debug/host.c")],
+                    &host,
+                    false,
+                    false,
+                );
+                host
+            })
+            .clone();
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let runner = std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER")
+            .unwrap_or_else(|_| "qemu-aarch64".into());
+        let mut runner = runner.split_whitespace();
+        let mut qemu = Command::new(runner.next().unwrap())
+            .args(runner)
+            .args(["-g", &port.to_string()])
+            .arg(&host)
+            .arg(&jit_fn)
+            .arg(&jit_plain)
+            .arg(DebugSupport::debugger().flags().to_string())
+            .env_remove("JITRT_DEBUGGER")
+            .env_remove("JITRT_PERF")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu-aarch64 -g");
+        let waited = std::time::Instant::now();
+        while !listening(port) {
+            if waited.elapsed() > Duration::from_secs(60) || qemu.try_wait().unwrap().is_some() {
+                let _ = qemu.kill();
+                panic!("qemu's gdbstub does not listen on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        QemuHost { qemu, port, host }
+    }
+}
+
+impl Drop for QemuHost {
+    fn drop(&mut self) {
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+    }
+}
+
+/// Runs `debugger ARGS` (its errors interleaved with its output, in
+/// order) and returns what it printed.
+fn run_debugger(debugger: &str, args: &[String]) -> String {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "exec \"$@\" 2>&1", "sh", debugger])
+        .args(args);
+    let r = cc::run_with_timeout(&mut cmd, Duration::from_secs(300));
+    assert!(!r.timed_out, "{debugger} timed out:\n{}", r.stdout);
+    r.stdout
+}
+
 /// AArch64 under qemu-user: `gdb-multiarch` attached to qemu's gdbstub
 /// (`qemu-aarch64 -g PORT`) reads the GDB JIT interface as a native gdb
 /// does: a pending breakpoint on the JIT function resolves when its object
@@ -251,56 +338,11 @@ fn gdb_multiarch_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
     if !require("gdb-multiarch") {
         return;
     }
-    let jit_fn = object("gcc", "jit_fn", &["-g", "-O0"]);
-    let jit_plain = object("gcc", "jit_plain", &["-O1"]);
-    let host = cc::scratch("debug_images").join("host");
-    cc::build_exe(
-        &[cc::repo().join("tests/debug/host.c")],
-        &host,
-        false,
-        false,
-    );
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let runner = std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER")
-        .unwrap_or_else(|_| "qemu-aarch64".into());
-    let mut runner = runner.split_whitespace();
-    let mut qemu = Command::new(runner.next().unwrap());
-    let mut program = qemu
-        .args(runner)
-        .args(["-g", &port.to_string()])
-        .arg(&host)
-        .arg(&jit_fn)
-        .arg(&jit_plain)
-        .arg(DebugSupport::debugger().flags().to_string())
-        .env_remove("JITRT_DEBUGGER")
-        .env_remove("JITRT_PERF")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("qemu-aarch64 -g");
-    let waited = std::time::Instant::now();
-    while !listening(port) {
-        if waited.elapsed() > Duration::from_secs(60) || program.try_wait().unwrap().is_some() {
-            let _ = program.kill();
-            panic!("qemu's gdbstub does not listen on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut gdb = Command::new("sh");
-    gdb.args([
-        "-c",
-        "exec \"$@\" 2>&1",
-        "sh",
-        "gdb-multiarch",
-        "-nx",
-        "-batch",
-    ]);
+    let qemu = QemuHost::start();
+    let (host, port) = (&qemu.host, qemu.port);
     let file = format!("file {}", host.display());
     let remote = format!("target remote 127.0.0.1:{port}");
-    for s in [
+    let script = [
         // The host's libraries are this machine's arm64 ones.
         "set sysroot /",
         "set pagination off",
@@ -323,14 +365,14 @@ fn gdb_multiarch_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
         "break jit_compute",
         "echo ==END==\\n",
         "kill",
-    ] {
-        gdb.arg("-ex").arg(s);
+    ];
+    let mut args: Vec<String> = vec!["-nx".into(), "-batch".into()];
+    for s in script {
+        args.push("-ex".into());
+        args.push(s.into());
     }
-    let r = cc::run_with_timeout(&mut gdb, Duration::from_secs(300));
-    let _ = program.kill();
-    let _ = program.wait();
-    assert!(!r.timed_out, "gdb-multiarch timed out:\n{}", r.stdout);
-    let out = r.stdout;
+    let out = run_debugger("gdb-multiarch", &args);
+    drop(qemu);
     let before = &out[..out.find("==STOP1==").unwrap_or(out.len())];
     assert!(
         before.contains("Breakpoint 1, jit_compute (x=5") && before.contains("jit_fn.c:10"),
@@ -472,5 +514,72 @@ fn perf_map_and_jitdump_are_for_this_machine() {
     assert!(
         loaded,
         "no code-load record for jit_compute at {compute:#x}"
+    );
+}
+
+/// The same with LLDB (`gdb-remote` to qemu's gdbstub, its GDB JIT
+/// interface reader on): the breakpoint by name resolves, `bt` shows the
+/// JIT frame with file:line above the host's, `frame variable` the
+/// locals, and after removal LLDB no longer finds the function.
+#[test]
+fn lldb_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
+    if !cc::emulated() {
+        eprintln!(
+            "skipped: for an aarch64 build under qemu-user (tests/debug_perf.rs runs LLDB natively)"
+        );
+        return;
+    }
+    if !require("lldb-19") {
+        return;
+    }
+    let qemu = QemuHost::start();
+    // Asked through LLDB's Python API: `image lookup` finding nothing is
+    // an error, which ends a batch.
+    let find = "script print('jit_compute found', len(lldb.target.FindFunctions('jit_compute')))";
+    let script = [
+        "settings set plugin.jit-loader.gdb.enable on".to_string(),
+        format!("target create {}", qemu.host.display()),
+        format!("gdb-remote 127.0.0.1:{}", qemu.port),
+        "breakpoint set -n jit_compute".into(),
+        "breakpoint set -n host_after_remove".into(),
+        "continue".into(),
+        "script print('==STOP1==')".into(),
+        "bt".into(),
+        find.into(),
+        "script print('==LOCALS==')".into(),
+        "next".into(),
+        "frame variable".into(),
+        "script print('==REMOVED==')".into(),
+        "continue".into(),
+        find.into(),
+        "script print('==END==')".into(),
+        "kill".into(),
+    ];
+    let mut args: Vec<String> = vec!["-x".into(), "-b".into()];
+    for s in script {
+        args.push("-o".into());
+        args.push(s);
+    }
+    let out = run_debugger("lldb-19", &args);
+    drop(qemu);
+    let stop1 = between(&out, "STOP1", "LOCALS");
+    let jit = stop1
+        .find("`jit_compute(x=5) at jit_fn.c:10")
+        .unwrap_or_else(|| panic!("LLDB did not stop in jit_compute at jit_fn.c:10:\n{out}"));
+    let host_frame = stop1.find("host`host_call(").expect("bt lacks host_call");
+    let main_frame = stop1.find("host`main(").expect("bt lacks main");
+    assert!(
+        jit < host_frame && host_frame < main_frame && stop1.contains("jit_compute found 1"),
+        "bt or lookup:\n{stop1}"
+    );
+    let locals = between(&out, "LOCALS", "REMOVED");
+    assert!(
+        locals.contains("(int) local_y = 12"),
+        "frame variable:\n{locals}"
+    );
+    let removed = between(&out, "REMOVED", "END");
+    assert!(
+        removed.contains("host_after_remove") && removed.contains("jit_compute found 0"),
+        "LLDB still finds the removed function:\n{removed}"
     );
 }
