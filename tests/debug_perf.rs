@@ -3,7 +3,8 @@
 //! - a real gdb, in batch mode, against a C host (`tests/debug/host.c`)
 //!   that links `jit_fn.o` (built with `-g`) and `jit_plain.o` (without):
 //!   breakpoints by name, backtraces with file:line into the host frames,
-//!   locals, `list`, and after removal nothing of it left in gdb;
+//!   locals, `list`, and after removal nothing of it left in gdb; the same
+//!   with ELF and Mach-O x86-64 objects, and with LLDB;
 //! - the perf map and jitdump files the same host writes, parsed here;
 //! - the registration count following link, remove and session end;
 //! - the cost of linking 1,000 small objects one at a time with all of it
@@ -355,6 +356,13 @@ fn gdb_reads_compressed_debug_sections() {
             .arg("-o")
             .arg(&compressed),
     );
+    let compressed = JitObjects {
+        jit_fn: compressed,
+        jit_plain,
+        symbol_prefix: "",
+    };
+    let program = host_command(&host(), &compressed, DEBUGGER);
+    let program: Vec<&OsStr> = program.iter().map(OsString::as_os_str).collect();
     let out = gdb(
         &[
             "set breakpoint pending on",
@@ -365,12 +373,7 @@ fn gdb_reads_compressed_debug_sections() {
             "print local_y",
             "kill",
         ],
-        &[
-            host().as_os_str(),
-            compressed.as_os_str(),
-            jit_plain.as_os_str(),
-            OsStr::new("1"),
-        ],
+        &program,
     );
     assert!(
         out.contains("#0  jit_compute (x=5") && out.contains("jit_fn.c:10"),
@@ -526,7 +529,11 @@ fn gdb_backtraces_a_cxx_exception_thrown_through_jit_frames() {
             "continue",
             "echo ==END==\\n",
         ],
-        &[exe.as_os_str(), obj.as_os_str(), OsStr::new("1")],
+        &[
+            exe.as_os_str(),
+            obj.as_os_str(),
+            OsStr::new(&DEBUGGER.to_string()),
+        ],
     );
     // Thrown in jit_thrower, caught in jit_catcher: both JIT frames with
     // file:line, then the host's.
