@@ -197,23 +197,48 @@ fn image_of_a_clang_object_places_functions_variables_and_lines_at_the_loaded_co
     image_matches_the_loaded_code(&object("clang-19", "jit_fn", &["-g", "-O0"]), "");
 }
 
-/// A Mach-O object's image: an ELF file written from it, its `__DWARF`
-/// relocated. x86-64 only for now (arm64 Mach-O objects link once the
-/// linker takes them; the image builder already knows their relocations).
-#[test]
-fn image_of_a_mach_o_object_places_functions_variables_and_lines_at_the_loaded_code() {
-    if cc::TARGET_AARCH64 || !require("clang-19") {
-        return;
+/// `tests/debug/NAME.c` compiled to a Mach-O object for the tests'
+/// machine (`clang-19 -target x86_64-apple-macos11` or
+/// `arm64-apple-macos11`: these files need no macOS headers), or `None`
+/// (saying why) when clang-19 is missing or, on AArch64, the linker does
+/// not take arm64 Mach-O objects yet.
+fn macho_object(name: &str, flags: &[&str]) -> Option<PathBuf> {
+    if !require("clang-19") {
+        return None;
     }
-    let out = cc::scratch("debug_images").join("jit_fn-macho-x86_64.o");
+    let target = if cc::TARGET_AARCH64 {
+        "arm64-apple-macos11"
+    } else {
+        "x86_64-apple-macos11"
+    };
+    let out = cc::scratch("debug_images").join(format!("{name}-macho-{target}.o"));
     cc::run_ok(
         Command::new("clang-19")
-            .args(["-target", "x86_64-apple-macos11", "-g", "-O0", "-c"])
-            .arg(cc::repo().join("tests/debug/jit_fn.c"))
+            .args(["-target", target, "-c"])
+            .args(flags)
+            .arg(cc::repo().join("tests/debug").join(format!("{name}.c")))
             .arg("-o")
             .arg(&out),
     );
-    image_matches_the_loaded_code(&out, "_");
+    if cc::TARGET_AARCH64 {
+        let session = Session::new(SessionOptions::default());
+        let layer = ObjectLinkingLayer::of(&session).unwrap();
+        let d = session.create_dylib("probe").unwrap();
+        if let Err(e) = layer.add_file(&d.default_tracker().unwrap(), &out) {
+            eprintln!("skipped: the linker does not take arm64 Mach-O objects here: {e}");
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// A Mach-O object's image: an ELF file written from it, its `__DWARF`
+/// relocated (x86-64; arm64 once the linker takes those objects).
+#[test]
+fn image_of_a_mach_o_object_places_functions_variables_and_lines_at_the_loaded_code() {
+    if let Some(jit_fn) = macho_object("jit_fn", &["-g", "-O0"]) {
+        image_matches_the_loaded_code(&jit_fn, "_");
+    }
 }
 
 /// Whether something listens on TCP `port` (read from `/proc/net`, so the
@@ -243,6 +268,32 @@ fn between<'a>(out: &'a str, a: &str, b: &str) -> &'a str {
     &rest[..end]
 }
 
+/// `jit_fn.o` (with `-g`) and `jit_plain.o` (without) for the host, and
+/// the prefix it looks their functions up with.
+struct HostObjects {
+    jit_fn: PathBuf,
+    jit_plain: PathBuf,
+    prefix: &'static str,
+}
+
+/// The ELF objects, from gcc.
+fn elf_host_objects() -> HostObjects {
+    HostObjects {
+        jit_fn: object("gcc", "jit_fn", &["-g", "-O0"]),
+        jit_plain: object("gcc", "jit_plain", &["-O1"]),
+        prefix: "",
+    }
+}
+
+/// The Mach-O objects, when there are (see [`macho_object`]).
+fn macho_host_objects() -> Option<HostObjects> {
+    Some(HostObjects {
+        jit_fn: macho_object("jit_fn", &["-g", "-O0"])?,
+        jit_plain: macho_object("jit_plain", &["-O1"])?,
+        prefix: "_",
+    })
+}
+
 /// The debug host (`tests/debug/host.c` linking `jit_fn.o` and
 /// `jit_plain.o` with debugger registration on) under `qemu-aarch64 -g
 /// PORT`: it waits at its first instruction for a debugger. Killed when
@@ -254,9 +305,9 @@ struct QemuHost {
 }
 
 impl QemuHost {
-    fn start() -> QemuHost {
-        let jit_fn = object("gcc", "jit_fn", &["-g", "-O0"]);
-        let jit_plain = object("gcc", "jit_plain", &["-O1"]);
+    /// The host linking `objects` (looked up with `prefix` before the C
+    /// names).
+    fn start(objects: &HostObjects) -> QemuHost {
         // Built once: both debuggers' tests run it, maybe at once.
         static HOST: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
         let host = HOST
@@ -282,9 +333,10 @@ impl QemuHost {
             .args(runner)
             .args(["-g", &port.to_string()])
             .arg(&host)
-            .arg(&jit_fn)
-            .arg(&jit_plain)
+            .arg(&objects.jit_fn)
+            .arg(&objects.jit_plain)
             .arg(DebugSupport::debugger().flags().to_string())
+            .arg(objects.prefix)
             .env_remove("JITRT_DEBUGGER")
             .env_remove("JITRT_PERF")
             .stdout(Stdio::null())
@@ -329,16 +381,35 @@ fn run_debugger(debugger: &str, args: &[String]) -> String {
 /// of it.
 #[test]
 fn gdb_multiarch_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
+    if qemu_and("gdb-multiarch") {
+        gdb_multiarch_session(&elf_host_objects());
+    }
+}
+
+/// The same with arm64 Mach-O objects (named as in C in the image).
+#[test]
+fn gdb_multiarch_on_qemu_debugs_arm64_mach_o_objects() {
+    if qemu_and("gdb-multiarch") {
+        if let Some(objects) = macho_host_objects() {
+            gdb_multiarch_session(&objects);
+        }
+    }
+}
+
+/// Whether the tests run under qemu-user and `debugger` is there (saying
+/// why not when not).
+fn qemu_and(debugger: &str) -> bool {
     if !cc::emulated() {
         eprintln!(
-            "skipped: for an aarch64 build under qemu-user (tests/debug_perf.rs runs gdb natively)"
+            "skipped: for an aarch64 build under qemu-user (tests/debug_perf.rs runs the debuggers natively)"
         );
-        return;
+        return false;
     }
-    if !require("gdb-multiarch") {
-        return;
-    }
-    let qemu = QemuHost::start();
+    require(debugger)
+}
+
+fn gdb_multiarch_session(objects: &HostObjects) {
+    let qemu = QemuHost::start(objects);
     let (host, port) = (&qemu.host, qemu.port);
     let file = format!("file {}", host.display());
     let remote = format!("target remote 127.0.0.1:{port}");
@@ -523,16 +594,23 @@ fn perf_map_and_jitdump_are_for_this_machine() {
 /// locals, and after removal LLDB no longer finds the function.
 #[test]
 fn lldb_on_qemu_breaks_in_aarch64_jit_code_then_forgets_it() {
-    if !cc::emulated() {
-        eprintln!(
-            "skipped: for an aarch64 build under qemu-user (tests/debug_perf.rs runs LLDB natively)"
-        );
-        return;
+    if qemu_and("lldb-19") {
+        lldb_qemu_session(&elf_host_objects());
     }
-    if !require("lldb-19") {
-        return;
+}
+
+/// The same with arm64 Mach-O objects.
+#[test]
+fn lldb_on_qemu_debugs_arm64_mach_o_objects() {
+    if qemu_and("lldb-19") {
+        if let Some(objects) = macho_host_objects() {
+            lldb_qemu_session(&objects);
+        }
     }
-    let qemu = QemuHost::start();
+}
+
+fn lldb_qemu_session(objects: &HostObjects) {
+    let qemu = QemuHost::start(objects);
     // Asked through LLDB's Python API: `image lookup` finding nothing is
     // an error, which ends a batch.
     let find = "script print('jit_compute found', len(lldb.target.FindFunctions('jit_compute')))";
