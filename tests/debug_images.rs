@@ -661,3 +661,71 @@ fn lldb_qemu_session(objects: &HostObjects) {
         "LLDB still finds the removed function:\n{removed}"
     );
 }
+
+/// The two relocation types of Mach-O debug sections, applied in the
+/// image: a `SUBTRACTOR` + `UNSIGNED` pair across sections (8 and 4
+/// bytes), and `UNSIGNED` by section ordinal with an addend. Compilers
+/// emit pairs in debug sections only when a difference crosses sections
+/// or atoms, so the object is assembled by hand (`llvm-mc-19`).
+#[test]
+fn mach_o_debug_relocations_pairs_and_section_relative_ones_are_applied() {
+    if !require("llvm-mc-19") {
+        return;
+    }
+    let _g = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = cc::scratch("debug_images");
+    let source = dir.join("macho_debug_relocations.s");
+    std::fs::write(
+        &source,
+        "  .section __TEXT,__text,regular,pure_instructions\n  .globl _f1\n_f1:\n  ret\n\
+           .section __TEXT,__text2,regular,pure_instructions\n  .p2align 6\n  .globl _f2\n\
+         _f2:\n  nop\n  ret\n\
+           .section __DWARF,__debug_ranges,regular,debug\n\
+           .quad _f2 - _f1\n  .long _f2 - _f1\n  .quad _f1\n  .quad _f2 + 1\n\
+           .subsections_via_symbols\n",
+    )
+    .unwrap();
+    let triple = if cc::TARGET_AARCH64 {
+        "arm64-apple-macos11"
+    } else {
+        "x86_64-apple-macos11"
+    };
+    let obj = dir.join(format!("macho_debug_relocations-{triple}.o"));
+    cc::run_ok(
+        Command::new("llvm-mc-19")
+            .args(["-triple", triple, "-filetype=obj"])
+            .arg(&source)
+            .arg("-o")
+            .arg(&obj),
+    );
+    let before = jitrt::link::debug::registered_image_copies().len();
+    let session = Session::new(SessionOptions {
+        flags: DebugSupport::debugger().flags(),
+        ..Default::default()
+    });
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    let d = session.create_dylib("main").unwrap();
+    if let Err(e) = layer.add_file(&d.default_tracker().unwrap(), &obj) {
+        assert!(cc::TARGET_AARCH64, "{e}");
+        eprintln!("skipped: the linker does not take arm64 Mach-O objects here: {e}");
+        return;
+    }
+    let f1 = d.lookup("_f1").unwrap();
+    let f2 = d.lookup("_f2").unwrap();
+    let images = jitrt::link::debug::registered_image_copies();
+    assert_eq!(images.len(), before + 1);
+    let file = object::File::parse(&*images[before]).unwrap();
+    let ranges = file
+        .section_by_name(".debug_ranges")
+        .expect("__debug_ranges as .debug_ranges")
+        .data()
+        .unwrap()
+        .to_vec();
+    let u64_at = |at: usize| u64::from_le_bytes(ranges[at..at + 8].try_into().unwrap());
+    let u32_at = |at: usize| u32::from_le_bytes(ranges[at..at + 4].try_into().unwrap());
+    assert_eq!(u64_at(0), f2.wrapping_sub(f1), "8-byte _f2 - _f1");
+    assert_eq!(u32_at(8), f2.wrapping_sub(f1) as u32, "4-byte _f2 - _f1");
+    assert_eq!(u64_at(12), f1, "_f1");
+    assert_eq!(u64_at(20), f2 + 1, "_f2 + 1");
+    drop(session);
+}
