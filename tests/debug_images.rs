@@ -706,7 +706,9 @@ fn mach_o_debug_relocations_pairs_and_section_relative_ones_are_applied() {
     let layer = ObjectLinkingLayer::of(&session).unwrap();
     let d = session.create_dylib("main").unwrap();
     if let Err(e) = layer.add_file(&d.default_tracker().unwrap(), &obj) {
-        assert!(cc::TARGET_AARCH64, "{e}");
+        if !cc::TARGET_AARCH64 {
+            panic!("the x86-64 Mach-O object does not link: {e}");
+        }
         eprintln!("skipped: the linker does not take arm64 Mach-O objects here: {e}");
         return;
     }
