@@ -103,7 +103,8 @@ pub(crate) struct FnArray {
 #[derive(Clone, Debug)]
 pub(crate) struct Section {
     pub name: Name,
-    /// The section's index in the object (0 for sections the linker makes).
+    /// The section's index in the object: its ELF section header index,
+    /// its Mach-O ordinal (1-based); 0 for sections the linker makes.
     pub index: u32,
     pub kind: SectionKind,
     /// A member of a COMDAT group this object keeps.

@@ -301,8 +301,10 @@ impl Builder<'_> {
             });
             self.g.sections.push(Section {
                 name: Name::Object(Span::of(self.data, sectname)),
-                // Debugger images are ELF-only for now (see `debug/`).
-                index: 0,
+                // The section's ordinal (`n_sect`, 1-based; 0 stays
+                // "made by the linker"): the debugger's image builder
+                // (`debug/macho_image.rs`) finds its load address by it.
+                index: (i + 1) as u32,
                 kind,
                 in_group: false,
                 blocks: block..block + 1,
