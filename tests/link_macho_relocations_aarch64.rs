@@ -28,7 +28,9 @@ use object::macho;
 use object::read::macho::{MachHeader, Nlist as _, Section as _, Segment as _};
 use object::LittleEndian as LE;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const FAR_FN: u64 = 0x6000_0000_0000;
@@ -127,10 +129,18 @@ fn have_llvm_mc() -> bool {
     ok
 }
 
+/// A file name no other test of this process uses at the same time (the
+/// tests run in parallel and assemble the same sources).
+fn unique(name: &str, ext: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    cc::scratch("link-macho-relocations-aarch64")
+        .join(format!("{name}-{}-{n}.{ext}", std::process::id()))
+}
+
 fn assemble(name: &str, source: &str) -> Vec<u8> {
-    let dir = cc::scratch("link-macho-relocations-aarch64");
-    let s = dir.join(format!("{name}.s"));
-    let o = dir.join(format!("{name}.o"));
+    let s = unique(name, "s");
+    let o = unique(name, "o");
     std::fs::write(&s, source).unwrap();
     cc::run_ok(
         Command::new("llvm-mc-19")
@@ -144,8 +154,7 @@ fn assemble(name: &str, source: &str) -> Vec<u8> {
 /// The little-endian words `llvm-mc` encodes for `lines` (one instruction
 /// each, immediates resolved), in order.
 fn encodings(lines: &[String]) -> Vec<u32> {
-    let dir = cc::scratch("link-macho-relocations-aarch64");
-    let s = dir.join("expected.s");
+    let s = unique("expected", "s");
     std::fs::write(&s, lines.join("\n") + "\n").unwrap();
     let out = cc::run_ok(
         Command::new("llvm-mc-19")
