@@ -360,14 +360,22 @@ pub fn write_le(
     range: FieldRange,
     value: i128,
 ) -> Result<(), FixupError> {
-    let size = usize::from(size);
-    let end = offset.checked_add(size).ok_or(FixupError::OutOfBounds)?;
+    let n = usize::from(size);
+    let end = offset.checked_add(n).ok_or(FixupError::OutOfBounds)?;
     let field = bytes.get_mut(offset..end).ok_or(FixupError::OutOfBounds)?;
-    if !fits(value, size as u8, range) {
+    if !fits(value, size, range) {
         return Err(FixupError::OutOfRange);
     }
     let raw = (value as u64).to_le_bytes();
-    field.copy_from_slice(raw.get(..size).ok_or(FixupError::OutOfBounds)?);
+    // The common sizes as fixed-size stores (a variable-length copy is a
+    // call to memcpy, and this runs once per relocation).
+    if let Ok(f) = <&mut [u8; 4]>::try_from(&mut *field) {
+        *f = (value as u32).to_le_bytes();
+    } else if let Ok(f) = <&mut [u8; 8]>::try_from(&mut *field) {
+        *f = raw;
+    } else {
+        field.copy_from_slice(raw.get(..n).ok_or(FixupError::OutOfBounds)?);
+    }
     Ok(())
 }
 
