@@ -107,8 +107,10 @@ impl MaterializationResponsibility {
     /// Like [`notify_emitted`](Self::notify_emitted), with a hook (a unit's
     /// static initializers) that runs once every dependency is emitted and
     /// before any of the symbols is ready, so lookups return only after it
-    /// ran. Lookups made from inside the hook wait only for emitted
-    /// symbols, so it can use its own unit's symbols without deadlock.
+    /// ran. Lookups made from inside the hook take symbols whose hooks
+    /// have started (its own unit's, and those of hooks queued or running
+    /// that use it in turn) once emitted, so it can use them without
+    /// deadlock, and wait for every other symbol to be ready.
     pub fn notify_emitted_then(
         mut self,
         deps: &[(Arc<JITDylib>, SymbolName)],

@@ -31,9 +31,11 @@ pub struct SessionOptions {
 
 thread_local! {
     /// Depth of ready hooks (initializers) running on this thread. A lookup
-    /// made from an initializer waits only for emitted symbols: the
-    /// initializer's own unit is not ready until it returns, as a shared
-    /// library's symbols are usable from its constructors.
+    /// made from an initializer takes the symbols whose initializers have
+    /// started (its own unit's, which is not ready until it returns, as a
+    /// shared library's symbols are usable from its constructors) once
+    /// emitted, and waits for the others to be ready (see
+    /// `State::register_lookup`).
     static IN_READY_HOOK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
@@ -635,7 +637,10 @@ impl SessionInner {
         if let Err(e) = self.run_generators(&order, &order_ids, &names) {
             return done(Err(e));
         }
-        let r = self.locked(|st, fx| st.register_lookup(&order_ids, &names, required, done, fx));
+        let from_initializer = IN_READY_HOOK.with(|f| f.get()) > 0;
+        let r = self.locked(|st, fx| {
+            st.register_lookup(&order_ids, &names, required, from_initializer, done, fx)
+        });
         if let Err((e, done)) = r {
             done(Err(e));
         }
@@ -688,11 +693,6 @@ impl SessionInner {
         names: Vec<(SymbolName, SymbolLookupFlags)>,
         required: SymbolState,
     ) -> Result<Vec<u64>> {
-        let required = if IN_READY_HOOK.with(|f| f.get()) > 0 {
-            required.min(SymbolState::Emitted)
-        } else {
-            required
-        };
         type Slot = (Mutex<Option<Result<Vec<u64>>>>, Condvar);
         let slot: Arc<Slot> = Arc::new((Mutex::new(None), Condvar::new()));
         let pool = match &self.dispatcher {

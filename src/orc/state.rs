@@ -416,11 +416,21 @@ impl State {
     /// Registers a lookup: fills in what is already in the required state,
     /// waits for the rest and starts the units that define them. Either the
     /// whole query is registered or an error is returned and nothing is.
+    ///
+    /// `from_initializer`: the lookup is made by a ready hook (a static
+    /// initializer). A symbol whose own initializer has been handed out
+    /// to run (it is running, or queued behind the caller on its thread)
+    /// is taken once emitted: waiting for it to be ready could wait for
+    /// the caller itself (a constructor using its own object, or objects
+    /// whose constructors use each other). Every other symbol is waited
+    /// for until ready, so its initializers have run when the caller gets
+    /// it, as `dlsym` from a constructor gets an initialized library.
     pub(crate) fn register_lookup(
         &mut self,
         order: &[(DylibId, LookupFlags)],
         names: &[(SymbolName, SymbolLookupFlags)],
         required: SymbolState,
+        from_initializer: bool,
         done: LookupCallback,
         fx: &mut Effects,
     ) -> std::result::Result<(), (Error, LookupCallback)> {
@@ -472,7 +482,11 @@ impl State {
             let Some(entry) = self.dylibs[d as usize].symbols.get_mut(name) else {
                 continue;
             };
-            if entry.state >= required {
+            // Emitted and in no emission group waiting for dependencies:
+            // its initializer has been handed out.
+            let initializer_started = entry.state == SymbolState::Emitted
+                && entry.mat.as_ref().is_none_or(|m| m.group == 0);
+            if entry.state >= required || (from_initializer && initializer_started) {
                 addresses[slot] = entry.address;
                 continue;
             }

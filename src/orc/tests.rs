@@ -615,3 +615,62 @@ fn claim_units_takes_only_unstarted_units_of_the_key() {
     let _le = lookup_async(&s, &d, &["e"], SymbolState::Ready);
     rx_e.recv().unwrap().fail();
 }
+
+/// A lookup from an initializer waits until the symbols it gets are ready
+/// (their own initializers have run), except those whose initializers
+/// have started: initializers that look each other up do not deadlock.
+#[test]
+fn lookups_from_initializers_wait_for_other_initializers() {
+    use std::sync::atomic::AtomicBool;
+    let s = Session::new(SessionOptions {
+        num_threads: 2,
+        ..Default::default()
+    });
+    let d = s.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    let (a, rx_a, _) = manual(&["a"], EXP);
+    let (b, rx_b, _) = manual(&["b"], EXP);
+    t.define(a).unwrap();
+    t.define(b).unwrap();
+    let la = lookup_async(&s, &d, &["a"], SymbolState::Ready);
+    let mr_a = rx_a.recv().unwrap();
+    mr_a.notify_resolved(&[(n("a"), 0xa)]).unwrap();
+    // a's initializer looks b up, and records whether b's initializer
+    // had run by then.
+    static B_INITIALIZED: AtomicBool = AtomicBool::new(false);
+    // What a's initializer got, and whether b was initialized by then.
+    type Seen = Option<(Result<u64>, bool)>;
+    let saw: Arc<Mutex<Seen>> = Arc::new(Mutex::new(None));
+    let (d2, saw2) = (d.clone(), saw.clone());
+    let hook_a: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let got = d2.lookup("b");
+        *saw2.lock().unwrap() = Some((got, B_INITIALIZED.load(Ordering::SeqCst)));
+    });
+    let emitter = std::thread::spawn(move || mr_a.notify_emitted_then(&[], Some(hook_a)));
+    // a's initializer's lookup starts b's unit; b's initializer looks a up
+    // (a's initializer is running: taken as emitted, no deadlock), then
+    // takes its time before it is done.
+    let mr_b = rx_b
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    mr_b.notify_resolved(&[(n("b"), 0xb)]).unwrap();
+    let d3 = d.clone();
+    let hook_b: Box<dyn FnOnce() + Send> = Box::new(move || {
+        assert_eq!(d3.lookup("a").unwrap(), 0xa);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        B_INITIALIZED.store(true, Ordering::SeqCst);
+    });
+    mr_b.notify_emitted_then(&[], Some(hook_b)).unwrap();
+    emitter.join().unwrap().unwrap();
+    let (got, b_was_initialized) = saw.lock().unwrap().take().unwrap();
+    assert_eq!(got.unwrap(), 0xb);
+    assert!(
+        b_was_initialized,
+        "a's initializer got b before b's initializer ran"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while done(&la).is_none() && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(done(&la).unwrap().unwrap(), vec![0xa]);
+}
