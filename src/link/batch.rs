@@ -86,6 +86,20 @@ impl PreparedBatch {
                         format!("{}: too many thread-local storage modules", g.name),
                     )
                 })?;
+            // Mach-O descriptors, which other objects' TLV accesses may
+            // name.
+            let descriptors: Vec<(u64, u64)> = g
+                .tlv_sections
+                .iter()
+                .filter_map(|&s| {
+                    g.blocks
+                        .get(g.sections.get(s as usize)?.blocks.start as usize)
+                })
+                .map(|b| (b.addr, b.addr + b.size))
+                .collect();
+            if !descriptors.is_empty() {
+                module.set_tlv_descriptors(descriptors);
+            }
             tls.push(Some(module));
         }
         // Objects whose own variables are reached with initial or local
@@ -365,6 +379,23 @@ fn link_one(
         };
         if let Some(s) = g.symbols.get_mut(x.symbol as usize) {
             s.value = addr;
+        }
+    }
+    // A Mach-O thread-local variable of another object is its descriptor
+    // there; anything else (the host's variables are not descriptors)
+    // would be called as a getter.
+    for &t in &g.tlv_refs {
+        let addr = g.address(t);
+        if addr != 0 && !platform::is_tlv_descriptor(addr) {
+            return Err(LinkError::unsupported(
+                &g.name,
+                format!(
+                    "thread-local variable `{}` resolved to {addr:#x}, which is not a Mach-O \
+                     thread-local variable descriptor of a JIT object (thread-local variables \
+                     of the host cannot be reached from Mach-O code)",
+                    g.symbol_display(t)
+                ),
+            ));
         }
     }
     passes::optimize(g, buf, base);

@@ -329,6 +329,13 @@ pub(crate) struct LinkGraph {
     ///
     /// [`Formula::Difference`]: super::arch::Formula::Difference
     pub subtrahends: Vec<(u32, SymbolId)>,
+    /// Mach-O: the sections of thread-local variable descriptors
+    /// (`__thread_vars`), registered with the object's TLS module.
+    pub tlv_sections: Vec<SectionId>,
+    /// Mach-O: externals reached as thread-local variables (`X86_64_RELOC_TLV`,
+    /// `ARM64_RELOC_TLVP_*`), which must resolve to another JIT object's
+    /// descriptor.
+    pub tlv_refs: Vec<SymbolId>,
 }
 
 impl LinkGraph {
@@ -359,6 +366,8 @@ impl LinkGraph {
             static_tls: false,
             format: ObjectFormat::Elf,
             subtrahends: Vec::new(),
+            tlv_sections: Vec::new(),
+            tlv_refs: Vec::new(),
         }
     }
 

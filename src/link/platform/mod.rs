@@ -65,6 +65,19 @@ pub(crate) fn static_tls_offset(id: u64) -> Option<i64> {
     tls::static_offset(id)
 }
 
+/// The address of the getter every Mach-O thread-local variable
+/// descriptor's thunk points to (`__tlv_bootstrap` resolves to it); 0
+/// where there is none.
+pub(crate) fn macho_tlv_getter_address() -> u64 {
+    linux::macho_tlv::getter_address()
+}
+
+/// Whether `addr` is a Mach-O thread-local variable descriptor of a JIT
+/// object.
+pub(crate) fn is_tlv_descriptor(addr: u64) -> bool {
+    tls::is_tlv_descriptor(addr)
+}
+
 /// The calling thread's thread pointer.
 pub(crate) fn thread_pointer() -> u64 {
     linux::static_tls::thread_pointer()

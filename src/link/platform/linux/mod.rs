@@ -7,6 +7,7 @@ pub(crate) mod atexit;
 pub(crate) mod eh_frame;
 pub mod host;
 pub(crate) mod ifunc;
+pub(crate) mod macho_tlv;
 pub(crate) mod memory;
 pub(crate) mod static_tls;
 pub(crate) mod thread_atexit;
