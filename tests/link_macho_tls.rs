@@ -699,3 +699,119 @@ fn bad_descriptors_and_accesses_are_named() {
         assert_error(&e, parts);
     }
 }
+
+/// C++ `thread_local` objects with constructors and destructors: Darwin
+/// code registers the destructors with `__tlv_atexit(dtor, obj)`, which the
+/// linker serves with `__cxa_thread_atexit(dtor, obj, &__dso_handle)`, so
+/// they run when each thread exits, as natively (g++ on Linux).
+const TL_CXX: &str = r#"
+static int created, destroyed, destroyed_sum;
+struct Tracked {
+  int id;
+  int uses;
+  Tracked() : id(__atomic_add_fetch(&created, 1, __ATOMIC_SEQ_CST)), uses(0) {}
+  ~Tracked() {
+    __atomic_add_fetch(&destroyed, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&destroyed_sum, uses * 100 + 1, __ATOMIC_SEQ_CST);
+  }
+};
+thread_local Tracked tracked;
+thread_local int plain = 5;
+extern "C" int tl_use(int k) {
+  tracked.uses += k;
+  plain += k;
+  return tracked.uses * 1000 + plain;
+}
+extern "C" int tl_destroyed(void) { return destroyed * 10000000 + destroyed_sum; }
+"#;
+
+/// Runs `use_` in `THREADS` threads (each `ROUNDS` times), joins them, and
+/// returns what they answered and what the destructors recorded.
+fn cxx_harness(use_: extern "C" fn(i32) -> i32, destroyed: extern "C" fn() -> i32) -> Vec<i32> {
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| std::thread::spawn(move || (0..20).map(|r| use_(t as i32 + r)).sum::<i32>()))
+        .collect();
+    let mut v: Vec<i32> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    v.push(destroyed());
+    v
+}
+
+#[test]
+fn cxx_thread_local_destructors_run_at_thread_exit() {
+    let _g = SERIAL.lock();
+    let dir = cc::scratch("link-macho-tls-cxx");
+    let src = dir.join("tl.cpp");
+    std::fs::write(&src, TL_CXX).unwrap();
+    let so = dir.join("libtl.so");
+    cc::run_ok(
+        Command::new("g++")
+            .args(["-O2", "-fPIC", "-shared", "-o"])
+            .arg(&so)
+            .arg(&src),
+    );
+    let path = std::ffi::CString::new(so.to_str().unwrap()).unwrap();
+    // SAFETY: the library just built; it stays loaded.
+    let h = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    assert!(!h.is_null());
+    // SAFETY: symbols of that library, with these signatures (TL_CXX).
+    let expected = unsafe {
+        cxx_harness(
+            std::mem::transmute::<*mut libc::c_void, extern "C" fn(i32) -> i32>(libc::dlsym(
+                h,
+                c"tl_use".as_ptr(),
+            )),
+            std::mem::transmute::<*mut libc::c_void, extern "C" fn() -> i32>(libc::dlsym(
+                h,
+                c"tl_destroyed".as_ptr(),
+            )),
+        )
+    };
+    assert_eq!(expected[THREADS] / 10000000, THREADS as i32, "{expected:?}");
+    let mut compilers: Vec<(&str, Vec<&str>)> = Vec::new();
+    if have("clang++-19", "--version") {
+        compilers.push(("clang++-19", vec!["-target", "x86_64-apple-macos11"]));
+    }
+    if have_zig() {
+        compilers.push((
+            "python3",
+            vec![
+                "-m",
+                "ziglang",
+                "c++",
+                "-target",
+                "x86_64-macos",
+                "-fno-sanitize=undefined",
+            ],
+        ));
+    }
+    let blocks = jitrt::link::tls_live_blocks();
+    for (k, (program, args)) in compilers.iter().enumerate() {
+        for opt in ["-O0", "-O2"] {
+            let o = dir.join(format!("tl-{k}{opt}.o"));
+            cc::run_ok(
+                Command::new(program)
+                    .args(args)
+                    .args(["-c", opt, "-fno-exceptions", "-o"])
+                    .arg(&o)
+                    .arg(&src),
+            );
+            let session = Session::new(SessionOptions::default());
+            let layer = ObjectLinkingLayer::of(&session).unwrap();
+            let d = session.create_dylib("tl").unwrap();
+            let t = d.create_tracker().unwrap();
+            layer.add_file(&t, &o).unwrap();
+            let get = |n: &str| d.lookup(n).unwrap_or_else(|e| panic!("{n}: {e}")) as usize;
+            // SAFETY: the functions of TL_CXX, linked until the removal.
+            let got = unsafe {
+                cxx_harness(
+                    std::mem::transmute::<usize, extern "C" fn(i32) -> i32>(get("_tl_use")),
+                    std::mem::transmute::<usize, extern "C" fn() -> i32>(get("_tl_destroyed")),
+                )
+            };
+            assert_eq!(got, expected, "{program} {args:?} {opt}");
+            assert_eq!(jitrt::link::tls_live_blocks(), blocks);
+            t.remove().unwrap();
+            assert_eq!(jitrt::link::pending_thread_exit_handlers(), 0);
+        }
+    }
+}

@@ -361,6 +361,7 @@ fn link_one(
         let x = g.externals[k];
         let addr = match x.builtin {
             Some(super::graph::Builtin::Atexit) => g.atexit_thunk.map(|t| g.address(t)),
+            Some(super::graph::Builtin::TlvAtexit) => g.tlv_atexit_thunk.map(|t| g.address(t)),
             Some(b) => Some(platform::builtin_address(b)),
             None => {
                 index += 1;

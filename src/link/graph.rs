@@ -247,6 +247,10 @@ pub(crate) enum Builtin {
     /// `__cxa_thread_atexit` and `__cxa_thread_atexit_impl`: the
     /// platform's, which keeps the object mapped until the destructor ran.
     CxaThreadAtexit,
+    /// Mach-O `__tlv_atexit(f, obj)` (C++ `thread_local` destructors on
+    /// Darwin): the object's own thunk into `__cxa_thread_atexit`, passing
+    /// its `__dso_handle`.
+    TlvAtexit,
 }
 
 impl Builtin {
@@ -310,6 +314,8 @@ pub(crate) struct LinkGraph {
     pub module_index: Option<SymbolId>,
     /// The `atexit` thunk.
     pub atexit_thunk: Option<SymbolId>,
+    /// The `__tlv_atexit` thunk (Mach-O).
+    pub tlv_atexit_thunk: Option<SymbolId>,
     /// Whether `__start_`/`__stop_` symbols refer to its sections (then
     /// same-named sections are laid out together).
     pub has_start_stop: bool,
@@ -359,6 +365,7 @@ impl LinkGraph {
             tls_indexes: None,
             module_index: None,
             atexit_thunk: None,
+            tlv_atexit_thunk: None,
             has_start_stop: false,
             dso_symbols: None,
             wants_stub: Vec::new(),

@@ -1,6 +1,7 @@
 //! What the host operating system provides, behind one seam: memory
 //! (reservation, page size, protections), unwind registration, the
-//! thread-local storage runtime for JIT modules, destructor registration
+//! thread-local storage runtime for JIT modules (with the getter of Mach-O
+//! thread-local variable descriptors), destructor registration
 //! (`__cxa_atexit`, `atexit`, `__cxa_thread_atexit`) for JIT code, and
 //! host symbol lookup. The rest of the linker calls only what this module
 //! exports; the unsafe code these need lives in the platform's files, each
@@ -31,7 +32,7 @@ pub(crate) fn builtin_address(b: Builtin) -> u64 {
         Builtin::TlsGetAddr => tls::tls_get_addr_address(),
         Builtin::CxaAtexit => atexit::cxa_atexit_address(),
         Builtin::CxaThreadAtexit => thread_atexit::address(),
-        Builtin::Atexit => 0,
+        Builtin::Atexit | Builtin::TlvAtexit => 0,
     }
 }
 

@@ -13,8 +13,35 @@
 //!   only the Darwin unwinder reads: on Linux the unwinder takes the DWARF
 //!   CFI of `__eh_frame`, which clang and zig also emit for x86-64 code
 //!   that throws or needs it; a Darwin platform module would register it)
-//!   and `__LLVM`. Thread-local variables (`__thread_vars`, `__thread_data`,
-//!   `__thread_bss`, `X86_64_RELOC_TLV`) are refused as `Unsupported`.
+//!   and `__LLVM`. Thread-local variable pointers and initializer pointers
+//!   (`S_THREAD_LOCAL_VARIABLE_POINTERS`, `..._INIT_FUNCTION_POINTERS`,
+//!   which clang and zig do not put in objects) are refused as
+//!   `Unsupported`.
+//! - **Thread-local variables**: `__thread_data` (`S_THREAD_LOCAL_REGULAR`)
+//!   then `__thread_bss` (`S_THREAD_LOCAL_ZEROFILL`) are the object's
+//!   thread-local template, its TLS module's image as an ELF object's
+//!   `.tdata`/`.tbss` are (`platform/linux/tls.rs`: a block per thread made
+//!   from the template on the thread's first access, freed at thread exit
+//!   and, for every thread, when the object is removed); a template symbol
+//!   (`_v$tlv$init`) is a [`Definition::Tls`], its value its offset in the
+//!   block. `__thread_vars` (`S_THREAD_LOCAL_VARIABLES`) holds a descriptor
+//!   `{thunk, key, offset}` (3 x 8 bytes) per variable, whose symbol (`_v`)
+//!   is the variable's name for other objects and the host. Each
+//!   descriptor is checked (one 64-bit relocation against
+//!   `__tlv_bootstrap` at 0, none at 8, one against its template at 16)
+//!   and becomes: thunk = the linker's own getter (`__tlv_bootstrap`
+//!   resolves to it: `platform/linux/macho_tlv.rs`), key = the object's
+//!   TLS module id (dyld stores a pthread key there), offset = the
+//!   template's offset in the block (an edge, `T + A`). Descriptors are
+//!   read-only once linked. A variable is reached by calling its
+//!   descriptor's thunk with the descriptor's address, loaded by
+//!   `X86_64_RELOC_TLV` (`movq _v@TLVP(%rip), %rdi`), which is linked as
+//!   `X86_64_RELOC_GOT_LOAD` is (a GOT entry holding the descriptor's
+//!   address, relaxed to `leaq` when near). A TLV access must name a
+//!   descriptor, or an external that resolves to another JIT object's
+//!   (checked when linking: the host's thread-local variables are not
+//!   descriptors); nothing but a descriptor may refer to a template. Each
+//!   fault is an error naming the object, section, descriptor and symbol.
 //! - **Blocks**: one per section. `.subsections_via_symbols` allows a
 //!   linker to split sections at symbols (to drop or reorder them); linking
 //!   each section whole keeps every reference inside it valid without
@@ -25,7 +52,9 @@
 //!   merged as ELF's COMMON), absolute (`N_ABS`) and local symbols;
 //!   alternate entries are ordinary symbols inside their section's block.
 //!   Names stay the object's own (`_main`); `___dso_handle`, `_atexit`
-//!   and `___cxa_atexit` are the linker's own, as their ELF namesakes.
+//!   and `___cxa_atexit` are the linker's own, as their ELF namesakes;
+//!   `__tlv_atexit(f, obj)` (C++ `thread_local` destructors) is the
+//!   object's thunk into `__cxa_thread_atexit(f, obj, &___dso_handle)`.
 //! - **Relocations** through `x86_64.rs`, with their implicit addends read
 //!   from the field; `SUBTRACTOR` + `UNSIGNED` pairs become one
 //!   [`Formula::Difference`] edge. Non-extern relocations (by section
@@ -503,7 +532,11 @@ impl Builder<'_> {
             symbol: si,
             name: Span::of(self.data, n.as_bytes()),
             weak,
-            builtin: ObjectFormat::MachO.host_name(n).and_then(Builtin::of),
+            builtin: if n == "__tlv_atexit" {
+                Some(Builtin::TlvAtexit)
+            } else {
+                ObjectFormat::MachO.host_name(n).and_then(Builtin::of)
+            },
         });
         self.g.symbols[si as usize].definition = Definition::External(ext);
         Ok(())

@@ -49,6 +49,10 @@ pub(crate) struct TlvDescriptor {
     pub offset: u64,
 }
 
+/// How often the slow path ran (the tests tell the paths apart with it).
+#[cfg(test)]
+static SLOW_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The getter's slow path: the address of the descriptor's variable in the
 /// calling thread (its block allocated from the template now if needed).
 ///
@@ -56,6 +60,8 @@ pub(crate) struct TlvDescriptor {
 /// `d` points to a descriptor of a linked Mach-O object (the getter passes
 /// what JIT code passed it).
 unsafe extern "C" fn jitrt_macho_tlv_slow(d: *const TlvDescriptor) -> u64 {
+    #[cfg(test)]
+    SLOW_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // SAFETY: guaranteed by the caller.
     let (key, offset) = unsafe { ((*d).key, (*d).offset) };
     // A panic must not unwind into JIT code (nor through the assembly
@@ -416,15 +422,97 @@ pub(crate) fn getter_address() -> u64 {
     }
 }
 
-#[cfg(all(test, target_arch = "aarch64"))]
+#[cfg(all(test, any(target_arch = "aarch64", target_arch = "x86_64")))]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// Calls the getter as Mach-O x86-64 code does (`callq *(%rdi)`), with
+    /// `rcx`, `rdx`, `rsi`, `r8`-`r15` (`rbx` and `rbp` cannot be operands
+    /// here; the integration test covers them) and `xmm0`-`xmm15` set to
+    /// known values: the address, and a mask of the registers that changed
+    /// (bit k for the k-th general-purpose register listed, bit 32 + n for
+    /// `xmmn`).
+    #[cfg(target_arch = "x86_64")]
+    fn call(desc: &TlvDescriptor) -> (u64, u64) {
+        const GP: [u64; 11] = [
+            0xa1b2_c3d4_0101_0101,
+            0xa1b2_c3d4_0202_0202,
+            0xa1b2_c3d4_0303_0303,
+            0xa1b2_c3d4_0404_0404,
+            0xa1b2_c3d4_0505_0505,
+            0xa1b2_c3d4_0606_0606,
+            0xa1b2_c3d4_0707_0707,
+            0xa1b2_c3d4_0808_0808,
+            0xa1b2_c3d4_0909_0909,
+            0xa1b2_c3d4_0a0a_0a0a,
+            0xa1b2_c3d4_0b0b_0b0b,
+        ];
+        let mut gp = GP;
+        let mut v = [0u64; 16];
+        for (n, x) in v.iter_mut().enumerate() {
+            *x = 0x5e5e_0000_0000_0000 | (n as u64 * 0x0101_0101);
+        }
+        let v_in = v;
+        let addr: u64;
+        // SAFETY: the getter's convention (see the module docs): `%rdi`
+        // in, `%rax` out, `%rdi` and the flags clobbered; every other
+        // operand register either preserved or reported changed.
+        unsafe {
+            std::arch::asm!(
+                "callq *(%rdi)",
+                inout("rdi") desc as *const TlvDescriptor as u64 => _,
+                out("rax") addr,
+                inout("rcx") gp[0],
+                inout("rdx") gp[1],
+                inout("rsi") gp[2],
+                inout("r8") gp[3],
+                inout("r9") gp[4],
+                inout("r10") gp[5],
+                inout("r11") gp[6],
+                inout("r12") gp[7],
+                inout("r13") gp[8],
+                inout("r14") gp[9],
+                inout("r15") gp[10],
+                inout("xmm0") v[0],
+                inout("xmm1") v[1],
+                inout("xmm2") v[2],
+                inout("xmm3") v[3],
+                inout("xmm4") v[4],
+                inout("xmm5") v[5],
+                inout("xmm6") v[6],
+                inout("xmm7") v[7],
+                inout("xmm8") v[8],
+                inout("xmm9") v[9],
+                inout("xmm10") v[10],
+                inout("xmm11") v[11],
+                inout("xmm12") v[12],
+                inout("xmm13") v[13],
+                inout("xmm14") v[14],
+                inout("xmm15") v[15],
+                options(att_syntax),
+            )
+        };
+        let mut changed = 0u64;
+        for (k, (&got, &want)) in gp.iter().zip(GP.iter()).enumerate() {
+            if got != want {
+                changed |= 1 << k;
+            }
+        }
+        for (n, (&got, &want)) in v.iter().zip(v_in.iter()).enumerate() {
+            if got != want {
+                changed |= 1 << (32 + n);
+            }
+        }
+        (addr, changed)
+    }
 
     /// Calls the getter as Mach-O arm64 code does (`ldr x16, [x0]; blr
     /// x16`), with `x1`-`x15`, `x20`-`x28` and `v0`-`v31` set to known
     /// values: the address, and a mask of the registers that changed (bit
     /// k for the k-th general-purpose register listed, bit 32 + n for
     /// `vn`).
+    #[cfg(target_arch = "aarch64")]
     fn call(desc: &TlvDescriptor) -> (u64, u64) {
         const GP: [u64; 24] = [
             0xa1b2c3d401010101,
@@ -542,7 +630,7 @@ mod tests {
         (addr, changed)
     }
 
-    /// The aarch64 getter under the Darwin TLV convention: a thread's first
+    /// The getter under the Darwin TLV convention: a thread's first
     /// access (the slow path allocates its block from the template), then
     /// the fast path, each preserving every register the convention
     /// preserves, in two threads; removal frees the blocks.
@@ -563,14 +651,21 @@ mod tests {
         let run = || {
             let desc = desc.clone();
             std::thread::spawn(move || {
+                let slow = SLOW_CALLS.load(Ordering::Relaxed);
                 let (first, changed) = call(&desc);
                 assert_eq!(changed, 0, "slow path changed registers: {changed:#x}");
+                assert_eq!(SLOW_CALLS.load(Ordering::Relaxed), slow + 1);
                 // SAFETY: the thread's block, from the image.
                 assert_eq!(unsafe { *(first as *const u32) }, 0x5a5a_1234);
                 // SAFETY: as above.
                 unsafe { *(first as *mut u32) = 7 };
                 let (again, changed) = call(&desc);
                 assert_eq!(changed, 0, "fast path changed registers: {changed:#x}");
+                assert_eq!(
+                    SLOW_CALLS.load(Ordering::Relaxed),
+                    slow + 1,
+                    "not the fast path"
+                );
                 assert_eq!(again, first);
                 // SAFETY: as above.
                 assert_eq!(unsafe { *(again as *const u32) }, 7);

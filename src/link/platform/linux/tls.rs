@@ -18,6 +18,12 @@
 //! carries the module's generation, so after a removal the stale entry never
 //! matches again and a new module in the same slot gets fresh blocks.
 //!
+//! A Mach-O object's thread-local template is a module too: its
+//! descriptors' getter (`macho_tlv.rs`) reads the same per-thread cache
+//! (its fast path, in assembly, through a thread-local pointer to the
+//! cache's array that [`block_slow`] keeps current) and asks for the same
+//! blocks.
+//!
 //! The unsafe code here is the runtime: the C-ABI entry point, raw block
 //! allocation and the call to the host's `__tls_get_addr`.
 
@@ -250,7 +256,7 @@ pub(crate) fn is_tlv_descriptor(addr: u64) -> bool {
     reg.slots.iter().flatten().any(|m| {
         m.tlv
             .iter()
-            .any(|&(start, end)| addr >= start && addr < end && (addr - start) % 24 == 0)
+            .any(|&(start, end)| addr >= start && addr < end && (addr - start).is_multiple_of(24))
     })
 }
 
