@@ -640,6 +640,11 @@ fn bad_descriptors_and_accesses_are_named() {
         "{template}    .section __DATA,__thread_vars,thread_local_variables\n    .globl _v\n\
          _v: .quad 0\n    .quad 0\n    .quad _v$tlv$init\n{getter}"
     );
+    // No relocations at all.
+    let bare = format!(
+        "{template}    .section __DATA,__thread_vars,thread_local_variables\n    .globl _v\n\
+         _v: .quad 0\n    .quad 0\n    .quad 0\n{getter}"
+    );
     // The offset names ordinary data, not a template.
     let not_template = format!(
         "    .data\n_plain: .long 5\n    .section __DATA,__thread_vars,thread_local_variables\n\
@@ -651,7 +656,7 @@ fn bad_descriptors_and_accesses_are_named() {
     // A TLV access to the host's `environ`: not a descriptor of a JIT object.
     let host = "    .text\n    .globl _get\n_get:\n    movq _environ@TLVP(%rip), %rdi\n    \
                 callq *(%rdi)\n    retq\n";
-    let cases: [(&str, &str, &[&str]); 5] = [
+    let cases: [(&str, &str, &[&str]); 6] = [
         (
             "short",
             &short,
@@ -664,6 +669,17 @@ fn bad_descriptors_and_accesses_are_named() {
                 "no_thunk.o",
                 "__DATA,__thread_vars",
                 "`_v`",
+                "__tlv_bootstrap",
+            ],
+        ),
+        (
+            "bare",
+            &bare,
+            &[
+                "bare.o",
+                "__DATA,__thread_vars",
+                "`_v`",
+                "its thunk",
                 "__tlv_bootstrap",
             ],
         ),

@@ -596,7 +596,12 @@ impl Builder<'_> {
             let relocs = self.obj.relocations(name, i)?;
             let section = &self.g.sections[gs as usize];
             let (kind, block) = (section.kind, section.blocks.start);
-            if relocs.is_empty() && kind != SectionKind::EhFrame {
+            // `__eh_frame` and descriptors are checked even without
+            // relocations.
+            if relocs.is_empty()
+                && kind != SectionKind::EhFrame
+                && !self.g.tlv_sections.contains(&gs)
+            {
                 continue;
             }
             let display = self.obj.section_display(i);

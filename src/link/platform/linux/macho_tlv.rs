@@ -19,9 +19,13 @@
 //! but the result's, exactly as LLVM assumes of dyld's (its register masks
 //! `CSR_64_TLS_Darwin`: all general-purpose registers but `rax` and `rdi`,
 //! no vector registers; `CSR_AArch64_TLS_Darwin`: `x1`-`x15`, `x18`-`x28`,
-//! `fp` and `q0`-`q31`, so `x0`, `x16`, `x17` and `lr` may change). The
-//! vector state is preserved on x86-64 too (XSAVE), as dyld's getter does,
-//! so code that assumes more than LLVM's mask still works.
+//! `fp` and `q0`-`q31`, so `x0`, `x16`, `x17` and `lr` may change). On
+//! x86-64 the slow path saves the vector state too (XSAVE), and the fast
+//! path touches no vector register itself, so code that assumes more than
+//! LLVM's mask works as well (except where the C library's own TLS
+//! descriptor resolver, reached on a thread's first use of a dynamically
+//! loaded libjitrt's thread-local pointer, clobbers vector registers:
+//! glibc before 2.40).
 //!
 //! - **Fast path** (assembly): the thread's cache of blocks (`tls.rs`, one
 //!   16-byte `{module id, block}` entry per module slot, the array also
