@@ -67,9 +67,9 @@ pub(crate) fn static_tls_offset(id: u64) -> Option<i64> {
 }
 
 /// The address of the getter every Mach-O thread-local variable
-/// descriptor's thunk points to (`__tlv_bootstrap` resolves to it); 0
+/// descriptor's thunk points to (`__tlv_bootstrap` resolves to it); `None`
 /// where there is none.
-pub(crate) fn macho_tlv_getter_address() -> u64 {
+pub(crate) fn macho_tlv_getter_address() -> Option<u64> {
     linux::macho_tlv::getter_address()
 }
 

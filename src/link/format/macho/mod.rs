@@ -399,13 +399,13 @@ impl Builder<'_> {
                         // The thunk of every thread-local variable
                         // descriptor: the linker's own getter.
                         match platform::macho_tlv_getter_address() {
-                            0 => diag.report(LinkError::unsupported(
+                            None => diag.report(LinkError::unsupported(
                                 name,
                                 "thread-local variables (`__tlv_bootstrap`): this host has no \
                                  getter for Mach-O thread-local variables (x86-64 needs XSAVE \
                                  enabled by the OS)",
                             ))?,
-                            getter => {
+                            Some(getter) => {
                                 self.g.symbols[i].definition = Definition::Absolute(getter);
                             }
                         }

@@ -70,8 +70,10 @@ unsafe extern "C" fn jitrt_macho_tlv_slow(d: *const TlvDescriptor) -> u64 {
     let (key, offset) = unsafe { ((*d).key, (*d).offset) };
     // A panic must not unwind into JIT code (nor through the assembly
     // frame): caught, and the process aborted like any other failure here.
-    let base = std::panic::catch_unwind(|| tls::thread_block(key)).unwrap_or(0);
-    if base == 0 {
+    let block = std::panic::catch_unwind(|| tls::thread_block(key))
+        .ok()
+        .flatten();
+    let Some(base) = block else {
         // Not a registered module (its object was removed, or the
         // descriptor is not one the linker wrote), or memory ran out.
         let _ = writeln!(
@@ -81,7 +83,7 @@ unsafe extern "C" fn jitrt_macho_tlv_slow(d: *const TlvDescriptor) -> u64 {
             d as usize
         );
         std::process::abort();
-    }
+    };
     (base as u64).wrapping_add(offset)
 }
 
@@ -389,21 +391,21 @@ pub(crate) fn publish(array: usize, entries: usize) {
     let _ = (array, entries);
 }
 
-/// The address of the getter (what `__tlv_bootstrap` resolves to); 0 where
-/// there is none (an x86-64 CPU without XSAVE enabled, another
+/// The address of the getter (what `__tlv_bootstrap` resolves to); `None`
+/// where there is none (an x86-64 CPU without XSAVE enabled, another
 /// architecture).
-pub(crate) fn getter_address() -> u64 {
+pub(crate) fn getter_address() -> Option<u64> {
     #[cfg(target_arch = "x86_64")]
     {
         if !tls::xsave_ready() {
-            return 0;
+            return None;
         }
         extern "C" {
             fn jitrt_macho_tlv_get_addr();
         }
         // Its convention is not C's: only its address is taken here.
         let f: unsafe extern "C" fn() = jitrt_macho_tlv_get_addr;
-        f as usize as u64
+        Some(f as usize as u64)
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -418,11 +420,11 @@ pub(crate) fn getter_address() -> u64 {
                 options(nomem, nostack, pure),
             )
         };
-        addr
+        Some(addr)
     }
     #[cfg(not(any(target_arch = "aarch64", target_arch = "x86_64")))]
     {
-        0
+        None
     }
 }
 
@@ -646,11 +648,10 @@ mod tests {
         image[8..12].copy_from_slice(&0x5a5a_1234u32.to_le_bytes());
         m.set_image(image);
         let desc = TlvDescriptor {
-            thunk: getter_address(),
+            thunk: getter_address().unwrap(),
             key: m.id(),
             offset: 8,
         };
-        assert_ne!(desc.thunk, 0);
         let desc = std::sync::Arc::new(desc);
         let run = || {
             let desc = desc.clone();

@@ -370,8 +370,9 @@ fn block_slow(id: u64) -> usize {
 }
 
 /// The calling thread's block of JIT module `id` (from its cache, or
-/// allocated now); 0 when no such module is registered.
-pub(crate) fn thread_block(id: u64) -> usize {
+/// allocated now); `None` when no such module is registered (or memory ran
+/// out).
+pub(crate) fn thread_block(id: u64) -> Option<usize> {
     let slot = slot_of(id);
     let cached = CACHE
         .try_with(|c| {
@@ -385,8 +386,8 @@ pub(crate) fn thread_block(id: u64) -> usize {
         .ok()
         .flatten();
     match cached {
-        Some(a) => a,
-        None => block_slow(id),
+        Some(a) => Some(a),
+        None => Some(block_slow(id)).filter(|&a| a != 0),
     }
 }
 
@@ -419,14 +420,13 @@ pub(crate) unsafe extern "C" fn jitrt_tls_get_addr(ti: *const TlsIndex) -> *mut 
             None => std::ptr::null_mut(),
         };
     }
-    let base = thread_block(module);
-    if base == 0 {
+    let Some(base) = thread_block(module) else {
         // The module is gone (or memory ran out): JIT code of a removed
         // object is running, which the API forbids. Fail loudly rather than
         // hand out a dangling address.
         eprintln!("libjitrt: __tls_get_addr for an unknown or removed JIT TLS module {module:#x}");
         std::process::abort();
-    }
+    };
     base.wrapping_add(offset as usize) as *mut c_void
 }
 
