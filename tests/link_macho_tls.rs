@@ -15,6 +15,9 @@
 //!   (`llvm-mc-19 -triple x86_64-apple-macos11`) fills every register the
 //!   convention preserves (and the vector registers) and checks them after
 //!   the getter's slow path (a thread's first access) and fast path.
+//! - A variable of an object linked by an earlier lookup (another batch).
+//! - C++ `thread_local` objects whose destructors (`__tlv_atexit`) run at
+//!   thread exit, as natively.
 //! - Blocks freed at thread exit, and for every thread when the tracker is
 //!   removed while threads still hold theirs.
 //! - Bad descriptors and accesses: clear errors naming object, section
@@ -290,6 +293,32 @@ fn thread_locals_match_native_in_every_thread() {
             assert_eq!((s.code_bytes, s.data_bytes, s.objects_linked), (0, 0, 0));
         }
     }
+}
+
+/// A variable of an object linked earlier, by another lookup and under
+/// another tracker (another link batch): its descriptor is found in the
+/// registry, and the answers are native's.
+#[test]
+fn variables_of_an_earlier_batch() {
+    let _g = SERIAL.lock();
+    let Some(cc) = compilers().into_iter().next() else {
+        return;
+    };
+    let dir = cc::scratch("link-macho-tls-batches");
+    let expected = native_answer(&dir);
+    let main = compile(&dir, &cc, "main", MAIN_C, "-O2");
+    let vars = compile(&dir, &cc, "vars", VARS_C, "-O2");
+    let session = Session::new(SessionOptions::default());
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    let d = session.create_dylib("tlv").unwrap();
+    let first = d.create_tracker().unwrap();
+    layer.add_file(&first, &vars).unwrap();
+    d.lookup("_tv_vars_bump").unwrap();
+    let second = d.create_tracker().unwrap();
+    layer.add_file(&second, &main).unwrap();
+    assert_eq!(harness(jit_fns(&d)), expected);
+    second.remove().unwrap();
+    first.remove().unwrap();
 }
 
 /// Removing the tracker while other threads hold blocks frees every
