@@ -383,11 +383,18 @@ fn link_one(
         }
     }
     // A Mach-O thread-local variable of another object is its descriptor
-    // there; anything else (the host's variables are not descriptors)
-    // would be called as a getter.
+    // there. One resolved from the host is not (Linux's thread-local
+    // variables are no descriptors): its "thunk" would be called. Inside
+    // JIT memory (this batch, or a linked one), a definition that is not a
+    // descriptor is the program's own type mismatch, as in C.
+    let batch = base..base.saturating_add(buf.len() as u64);
     for &t in &g.tlv_refs {
         let addr = g.address(t);
-        if addr != 0 && !platform::is_tlv_descriptor(addr) {
+        if addr != 0
+            && !platform::is_tlv_descriptor(addr)
+            && !batch.contains(&addr)
+            && !platform::is_jit_object_memory(addr)
+        {
             return Err(LinkError::unsupported(
                 &g.name,
                 format!(

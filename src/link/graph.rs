@@ -340,7 +340,7 @@ pub(crate) struct LinkGraph {
     pub tlv_sections: Vec<SectionId>,
     /// Mach-O: externals reached as thread-local variables (`X86_64_RELOC_TLV`,
     /// `ARM64_RELOC_TLVP_*`), which must resolve to another JIT object's
-    /// descriptor.
+    /// descriptor, not to the host.
     pub tlv_refs: Vec<SymbolId>,
 }
 

@@ -79,6 +79,12 @@ pub(crate) fn is_tlv_descriptor(addr: u64) -> bool {
     tls::is_tlv_descriptor(addr)
 }
 
+/// Whether `addr` lies in the memory of a linked JIT batch (not the
+/// host's).
+pub(crate) fn is_jit_object_memory(addr: u64) -> bool {
+    thread_atexit::is_jit_object_memory(addr)
+}
+
 /// The calling thread's thread pointer.
 pub(crate) fn thread_pointer() -> u64 {
     linux::static_tls::thread_pointer()

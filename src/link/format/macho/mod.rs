@@ -38,7 +38,7 @@
 //!   `X86_64_RELOC_TLV` (`movq _v@TLVP(%rip), %rdi`), which is linked as
 //!   `X86_64_RELOC_GOT_LOAD` is (a GOT entry holding the descriptor's
 //!   address, relaxed to `leaq` when near). A TLV access must name a
-//!   descriptor, or an external that resolves to another JIT object's
+//!   descriptor, or an external, which must not resolve to the host
 //!   (checked when linking: the host's thread-local variables are not
 //!   descriptors); nothing but a descriptor may refer to a template. Each
 //!   fault is an error naming the object, section, descriptor and symbol.
