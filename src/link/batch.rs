@@ -384,23 +384,18 @@ fn link_one(
     }
     // A Mach-O thread-local variable of another object is its descriptor
     // there. One resolved from the host is not (Linux's thread-local
-    // variables are no descriptors): its "thunk" would be called. Inside
-    // JIT memory (this batch, or a linked one), a definition that is not a
-    // descriptor is the program's own type mismatch, as in C.
-    let batch = base..base.saturating_add(buf.len() as u64);
+    // variables are no descriptors): its "thunk" would be called. A JIT
+    // definition that is not a descriptor is the program's own type
+    // mismatch, as in C.
     for &t in &g.tlv_refs {
         let addr = g.address(t);
-        if addr != 0
-            && !platform::is_tlv_descriptor(addr)
-            && !batch.contains(&addr)
-            && !platform::is_jit_object_memory(addr)
-        {
+        if addr != 0 && !platform::is_tlv_descriptor(addr) && platform::is_host_address(addr) {
             return Err(LinkError::unsupported(
                 &g.name,
                 format!(
-                    "thread-local variable `{}` resolved to {addr:#x}, which is not a Mach-O \
-                     thread-local variable descriptor of a JIT object (thread-local variables \
-                     of the host cannot be reached from Mach-O code)",
+                    "thread-local variable `{}` resolved to {addr:#x} in the host, which is \
+                     not a Mach-O thread-local variable descriptor of a JIT object \
+                     (thread-local variables of the host cannot be reached from Mach-O code)",
                     g.symbol_display(t)
                 ),
             ));

@@ -79,10 +79,11 @@ pub(crate) fn is_tlv_descriptor(addr: u64) -> bool {
     tls::is_tlv_descriptor(addr)
 }
 
-/// Whether `addr` lies in the memory of a linked JIT batch (not the
-/// host's).
-pub(crate) fn is_jit_object_memory(addr: u64) -> bool {
-    thread_atexit::is_jit_object_memory(addr)
+/// Whether `addr` belongs to the host: inside a loaded module (the
+/// program or a shared library, as `dladdr` finds them) or a host
+/// thread-local variable of the calling thread.
+pub(crate) fn is_host_address(addr: u64) -> bool {
+    linux::host::is_host_address(addr) || tls::host_tls_index(addr).is_some()
 }
 
 /// The calling thread's thread pointer.

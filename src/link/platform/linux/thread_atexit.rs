@@ -77,11 +77,6 @@ fn owner_of(addr: u64) -> Option<Arc<dyn Any + Send + Sync>> {
     }
 }
 
-/// Whether `addr` lies in the memory of a linked JIT batch.
-pub(crate) fn is_jit_object_memory(addr: u64) -> bool {
-    owner_of(addr).is_some()
-}
-
 /// The C library's `__cxa_thread_atexit_impl`.
 fn real_impl() -> Option<ThreadAtexitImpl> {
     static REAL: AtomicUsize = AtomicUsize::new(0);
