@@ -83,7 +83,7 @@ pub(crate) fn is_tlv_descriptor(addr: u64) -> bool {
 /// program or a shared library, as `dladdr` finds them) or a host
 /// thread-local variable of the calling thread.
 pub(crate) fn is_host_address(addr: u64) -> bool {
-    linux::host::is_host_address(addr) || tls::host_tls_index(addr).is_some()
+    linux::macho_tlv::is_host_address(addr) || tls::host_tls_index(addr).is_some()
 }
 
 /// The calling thread's thread pointer.

@@ -169,15 +169,3 @@ impl DefinitionGenerator for HostSymbolGenerator {
         }
     }
 }
-
-/// Whether `addr` lies in a module the dynamic loader loaded (the program
-/// or a shared library: any of their segments).
-pub(crate) fn is_host_address(addr: u64) -> bool {
-    // SAFETY: `Dl_info` is plain data that `dladdr` fills; `dladdr` only
-    // looks the address up in the loader's tables (it never dereferences
-    // it).
-    unsafe {
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        libc::dladdr(addr as *const std::ffi::c_void, &mut info) != 0
-    }
-}
