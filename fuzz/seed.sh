@@ -17,13 +17,16 @@ for cc in gcc clang-19; do
   done
 done
 g++ -O2 -I"$fixtures" -c "$fixtures/cpp_a.cpp" -o "$out/cpp_a.o" 2>/dev/null || true
-# Mach-O x86-64 objects (the reader is chosen by the magic number).
+# Mach-O x86-64 and arm64 objects (the reader is chosen by the magic
+# number; arm64 ones are prepared and linked, never run, on any host).
 if command -v clang-19 >/dev/null 2>&1; then
   for flags in "-O0" "-O2" "-O1 -g"; do
-    tag=$(echo "macho $flags" | tr -c 'a-zA-Z0-9\n' '_')
-    for src in small.c feat_a.c feat_b.c; do
-      clang-19 -target x86_64-apple-macos11 -fcommon $flags -c "$fixtures/$src" \
-        -o "$out/${src%.c}-$tag.o" 2>/dev/null || true
+    for target in x86_64-apple-macos11 arm64-apple-macos11; do
+      tag=$(echo "macho $target $flags" | tr -c 'a-zA-Z0-9\n' '_')
+      for src in small.c feat_a.c feat_b.c; do
+        clang-19 -target $target -fcommon $flags -c "$fixtures/$src" \
+          -o "$out/${src%.c}-$tag.o" 2>/dev/null || true
+      done
     done
   done
   clang++-19 -target x86_64-apple-macos11 -O2 -I"$fixtures" -c "$fixtures/cpp_a.cpp" \

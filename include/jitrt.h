@@ -317,7 +317,9 @@ jitrt_error_t *jitrt_dylib_clear(jitrt_dylib_t *d);
 jitrt_error_t *jitrt_dylib_add_process_symbols(jitrt_dylib_t *d);
 
 // `dlopen`s the shared library at `path` and adds a generator resolving
-// from it. `JITRT_ERR_IO` (with `dlerror`'s text) if it cannot be loaded.
+// from it (a dylib of Mach-O objects under the host's names: `_sin` is
+// `sin` on Linux). `JITRT_ERR_IO` (with `dlerror`'s text) if it cannot be
+// loaded.
 //
 // # Safety
 // `d` live or NULL; `path` NUL-terminated or NULL.

@@ -462,3 +462,129 @@ int main(int argc, char **argv) {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// A dylib emptied of its Mach-O objects (its tracker removed, or the
+/// dylib cleared) takes ELF objects, and the other way round: the format
+/// record goes with the dylib's last object.
+#[test]
+fn an_emptied_dylib_takes_the_other_format() {
+    if !have_clang() {
+        return;
+    }
+    let dir = cc::scratch("link-macho-emptied");
+    let m = macho(&dir, "m.c", "int m(void) { return 1; }\n", &[]);
+    let e = dir.join("e.o");
+    std::fs::write(dir.join("e.c"), "int e(void) { return 2; }\n").unwrap();
+    cc::run_ok(
+        Command::new("clang-19")
+            .args(["-c", "-o"])
+            .arg(&e)
+            .arg(dir.join("e.c")),
+    );
+    let session = Session::new(SessionOptions::default());
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    let d = session.create_dylib("emptied").unwrap();
+    // Two trackers of Mach-O objects, one linked: the format stays until
+    // both are gone.
+    let t1 = d.create_tracker().unwrap();
+    let t2 = d.create_tracker().unwrap();
+    layer.add_file(&t1, &m).unwrap();
+    let f: extern "C" fn() -> i32 = func(&d, "_m");
+    assert_eq!(f(), 1);
+    layer
+        .add_file(
+            &t2,
+            &macho(&dir, "m2.c", "int m2(void) { return 3; }\n", &[]),
+        )
+        .unwrap();
+    t1.remove().unwrap();
+    let err = layer
+        .add_file(&d.create_tracker().unwrap(), &e)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unsupported, "{err}");
+    assert!(err.message().contains("m2.c.o"), "{err}");
+    t2.remove().unwrap();
+    // Empty now: ELF is taken, and runs.
+    let t3 = d.create_tracker().unwrap();
+    layer.add_file(&t3, &e).unwrap();
+    let f: extern "C" fn() -> i32 = func(&d, "e");
+    assert_eq!(f(), 2);
+    let err = layer.add_file(&t3, &m).unwrap_err();
+    assert!(err.message().contains("e.o"), "{err}");
+    // Cleared: Mach-O again.
+    d.clear().unwrap();
+    let t4 = d.create_tracker().unwrap();
+    layer.add_file(&t4, &m).unwrap();
+    let f: extern "C" fn() -> i32 = func(&d, "_m");
+    assert_eq!(f(), 1);
+    // An add that fails (a duplicate definition) leaves no format behind.
+    d.clear().unwrap();
+    let t5 = d.create_tracker().unwrap();
+    t5.define_absolute(&[(SymbolName::intern("_m"), 0x1000, SymbolFlags::EXPORTED)])
+        .unwrap();
+    let t6 = d.create_tracker().unwrap();
+    let err = layer.add_file(&t6, &m).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::DuplicateDefinition, "{err}");
+    layer.add_file(&t6, &e).unwrap();
+    let f: extern "C" fn() -> i32 = func(&d, "e");
+    assert_eq!(f(), 2);
+}
+
+/// `jitrt_dylib_add_dynamic_library` serves a dylib of Mach-O objects
+/// under the host's names: the object's `_dyn_value` is the Linux
+/// library's `dyn_value` (loaded `RTLD_LOCAL`, so only the generator can
+/// find it).
+#[test]
+fn dynamic_library_resolves_macho_names_without_the_underscore() {
+    use jitrt::ffi::*;
+    use std::ffi::{CStr, CString};
+    if !have_clang() {
+        return;
+    }
+    let dir = cc::scratch("link-macho-dynlib");
+    let lib_src = dir.join("dyn.c");
+    std::fs::write(&lib_src, "int dyn_value(int x) { return 4200 + x; }\n").unwrap();
+    let lib = dir.join("libmachodyn.so");
+    cc::run_ok(
+        cc::tool("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&lib_src),
+    );
+    let o = macho(
+        &dir,
+        "use.c",
+        "extern int dyn_value(int);\nint use_dyn(void) { return dyn_value(42); }\n",
+        &[],
+    );
+    let check = |e: *mut jitrt_error_t| {
+        if !e.is_null() {
+            // SAFETY: a live error from the library, freed once.
+            let m = unsafe { CStr::from_ptr(jitrt_error_message(e)) }
+                .to_string_lossy()
+                .into_owned();
+            unsafe { jitrt_error_free(e) };
+            panic!("{m}");
+        }
+    };
+    let path = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: the C API used as its header says: handles live until the
+    // session is freed, strings NUL-terminated, the tracker released once.
+    unsafe {
+        let s = jitrt_session_new(std::ptr::null());
+        let mut d = std::ptr::null_mut();
+        check(jitrt_session_create_dylib(s, c"dyn".as_ptr(), &mut d));
+        check(jitrt_dylib_add_dynamic_library(d, path(&lib).as_ptr()));
+        let t = jitrt_dylib_create_tracker(d);
+        check(jitrt_tracker_add_object_file(t, path(&o).as_ptr()));
+        let mut addr = 0u64;
+        check(jitrt_lookup(d, c"_use_dyn".as_ptr(), &mut addr));
+        let f: extern "C" fn() -> i32 = std::mem::transmute(addr as usize);
+        assert_eq!(f(), 4242);
+        // The library's symbol is defined under the object's name.
+        check(jitrt_lookup(d, c"_dyn_value".as_ptr(), &mut addr));
+        assert_ne!(addr, 0);
+        jitrt_tracker_release(t);
+        jitrt_session_free(s);
+    }
+}

@@ -389,13 +389,35 @@ fn other_cpus_and_files_are_refused_by_name() {
     if !have_clang() {
         return;
     }
-    let arm = compile("arm64-apple-macos11", "arm64");
-    let e = scan_object("arm.o", &ObjectBytes::from_vec(arm)).unwrap_err();
+    // An object for the other machine is refused when it is added (its
+    // code would run in this process).
+    let (target, machine) = if cfg!(target_arch = "aarch64") {
+        ("x86_64-apple-macos11", "x86-64")
+    } else {
+        ("arm64-apple-macos11", "arm64")
+    };
+    let other = compile(target, "other");
+    let e = scan_object("other.o", &ObjectBytes::from_vec(other)).unwrap_err();
     assert_eq!(e.kind, LinkErrorKind::Unsupported, "{e}");
     assert!(
-        e.message.contains("arm64") && e.message.contains("arm.o"),
+        e.message.contains(machine) && e.message.contains("other.o"),
         "{e}"
     );
+    // arm64e (pointer authentication) and arm64_32 (ILP32) are refused by
+    // name wherever they are read.
+    let memory = JitMemory::new(16 << 20).unwrap();
+    let arm = arm64_object();
+    for (at, value, what) in [(8usize, 2u32, "arm64e"), (4, 0x0200_000c, "arm64_32")] {
+        let mut m = arm.clone();
+        m[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        let b = ObjectBytes::from_vec(m);
+        let e = PreparedObject::prepare(&memory, "sub.o", &b, &|_| false).unwrap_err();
+        assert_eq!(e.kind, LinkErrorKind::Unsupported, "{e}");
+        assert!(
+            e.message.contains(what) && e.message.contains("sub.o"),
+            "{what}: {e}"
+        );
+    }
     // A 32-bit, a big-endian and a universal header.
     for (magic, what) in [
         (0xfeed_faceu32.to_le_bytes(), "32-bit"),
@@ -444,4 +466,232 @@ fn huge_common_symbols() {
     assert_eq!(e.kind, LinkErrorKind::Malformed, "{e}");
     assert!(e.message.contains("commons.o"), "{e}");
     assert_memory_returned(&memory);
+}
+
+/// An arm64 object of `SOURCE` with an `ARM64_RELOC_ADDEND` pair too.
+fn arm64_object() -> Vec<u8> {
+    static OBJ: OnceLock<Vec<u8>> = OnceLock::new();
+    OBJ.get_or_init(|| {
+        let source = format!(
+            "{SOURCE}__asm__(\".text\\n.globl _page_plus\\n_page_plus: adrp x0, (_counter + 16)@PAGE\\n\
+             add x0, x0, (_counter + 16)@PAGEOFF\\nret\\n\");\n"
+        );
+        compile_source("arm64-apple-macos11", "bad-arm64", &source, &[])
+    })
+    .clone()
+}
+
+/// Prepares and links (never runs: any host) an edited arm64 object: the
+/// error, with nothing left allocated.
+fn arm64_error(bytes: Vec<u8>) -> jitrt::link::LinkError {
+    let memory = JitMemory::new(16 << 20).unwrap();
+    let b = ObjectBytes::from_vec(bytes);
+    let e = match PreparedObject::prepare(&memory, "edited.o", &b, &|_| false) {
+        Err(e) => e,
+        Ok(p) => {
+            let near = memory.range().0 as u64 + 4096;
+            match p.link(&|_| Some(near)) {
+                Err(e) => e,
+                Ok(_) => panic!("the edited arm64 object linked"),
+            }
+        }
+    };
+    assert_memory_returned(&memory);
+    e
+}
+
+fn assert_link_error(e: &jitrt::link::LinkError, kind: LinkErrorKind, parts: &[&str]) {
+    assert_eq!(e.kind, kind, "{e}");
+    for p in parts {
+        assert!(e.message.contains(p), "`{p}` missing from: {e}");
+    }
+}
+
+#[test]
+fn arm64_truncated_and_flipped() {
+    if !have_clang() {
+        return;
+    }
+    let obj = arm64_object();
+    let memory = JitMemory::new(64 << 20).unwrap();
+    assert!(exercise(&memory, &obj), "the intact arm64 object prepares");
+    let (_, stroff) = symtab_offsets(&obj);
+    for len in 0..obj.len() {
+        let b = ObjectBytes::copy_from(&obj[..len]);
+        let prep = PreparedObject::prepare(&memory, "t.o", &b, &|_| false);
+        if len < stroff {
+            let e = prep.err().unwrap_or_else(|| {
+                panic!(
+                    "prefix {len} of the arm64 object ({} bytes) prepared",
+                    obj.len()
+                )
+            });
+            assert!(
+                matches!(e.kind, LinkErrorKind::Malformed),
+                "prefix {len}: {e}"
+            );
+        }
+    }
+    let mut ok = 0;
+    for i in 0..obj.len() {
+        let mut m = obj.clone();
+        m[i] ^= 1 << (i % 8);
+        ok += exercise(&memory, &m) as usize;
+    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for _ in 0..500 {
+        let mut m = obj.clone();
+        for _ in 0..1 + rng.next() % 8 {
+            let at = (rng.next() % m.len() as u64) as usize;
+            m[at] = rng.next() as u8;
+        }
+        ok += exercise(&memory, &m) as usize;
+    }
+    eprintln!("{ok} corrupted arm64 Mach-O objects still prepared");
+    assert_memory_returned(&memory);
+}
+
+#[test]
+fn arm64_edited_relocations() {
+    if !have_clang() {
+        return;
+    }
+    let obj = arm64_object();
+    let relocs = relocation_entries(&obj);
+    let find = |ty: macho::RelocationType| {
+        relocs
+            .iter()
+            .position(|(_, i)| i.r_type == ty)
+            .unwrap_or_else(|| panic!("no relocation of type {}", ty.0))
+    };
+    let branch = find(macho::ARM64_RELOC_BRANCH26);
+    let addend = find(macho::ARM64_RELOC_ADDEND);
+    let subtractor = find(macho::ARM64_RELOC_SUBTRACTOR);
+    let page = relocs
+        .iter()
+        .position(|(_, i)| i.r_type == macho::ARM64_RELOC_PAGE21 && i.r_extern)
+        .unwrap();
+
+    // Unknown types (12 to 15).
+    for ty in 12..16u32 {
+        let mut m = obj.clone();
+        set_word1(&mut m, relocs[branch].0, |w| (w & 0x0fff_ffff) | (ty << 28));
+        assert_link_error(
+            &arm64_error(m),
+            LinkErrorKind::Unsupported,
+            &[
+                "edited.o",
+                &format!("unknown relocation type {ty}"),
+                "__TEXT,__text+0x",
+            ],
+        );
+    }
+    // arm64e's authenticated pointer.
+    let mut m = obj.clone();
+    set_word1(&mut m, relocs[branch].0, |w| (w & 0x0fff_ffff) | (11 << 28));
+    assert_link_error(
+        &arm64_error(m),
+        LinkErrorKind::Unsupported,
+        &["ARM64_RELOC_AUTHENTICATED_POINTER", "arm64e"],
+    );
+
+    // The ADDEND's partner turned into a GOT load (which takes no addend),
+    // or moved to another address, or the ADDEND left last.
+    let (partner_at, partner) = relocs[addend + 1];
+    assert_eq!(partner.r_address, relocs[addend].1.r_address);
+    for edit in [
+        Box::new(|w: u32| (w & 0x0fff_ffff) | (5 << 28)) as Box<dyn Fn(u32) -> u32>,
+        Box::new(|w: u32| w),
+    ] {
+        let mut m = obj.clone();
+        set_word1(&mut m, partner_at, edit);
+        if m == obj {
+            // Moved: r_address is the first word.
+            let w0 = u32::from_le_bytes(m[partner_at..partner_at + 4].try_into().unwrap());
+            m[partner_at..partner_at + 4].copy_from_slice(&(w0 + 4).to_le_bytes());
+        }
+        assert_link_error(
+            &arm64_error(m),
+            LinkErrorKind::Malformed,
+            &[
+                "edited.o",
+                "unpaired ARM64_RELOC_ADDEND",
+                "__TEXT,__text+0x",
+            ],
+        );
+    }
+    // Two ADDENDs in a row.
+    let mut m = obj.clone();
+    let word1 = m[relocs[addend].0 + 4..relocs[addend].0 + 8].to_vec();
+    m[partner_at + 4..partner_at + 8].copy_from_slice(&word1);
+    assert_link_error(
+        &arm64_error(m),
+        LinkErrorKind::Malformed,
+        &["unpaired ARM64_RELOC_ADDEND"],
+    );
+
+    // The UNSIGNED half of a SUBTRACTOR pair turned into a BRANCH26.
+    let mut m = obj.clone();
+    set_word1(&mut m, relocs[subtractor + 1].0, |w| {
+        (w & 0x0fff_ffff) | (2 << 28)
+    });
+    assert_link_error(
+        &arm64_error(m),
+        LinkErrorKind::Malformed,
+        &[
+            "edited.o",
+            "unpaired ARM64_RELOC_SUBTRACTOR",
+            "__DATA,__data+0x",
+        ],
+    );
+
+    // A PAGE21 whose instruction is not an ADRP (a nop there).
+    let mut m = obj.clone();
+    let text = text_offset(&obj) + relocs[page].1.r_address as usize;
+    m[text..text + 4].copy_from_slice(&0xd503_201fu32.to_le_bytes());
+    assert_link_error(
+        &arm64_error(m),
+        LinkErrorKind::Malformed,
+        &["ARM64_RELOC_PAGE21", "is not an ADRP", "0xd503201f"],
+    );
+
+    // A BRANCH26 by section ordinal (r_extern cleared).
+    let mut m = obj.clone();
+    set_word1(&mut m, relocs[branch].0, |w| {
+        (w & !(1 << 27) & !0x00ff_ffff) | 1
+    });
+    assert_link_error(
+        &arm64_error(m),
+        LinkErrorKind::Malformed,
+        &["ARM64_RELOC_BRANCH26", "must name a symbol"],
+    );
+
+    // A PAGEOFF12 that is PC-relative.
+    let pageoff = relocs
+        .iter()
+        .position(|(_, i)| i.r_type == macho::ARM64_RELOC_PAGEOFF12)
+        .unwrap();
+    let mut m = obj.clone();
+    set_word1(&mut m, relocs[pageoff].0, |w| w | (1 << 24));
+    assert_link_error(
+        &arm64_error(m),
+        LinkErrorKind::Malformed,
+        &["ARM64_RELOC_PAGEOFF12", "pcrel=1", "absolute, 4 bytes"],
+    );
+}
+
+/// The file offset of `__text`'s bytes.
+fn text_offset(data: &[u8]) -> usize {
+    let header = macho::MachHeader64::<LE>::parse(data, 0).unwrap();
+    let mut cmds = header.load_commands(LE, data, 0).unwrap();
+    while let Some(cmd) = cmds.next().unwrap() {
+        if let Some((seg, sdata)) = cmd.segment_64().unwrap() {
+            for s in seg.sections(LE, sdata).unwrap() {
+                if s.name() == b"__text" {
+                    return s.offset(LE) as usize;
+                }
+            }
+        }
+    }
+    panic!("no __text");
 }

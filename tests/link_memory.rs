@@ -334,3 +334,57 @@ fn transfer_and_release_keep_code_alive() {
     t.remove().unwrap();
     assert_stats_zero(&session, "second default tracker removed");
 }
+
+/// One lookup links what it needs as one batch per tracker, however deep
+/// the chain of references (`chain_a` calls `chain_b` calls `chain_c`, one
+/// object each): the three share one allocation, so their code takes the
+/// pages one of them takes alone; across two trackers, two batches.
+#[test]
+fn a_chain_of_references_links_as_one_batch_per_tracker() {
+    let _g = serial();
+    let session = Session::new(SessionOptions::default());
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    let chain = compile(
+        "gcc",
+        &["chain_a.c", "chain_b.c", "chain_c.c"],
+        &["-O2"],
+        "memory",
+    );
+    // One object alone: its code pages.
+    let alone = session.create_dylib("alone").unwrap();
+    let t = alone.create_tracker().unwrap();
+    layer.add_file(&t, &chain[2]).unwrap();
+    assert_eq!(call1(alone.lookup("chain_c").unwrap(), 1), 4);
+    let one = layer.memory().code_bytes();
+    assert!(one > 0);
+    t.remove().unwrap();
+    assert_eq!(layer.memory().code_bytes(), 0);
+
+    let d = session.create_dylib("chain").unwrap();
+    let t = d.create_tracker().unwrap();
+    for o in &chain {
+        layer.add_file(&t, o).unwrap();
+    }
+    assert_eq!(call1(d.lookup("chain_a").unwrap(), 1), 9);
+    assert_eq!(session.stats().objects_linked, 3);
+    assert_eq!(
+        layer.memory().code_bytes(),
+        one,
+        "the three objects of one lookup must share one allocation"
+    );
+    t.remove().unwrap();
+    assert_stats_zero(&session, "chain");
+
+    // chain_b under another tracker: its own batch, the others one.
+    let t1 = d.create_tracker().unwrap();
+    let t2 = d.create_tracker().unwrap();
+    layer.add_file(&t1, &chain[0]).unwrap();
+    layer.add_file(&t2, &chain[1]).unwrap();
+    layer.add_file(&t1, &chain[2]).unwrap();
+    assert_eq!(call1(d.lookup("chain_a").unwrap(), 2), 11);
+    assert_eq!(layer.memory().code_bytes(), 2 * one);
+    t2.remove().unwrap();
+    not_found(&d, "chain_b");
+    t1.remove().unwrap();
+    assert_stats_zero(&session, "two trackers");
+}

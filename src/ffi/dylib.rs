@@ -6,6 +6,7 @@ use super::handle::{null_arg, to_ref_ptr, try_ref_from_ptr, Castable, OwnershipR
 use super::tracker::jitrt_tracker_t;
 use super::{boundary, c_slice, c_str, c_string, fallible};
 use crate::link::host::HostSymbolGenerator;
+use crate::link::ObjectLinkingLayer;
 use crate::orc::{Error, ErrorCode, JITDylib};
 use parking_lot::{Mutex, RwLock};
 use std::ffi::{c_char, c_void, CString};
@@ -147,6 +148,14 @@ pub unsafe extern "C" fn jitrt_dylib_clear(d: *mut jitrt_dylib_t) -> *mut jitrt_
     })
 }
 
+/// The session's linking layer, reached from a dylib.
+fn layer_of(d: &JITDylib) -> Result<Arc<ObjectLinkingLayer>, Error> {
+    let session = d
+        .session()
+        .ok_or_else(|| Error::new(ErrorCode::SessionEnded, "the session has ended"))?;
+    ObjectLinkingLayer::of(&session)
+}
+
 /// Adds a generator that resolves symbols lookups do not find in `d` from
 /// the host process (`dlsym(RTLD_DEFAULT)`), as absolute exported symbols
 /// under `d`'s default tracker.
@@ -166,7 +175,9 @@ pub unsafe extern "C" fn jitrt_dylib_add_process_symbols(
 }
 
 /// `dlopen`s the shared library at `path` and adds a generator resolving
-/// from it. `JITRT_ERR_IO` (with `dlerror`'s text) if it cannot be loaded.
+/// from it (a dylib of Mach-O objects under the host's names: `_sin` is
+/// `sin` on Linux). `JITRT_ERR_IO` (with `dlerror`'s text) if it cannot be
+/// loaded.
 ///
 /// # Safety
 /// `d` live or NULL; `path` NUL-terminated or NULL.
@@ -179,8 +190,7 @@ pub unsafe extern "C" fn jitrt_dylib_add_dynamic_library(
         // SAFETY: caller contract.
         let d = unsafe { try_ref_from_ptr(d) }?;
         let path = unsafe { c_str(path, "path") }?;
-        d.dylib
-            .add_generator(Arc::new(HostSymbolGenerator::open(path)?))
+        layer_of(&d.dylib)?.add_host_generator(&d.dylib, HostSymbolGenerator::open(path)?)
     })
 }
 

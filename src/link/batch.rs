@@ -158,13 +158,10 @@ impl PreparedBatch {
     /// The symbols object `i` needs from elsewhere: `(name, weak)`, each
     /// once. What the linker defines itself is not listed.
     pub fn externals(&self, i: usize) -> impl Iterator<Item = (&str, bool)> {
-        let g = self.graphs.get(i);
-        g.into_iter().flat_map(|g| {
-            g.externals
-                .iter()
-                .filter(|x| x.builtin.is_none())
-                .map(move |x| (g.span_str(x.name), x.weak))
-        })
+        self.graphs
+            .get(i)
+            .into_iter()
+            .flat_map(|g| g.needed_externals())
     }
 
     /// The format of the batch's objects (one dylib never mixes them).
@@ -193,6 +190,14 @@ impl PreparedBatch {
         debug: DebugSupport,
     ) -> Result<Vec<Result<LinkedObject, LinkError>>, LinkError> {
         let base = self.alloc.base();
+        // Code for another machine (a Mach-O object prepared directly; the
+        // ORC layer refuses those when they are added) is linked, never
+        // run: no initializers or finalizers, no unwind, IFUNC or debugger
+        // registration with this process.
+        let runnable = self
+            .graphs
+            .iter()
+            .all(|g| Some(g.arch) == arch::Arch::host());
         let mut parts: Vec<Result<Arrays, LinkError>> = Vec::with_capacity(self.graphs.len());
         {
             let buf = self
@@ -215,7 +220,14 @@ impl PreparedBatch {
                             .ok_or_else(|| internal("TLS image out of bounds"))?;
                         t.set_image(image.to_vec());
                     }
-                    read_arrays(g, buf, base)
+                    if runnable {
+                        read_arrays(g, buf, base)
+                    } else {
+                        Ok(Arrays {
+                            initializers: Vec::new(),
+                            finalizers: Vec::new(),
+                        })
+                    }
                 });
                 parts.push(r);
             }
@@ -227,7 +239,7 @@ impl PreparedBatch {
         // Debugger and profiler registration, per object: addresses and
         // bytes are final here (the protections are set next).
         let mut registrations: Vec<Option<DebugRegistration>> = Vec::new();
-        if debug.is_enabled() {
+        if debug.is_enabled() && runnable {
             let buf = self
                 .alloc
                 .bytes_mut()
@@ -265,14 +277,14 @@ impl PreparedBatch {
         // executable) and their GOT entries (read-write data) get the
         // answer, before anything can call them.
         for (g, part) in self.graphs.iter().zip(parts.iter_mut()) {
-            if part.is_ok() {
+            if part.is_ok() && runnable {
                 if let Err(e) = resolve_ifuncs(g, &self.alloc, base) {
                     *part = Err(e);
                 }
             }
         }
         let eh_frame = match &self.layout.eh_frame {
-            Some(range) if !range.is_empty() => {
+            Some(range) if !range.is_empty() && runnable => {
                 // SAFETY: [range] holds every object's .eh_frame of the
                 // batch, relocated above, followed by the 4-byte zero
                 // terminator the layout reserved; the memory is now
@@ -509,6 +521,12 @@ fn read_arrays(g: &LinkGraph, buf: &[u8], base: u64) -> Result<Arrays, LinkError
 /// One object after phase 2 (parsed into its graph, laid out, allocated
 /// read-write and not executable, its bytes copied, its own symbols with
 /// addresses): a batch of one. Next: [`PreparedObject::link`].
+///
+/// A Mach-O object for another machine than this process's (arm64 on an
+/// x86-64 host, or the reverse) is prepared and linked too, and never run:
+/// its linked object has no initializers or finalizers and registers no
+/// unwind information (the ORC layer refuses such objects when they are
+/// added). ELF objects must be for this machine.
 pub struct PreparedObject {
     batch: PreparedBatch,
 }

@@ -103,7 +103,8 @@ pub(crate) struct FnArray {
 #[derive(Clone, Debug)]
 pub(crate) struct Section {
     pub name: Name,
-    /// The section's index in the object (0 for sections the linker makes).
+    /// The section's index in the object: its ELF section header index,
+    /// its Mach-O ordinal (1-based); 0 for sections the linker makes.
     pub index: u32,
     pub kind: SectionKind,
     /// A member of a COMDAT group this object keeps.
@@ -421,6 +422,15 @@ impl LinkGraph {
 
     pub fn span_str(&self, span: Span) -> &str {
         self.name_of(Name::Object(span))
+    }
+
+    /// The symbols the object needs from elsewhere: `(name, weak)`, each
+    /// once. What the linker defines itself is not listed.
+    pub fn needed_externals(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.externals
+            .iter()
+            .filter(|x| x.builtin.is_none())
+            .map(move |x| (self.span_str(x.name), x.weak))
     }
 
     pub fn section_name(&self, section: SectionId) -> &str {

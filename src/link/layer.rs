@@ -16,8 +16,12 @@
 //! the host's name for them: a Mach-O object's `_malloc` is `malloc` (the
 //! one place the format's prefix is dropped; see
 //! [`ObjectFormat::host_name`](super::ObjectFormat::host_name)). A dylib
-//! holds objects of one format: adding a Mach-O object to a dylib of ELF
-//! objects, or the reverse, is an error naming both objects.
+//! holds objects of one format at a time: adding a Mach-O object to a
+//! dylib of ELF objects, or the reverse, is an error naming both objects;
+//! once the dylib has no objects left (their trackers removed, or the
+//! dylib cleared) it takes either. Host libraries added through
+//! [`ObjectLinkingLayer::add_host_generator`] resolve under the host's
+//! names for the dylib's format too.
 
 use super::batch::PreparedBatch;
 use super::format::{build_graph, Choices, Diagnostics};
@@ -27,7 +31,7 @@ use super::{
     scan_object, Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId, ObjectBytes,
 };
 use crate::orc::{
-    DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib,
+    DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib, LookupFlags,
     MaterializationResponsibility, MaterializationUnit, ResourceKey, ResourceManager,
     ResourceTracker, Result, Session, SessionStats, SymbolFlags, SymbolLookupFlags, SymbolName,
     SymbolState,
@@ -125,12 +129,39 @@ struct LayerState {
     /// The COMMON definitions linked under each tracker.
     linked_commons: FxHashMap<ResourceKey, Vec<(u32, String)>>,
     /// The object format of each dylib (the first object added to it
-    /// decides), and that object's name.
+    /// decides), and that object's name; cleared when the dylib has no
+    /// objects left, so it can take the other format.
     formats: FxHashMap<u32, (super::ObjectFormat, String)>,
+    /// Per tracker that added objects (linked or not): its dylib, how
+    /// many, and the first one's name (for the format record's message).
+    objects_added: FxHashMap<ResourceKey, (u32, usize, String)>,
     objects_linked: u64,
     code_bytes: u64,
     data_bytes: u64,
     next_object: u64,
+}
+
+impl LayerState {
+    /// After objects of `dylib` went: forgets its object format when no
+    /// tracker holds objects of it any more, or names one that is still
+    /// there when the object the record named went.
+    fn update_format_record(&mut self, dylib: u32) {
+        let mut left = self
+            .objects_added
+            .values()
+            .filter(|(d, n, _)| *d == dylib && *n > 0)
+            .map(|(_, _, name)| name);
+        let Some(first_left) = left.next() else {
+            self.formats.remove(&dylib);
+            return;
+        };
+        if let Some((_, named)) = self.formats.get_mut(&dylib) {
+            let still_there = std::iter::once(first_left).chain(left).any(|n| n == named);
+            if !still_there {
+                *named = first_left.clone();
+            }
+        }
+    }
 }
 
 /// What the dylib's objects declare for one COMMON symbol.
@@ -183,6 +214,7 @@ impl ObjectLinkingLayer {
         let dylib = tracker.dylib().id();
         // One format per dylib: Mach-O names carry a prefix ELF names do
         // not, so the two cannot resolve against each other.
+        let mut decided_format = false;
         {
             let mut st = self.state.lock();
             match st.formats.get(&dylib) {
@@ -204,6 +236,7 @@ impl ObjectLinkingLayer {
                 Some(_) => {}
                 None => {
                     st.formats.insert(dylib, (info.format, info.name.clone()));
+                    decided_format = true;
                 }
             }
         }
@@ -265,6 +298,7 @@ impl ObjectLinkingLayer {
             }
             id
         };
+        let object_name = info.name.clone();
         let unit = ObjectUnit {
             layer: self.clone(),
             name: info.name,
@@ -275,16 +309,23 @@ impl ObjectLinkingLayer {
         };
         match tracker.define(Box::new(unit)) {
             Ok(()) => {
+                let mut st = self.state.lock();
                 if !claimed.is_empty() {
-                    let mut st = self.state.lock();
                     st.claims.entry(tracker.key()).or_default().extend(claimed);
                 }
+                st.objects_added
+                    .entry(tracker.key())
+                    .or_insert_with(|| (dylib, 0, object_name))
+                    .1 += 1;
                 Ok(())
             }
             Err(e) => {
                 let mut st = self.state.lock();
                 for k in claimed {
                     st.comdats.remove(&k);
+                }
+                if decided_format {
+                    st.update_format_record(dylib);
                 }
                 Err(e)
             }
@@ -295,6 +336,29 @@ impl ObjectLinkingLayer {
     pub fn add_file(self: &Arc<Self>, tracker: &ResourceTracker, path: &Path) -> Result<()> {
         let bytes = ObjectBytes::map_file(path)?;
         self.add(tracker, &path.display().to_string(), bytes)
+    }
+
+    /// The object format of `dylib`'s objects (its first object decides),
+    /// or `None` while it has none.
+    pub fn dylib_format(&self, dylib: &JITDylib) -> Option<super::ObjectFormat> {
+        self.state.lock().formats.get(&dylib.id()).map(|(f, _)| *f)
+    }
+
+    /// Adds to `dylib` a generator resolving from `library` (a `dlopen`ed
+    /// shared library, or the process), under the host's names for the
+    /// format of the dylib's objects, asked at each lookup: a Mach-O
+    /// object's `_sin` is the library's `sin` on Linux, as for the
+    /// process's symbols when nothing else defines them. While the dylib
+    /// has no objects, names are looked up as they are.
+    pub fn add_host_generator(
+        self: &Arc<Self>,
+        dylib: &JITDylib,
+        library: HostSymbolGenerator,
+    ) -> Result<()> {
+        dylib.add_generator(Arc::new(HostNamesGenerator {
+            layer: Arc::downgrade(self),
+            library,
+        }))
     }
 
     /// Adds the static library at `path` under `tracker`: its symbol index
@@ -326,37 +390,100 @@ impl ObjectLinkingLayer {
 
     /// Links the objects one lookup pulled in: their graphs are built, and
     /// those of each tracker linked as one batch (phases in the module
-    /// docs).
+    /// docs). The objects of this layer that their code references, and
+    /// that nothing materializes yet, are claimed into the same batch
+    /// first, level after level: the externals lookup would start them
+    /// anyway, each level as a batch of its own (Lua's interpreter linked
+    /// in five batches, with five allocations and five lookups).
     fn materialize_objects(
         self: Arc<Self>,
         units: Vec<(ObjectUnit, MaterializationResponsibility)>,
     ) {
         let mut groups: Vec<(ResourceKey, Vec<Member>)> = Vec::new();
-        for (unit, mr) in units {
-            let Ok(key) = mr.with_resource_key_do(|k| k) else {
-                mr.fail();
-                continue;
-            };
-            let member = match self.build_member(unit, &mr) {
-                Ok(m) => m,
-                Err(e) => {
-                    fail(mr, e);
+        let mut units = units;
+        // Names asked for already, and each dylib's search order.
+        let mut asked: FxHashSet<(u32, SymbolName)> = FxHashSet::default();
+        let mut orders: Vec<(Arc<JITDylib>, SearchOrder)> = Vec::new();
+        while !units.is_empty() {
+            // Per dylib: what the objects of this level reference.
+            let mut wanted: Vec<(Arc<JITDylib>, Vec<SymbolName>)> = Vec::new();
+            for (unit, mr) in units.drain(..) {
+                let Ok(key) = mr.with_resource_key_do(|k| k) else {
+                    mr.fail();
+                    continue;
+                };
+                let member = match self.build_member(unit, &mr) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        fail(mr, e);
+                        continue;
+                    }
+                };
+                // Its externals, interned once (the batch's lookup takes
+                // them from here).
+                let mut needed = Vec::new();
+                if let Some(g) = &member.graph {
+                    let dylib = mr.dylib();
+                    let at = match wanted.iter().position(|(d, _)| Arc::ptr_eq(d, dylib)) {
+                        Some(at) => at,
+                        None => {
+                            wanted.push((dylib.clone(), Vec::new()));
+                            wanted.len() - 1
+                        }
+                    };
+                    needed.reserve(g.externals.len());
+                    for (name, weak) in g.needed_externals() {
+                        let name = SymbolName::intern(name);
+                        if asked.insert((dylib.id(), name.clone())) {
+                            wanted[at].1.push(name.clone());
+                        }
+                        needed.push((name, weak));
+                    }
+                }
+                let member = Member {
+                    mr,
+                    graph: member.graph,
+                    uses: member.uses,
+                    object_id: member.object_id,
+                    owns_groups: member.owns_groups,
+                    commons: member.commons,
+                    name: member.name,
+                    needed,
+                    externals: Vec::new(),
+                };
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, g)) => g.push(member),
+                    None => groups.push((key, vec![member])),
+                }
+            }
+            for (dylib, names) in wanted {
+                if names.is_empty() {
                     continue;
                 }
-            };
-            let member = Member {
-                mr,
-                graph: member.graph,
-                uses: member.uses,
-                object_id: member.object_id,
-                owns_groups: member.owns_groups,
-                commons: member.commons,
-                name: member.name,
-                externals: Vec::new(),
-            };
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, g)) => g.push(member),
-                None => groups.push((key, vec![member])),
+                let order = match orders.iter().find(|(d, _)| Arc::ptr_eq(d, &dylib)) {
+                    Some((_, o)) => o.clone(),
+                    None => match dylib.search_order() {
+                        Ok(o) => {
+                            orders.push((dylib.clone(), o.clone()));
+                            o
+                        }
+                        // The externals lookup reports it.
+                        Err(_) => continue,
+                    },
+                };
+                let Some(session) = dylib.session() else {
+                    continue;
+                };
+                let key = ObjectUnit::batch_key_of(&self);
+                for (mu, mr) in session.claim_units(&order, &names, key).unwrap_or_default() {
+                    let any: Box<dyn std::any::Any + Send> = mu;
+                    match any.downcast::<ObjectUnit>() {
+                        Ok(u) => units.push((*u, mr)),
+                        // The key is this layer's: cannot happen; fail it
+                        // rather than leave its symbols materializing.
+                        Err(_) => mr.fail(),
+                    }
+                }
             }
         }
         for (_, members) in groups {
@@ -460,10 +587,10 @@ impl ObjectLinkingLayer {
             // symbol lost to another definition): only then filter.
             let mine: Option<FxHashSet<&str>> = (batch.defined_count(i) != m.mr.symbols().len())
                 .then(|| m.mr.symbols().iter().map(|(n, _)| n.as_str()).collect());
-            let resolved: Vec<(SymbolName, u64)> = batch
+            let resolved: Vec<(&str, u64)> = batch
                 .defined_addresses(i)
                 .filter(|(name, _, _)| mine.as_ref().is_none_or(|m| m.contains(name)))
-                .map(|(name, addr, _)| (SymbolName::intern(name), addr))
+                .map(|(name, addr, _)| (name, addr))
                 .collect();
             if let Err(e) = m.mr.notify_resolved(&resolved) {
                 alive[i] = false;
@@ -474,11 +601,10 @@ impl ObjectLinkingLayer {
         // its externals is in that list.
         let mut names: Vec<SymbolName> = Vec::new();
         let mut index: FxHashMap<SymbolName, usize> = FxHashMap::default();
-        for (i, m) in members.iter_mut().enumerate() {
-            for (n, weak) in batch.externals(i) {
-                let name = SymbolName::intern(n);
+        for m in members.iter_mut() {
+            for (name, weak) in std::mem::take(&mut m.needed) {
                 let k = *index.entry(name.clone()).or_insert_with(|| {
-                    names.push(name.clone());
+                    names.push(name);
                     names.len() - 1
                 });
                 m.externals.push((k, weak));
@@ -642,6 +768,7 @@ impl ObjectLinkingLayer {
                 return;
             }
         };
+        let batch_ids: Vec<u64> = members.iter().map(|m| m.object_id).collect();
         for (((m, result), alive), failure) in
             members.into_iter().zip(results).zip(alive).zip(failures)
         {
@@ -657,7 +784,7 @@ impl ObjectLinkingLayer {
                 Ok(linked) => {
                     let deps: Vec<SymbolName> =
                         m.externals.iter().map(|&(k, _)| names[k].clone()).collect();
-                    self.emit(m, Arc::new(linked), &order, &deps);
+                    self.emit(m, Arc::new(linked), &order, &deps, &batch_ids);
                 }
                 Err(e) => fail(m.mr, e.into()),
             }
@@ -667,12 +794,16 @@ impl ObjectLinkingLayer {
     /// Records a linked object under the tracker that owns it and emits
     /// it, with the JIT symbols it uses as dependencies and its
     /// initializers as the hook that runs before its symbols are ready.
+    /// `batch` lists the objects linked in its batch: a COMDAT owner among
+    /// them shares its pages already (and keeping it alive through them
+    /// would be a cycle).
     fn emit(
         &self,
         m: Member,
         linked: Arc<LinkedObject>,
         order: &[(Arc<JITDylib>, crate::orc::LookupFlags)],
         deps: &[SymbolName],
+        batch: &[u64],
     ) {
         let Member {
             mr,
@@ -683,9 +814,12 @@ impl ObjectLinkingLayer {
             name,
             ..
         } = m;
-        let use_ids: Vec<u64> = uses.iter().map(|(id, _)| *id).collect();
-        for (_, owner) in uses {
-            linked.keep_alive(owner);
+        let mut use_ids: Vec<u64> = Vec::new();
+        for (id, owner) in uses {
+            if !batch.contains(&id) {
+                use_ids.push(id);
+                linked.keep_alive(owner);
+            }
         }
         // Record it under the tracker that owns the unit now, atomically
         // with respect to remove and transfer; if that tracker is gone the
@@ -749,6 +883,9 @@ struct MemberParts {
     name: String,
 }
 
+/// A dylib's search order ([`JITDylib::search_order`]).
+type SearchOrder = Vec<(Arc<JITDylib>, LookupFlags)>;
+
 /// An object of a batch.
 struct Member {
     mr: MaterializationResponsibility,
@@ -758,6 +895,8 @@ struct Member {
     owns_groups: bool,
     commons: Vec<(u32, String)>,
     name: String,
+    /// Its externals, interned: `(name, weak)`.
+    needed: Vec<(SymbolName, bool)>,
     /// Its externals: index in the batch's list, and whether weak.
     externals: Vec<(usize, bool)>,
 }
@@ -798,6 +937,9 @@ impl ResourceManager for ObjectLinkingLayer {
                 if let Some(have) = st.commons.get_mut(&c) {
                     have.linked = false;
                 }
+            }
+            if let Some((d, _, _)) = st.objects_added.remove(&key) {
+                st.update_format_record(d);
             }
             let mut owners = Vec::new();
             for claim in st.claims.remove(&key).unwrap_or_default() {
@@ -848,6 +990,9 @@ impl ResourceManager for ObjectLinkingLayer {
         if let Some(mut v) = st.claims.remove(&src) {
             st.claims.entry(dst).or_default().append(&mut v);
         }
+        if let Some((d, n, first)) = st.objects_added.remove(&src) {
+            st.objects_added.entry(dst).or_insert((d, 0, first)).1 += n;
+        }
         if let Some(mut v) = st.linked_commons.remove(&src) {
             st.linked_commons.entry(dst).or_default().append(&mut v);
         }
@@ -882,6 +1027,13 @@ struct ObjectUnit {
     id: u64,
 }
 
+impl ObjectUnit {
+    /// The batch key of `layer`'s units: its address.
+    fn batch_key_of(layer: &Arc<ObjectLinkingLayer>) -> usize {
+        Arc::as_ptr(layer) as usize
+    }
+}
+
 impl MaterializationUnit for ObjectUnit {
     fn name(&self) -> &str {
         &self.name
@@ -896,7 +1048,7 @@ impl MaterializationUnit for ObjectUnit {
     /// Objects of one layer link together: one allocation, one set of
     /// protection changes and one unwind registration per tracker.
     fn batch_key(&self) -> Option<usize> {
-        Some(Arc::as_ptr(&self.layer) as usize)
+        Some(ObjectUnit::batch_key_of(&self.layer))
     }
     fn materialize_batch(
         self: Box<Self>,
@@ -919,6 +1071,24 @@ impl MaterializationUnit for ObjectUnit {
     }
     fn discard(&mut self, _dylib: &JITDylib, name: &SymbolName) {
         self.symbols.retain(|(n, _)| n != name);
+    }
+}
+
+/// A host library's symbols under the host's names for the format of the
+/// dylib's objects (see [`ObjectLinkingLayer::add_host_generator`]).
+struct HostNamesGenerator {
+    layer: std::sync::Weak<ObjectLinkingLayer>,
+    library: HostSymbolGenerator,
+}
+
+impl DefinitionGenerator for HostNamesGenerator {
+    fn try_to_generate(&self, dylib: &JITDylib, names: &[SymbolName]) -> Result<()> {
+        let format = self
+            .layer
+            .upgrade()
+            .and_then(|l| l.dylib_format(dylib))
+            .unwrap_or(super::ObjectFormat::Elf);
+        self.library.generate_for(dylib, names, format)
     }
 }
 

@@ -13,7 +13,7 @@
 //!   COMMON, `__start_`/`__stop_`, init/fini arrays, TLS sections) and
 //!   their tables from raw relocation types to edge kinds:
 //!   `format/elf/{reader.rs, mod.rs, x86_64.rs, aarch64.rs}`,
-//!   `format/macho/{reader.rs, mod.rs, x86_64.rs}`; `format/eh_frame.rs` checks
+//!   `format/macho/{reader.rs, mod.rs, x86_64.rs, aarch64.rs}`; `format/eh_frame.rs` checks
 //!   DWARF CFI for every format (and finds the pointers Mach-O leaves
 //!   without relocations).
 //! - `arch/`: **architectures** own the neutral edge vocabulary's fields,
@@ -26,9 +26,10 @@
 //! - `platform/`: what the **host OS** provides, behind one seam:
 //!   `platform/linux/` (memory, unwind registration, the TLS runtime,
 //!   `__cxa_atexit`/`atexit`/`__cxa_thread_atexit` for JIT code, `dlsym`).
-//! - `batch.rs`: a **link batch**, the objects one lookup pulls in, in one
-//!   allocation with one set of protection changes and one unwind
-//!   registration; `linked.rs`: linked objects (init/fini, drop);
+//! - `batch.rs`: a **link batch**, the objects one lookup pulls in (the
+//!   layer claims what they reference, transitively, from the ORC session
+//!   before linking), per tracker in one allocation with one set of
+//!   protection changes and one unwind registration; `linked.rs`: linked objects (init/fini, drop);
 //!   `archive.rs`: `.a` archives; `layer.rs`: objects as ORC units;
 //!   `diagnose.rs`: every error of an input at once (`jitrt check`).
 //!
@@ -381,7 +382,8 @@ pub struct ObjectInfo {
 /// define its symbols at add time. Validates the header (ELF64
 /// relocatable for the host's machine, x86-64 or aarch64; another machine
 /// is `Unsupported` naming it) and the symbol table's bounds. Mach-O x86-64
-/// objects (`MH_OBJECT`) are read the same way. An LTO object (`gcc -flto`
+/// and arm64 objects (`MH_OBJECT`) for the host's machine are read the same
+/// way (another machine's is `Unsupported`). An LTO object (`gcc -flto`
 /// GIMPLE, `clang -flto` LLVM bitcode) is `Unsupported`, naming the fix
 /// (compile without `-flto`, or with `-ffat-lto-objects`).
 pub fn scan_object(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {

@@ -74,8 +74,9 @@ impl MaterializationResponsibility {
         Ok(f(key))
     }
 
-    /// Records the addresses of (some of) its symbols.
-    pub fn notify_resolved(&self, symbols: &[(SymbolName, u64)]) -> Result<()> {
+    /// Records the addresses of (some of) its symbols (names as
+    /// [`SymbolName`]s or plain strings).
+    pub fn notify_resolved<N: AsRef<str>>(&self, symbols: &[(N, u64)]) -> Result<()> {
         self.session
             .locked(|st, fx| st.notify_resolved(self.id, symbols, fx))
     }

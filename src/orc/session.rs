@@ -7,7 +7,9 @@ use super::dylib::JITDylib;
 use super::error::{Error, Result};
 use super::resource::{DefinitionGenerator, ResourceKey, ResourceManager, SessionStats};
 use super::responsibility::MaterializationResponsibility;
-use super::state::{DylibId, DylibState, Effects, LookupCallback, State, TrackerState};
+use super::state::{
+    DylibId, DylibState, Effects, LookupCallback, State, ToMaterialize, TrackerState,
+};
 use super::symbol::{LookupFlags, SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState};
 use super::tracker::{ResourceTracker, TrackerInner};
 use super::unit::{AbsoluteSymbolsUnit, MaterializationUnit};
@@ -214,6 +216,35 @@ impl Session {
             .collect())
     }
 
+    /// Takes out, for the caller to materialize in the task it is running,
+    /// the units with `batch_key` that a lookup of `names` in `order` would
+    /// start: a batching unit pulls in the units its code references from
+    /// its own layer, so that everything one lookup needs links as one
+    /// batch instead of one batch per level of references. Each comes with
+    /// its responsibility, as [`MaterializationUnit::materialize_batch`]
+    /// receives them. Names already materializing, defined by other kinds
+    /// of unit or nowhere are left to the caller's lookup.
+    pub fn claim_units(
+        &self,
+        order: &[(Arc<JITDylib>, LookupFlags)],
+        names: &[SymbolName],
+        batch_key: usize,
+    ) -> Result<Vec<(Box<dyn MaterializationUnit>, MaterializationResponsibility)>> {
+        let dylibs: Vec<Arc<JITDylib>> = order.iter().map(|(d, _)| d.clone()).collect();
+        let ids = self.inner.ids(&dylibs)?;
+        let order_ids: Vec<(DylibId, LookupFlags)> =
+            ids.iter().zip(order).map(|(i, (_, f))| (*i, *f)).collect();
+        let claimed = self
+            .inner
+            .state
+            .lock()
+            .claim_units(&order_ids, names, batch_key);
+        Ok(claimed
+            .into_iter()
+            .map(|m| self.inner.clone().hand_out(m))
+            .collect())
+    }
+
     /// Like [`Session::lookup_async`], waiting for the result. On a
     /// materialization worker it runs queued work while it waits.
     pub fn lookup(
@@ -294,14 +325,7 @@ impl SessionInner {
         type Batch = Vec<(Box<dyn MaterializationUnit>, MaterializationResponsibility)>;
         let mut batches: Vec<(usize, Batch)> = Vec::new();
         for m in materialize {
-            let mr = MaterializationResponsibility::new(
-                me.clone(),
-                m.dylib,
-                m.mr,
-                m.symbols,
-                m.requested,
-            );
-            let mu = m.mu;
+            let (mu, mr) = me.clone().hand_out(m);
             match mu.batch_key() {
                 Some(key) => match batches.iter_mut().find(|(k, _)| *k == key) {
                     Some((_, b)) => b.push((mu, mr)),
@@ -317,6 +341,15 @@ impl SessionInner {
             self.dispatcher
                 .dispatch(Box::new(move || mu.materialize_batch(mr, batch)));
         }
+    }
+
+    /// A unit taken out of the table, with its responsibility.
+    fn hand_out(
+        self: Arc<Self>,
+        m: ToMaterialize,
+    ) -> (Box<dyn MaterializationUnit>, MaterializationResponsibility) {
+        let mr = MaterializationResponsibility::new(self, m.dylib, m.mr, m.symbols, m.requested);
+        (m.mu, mr)
     }
 
     pub(crate) fn report_error(&self, e: &Error) {

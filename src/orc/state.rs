@@ -174,7 +174,7 @@ pub(crate) struct State {
 
 /// The error a lookup of a failed symbol gets: the failure's cause (its
 /// code and message) when the unit gave one, else `MaterializationFailed`.
-fn failed_error(dylib: &JITDylib, name: &SymbolName, cause: Option<&Error>) -> Error {
+fn failed_error(dylib: &JITDylib, name: &str, cause: Option<&Error>) -> Error {
     match cause {
         Some(c) => Error::new(
             c.code(),
@@ -435,7 +435,7 @@ impl State {
                     if e.state == SymbolState::Failed {
                         let handle = &self.dylibs[d as usize].handle;
                         let cause = e.mat.as_ref().and_then(|m| m.cause.as_deref());
-                        return Err((failed_error(handle, name, cause), done));
+                        return Err((failed_error(handle, name.as_str(), cause), done));
                     }
                     found.push(Some(d));
                 }
@@ -508,9 +508,47 @@ impl State {
     /// Moves a unit's symbols to `Materializing` under a new responsibility
     /// and hands the unit out to be run.
     fn start_unit(&mut self, uid: u64, fx: &mut Effects) {
-        let Some(unit) = self.units.remove(&uid) else {
-            return;
-        };
+        if let Some(m) = self.take_unit(uid) {
+            fx.materialize.push(m);
+        }
+    }
+
+    /// Takes out, for the caller's own materialization task, the units with
+    /// `batch_key` that define `names` (the first definition in `order` of
+    /// each, as a lookup would find it) and are not materializing yet:
+    /// what a lookup of `names` would start, minus the units it would
+    /// dispatch elsewhere. Names defined nowhere, by other kinds of unit,
+    /// or already materializing are skipped (a lookup handles them).
+    pub(crate) fn claim_units(
+        &mut self,
+        order: &[(DylibId, LookupFlags)],
+        names: &[SymbolName],
+        batch_key: usize,
+    ) -> Vec<ToMaterialize> {
+        if self.ended {
+            return Vec::new();
+        }
+        let mut claimed = Vec::new();
+        for name in names {
+            let uid = match self.find(order, name) {
+                Some((_, e)) if e.state == SymbolState::NeverSearched && e.unit != 0 => e.unit,
+                _ => continue,
+            };
+            let same_batch = self
+                .units
+                .get(&uid)
+                .is_some_and(|u| u.mu.batch_key() == Some(batch_key));
+            if same_batch {
+                claimed.extend(self.take_unit(uid));
+            }
+        }
+        claimed
+    }
+
+    /// Moves a unit's symbols to `Materializing` under a new responsibility
+    /// and returns the unit, to be run.
+    fn take_unit(&mut self, uid: u64) -> Option<ToMaterialize> {
+        let unit = self.units.remove(&uid)?;
         // The responsibility takes the unit's id, so emission groups that
         // started waiting on the unit before it ran wait on it now.
         let mr = uid;
@@ -539,13 +577,13 @@ impl State {
         if let Some(t) = self.trackers.get_mut(&unit.tracker) {
             t.mrs.push(mr);
         }
-        fx.materialize.push(ToMaterialize {
+        Some(ToMaterialize {
             mu: unit.mu,
             mr,
             dylib: self.dylibs[unit.dylib as usize].handle.clone(),
             symbols: unit.symbols,
             requested,
-        });
+        })
     }
 
     /// Tells the queries waiting on `key` that it reached `reached`.
@@ -645,7 +683,7 @@ impl State {
         }
         let handle = self.dylibs[key.0 as usize].handle.clone();
         for p in mat.queries {
-            self.fail_query(p.query, failed_error(&handle, &key.1, cause), fx);
+            self.fail_query(p.query, failed_error(&handle, key.1.as_str(), cause), fx);
         }
     }
 
@@ -655,25 +693,31 @@ impl State {
         self.mrs.get(&id).ok_or_else(Error::defunct)
     }
 
-    pub(crate) fn notify_resolved(
+    pub(crate) fn notify_resolved<N: AsRef<str>>(
         &mut self,
         mr: u64,
-        symbols: &[(SymbolName, u64)],
+        symbols: &[(N, u64)],
         fx: &mut Effects,
     ) -> Result<()> {
         let dylib = self.mr(mr)?.dylib;
         let table = &self.dylibs[dylib as usize].symbols;
+        // Names are probed as strings (the tables allow it) and the keys
+        // taken from the table: callers need not intern them.
+        let mut keys = Vec::with_capacity(symbols.len());
         for (name, _) in symbols {
-            match table.get(name) {
-                Some(e) if e.mr == mr && e.state == SymbolState::Materializing => {}
-                Some(e) if e.mr == mr && e.state == SymbolState::Failed => {
+            let name = name.as_ref();
+            match table.get_key_value(name) {
+                Some((k, e)) if e.mr == mr && e.state == SymbolState::Materializing => {
+                    keys.push(k.clone())
+                }
+                Some((_, e)) if e.mr == mr && e.state == SymbolState::Failed => {
                     return Err(failed_error(
                         &self.dylibs[dylib as usize].handle,
                         name,
                         None,
                     ))
                 }
-                Some(e) if e.mr == mr => {
+                Some((_, e)) if e.mr == mr => {
                     return Err(Error::invalid(format!(
                         "symbol {name} was already resolved"
                     )))
@@ -685,12 +729,12 @@ impl State {
                 }
             }
         }
-        for (name, address) in symbols {
-            if let Some(e) = self.dylibs[dylib as usize].symbols.get_mut(name) {
+        for (key, (_, address)) in keys.into_iter().zip(symbols) {
+            if let Some(e) = self.dylibs[dylib as usize].symbols.get_mut(&key) {
                 e.address = *address;
                 e.state = SymbolState::Resolved;
             }
-            self.notify_queries(&(dylib, name.clone()), SymbolState::Resolved, fx);
+            self.notify_queries(&(dylib, key), SymbolState::Resolved, fx);
         }
         Ok(())
     }
@@ -726,7 +770,7 @@ impl State {
             let e = &self.dylibs[dylib as usize].symbols[&key.1];
             if e.state != SymbolState::Resolved {
                 let err = if e.state == SymbolState::Failed {
-                    failed_error(&handle, &key.1, None)
+                    failed_error(&handle, key.1.as_str(), None)
                 } else {
                     Error::invalid(format!(
                         "symbol {} was not resolved before being emitted",
@@ -819,7 +863,7 @@ impl State {
                     SymbolState::Failed => {
                         let cause = entry.mat.as_ref().and_then(|m| m.cause.clone());
                         let dh = &self.dylibs[d as usize].handle;
-                        return Err(failed_error(dh, name, cause.as_deref()));
+                        return Err(failed_error(dh, name.as_str(), cause.as_deref()));
                     }
                     SymbolState::Emitted => {
                         let g = entry.mat.as_ref().map_or(0, |m| m.group);

@@ -77,6 +77,12 @@ impl Hash for SymbolName {
     }
 }
 
+impl AsRef<str> for SymbolName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl std::borrow::Borrow<str> for SymbolName {
     fn borrow(&self) -> &str {
         self.as_str()

@@ -18,6 +18,7 @@ struct Manual {
     symbols: Vec<(SymbolName, SymbolFlags)>,
     tx: Mutex<mpsc::Sender<MaterializationResponsibility>>,
     discarded: Arc<Mutex<Vec<SymbolName>>>,
+    batch_key: Option<usize>,
 }
 
 impl MaterializationUnit for Manual {
@@ -32,6 +33,9 @@ impl MaterializationUnit for Manual {
     }
     fn discard(&mut self, _d: &JITDylib, name: &SymbolName) {
         self.discarded.lock().unwrap().push(name.clone());
+    }
+    fn batch_key(&self) -> Option<usize> {
+        self.batch_key
     }
 }
 
@@ -49,6 +53,7 @@ fn manual(
         symbols: names.iter().map(|s| (n(s), flags)).collect(),
         tx: Mutex::new(tx),
         discarded: discarded.clone(),
+        batch_key: None,
     });
     (unit, rx, discarded)
 }
@@ -553,4 +558,60 @@ fn a_cycle_of_aliases_fails_instead_of_hanging() {
     let e = d.lookup("cyc_p").unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
     assert!(e.message().contains("cycle"), "{e}");
+}
+
+/// A batching unit claims the units of its own batch key that a lookup of
+/// the names would start, and nothing else: not other keys, not units
+/// without a key, not what is materializing already.
+#[test]
+fn claim_units_takes_only_unstarted_units_of_the_key() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    let unit = |names: &[&str], key: Option<usize>| {
+        let (mut u, rx, _) = manual(names, EXP);
+        u.batch_key = key;
+        (u, rx)
+    };
+    let (a, rx_a) = unit(&["a"], Some(7));
+    let (b, _rx_b) = unit(&["b", "b2"], Some(7));
+    let (c, rx_c) = unit(&["c"], None);
+    let (e, rx_e) = unit(&["e"], Some(8));
+    for u in [a, b, c, e] {
+        t.define(u).unwrap();
+    }
+    let order = vec![(d.clone(), LookupFlags::MatchAll)];
+    let la = lookup_async(&s, &d, &["a"], SymbolState::Ready);
+    let mr_a = rx_a.recv().unwrap();
+    let names = [n("a"), n("b"), n("c"), n("e"), n("nowhere")];
+    let claimed = s.claim_units(&order, &names, 7).unwrap();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "only b's unit: a is materializing, c and e are not key 7"
+    );
+    let (mu, mr_b) = claimed.into_iter().next().unwrap();
+    assert_eq!(mu.name(), "manual");
+    let mut covered: Vec<&str> = mr_b.symbols().iter().map(|(x, _)| x.as_str()).collect();
+    covered.sort();
+    assert_eq!(covered, ["b", "b2"]);
+    assert!(
+        s.claim_units(&order, &[n("b")], 7).unwrap().is_empty(),
+        "claimed once"
+    );
+    // The claimed responsibility works as a started one: b's lookup
+    // completes when it emits.
+    let lb = lookup_async(&s, &d, &["b2"], SymbolState::Ready);
+    mr_b.notify_resolved(&[(n("b"), 0x10), (n("b2"), 0x20)])
+        .unwrap();
+    mr_b.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&lb).unwrap().unwrap(), vec![0x20]);
+    mr_a.notify_resolved(&[(n("a"), 0x30)]).unwrap();
+    mr_a.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&la).unwrap().unwrap(), vec![0x30]);
+    // The others still start through lookups.
+    let _lc = lookup_async(&s, &d, &["c"], SymbolState::Ready);
+    rx_c.recv().unwrap().fail();
+    let _le = lookup_async(&s, &d, &["e"], SymbolState::Ready);
+    rx_e.recv().unwrap().fail();
 }

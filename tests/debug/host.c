@@ -1,5 +1,7 @@
 /* A host for tests/debug_perf.rs: links jit_fn.o and jit_plain.o (argv[1],
- * argv[2]) with the session flags in argv[3] (decimal), calls them through
+ * argv[2]) with the session flags in argv[3] (decimal), looks their
+ * functions up with the prefix argv[4] if given (`_` for Mach-O objects,
+ * whose symbols keep the C compiler's underscore), calls them through
  * a host frame, removes them, then calls host_after_remove (where gdb
  * checks the JIT code is gone). Prints its pid and the functions'
  * addresses. */
@@ -31,7 +33,7 @@ static void check(jitrt_error_t *e, const char *what) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: host JIT_FN.o JIT_PLAIN.o FLAGS\n");
+    fprintf(stderr, "usage: host JIT_FN.o JIT_PLAIN.o FLAGS [SYMBOL_PREFIX]\n");
     return 2;
   }
   jitrt_session_options_t o = {0};
@@ -46,9 +48,13 @@ int main(int argc, char **argv) {
   jitrt_tracker_t *t = jitrt_dylib_create_tracker(d);
   check(jitrt_tracker_add_object_file(t, argv[1]), "add jit_fn.o");
   check(jitrt_tracker_add_object_file(t, argv[2]), "add jit_plain.o");
+  const char *prefix = argc > 4 ? argv[4] : "";
+  char compute_name[64], plain_name[64];
+  snprintf(compute_name, sizeof compute_name, "%sjit_compute", prefix);
+  snprintf(plain_name, sizeof plain_name, "%sjit_plain", prefix);
   uint64_t a, p;
-  check(jitrt_lookup(d, "jit_compute", &a), "lookup jit_compute");
-  check(jitrt_lookup(d, "jit_plain", &p), "lookup jit_plain");
+  check(jitrt_lookup(d, compute_name, &a), "lookup jit_compute");
+  check(jitrt_lookup(d, plain_name, &p), "lookup jit_plain");
   jit_addr = (uintptr_t)a;
   plain_addr = (uintptr_t)p;
   int r = host_call((int (*)(int))(uintptr_t)a, 5);

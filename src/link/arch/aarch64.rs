@@ -204,6 +204,22 @@ pub fn write_insn(
     Ok(())
 }
 
+/// The access size, as a shift, of a load or store with an unsigned
+/// 12-bit offset (`LDR`/`STR` and their byte, halfword, signed and
+/// SIMD&FP forms, `PRFM`), which scales that offset: bits 31:30, or 4 for
+/// a 128-bit SIMD&FP access (`V` set, `opc<1>` set). `None` for any other
+/// instruction. A format whose relocation does not say the size (Mach-O's
+/// `ARM64_RELOC_PAGEOFF12`) reads it here.
+pub(crate) fn load_store_shift(word: u32) -> Option<u8> {
+    if word & 0x3b00_0000 != 0x3900_0000 {
+        return None;
+    }
+    if word & 0x0480_0000 == 0x0480_0000 {
+        return Some(4);
+    }
+    Some((word >> 30) as u8)
+}
+
 /// `ADRP` to the page of the edge's target (`R_AARCH64_ADR_PREL_PG_HI21`).
 pub(crate) static PAGE21: EdgeKind = EdgeKind {
     formula: Formula::PageRelative,

@@ -1,5 +1,6 @@
-//! The in-memory ELF image a debugger reads for one linked object: a copy
-//! of the relocatable object (`ET_REL`) in which
+//! The in-memory ELF image a debugger reads for one linked ELF object
+//! (x86-64 or AArch64): a copy of the relocatable object (`ET_REL`) in
+//! which
 //!
 //! - every loaded section's `sh_addr` is its load address and its contents
 //!   are the linked (relocated) bytes, so `.eh_frame` and the code match
@@ -23,7 +24,7 @@
 //! bounds-checked and a malformed table gives `None` (no image), never a
 //! panic.
 
-use super::{CodeSymbol, DebugObject};
+use super::{CodeSymbol, DebugObject, Image};
 use std::ops::Range;
 
 const SHT_SYMTAB: u32 = 2;
@@ -39,38 +40,55 @@ const SHN_LORESERVE: u16 = 0xff00;
 const SHN_ABS: u16 = 0xfff1;
 const STT_FUNC: u8 = 2;
 const STT_GNU_IFUNC: u8 = 10;
-const R_X86_64_64: u32 = 1;
-const R_X86_64_PC32: u32 = 2;
-const R_X86_64_32: u32 = 10;
-const R_X86_64_32S: u32 = 11;
-const R_X86_64_DTPOFF64: u32 = 17;
-const R_X86_64_DTPOFF32: u32 = 21;
-const R_X86_64_PC64: u32 = 24;
+const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
 
-/// A built image and what the profilers need from it.
-pub(super) struct Image {
-    /// The ELF file a debugger reads.
-    pub bytes: Vec<u8>,
-    /// The functions of loaded sections with a size, by load address.
-    pub functions: Vec<CodeSymbol>,
-    /// Where `.debug_line` (relocated) is in `bytes`.
-    pub debug_line: Option<Range<usize>>,
-    debug_line_str: Option<Range<usize>>,
-    debug_str: Option<Range<usize>>,
+/// How a relocation of the DWARF writes its value `S + A`: the field's
+/// width in bytes, and whether the place's address is subtracted. The
+/// relocations compilers put in non-loaded sections (`.debug_*`) are all
+/// of this shape, whatever the machine; the table below says which type
+/// numbers of each machine they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DataRelocation {
+    width: u8,
+    pc_relative: bool,
 }
 
-impl Image {
-    /// The string sections `.debug_line`'s file names may point into.
-    pub fn debug_line_str(&self) -> super::dwarf_line::StringSections<'_> {
-        let get = |r: &Option<Range<usize>>| {
-            r.as_ref()
-                .and_then(|r| self.bytes.get(r.clone()))
-                .unwrap_or(&[])
-        };
-        super::dwarf_line::StringSections {
-            line_str: get(&self.debug_line_str),
-            str: get(&self.debug_str),
-        }
+/// The data relocation `r_type` of machine `e_machine`, or `None` for a
+/// type that does not occur in debug sections (left as it is).
+fn data_relocation(e_machine: u16, r_type: u32) -> Option<DataRelocation> {
+    let abs = |width| {
+        Some(DataRelocation {
+            width,
+            pc_relative: false,
+        })
+    };
+    let rel = |width| {
+        Some(DataRelocation {
+            width,
+            pc_relative: true,
+        })
+    };
+    match (e_machine, r_type) {
+        // R_X86_64_64, R_X86_64_DTPOFF64
+        (EM_X86_64, 1 | 17) => abs(8),
+        // R_X86_64_32, R_X86_64_32S, R_X86_64_DTPOFF32
+        (EM_X86_64, 10 | 11 | 21) => abs(4),
+        // R_X86_64_PC32
+        (EM_X86_64, 2) => rel(4),
+        // R_X86_64_PC64
+        (EM_X86_64, 24) => rel(8),
+        // R_AARCH64_ABS64, R_AARCH64_TLS_DTPREL (64-bit)
+        (EM_AARCH64, 257 | 1029) => abs(8),
+        // R_AARCH64_ABS32
+        (EM_AARCH64, 258) => abs(4),
+        // R_AARCH64_ABS16
+        (EM_AARCH64, 259) => abs(2),
+        // R_AARCH64_PREL64, R_AARCH64_PREL32, R_AARCH64_PREL16
+        (EM_AARCH64, 260) => rel(8),
+        (EM_AARCH64, 261) => rel(4),
+        (EM_AARCH64, 262) => rel(2),
+        _ => None,
     }
 }
 
@@ -125,6 +143,10 @@ pub(super) fn build(obj: &DebugObject<'_>) -> Option<Image> {
         return None;
     }
     let shoff = usize::try_from(rd64(src, 0x28)?).ok()?;
+    let e_machine = rd16(src, 0x12)?;
+    if e_machine != EM_X86_64 && e_machine != EM_AARCH64 {
+        return None;
+    }
     let shentsize = usize::from(rd16(src, 0x3a)?);
     if shentsize != 64 {
         return None;
@@ -272,13 +294,15 @@ pub(super) fn build(obj: &DebugObject<'_>) -> Option<Image> {
                 };
                 // The place's address: non-loaded sections are at 0.
                 let p = offset;
-                let bytes: &[u8] = match (info & 0xffff_ffff) as u32 {
-                    R_X86_64_64 | R_X86_64_DTPOFF64 => &v.to_le_bytes(),
-                    R_X86_64_32 | R_X86_64_32S | R_X86_64_DTPOFF32 => &v.to_le_bytes()[..4],
-                    R_X86_64_PC32 => &v.wrapping_sub(p).to_le_bytes()[..4],
-                    R_X86_64_PC64 => &v.wrapping_sub(p).to_le_bytes(),
-                    _ => continue,
+                let Some(how) = data_relocation(e_machine, (info & 0xffff_ffff) as u32) else {
+                    continue;
                 };
+                let value = if how.pc_relative {
+                    v.wrapping_sub(p)
+                } else {
+                    v
+                };
+                let bytes = &value.to_le_bytes()[..usize::from(how.width)];
                 if field + bytes.len() <= tdata.end {
                     wr(&mut image, field, bytes)?;
                 }

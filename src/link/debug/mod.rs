@@ -6,12 +6,17 @@
 //! - **Debuggers** (`gdb_jit.rs`): the GDB JIT interface
 //!   (`__jit_debug_register_code`, `__jit_debug_descriptor`, as GDB's manual
 //!   "JIT Compilation Interface" documents; LLDB reads the same). Each linked
-//!   object registers one in-memory ELF image (`elf_image.rs`): the object
-//!   as it was added, with every loaded section's `sh_addr` set to where it
-//!   was loaded and its contents replaced by the linked bytes, the
-//!   relocations of its DWARF applied (and its relocation sections made
-//!   inactive), and symbols of sections that were not loaded (dropped
-//!   COMDAT copies) made undefined. gdb then shows functions, source lines,
+//!   object registers one in-memory ELF image. Of an ELF object
+//!   (`elf_image.rs`, x86-64 and AArch64): the object as it was added, with
+//!   every loaded section's `sh_addr` set to where it was loaded and its
+//!   contents replaced by the linked bytes, the relocations of its DWARF
+//!   applied (and its relocation sections made inactive), and symbols of
+//!   sections that were not loaded (dropped COMDAT copies) made undefined.
+//!   Of a Mach-O object (`macho_image.rs`, x86-64 and arm64): an ELF file
+//!   for the same machine written from it, with its loaded sections at
+//!   their addresses, its `__DWARF` sections as `.debug_*` with their
+//!   relocations applied, and its symbols under their C names (without the
+//!   leading underscore). gdb and LLDB then show functions, source lines,
 //!   variables and backtraces through JIT frames; an object without debug
 //!   information still registers its symbol table. Dropping the
 //!   [`DebugRegistration`] unregisters the image (the object's removal, and
@@ -30,16 +35,58 @@
 //! where its sections were loaded, the linked memory), an optional
 //! [`DebugRegistration`] out: nothing here knows the link graph. The
 //! functions profilers list and the debugger's image come from the object
-//! itself (`elf_image.rs`: ELF x86-64, the one format and machine the
-//! linker has; another format or machine adds its own image builder, and
-//! its relocation types for the DWARF). Nothing here fails a link: an
-//! image that cannot be built (malformed tables) or a perf file that
-//! cannot be written is skipped.
+//! itself (`elf_image.rs`, `macho_image.rs`; a machine adds its DWARF
+//! relocation types to their tables, a format its own image builder).
+//! Nothing here fails a link: an image that cannot be built (malformed
+//! tables) is skipped with a message on stderr, a perf file that cannot
+//! be written silently.
 
 mod dwarf_line;
 mod elf_image;
 mod gdb_jit;
+mod macho_image;
 mod perf;
+
+use std::ops::Range;
+
+/// A debugger's image of one linked object and what the profilers need
+/// from it.
+struct Image {
+    /// The ELF file a debugger reads.
+    bytes: Vec<u8>,
+    /// The functions of loaded sections with a size, by load address.
+    functions: Vec<CodeSymbol>,
+    /// Where `.debug_line` (relocated) is in `bytes`.
+    debug_line: Option<Range<usize>>,
+    debug_line_str: Option<Range<usize>>,
+    debug_str: Option<Range<usize>>,
+}
+
+impl Image {
+    /// Builds the image of `object`, by its format (an ELF object is
+    /// copied and patched, a Mach-O object's image is written anew), or
+    /// `None` when its tables are malformed.
+    fn build(object: &DebugObject<'_>) -> Option<Image> {
+        if crate::link::format::macho::reader::is_macho(object.object) {
+            macho_image::build(object)
+        } else {
+            elf_image::build(object)
+        }
+    }
+
+    /// The string sections `.debug_line`'s file names may point into.
+    fn debug_line_str(&self) -> dwarf_line::StringSections<'_> {
+        let get = |r: &Option<Range<usize>>| {
+            r.as_ref()
+                .and_then(|r| self.bytes.get(r.clone()))
+                .unwrap_or(&[])
+        };
+        dwarf_line::StringSections {
+            line_str: get(&self.debug_line_str),
+            str: get(&self.debug_str),
+        }
+    }
+}
 
 /// Which registrations a session makes for the code it links. Cheap to
 /// clone; the default registers nothing.
@@ -133,7 +180,15 @@ impl DebugSupport {
         if !self.is_enabled() {
             return None;
         }
-        let image = elf_image::build(object)?;
+        let Some(image) = Image::build(object) else {
+            // Never a link error: the code runs, only without names.
+            eprintln!(
+                "libjitrt: {}: no debugger or profiler registration (its symbol, section or \
+                 relocation tables are malformed); linked without it",
+                object.name
+            );
+            return None;
+        };
         if self.flags & PERF_MAP != 0 {
             perf::append_map(&image.functions);
         }
@@ -155,8 +210,8 @@ impl DebugSupport {
 }
 
 /// A linked object as debuggers and profilers need it: the bytes it was
-/// added as (a relocatable ELF x86-64 object), where each of its loaded
-/// sections is, and the linked memory they lie in.
+/// added as (a relocatable ELF or Mach-O object), where each of its
+/// loaded sections is, and the linked memory they lie in.
 #[derive(Clone, Copy, Debug)]
 pub struct DebugObject<'a> {
     /// The object's name (for messages; perf entries carry the bare
@@ -164,7 +219,8 @@ pub struct DebugObject<'a> {
     pub name: &'a str,
     /// The object file as added (not modified).
     pub object: &'a [u8],
-    /// `(section header index, load address)` of every loaded section.
+    /// `(section, load address)` of every loaded section: ELF section
+    /// header index, Mach-O section ordinal (1-based).
     /// Sections not listed were not loaded (debug sections, dropped COMDAT
     /// copies).
     pub sections: &'a [(u32, u64)],

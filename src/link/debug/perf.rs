@@ -50,6 +50,13 @@ const JITDUMP_VERSION: u32 = 1;
 const JIT_CODE_LOAD: u32 = 0;
 const JIT_CODE_DEBUG_INFO: u32 = 2;
 
+/// The header's `elf_mach`: the machine the code runs on, which is this
+/// process's (perf inject writes ELF files for it).
+#[cfg(target_arch = "x86_64")]
+const HOST_ELF_MACHINE: u16 = 62; // EM_X86_64
+#[cfg(target_arch = "aarch64")]
+const HOST_ELF_MACHINE: u16 = 183; // EM_AARCH64
+
 /// `CLOCK_MONOTONIC` in nanoseconds, as `perf record -k 1` timestamps.
 fn timestamp() -> u64 {
     let mut ts = libc::timespec {
@@ -118,7 +125,7 @@ fn open_jitdump() -> Option<JitDump> {
     h.extend_from_slice(&JITDUMP_MAGIC.to_le_bytes());
     h.extend_from_slice(&JITDUMP_VERSION.to_le_bytes());
     h.extend_from_slice(&40u32.to_le_bytes()); // header size
-    h.extend_from_slice(&62u32.to_le_bytes()); // EM_X86_64
+    h.extend_from_slice(&u32::from(HOST_ELF_MACHINE).to_le_bytes());
     h.extend_from_slice(&0u32.to_le_bytes()); // pad
     h.extend_from_slice(&pid.to_le_bytes());
     h.extend_from_slice(&timestamp().to_le_bytes());

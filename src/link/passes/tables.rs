@@ -125,6 +125,21 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         thunk_targets[k] = Some(s);
     }
 
+    // Room for every entry at once: a block, a symbol and an edge or two
+    // each (the builders sized these vectors exactly; growing them entry
+    // by entry copied them over and over).
+    let entries = got_order.len()
+        + tp_got_order.len()
+        + index_order.len()
+        + module_of_order.len()
+        + desc_order.len()
+        + stubs.len()
+        + 2;
+    g.blocks.reserve(entries);
+    g.symbols.reserve(entries);
+    g.edges.reserve(2 * entries);
+    g.sections.reserve(8);
+
     // The GOT: one pointer per entry (at least one when its base is used),
     // then the thread-pointer offsets.
     if !got_order.is_empty() || g.needs_got_base || !tp_got_order.is_empty() {

@@ -1,4 +1,4 @@
-//! Mach-O relocatable objects (x86-64) into the link graph.
+//! Mach-O relocatable objects (x86-64 and arm64) into the link graph.
 //!
 //! - **Sections**: code (`__TEXT,__text` and any section with instructions),
 //!   read-only data (the `__TEXT` segment: `__cstring`, `__literal4/8/16`,
@@ -12,7 +12,9 @@
 //!   `__DWARF`), `__LD,__compact_unwind` (Apple's compact unwind, which
 //!   only the Darwin unwinder reads: on Linux the unwinder takes the DWARF
 //!   CFI of `__eh_frame`, which clang and zig also emit for x86-64 code
-//!   that throws or needs it; a Darwin platform module would register it)
+//!   that throws or needs it, and for arm64 code only where compact unwind
+//!   cannot describe a frame, or with `-femit-dwarf-unwind=always`; a
+//!   Darwin platform module would register it)
 //!   and `__LLVM`. Thread-local variable pointers and initializer pointers
 //!   (`S_THREAD_LOCAL_VARIABLE_POINTERS`, `..._INIT_FUNCTION_POINTERS`,
 //!   which clang and zig do not put in objects) are refused as
@@ -37,7 +39,9 @@
 //!   descriptor's thunk with the descriptor's address, loaded by
 //!   `X86_64_RELOC_TLV` (`movq _v@TLVP(%rip), %rdi`), which is linked as
 //!   `X86_64_RELOC_GOT_LOAD` is (a GOT entry holding the descriptor's
-//!   address, relaxed to `leaq` when near). A TLV access must name a
+//!   address, relaxed to `leaq` when near), or by
+//!   `ARM64_RELOC_TLVP_LOAD_PAGE21`/`PAGEOFF12` (`adrp`/`ldr` of the
+//!   same GOT entry). A TLV access must name a
 //!   descriptor, or an external, which must not resolve to the host
 //!   (checked when linking: the host's thread-local variables are not
 //!   descriptors); nothing but a descriptor may refer to a template. Each
@@ -55,11 +59,21 @@
 //!   and `___cxa_atexit` are the linker's own, as their ELF namesakes;
 //!   `__tlv_atexit(f, obj)` (C++ `thread_local` destructors) is the
 //!   object's thunk into `__cxa_thread_atexit(f, obj, &___dso_handle)`.
-//! - **Relocations** through `x86_64.rs`, with their implicit addends read
-//!   from the field; `SUBTRACTOR` + `UNSIGNED` pairs become one
+//! - **Relocations** through the architecture's table, `x86_64.rs` or
+//!   `aarch64.rs`. Data fields keep their implicit addends, read from the
+//!   field; `SUBTRACTOR` + `UNSIGNED` pairs become one
 //!   [`Formula::Difference`] edge. Non-extern relocations (by section
-//!   ordinal) refer to their section's start.
+//!   ordinal) refer to their section's start. arm64 instruction
+//!   relocations hold no addend: it comes from an `ARM64_RELOC_ADDEND`
+//!   before them (an unpaired one is malformed); each checks that its
+//!   instruction is the one its type is for, and must name a symbol, as
+//!   clang always makes them.
+//! - **Machines**: the graph is built for either architecture on any host,
+//!   so an object for another machine can be linked but not run
+//!   ([`crate::link::PreparedObject`]); the add-time scan (`reader.rs`)
+//!   refuses it, since the ORC layer runs what it links.
 
+pub(crate) mod aarch64;
 pub(crate) mod reader;
 pub(crate) mod x86_64;
 
@@ -69,7 +83,7 @@ use object::read::macho::Section as _;
 use self::reader::{MachObject, SymKind, LE};
 use self::x86_64::Relocation;
 use super::{Choices, Diagnostics};
-use crate::link::arch::{self, EdgeKind, Field, FieldRange, Formula};
+use crate::link::arch::{self, Arch, EdgeKind, Field, FieldRange, Formula};
 use crate::link::graph::{
     Block, Builtin, Content, Definition, Edge, External, FnArray, Global, LinkGraph, Name, Section,
     SectionId, SectionKind, Span, Symbol, SymbolId,
@@ -118,6 +132,26 @@ fn read_signed(bytes: &[u8], off: u64, size: u8) -> Option<i64> {
         }
         _ => return None,
     })
+}
+
+/// `X86_64_RELOC_UNSIGNED` and `ARM64_RELOC_UNSIGNED`: the second half of
+/// a `SUBTRACTOR` pair on both architectures.
+const UNSIGNED: u8 = 0;
+
+/// A raw relocation in the architecture's table.
+fn relocation(arch: Arch, info: macho::RelocationInfo) -> Relocation {
+    match arch {
+        Arch::X86_64 => x86_64::relocation(info.r_type, info.r_pcrel, info.r_length),
+        Arch::Aarch64 => aarch64::relocation(info.r_type, info.r_pcrel, info.r_length),
+    }
+}
+
+/// The names of a `SUBTRACTOR` pair's halves, for messages.
+fn pair_names(arch: Arch) -> (&'static str, &'static str) {
+    match arch {
+        Arch::X86_64 => ("X86_64_RELOC_SUBTRACTOR", "X86_64_RELOC_UNSIGNED"),
+        Arch::Aarch64 => ("ARM64_RELOC_SUBTRACTOR", "ARM64_RELOC_UNSIGNED"),
+    }
 }
 
 /// Builds the graph of the Mach-O object `bytes`.
@@ -337,8 +371,10 @@ impl Builder<'_> {
             });
             self.g.sections.push(Section {
                 name: Name::Object(Span::of(self.data, sectname)),
-                // Debugger images are ELF-only for now (see `debug/`).
-                index: 0,
+                // The section's ordinal (`n_sect`, 1-based; 0 stays
+                // "made by the linker"): the debugger's image builder
+                // (`debug/macho_image.rs`) finds its load address by it.
+                index: (i + 1) as u32,
                 kind,
                 in_group: false,
                 blocks: block..block + 1,
@@ -612,29 +648,83 @@ impl Builder<'_> {
             let sec_addr = self.obj.sections[i].addr(LE);
             let tsize = self.g.blocks[block as usize].size;
             let is_code = kind == SectionKind::Code;
+            let arch = self.obj.arch;
             let mut edges: Vec<(Edge, Option<SymbolId>)> = Vec::with_capacity(relocs.len());
             let mut k = 0;
             while k < relocs.len() {
-                let info = relocs[k].info(LE);
+                let mut info = relocs[k].info(LE);
                 k += 1;
                 let off = u64::from(info.r_address);
                 let at = At(&display, off);
                 if info.r_address & macho::R_SCATTERED != 0 {
                     diag.report(self.malformed(format!(
-                        "scattered relocation at {at} (not valid for x86-64)"
+                        "scattered relocation at {at} (not valid for {})",
+                        self.obj.arch.name()
                     )))?;
                     continue;
                 }
-                let rel = x86_64::relocation(info.r_type, info.r_pcrel, info.r_length);
+                let mut rel = relocation(arch, info);
+                // `ARM64_RELOC_ADDEND`: the addend of the instruction
+                // relocation that follows at the same address.
+                let mut addend_pair = None;
+                if let Relocation::Addend = rel {
+                    let next = relocs.get(k).map(|r| r.info(LE));
+                    match next.map(|n| (n, relocation(arch, n))) {
+                        Some((
+                            n,
+                            next_rel @ Relocation::Instruction {
+                                takes_addend: true, ..
+                            },
+                        )) if n.r_address == info.r_address => {
+                            k += 1;
+                            // r_symbolnum is 24 bits: sign-extend them.
+                            addend_pair = Some(i64::from(((info.r_symbolnum << 8) as i32) >> 8));
+                            rel = next_rel;
+                            info = n;
+                        }
+                        _ => {
+                            diag.report(self.malformed(format!(
+                                "unpaired ARM64_RELOC_ADDEND at {at} (an ARM64_RELOC_BRANCH26, \
+                                 PAGE21 or PAGEOFF12 at the same address must follow)"
+                            )))?;
+                            continue;
+                        }
+                    }
+                }
                 let (edge_kind, pc_bias, pair) = match rel {
                     Relocation::Edge { kind, pc_bias } => (kind, pc_bias, None),
+                    Relocation::Instruction {
+                        name: rname,
+                        kind_of,
+                        expected,
+                        ..
+                    } => {
+                        let built = self.instruction(
+                            rname,
+                            kind_of,
+                            expected,
+                            info,
+                            content,
+                            tsize,
+                            addend_pair.unwrap_or(0),
+                            &at,
+                        );
+                        match built {
+                            Ok(edge) => {
+                                self.push_relocation(edge, None, is_code, &mut edges);
+                            }
+                            Err(e) => diag.report(e)?,
+                        }
+                        continue;
+                    }
                     Relocation::Subtractor(kind) => {
                         // The pair's second half: UNSIGNED at the same
                         // address, of the same length.
                         let next = relocs.get(k).map(|r| r.info(LE));
+                        let (sub_name, unsigned_name) = pair_names(arch);
                         match next {
                             Some(u)
-                                if u.r_type == macho::X86_64_RELOC_UNSIGNED
+                                if u.r_type.0 == UNSIGNED
                                     && u.r_address == info.r_address
                                     && u.r_length == info.r_length
                                     && !u.r_pcrel =>
@@ -644,13 +734,15 @@ impl Builder<'_> {
                             }
                             _ => {
                                 diag.report(self.malformed(format!(
-                                    "unpaired X86_64_RELOC_SUBTRACTOR at {at} (an \
-                                     X86_64_RELOC_UNSIGNED of the same address and length must follow)"
+                                    "unpaired {sub_name} at {at} (an \
+                                     {unsigned_name} of the same address and length must follow)"
                                 )))?;
                                 continue;
                             }
                         }
                     }
+                    // Taken with its partner above.
+                    Relocation::Addend => continue,
                     Relocation::Unknown => {
                         diag.report(LinkError::unsupported(
                             name,
@@ -714,14 +806,7 @@ impl Builder<'_> {
                         continue;
                     }
                 };
-                let def = self.g.symbols[edge.target as usize].definition;
-                if matches!(def, Definition::External(_))
-                    && (edge_kind.formula == Formula::CallRelative
-                        || (edge_kind.formula == Formula::Relative && is_code))
-                {
-                    self.g.wants_stub.push(edge.target);
-                }
-                edges.push((edge, sub));
+                self.push_relocation(edge, sub, is_code, &mut edges);
             }
             if kind == SectionKind::EhFrame {
                 self.eh_frame_edges(i, content, sec_addr, &mut edges)?;
@@ -774,12 +859,87 @@ impl Builder<'_> {
             // The field holds the target's address in the object.
             (false, false) => value.wrapping_sub(sec_addr as i64),
         };
+        // arm64 `POINTER_TO_GOT` points at the GOT entry itself: its field
+        // holds what the assembler made of the rest of the expression (the
+        // `- .` of `sym@GOT - .`, from its section's start), not an addend;
+        // ld64 and JITLink take none either.
+        let addend = if self.obj.arch == Arch::Aarch64 && kind.formula.needs_got_entry() {
+            0
+        } else {
+            addend
+        };
         Ok(Edge {
             offset: 0,
             kind,
             target,
             addend,
         })
+    }
+
+    /// An arm64 instruction relocation at `at`: the instruction there must
+    /// be the one the type is for (which also picks the kind, for
+    /// `PAGEOFF12` by its access size); its target must be a symbol; the
+    /// addend comes from a preceding `ARM64_RELOC_ADDEND` only.
+    #[allow(clippy::too_many_arguments)]
+    fn instruction(
+        &self,
+        rname: &'static str,
+        kind_of: fn(u32) -> Option<&'static EdgeKind>,
+        expected: &str,
+        info: macho::RelocationInfo,
+        content: &[u8],
+        size: u64,
+        addend: i64,
+        at: &At<'_>,
+    ) -> Result<Edge, LinkError> {
+        let off = u64::from(info.r_address);
+        let word = usize::try_from(off)
+            .ok()
+            .filter(|_| off.checked_add(4).is_some_and(|e| e <= size))
+            .and_then(|o| content.get(o..o + 4))
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| {
+                self.malformed(format!(
+                    "{rname} at {at} lies outside the section ({size} bytes)"
+                ))
+            })?;
+        let kind = kind_of(word).ok_or_else(|| {
+            self.malformed(format!(
+                "{rname} at {at}: the instruction there ({word:#010x}) is not {expected}"
+            ))
+        })?;
+        if !info.r_extern {
+            return Err(
+                self.malformed(format!("{rname} at {at} must name a symbol (r_extern = 0)"))
+            );
+        }
+        let (target, _) = self.target(rname, true, info.r_symbolnum, at)?;
+        Ok(Edge {
+            offset: off,
+            kind,
+            target,
+            addend,
+        })
+    }
+
+    /// Records an edge built from a relocation (with a `SUBTRACTOR` pair's
+    /// subtrahend); a call or a code reference to an external may need a
+    /// stub.
+    fn push_relocation(
+        &mut self,
+        edge: Edge,
+        sub: Option<SymbolId>,
+        is_code: bool,
+        edges: &mut Vec<(Edge, Option<SymbolId>)>,
+    ) {
+        let def = self.g.symbols[edge.target as usize].definition;
+        let formula = edge.kind.formula;
+        if matches!(def, Definition::External(_))
+            && (formula == Formula::CallRelative || (formula == Formula::Relative && is_code))
+        {
+            self.g.wants_stub.push(edge.target);
+        }
+        edges.push((edge, sub));
     }
 
     /// A `SUBTRACTOR` + `UNSIGNED` pair: `minuend - subtrahend + value`.
@@ -793,7 +953,7 @@ impl Builder<'_> {
     ) -> Result<(Edge, SymbolId), LinkError> {
         let (b, b_base) = self.target(kind.name, sub.r_extern, sub.r_symbolnum, at)?;
         let (a, a_base) = self.target(
-            "X86_64_RELOC_UNSIGNED",
+            pair_names(self.obj.arch).1,
             unsigned.r_extern,
             unsigned.r_symbolnum,
             at,

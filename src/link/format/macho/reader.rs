@@ -93,7 +93,7 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<MachObject<'a>, Li
         macho::MH_MAGIC | macho::MH_CIGAM => {
             return Err(LinkError::unsupported(
                 name,
-                "32-bit Mach-O objects (only 64-bit x86-64 Mach-O is supported)",
+                "32-bit Mach-O objects (only 64-bit x86-64 and arm64 Mach-O are supported)",
             ))
         }
         macho::MH_CIGAM_64 => {
@@ -102,7 +102,7 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<MachObject<'a>, Li
         FAT_MAGIC_LE => {
             return Err(LinkError::unsupported(
                 name,
-                "universal (fat) Mach-O files; extract one architecture first (lipo -thin x86_64)",
+                "universal (fat) Mach-O files; extract one architecture first (lipo -thin x86_64 or arm64)",
             ))
         }
         _ => return Err(bad("not a Mach-O file (bad magic)")),
@@ -116,10 +116,24 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<MachObject<'a>, Li
     let cpu = header.cputype(LE);
     let arch = match cpu {
         macho::CPU_TYPE_X86_64 => Arch::X86_64,
+        macho::CPU_TYPE_ARM64 => {
+            let subtype = header.cpusubtype(LE).id();
+            if subtype == macho::CPU_SUBTYPE_ARM64E {
+                return Err(LinkError::unsupported(
+                    name,
+                    "Mach-O objects for arm64e (pointer authentication); compile for arm64 \
+                     (-target arm64-apple-macos11)",
+                ));
+            }
+            Arch::Aarch64
+        }
         _ => {
             return Err(LinkError::unsupported(
                 name,
-                format!("Mach-O objects for {} (x86-64 only)", cpu_name(cpu)),
+                format!(
+                    "Mach-O objects for {} (x86-64 and arm64 only)",
+                    cpu_name(cpu)
+                ),
             ))
         }
     };
@@ -374,9 +388,26 @@ pub(crate) fn symbol_flags(obj: &MachObject<'_>, sym: &Nlist, kind: SymKind) -> 
     }
 }
 
-/// The add-time scan: the symbol table only.
+/// The add-time scan: the symbol table only. An object for another
+/// machine than this process's is refused here, where objects enter the
+/// ORC layer (whose lookups run their code); the graph builder takes both
+/// architectures, so an object can be linked, never run, on any host
+/// ([`crate::link::PreparedObject`]).
 pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
     let obj = parse(name, data)?;
+    if Arch::host() != Some(obj.arch) {
+        return Err(LinkError::unsupported(
+            name,
+            format!(
+                "Mach-O objects for {}: this build of the linker runs on {} and runs code for it only",
+                match obj.arch {
+                    Arch::X86_64 => "x86-64",
+                    Arch::Aarch64 => "arm64",
+                },
+                Arch::host().map_or("an unsupported architecture", Arch::name)
+            ),
+        ));
+    }
     // Refused at add time, so nothing of the object is defined.
     for (i, s) in obj.sections.iter().enumerate() {
         if let Some(why) = unsupported_thread_local(s.flags(LE)) {

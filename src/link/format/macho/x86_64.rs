@@ -12,7 +12,8 @@ use object::macho;
 
 use crate::link::arch::{EdgeKind, Field, FieldRange, Formula};
 
-/// What a raw relocation means to this linker.
+/// What a raw relocation means to this linker (the arm64 table,
+/// `aarch64.rs`, answers in the same terms).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Relocation {
     /// An edge of this kind; a PC-relative one's CPU program counter is
@@ -25,9 +26,20 @@ pub(crate) enum Relocation {
     /// half (`UNSIGNED`, same address and length) names the minuend; the
     /// kind of the pair's edge.
     Subtractor(&'static EdgeKind),
-    /// A known type that this linker cannot honour: its name and why (no
-    /// x86-64 type is refused today).
-    #[allow(dead_code)]
+    /// An instruction field (arm64): which edge kind the instruction at the
+    /// place makes (`None` when it is not the instruction the type is
+    /// for, which `expected` names), and whether an `ARM64_RELOC_ADDEND`
+    /// may precede it. The field holds no addend.
+    Instruction {
+        name: &'static str,
+        kind_of: fn(u32) -> Option<&'static EdgeKind>,
+        expected: &'static str,
+        takes_addend: bool,
+    },
+    /// `ARM64_RELOC_ADDEND`: the addend (`r_symbolnum`, 24 bits, signed)
+    /// of the instruction relocation that follows at the same address.
+    Addend,
+    /// A known type that this linker cannot honour: its name and why.
     Unsupported(&'static str, &'static str),
     /// A known type with a `r_pcrel`/`r_length` it never has: its name and
     /// what it needs.

@@ -135,12 +135,21 @@ impl Drop for HostSymbolGenerator {
     }
 }
 
-impl DefinitionGenerator for HostSymbolGenerator {
-    fn try_to_generate(&self, dylib: &JITDylib, names: &[SymbolName]) -> Result<()> {
+impl HostSymbolGenerator {
+    /// Defines in `dylib` those of `names` the host has, looked up under
+    /// the host's names for `format`'s objects (what
+    /// [`DefinitionGenerator::try_to_generate`] does with the generator's
+    /// own format; a caller that learns the format later passes it here).
+    pub fn generate_for(
+        &self,
+        dylib: &JITDylib,
+        names: &[SymbolName],
+        format: ObjectFormat,
+    ) -> Result<()> {
         let found: Vec<(SymbolName, u64, SymbolFlags)> = names
             .iter()
             .filter_map(|n| {
-                let host = match self.format.host_name(n.as_str()) {
+                let host = match format.host_name(n.as_str()) {
                     Some(h) if h.len() == n.as_str().len() => Some(n.clone()),
                     Some(h) => Some(SymbolName::intern(h)),
                     None => None,
@@ -167,5 +176,11 @@ impl DefinitionGenerator for HostSymbolGenerator {
             }
             r => r,
         }
+    }
+}
+
+impl DefinitionGenerator for HostSymbolGenerator {
+    fn try_to_generate(&self, dylib: &JITDylib, names: &[SymbolName]) -> Result<()> {
+        self.generate_for(dylib, names, self.format)
     }
 }

@@ -8,9 +8,12 @@
 //! Allocations are page-aligned chunks carved first-fit from a free list.
 //! A chunk is mapped read-write while the linker writes it, then switched
 //! once to its final protections (code RX, read-only data R, data RW: never
-//! writable and executable at once). Freeing a chunk drops its pages
-//! (`madvise(MADV_DONTNEED)`, then `PROT_NONE`), so resident memory falls,
-//! and returns the range to the free list for reuse.
+//! writable and executable at once). Freeing a chunk replaces its mapping
+//! with fresh zero-fill read-write pages in one call (`mmap(MAP_FIXED)`), so
+//! resident memory falls, and returns the range to the free list: a later
+//! allocation there needs no protection change (one system call less per
+//! link; freed JIT memory is zero, not executable, and costs no RAM until
+//! written). Space never allocated stays `PROT_NONE`.
 //!
 //! All of this module's `unsafe` is system calls on ranges inside the
 //! reservation, which this type owns.
@@ -113,12 +116,22 @@ fn resident_in(start: usize, len: usize) -> Result<Option<usize>, LinkError> {
     Err(os_error("mincore"))
 }
 
+/// A free part of the reservation.
+#[derive(Clone, Copy, Debug)]
+struct FreeRange {
+    start: usize,
+    len: usize,
+    /// Mapped read-write already (freed before); otherwise `PROT_NONE`,
+    /// or partly so.
+    writable: bool,
+}
+
 /// A session's JIT memory. `Send + Sync`; shared through `Arc`.
 pub struct JitMemory {
     base: usize,
     size: usize,
-    /// Free ranges `(start, len)`, sorted by start, coalesced.
-    free: Mutex<Vec<(usize, usize)>>,
+    /// Free ranges, sorted by start, coalesced.
+    free: Mutex<Vec<FreeRange>>,
     code_bytes: AtomicUsize,
     data_bytes: AtomicUsize,
 }
@@ -237,7 +250,11 @@ impl JitMemory {
         Ok(Arc::new(JitMemory {
             base,
             size,
-            free: Mutex::new(vec![(base, size)]),
+            free: Mutex::new(vec![FreeRange {
+                start: base,
+                len: size,
+                writable: false,
+            }]),
             code_bytes: AtomicUsize::new(0),
             data_bytes: AtomicUsize::new(0),
         }))
@@ -269,7 +286,7 @@ impl JitMemory {
     /// The kernel answers for the whole reservation at once. qemu-user
     /// refuses `mincore` (`ENOMEM`) on ranges with `PROT_NONE` pages, which
     /// it treats as unmapped: then only the allocated ranges are asked, and
-    /// free ones (`PROT_NONE`, their pages dropped) count as not resident,
+    /// free ones (their pages dropped) count as not resident,
     /// which under emulation cannot be checked.
     pub fn resident_bytes(&self) -> Result<usize, LinkError> {
         if let Some(n) = resident_in(self.base, self.size)? {
@@ -279,7 +296,8 @@ impl JitMemory {
         let mut total = 0;
         let mut at = self.base;
         let end = self.base + self.size;
-        for (start, len) in free.into_iter().chain([(end, 0)]) {
+        let ranges = free.into_iter().map(|f| (f.start, f.len));
+        for (start, len) in ranges.chain([(end, 0)]) {
             if start > at {
                 total += resident_in(at, start - at)?
                     .ok_or_else(|| os_error("mincore of an allocated range"))?;
@@ -310,9 +328,9 @@ impl JitMemory {
                 data_start: 0,
             });
         }
-        let start = {
+        let (start, writable) = {
             let mut free = self.free.lock();
-            let Some(i) = free.iter().position(|&(_, l)| l >= len) else {
+            let Some(i) = free.iter().position(|f| f.len >= len) else {
                 return Err(LinkError::new(
                     LinkErrorKind::OutOfMemory,
                     format!(
@@ -321,22 +339,27 @@ impl JitMemory {
                     ),
                 ));
             };
-            let (s, l) = free[i];
-            if l == len {
+            let f = free[i];
+            if f.len == len {
                 free.remove(i);
             } else {
-                free[i] = (s + len, l - len);
+                free[i].start += len;
+                free[i].len -= len;
             }
-            s
+            (f.start, f.writable)
         };
-        // SAFETY: [start, start+len) lies inside our reservation and was
-        // free: no Rust reference points into it.
-        let rc = unsafe {
-            libc::mprotect(
-                start as *mut libc::c_void,
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
+        let rc = if writable {
+            0
+        } else {
+            // SAFETY: [start, start+len) lies inside our reservation and was
+            // free: no Rust reference points into it.
+            unsafe {
+                libc::mprotect(
+                    start as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            }
         };
         if rc != 0 {
             let err = os_error("mprotect(RW) of JIT memory");
@@ -366,8 +389,9 @@ impl JitMemory {
 
     /// Drops the pages of a range and returns it to the free list.
     fn release_range(&self, start: usize, len: usize) {
-        // One call drops the pages (resident memory falls) and makes the
-        // range inaccessible again: a fresh PROT_NONE mapping in place.
+        // One call drops the pages (resident memory falls) and leaves
+        // fresh zero-fill read-write pages in place, ready for the next
+        // allocation (not executable: freed code cannot run).
         // SAFETY: [start, start+len) is an allocation inside our reservation
         // that its owner gave up; nothing refers into it any more, so
         // replacing its mapping (MAP_FIXED) touches nothing else.
@@ -375,13 +399,14 @@ impl JitMemory {
             libc::mmap(
                 start as *mut libc::c_void,
                 len,
-                libc::PROT_NONE,
+                libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
                 -1,
                 0,
             )
         };
-        if p == libc::MAP_FAILED {
+        let writable = p != libc::MAP_FAILED;
+        if !writable {
             // Fall back to dropping the pages and the access separately.
             // SAFETY: as above.
             unsafe {
@@ -390,15 +415,25 @@ impl JitMemory {
             }
         }
         let mut free = self.free.lock();
-        let i = free.partition_point(|&(s, _)| s < start);
-        free.insert(i, (start, len));
-        // Coalesce with the next, then the previous.
-        if i + 1 < free.len() && free[i].0 + free[i].1 == free[i + 1].0 {
-            free[i].1 += free[i + 1].1;
+        let i = free.partition_point(|f| f.start < start);
+        free.insert(
+            i,
+            FreeRange {
+                start,
+                len,
+                writable,
+            },
+        );
+        // Coalesce with the next, then the previous; a merged range is
+        // writable only when both parts are (allocate then maps it whole).
+        if i + 1 < free.len() && free[i].start + free[i].len == free[i + 1].start {
+            free[i].len += free[i + 1].len;
+            free[i].writable &= free[i + 1].writable;
             free.remove(i + 1);
         }
-        if i > 0 && free[i - 1].0 + free[i - 1].1 == free[i].0 {
-            free[i - 1].1 += free[i].1;
+        if i > 0 && free[i - 1].start + free[i - 1].len == free[i].start {
+            free[i - 1].len += free[i].len;
+            free[i - 1].writable &= free[i].writable;
             free.remove(i);
         }
     }
@@ -549,5 +584,29 @@ mod tests {
         drop(b);
         assert_eq!(m.resident_bytes().unwrap(), 0);
         assert!(m.allocate(32 << 20, 0).is_err());
+    }
+
+    /// A freed range stays mapped read-write for reuse, and an allocation
+    /// spanning freed and never-used space is writable throughout.
+    #[test]
+    fn reuse_spanning_freed_and_fresh_space() {
+        let page = page_size();
+        let m = JitMemory::new(16 << 20).unwrap();
+        let mut a = m.allocate(page, 0).unwrap();
+        a.bytes_mut().unwrap().fill(0xcc);
+        a.finalize(Protections {
+            readonly_start: page,
+            data_start: page,
+        })
+        .unwrap();
+        let base = a.base();
+        drop(a);
+        let mut b = m.allocate(3 * page, 0).unwrap();
+        assert_eq!(b.base(), base, "first fit starts at the freed range");
+        let bytes = b.bytes_mut().unwrap();
+        assert!(bytes.iter().all(|&x| x == 0), "reused pages are zero");
+        bytes.fill(1);
+        drop(b);
+        assert_eq!(m.resident_bytes().unwrap(), 0);
     }
 }
