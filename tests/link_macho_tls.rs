@@ -1,27 +1,31 @@
 //! Mach-O thread-local variables (`__thread_vars` descriptors,
-//! `__thread_data`/`__thread_bss` templates, `X86_64_RELOC_TLV`) linked and
-//! run in this x86-64 Linux process, from several host threads.
+//! `__thread_data`/`__thread_bss` templates, `X86_64_RELOC_TLV`,
+//! `ARM64_RELOC_TLVP_LOAD_*`) linked and run in this Linux process (x86-64
+//! objects natively, arm64 objects in the aarch64 build under qemu), from
+//! several host threads.
 //!
 //! - A C program (`_Thread_local` variables initialized, zero-filled, an
 //!   array, a large zero-filled one, a `double`, one initialized with an
 //!   address, a file-static one, a function-static one, an extern one
 //!   defined in the other object, addresses taken) compiled by zig cc
-//!   (`-target x86_64-macos`) and clang-19 (`-target
-//!   x86_64-apple-macos11`) at -O0 and -O2, driven by the same Rust harness
-//!   (N threads, each: initial values, rounds of updates, final values)
-//!   as the same C source built natively by gcc into a shared library:
-//!   the answers must be the same, and every thread's variables distinct.
-//! - The getter's register convention: a hand-written probe
+//!   (`-target x86_64-macos`, `aarch64-macos`) and clang-19 (`-target
+//!   x86_64-apple-macos11`, `arm64-apple-macos11`) at -O0 and -O2, driven
+//!   by the same Rust harness (N threads, each: initial values, rounds of
+//!   updates, final values) as the same C source built natively by gcc
+//!   into a shared library: the answers must be the same, and every
+//!   thread's variables distinct.
+//! - The getter's register convention (x86-64): a hand-written probe
 //!   (`llvm-mc-19 -triple x86_64-apple-macos11`) fills every register the
 //!   convention preserves (and the vector registers) and checks them after
-//!   the getter's slow path (a thread's first access) and fast path.
+//!   the getter's slow path (a thread's first access) and fast path. The
+//!   aarch64 getter's are checked by the library's unit test.
 //! - A variable of an object linked by an earlier lookup (another batch).
 //! - C++ `thread_local` objects whose destructors (`__tlv_atexit`) run at
 //!   thread exit, as natively.
 //! - Blocks freed at thread exit, and for every thread when the tracker is
 //!   removed while threads still hold theirs.
-//! - Bad descriptors and accesses: clear errors naming object, section
-//!   and symbol.
+//! - Bad descriptors and accesses (x86-64 assembly): clear errors naming
+//!   object, section and symbol.
 //!
 //! Skipped, saying so, when a compiler is missing.
 
@@ -29,7 +33,9 @@
 mod cc;
 
 use jitrt::link::ObjectLinkingLayer;
-use jitrt::orc::{ErrorCode, JITDylib, Session, SessionOptions};
+#[cfg(target_arch = "x86_64")]
+use jitrt::orc::ErrorCode;
+use jitrt::orc::{JITDylib, Session, SessionOptions};
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -115,8 +121,21 @@ fn have_zig() -> bool {
     ok
 }
 
-/// The Mach-O compilers available: `(label, program, leading args)`.
-fn compilers() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+/// zig's and clang's Mach-O targets for the machine the tests run on.
+const ZIG_TARGET: &str = if cfg!(target_arch = "aarch64") {
+    "aarch64-macos"
+} else {
+    "x86_64-macos"
+};
+const CLANG_TARGET: &str = if cfg!(target_arch = "aarch64") {
+    "arm64-apple-macos11"
+} else {
+    "x86_64-apple-macos11"
+};
+
+/// The Mach-O compilers available: `(label, program, leading args)`; C++
+/// when `cxx`.
+fn compilers_for(cxx: bool) -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     let mut v = Vec::new();
     if have_zig() {
         v.push((
@@ -126,17 +145,22 @@ fn compilers() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
             vec![
                 "-m",
                 "ziglang",
-                "cc",
+                if cxx { "c++" } else { "cc" },
                 "-target",
-                "x86_64-macos",
+                ZIG_TARGET,
                 "-fno-sanitize=undefined",
             ],
         ));
     }
-    if have("clang-19", "--version") {
-        v.push(("clang", "clang-19", vec!["-target", "x86_64-apple-macos11"]));
+    let clang = if cxx { "clang++-19" } else { "clang-19" };
+    if have(clang, "--version") {
+        v.push(("clang", clang, vec!["-target", CLANG_TARGET]));
     }
     v
+}
+
+fn compilers() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    compilers_for(false)
 }
 
 fn compile(dir: &Path, cc: &(&str, &str, Vec<&str>), name: &str, src: &str, opt: &str) -> PathBuf {
@@ -214,7 +238,7 @@ fn native_answer(dir: &Path) -> Vec<Vec<i64>> {
     std::fs::write(&vars, VARS_C).unwrap();
     let so = dir.join("libnative_tlv.so");
     cc::run_ok(
-        Command::new("gcc")
+        cc::tool("gcc")
             .args(["-O2", "-fPIC", "-shared", "-o"])
             .arg(&so)
             .arg(&main)
@@ -378,6 +402,7 @@ fn removal_frees_every_threads_blocks() {
 /// known values, calls the getter through the descriptor, stores the
 /// address it returned in `out[0]` and returns a mask of the registers
 /// that changed (bit 0-12 the general-purpose ones, 16-31 the xmm ones).
+#[cfg(target_arch = "x86_64")]
 const PROBE_S: &str = r#"
     .section __DATA,__thread_data,thread_local_regular
     .p2align 2
@@ -565,6 +590,7 @@ _probe:
     retq
 "#;
 
+#[cfg(target_arch = "x86_64")]
 fn assemble(dir: &Path, name: &str, source: &str) -> Option<PathBuf> {
     if !have("llvm-mc-19", "--version") {
         return None;
@@ -581,7 +607,10 @@ fn assemble(dir: &Path, name: &str, source: &str) -> Option<PathBuf> {
     Some(o)
 }
 
+/// (x86-64 assembly; the aarch64 getter's registers are checked by the
+/// library's unit test, `platform/linux/macho_tlv.rs`.)
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn getter_preserves_registers_on_both_paths() {
     let _g = SERIAL.lock();
     let dir = cc::scratch("link-macho-tls-regs");
@@ -622,6 +651,7 @@ fn getter_preserves_registers_on_both_paths() {
 }
 
 /// Links `source` (assembly) alone; the error at add or lookup time.
+#[cfg(target_arch = "x86_64")]
 fn error_of(dir: &Path, name: &str, source: &str, lookup: &str) -> Option<jitrt::orc::Error> {
     let o = assemble(dir, name, source)?;
     let session = Session::new(SessionOptions::default());
@@ -638,6 +668,7 @@ fn error_of(dir: &Path, name: &str, source: &str, lookup: &str) -> Option<jitrt:
     Some(e)
 }
 
+#[cfg(target_arch = "x86_64")]
 fn assert_error(e: &jitrt::orc::Error, parts: &[&str]) {
     assert!(
         matches!(
@@ -652,6 +683,7 @@ fn assert_error(e: &jitrt::orc::Error, parts: &[&str]) {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
 fn bad_descriptors_and_accesses_are_named() {
     let _g = SERIAL.lock();
     let dir = cc::scratch("link-macho-tls-bad");
@@ -789,7 +821,7 @@ fn cxx_thread_local_destructors_run_at_thread_exit() {
     std::fs::write(&src, TL_CXX).unwrap();
     let so = dir.join("libtl.so");
     cc::run_ok(
-        Command::new("g++")
+        cc::tool("g++")
             .args(["-O2", "-fPIC", "-shared", "-o"])
             .arg(&so)
             .arg(&src),
@@ -812,30 +844,13 @@ fn cxx_thread_local_destructors_run_at_thread_exit() {
         )
     };
     assert_eq!(expected[THREADS] / 10000000, THREADS as i32, "{expected:?}");
-    let mut compilers: Vec<(&str, Vec<&str>)> = Vec::new();
-    if have("clang++-19", "--version") {
-        compilers.push(("clang++-19", vec!["-target", "x86_64-apple-macos11"]));
-    }
-    if have_zig() {
-        compilers.push((
-            "python3",
-            vec![
-                "-m",
-                "ziglang",
-                "c++",
-                "-target",
-                "x86_64-macos",
-                "-fno-sanitize=undefined",
-            ],
-        ));
-    }
     let blocks = jitrt::link::tls_live_blocks();
-    for (k, (program, args)) in compilers.iter().enumerate() {
+    for (label, program, args) in compilers_for(true) {
         for opt in ["-O0", "-O2"] {
-            let o = dir.join(format!("tl-{k}{opt}.o"));
+            let o = dir.join(format!("tl-{label}{opt}.o"));
             cc::run_ok(
                 Command::new(program)
-                    .args(args)
+                    .args(&args)
                     .args(["-c", opt, "-fno-exceptions", "-o"])
                     .arg(&o)
                     .arg(&src),
@@ -853,7 +868,7 @@ fn cxx_thread_local_destructors_run_at_thread_exit() {
                     std::mem::transmute::<usize, extern "C" fn() -> i32>(get("_tl_destroyed")),
                 )
             };
-            assert_eq!(got, expected, "{program} {args:?} {opt}");
+            assert_eq!(got, expected, "{label} {opt}");
             assert_eq!(jitrt::link::tls_live_blocks(), blocks);
             t.remove().unwrap();
             assert_eq!(jitrt::link::pending_thread_exit_handlers(), 0);
