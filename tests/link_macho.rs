@@ -6,7 +6,8 @@
 //! `__mod_term_func`, `__cxa_atexit` with the object's `___dso_handle`),
 //! `SUBTRACTOR` pairs, literal sections, archives of Mach-O objects (BSD
 //! `ar` with `__.SYMDEF`), C++ exceptions through the host's libstdc++,
-//! and the errors: mixing formats in a dylib, thread-local variables.
+//! and the errors: mixing formats in a dylib, thread-local variable
+//! pointers (thread-local variables: `link_macho_tls.rs`).
 //!
 //! Names stay the object's own (`_add`); what the dylib does not define
 //! resolves from the host without the underscore (`_malloc` is `malloc`).
@@ -368,17 +369,33 @@ fn mixing_elf_and_macho_is_an_error_naming_both() {
     assert_eq!(f(), 1);
 }
 
+/// Thread-local variables link (`tests/link_macho_tls.rs`); thread-local
+/// variable pointers (`S_THREAD_LOCAL_VARIABLE_POINTERS`, which clang and
+/// zig leave to the static linker) are refused when added, by name.
 #[test]
-fn thread_local_variables_are_refused_by_name() {
-    if !have_clang() {
+fn thread_local_variable_pointers_are_refused_by_name() {
+    let ok = Command::new("llvm-mc-19")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: llvm-mc-19 is not installed");
         return;
     }
-    let dir = cc::scratch("link-macho-tlv");
-    let o = macho(
-        &dir,
-        "tlv.c",
-        "__thread int tv = 3;\nint get_tv(void) { return tv; }\n",
-        &["-O1"],
+    let dir = cc::scratch("link-macho-tlv-ptrs");
+    let s = dir.join("ptrs.s");
+    std::fs::write(
+        &s,
+        ".section __DATA,__thread_ptrs,thread_local_variable_pointers\n.quad 0\n\
+         .text\n.globl _f\n_f: retq\n",
+    )
+    .unwrap();
+    let o = dir.join("ptrs.o");
+    cc::run_ok(
+        Command::new("llvm-mc-19")
+            .args(["-triple", TARGET, "-filetype=obj", "-o"])
+            .arg(&o)
+            .arg(&s),
     );
     let session = Session::new(SessionOptions::default());
     let layer = ObjectLinkingLayer::of(&session).unwrap();
@@ -388,11 +405,13 @@ fn thread_local_variables_are_refused_by_name() {
     let e = layer.add_file(&t, &o).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Unsupported, "{e}");
     assert_eq!(
-        d.lookup("_get_tv").unwrap_err().code(),
+        d.lookup("_f").unwrap_err().code(),
         ErrorCode::SymbolNotFound
     );
     assert!(
-        e.message().contains("thread-local variables") && e.message().contains("tlv.c.o"),
+        e.message().contains("__DATA,__thread_ptrs")
+            && e.message().contains("thread-local variable pointers")
+            && e.message().contains("ptrs.o"),
         "{e}"
     );
 }

@@ -86,6 +86,20 @@ impl PreparedBatch {
                         format!("{}: too many thread-local storage modules", g.name),
                     )
                 })?;
+            // Mach-O descriptors, which other objects' TLV accesses may
+            // name.
+            let descriptors: Vec<(u64, u64)> = g
+                .tlv_sections
+                .iter()
+                .filter_map(|&s| {
+                    g.blocks
+                        .get(g.sections.get(s as usize)?.blocks.start as usize)
+                })
+                .map(|b| (b.addr, b.addr + b.size))
+                .collect();
+            if !descriptors.is_empty() {
+                module.set_tlv_descriptors(descriptors);
+            }
             tls.push(Some(module));
         }
         // Objects whose own variables are reached with initial or local
@@ -359,6 +373,7 @@ fn link_one(
         let x = g.externals[k];
         let addr = match x.builtin {
             Some(super::graph::Builtin::Atexit) => g.atexit_thunk.map(|t| g.address(t)),
+            Some(super::graph::Builtin::TlvAtexit) => g.tlv_atexit_thunk.map(|t| g.address(t)),
             Some(b) => Some(platform::builtin_address(b)),
             None => {
                 index += 1;
@@ -377,6 +392,25 @@ fn link_one(
         };
         if let Some(s) = g.symbols.get_mut(x.symbol as usize) {
             s.value = addr;
+        }
+    }
+    // A Mach-O thread-local variable of another object is its descriptor
+    // there. One resolved from the host is not (Linux's thread-local
+    // variables are no descriptors): its "thunk" would be called. A JIT
+    // definition that is not a descriptor is the program's own type
+    // mismatch, as in C.
+    for &t in &g.tlv_refs {
+        let addr = g.address(t);
+        if addr != 0 && !platform::is_tlv_descriptor(addr) && platform::is_host_address(addr) {
+            return Err(LinkError::unsupported(
+                &g.name,
+                format!(
+                    "thread-local variable `{}` resolved to {addr:#x} in the host, which is \
+                     not a Mach-O thread-local variable descriptor of a JIT object \
+                     (thread-local variables of the host cannot be reached from Mach-O code)",
+                    g.symbol_display(t)
+                ),
+            ));
         }
     }
     passes::optimize(g, buf, base);

@@ -248,6 +248,10 @@ pub(crate) enum Builtin {
     /// `__cxa_thread_atexit` and `__cxa_thread_atexit_impl`: the
     /// platform's, which keeps the object mapped until the destructor ran.
     CxaThreadAtexit,
+    /// Mach-O `__tlv_atexit(f, obj)` (C++ `thread_local` destructors on
+    /// Darwin): the object's own thunk into `__cxa_thread_atexit`, passing
+    /// its `__dso_handle`.
+    TlvAtexit,
 }
 
 impl Builtin {
@@ -311,6 +315,8 @@ pub(crate) struct LinkGraph {
     pub module_index: Option<SymbolId>,
     /// The `atexit` thunk.
     pub atexit_thunk: Option<SymbolId>,
+    /// The `__tlv_atexit` thunk (Mach-O).
+    pub tlv_atexit_thunk: Option<SymbolId>,
     /// Whether `__start_`/`__stop_` symbols refer to its sections (then
     /// same-named sections are laid out together).
     pub has_start_stop: bool,
@@ -330,6 +336,13 @@ pub(crate) struct LinkGraph {
     ///
     /// [`Formula::Difference`]: super::arch::Formula::Difference
     pub subtrahends: Vec<(u32, SymbolId)>,
+    /// Mach-O: the sections of thread-local variable descriptors
+    /// (`__thread_vars`), registered with the object's TLS module.
+    pub tlv_sections: Vec<SectionId>,
+    /// Mach-O: externals reached as thread-local variables (`X86_64_RELOC_TLV`,
+    /// `ARM64_RELOC_TLVP_*`), which must resolve to another JIT object's
+    /// descriptor, not to the host.
+    pub tlv_refs: Vec<SymbolId>,
 }
 
 impl LinkGraph {
@@ -353,6 +366,7 @@ impl LinkGraph {
             tls_indexes: None,
             module_index: None,
             atexit_thunk: None,
+            tlv_atexit_thunk: None,
             has_start_stop: false,
             dso_symbols: None,
             wants_stub: Vec::new(),
@@ -360,6 +374,8 @@ impl LinkGraph {
             static_tls: false,
             format: ObjectFormat::Elf,
             subtrahends: Vec::new(),
+            tlv_sections: Vec::new(),
+            tlv_refs: Vec::new(),
         }
     }
 

@@ -62,7 +62,9 @@
 //!    those (see below).
 //!
 //! The linker provides these functions to JIT code itself: `__tls_get_addr`
-//! (thread-local storage of JIT objects), `__cxa_atexit` and `atexit`
+//! (thread-local storage of JIT objects), the getter of Mach-O thread-local
+//! variable descriptors (`__tlv_bootstrap`, `platform/linux/macho_tlv.rs`,
+//! served by the same per-thread blocks), `__cxa_atexit` and `atexit`
 //! (destructor registration per object), and
 //! `__cxa_thread_atexit`/`__cxa_thread_atexit_impl` (destructors of C++
 //! `thread_local` objects). Those run when their thread exits, also after

@@ -298,6 +298,7 @@ pub(crate) fn atexit_thunk() -> Thunk {
         bytes: &ATEXIT_THUNK,
         dso_edge: (24, &POINTER64, 0),
         slot_edge: (32, &POINTER64, 0),
+        keep_second_arg: 4,
     }
 }
 

@@ -56,6 +56,11 @@ pub(crate) struct Thunk {
     pub dso_edge: (u64, &'static EdgeKind, i64),
     /// `(offset, kind, addend)` of the reference to the GOT entry.
     pub slot_edge: (u64, &'static EdgeKind, i64),
+    /// Where the thunk starts for a caller whose second argument must be
+    /// passed on (after the instruction that clears it): Mach-O's
+    /// `_tlv_atexit(f, obj)` becomes `__cxa_thread_atexit(f, obj,
+    /// &__dso_handle)` through the same code.
+    pub keep_second_arg: u64,
 }
 
 const ATEXIT_THUNK: [u8; 16] = [
@@ -70,6 +75,7 @@ pub(crate) fn atexit_thunk() -> Thunk {
         bytes: &ATEXIT_THUNK,
         dso_edge: (5, &DELTA32, -4),
         slot_edge: (11, &DELTA32, -4),
+        keep_second_arg: 2,
     }
 }
 

@@ -96,24 +96,33 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         want(&mut wants, GOT, &mut got_order, s);
     }
     // `atexit` is the object's own thunk, which jumps to the platform's
-    // `__cxa_atexit` through a GOT entry.
-    let atexit = g
-        .externals
-        .iter()
-        .any(|x| x.builtin == Some(Builtin::Atexit));
-    let mut cxa_atexit = None;
-    if atexit {
+    // `__cxa_atexit` through a GOT entry; Mach-O's `__tlv_atexit` the same
+    // thunk (entered after it clears the second argument) into
+    // `__cxa_thread_atexit`.
+    let mut thunk_targets: [Option<SymbolId>; 2] = [None, None];
+    for (k, (builtin, target, name)) in [
+        (Builtin::Atexit, Builtin::CxaAtexit, "__cxa_atexit (linker)"),
+        (
+            Builtin::TlvAtexit,
+            Builtin::CxaThreadAtexit,
+            "__cxa_thread_atexit (linker)",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if !g.externals.iter().any(|x| x.builtin == Some(builtin)) {
+            continue;
+        }
         g.ensure_dso_handle();
         let s = g.symbols.len() as SymbolId;
-        let mut sym = crate::link::graph::Symbol::new(
-            crate::link::graph::Name::Linker("__cxa_atexit (linker)"),
-            Definition::Absolute(platform::builtin_address(Builtin::CxaAtexit)),
+        g.symbols.push(crate::link::graph::Symbol::new(
+            crate::link::graph::Name::Linker(name),
+            Definition::Absolute(platform::builtin_address(target)),
             0,
-        );
-        sym.size = 0;
-        g.symbols.push(sym);
+        ));
         got_order.push(s);
-        cxa_atexit = Some(s);
+        thunk_targets[k] = Some(s);
     }
 
     // Room for every entry at once: a block, a symbol and an edge or two
@@ -175,21 +184,29 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         }
     }
 
-    if let Some(cxa) = cxa_atexit {
+    for (k, target) in thunk_targets.into_iter().enumerate() {
+        let Some(target) = target else { continue };
         let thunk = g.arch.atexit_thunk();
-        let sec = g.add_linker_section(".atexit", SectionKind::Code, 16, &[thunk.bytes]);
+        let sec = g.add_linker_section(
+            if k == 0 { ".atexit" } else { ".tlv_atexit" },
+            SectionKind::Code,
+            16,
+            &[thunk.bytes],
+        );
         let block = g.sections[sec as usize].blocks.start;
         let (own, _) = g.ensure_dso_handle();
-        let Some(slot) = g.symbols[cxa as usize].got else {
+        let Some(slot) = g.symbols[target as usize].got else {
             return Err(internal("atexit thunk without a GOT entry"));
         };
         let (d, s) = (thunk.dso_edge, thunk.slot_edge);
-        let sym = g.add_entry(
-            block,
-            "atexit (thunk)",
-            &[(d.0, d.1, own, d.2), (s.0, s.1, slot, s.2)],
-        );
-        g.atexit_thunk = Some(sym);
+        let edges = [(d.0, d.1, own, d.2), (s.0, s.1, slot, s.2)];
+        if k == 0 {
+            g.atexit_thunk = Some(g.add_entry(block, "atexit (thunk)", &edges));
+        } else {
+            g.add_entry(block, "__tlv_atexit (thunk start)", &edges);
+            let entry = g.add_block_symbol("__tlv_atexit (thunk)", block, thunk.keep_second_arg);
+            g.tlv_atexit_thunk = Some(entry);
+        }
     }
 
     ifuncs(g);

@@ -1,6 +1,7 @@
 //! What the host operating system provides, behind one seam: memory
 //! (reservation, page size, protections), unwind registration, the
-//! thread-local storage runtime for JIT modules, destructor registration
+//! thread-local storage runtime for JIT modules (with the getter of Mach-O
+//! thread-local variable descriptors), destructor registration
 //! (`__cxa_atexit`, `atexit`, `__cxa_thread_atexit`) for JIT code, and
 //! host symbol lookup. The rest of the linker calls only what this module
 //! exports; the unsafe code these need lives in the platform's files, each
@@ -31,7 +32,7 @@ pub(crate) fn builtin_address(b: Builtin) -> u64 {
         Builtin::TlsGetAddr => tls::tls_get_addr_address(),
         Builtin::CxaAtexit => atexit::cxa_atexit_address(),
         Builtin::CxaThreadAtexit => thread_atexit::address(),
-        Builtin::Atexit => 0,
+        Builtin::Atexit | Builtin::TlvAtexit => 0,
     }
 }
 
@@ -63,6 +64,26 @@ pub(crate) fn jit_tls_index(addr: u64) -> Option<(u64, u64)> {
 /// it is in static TLS.
 pub(crate) fn static_tls_offset(id: u64) -> Option<i64> {
     tls::static_offset(id)
+}
+
+/// The address of the getter every Mach-O thread-local variable
+/// descriptor's thunk points to (`__tlv_bootstrap` resolves to it); `None`
+/// where there is none.
+pub(crate) fn macho_tlv_getter_address() -> Option<u64> {
+    linux::macho_tlv::getter_address()
+}
+
+/// Whether `addr` is a Mach-O thread-local variable descriptor of a JIT
+/// object.
+pub(crate) fn is_tlv_descriptor(addr: u64) -> bool {
+    tls::is_tlv_descriptor(addr)
+}
+
+/// Whether `addr` belongs to the host: inside a loaded module (the
+/// program or a shared library, as `dladdr` finds them) or a host
+/// thread-local variable of the calling thread.
+pub(crate) fn is_host_address(addr: u64) -> bool {
+    linux::macho_tlv::is_host_address(addr) || tls::host_tls_index(addr).is_some()
 }
 
 /// The calling thread's thread pointer.

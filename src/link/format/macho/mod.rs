@@ -15,8 +15,37 @@
 //!   that throws or needs it, and for arm64 code only where compact unwind
 //!   cannot describe a frame, or with `-femit-dwarf-unwind=always`; a
 //!   Darwin platform module would register it)
-//!   and `__LLVM`. Thread-local variables (`__thread_vars`, `__thread_data`,
-//!   `__thread_bss`, `X86_64_RELOC_TLV`) are refused as `Unsupported`.
+//!   and `__LLVM`. Thread-local variable pointers and initializer pointers
+//!   (`S_THREAD_LOCAL_VARIABLE_POINTERS`, `..._INIT_FUNCTION_POINTERS`,
+//!   which clang and zig do not put in objects) are refused as
+//!   `Unsupported`.
+//! - **Thread-local variables**: `__thread_data` (`S_THREAD_LOCAL_REGULAR`)
+//!   then `__thread_bss` (`S_THREAD_LOCAL_ZEROFILL`) are the object's
+//!   thread-local template, its TLS module's image as an ELF object's
+//!   `.tdata`/`.tbss` are (`platform/linux/tls.rs`: a block per thread made
+//!   from the template on the thread's first access, freed at thread exit
+//!   and, for every thread, when the object is removed); a template symbol
+//!   (`_v$tlv$init`) is a [`Definition::Tls`], its value its offset in the
+//!   block. `__thread_vars` (`S_THREAD_LOCAL_VARIABLES`) holds a descriptor
+//!   `{thunk, key, offset}` (3 x 8 bytes) per variable, whose symbol (`_v`)
+//!   is the variable's name for other objects and the host. Each
+//!   descriptor is checked (one 64-bit relocation against
+//!   `__tlv_bootstrap` at 0, none at 8, one against its template at 16)
+//!   and becomes: thunk = the linker's own getter (`__tlv_bootstrap`
+//!   resolves to it: `platform/linux/macho_tlv.rs`), key = the object's
+//!   TLS module id (dyld stores a pthread key there), offset = the
+//!   template's offset in the block (an edge, `T + A`). Descriptors are
+//!   read-only once linked. A variable is reached by calling its
+//!   descriptor's thunk with the descriptor's address, loaded by
+//!   `X86_64_RELOC_TLV` (`movq _v@TLVP(%rip), %rdi`), which is linked as
+//!   `X86_64_RELOC_GOT_LOAD` is (a GOT entry holding the descriptor's
+//!   address, relaxed to `leaq` when near), or by
+//!   `ARM64_RELOC_TLVP_LOAD_PAGE21`/`PAGEOFF12` (`adrp`/`ldr` of the
+//!   same GOT entry). A TLV access must name a
+//!   descriptor, or an external, which must not resolve to the host
+//!   (checked when linking: the host's thread-local variables are not
+//!   descriptors); nothing but a descriptor may refer to a template. Each
+//!   fault is an error naming the object, section, descriptor and symbol.
 //! - **Blocks**: one per section. `.subsections_via_symbols` allows a
 //!   linker to split sections at symbols (to drop or reorder them); linking
 //!   each section whole keeps every reference inside it valid without
@@ -27,7 +56,9 @@
 //!   merged as ELF's COMMON), absolute (`N_ABS`) and local symbols;
 //!   alternate entries are ordinary symbols inside their section's block.
 //!   Names stay the object's own (`_main`); `___dso_handle`, `_atexit`
-//!   and `___cxa_atexit` are the linker's own, as their ELF namesakes.
+//!   and `___cxa_atexit` are the linker's own, as their ELF namesakes;
+//!   `__tlv_atexit(f, obj)` (C++ `thread_local` destructors) is the
+//!   object's thunk into `__cxa_thread_atexit(f, obj, &___dso_handle)`.
 //! - **Relocations** through the architecture's table, `x86_64.rs` or
 //!   `aarch64.rs`. Data fields keep their implicit addends, read from the
 //!   field; `SUBTRACTOR` + `UNSIGNED` pairs become one
@@ -52,7 +83,7 @@ use object::read::macho::Section as _;
 use self::reader::{MachObject, SymKind, LE};
 use self::x86_64::Relocation;
 use super::{Choices, Diagnostics};
-use crate::link::arch::{Arch, EdgeKind, Formula};
+use crate::link::arch::{self, Arch, EdgeKind, Field, FieldRange, Formula};
 use crate::link::graph::{
     Block, Builtin, Content, Definition, Edge, External, FnArray, Global, LinkGraph, Name, Section,
     SectionId, SectionKind, Span, Symbol, SymbolId,
@@ -61,6 +92,32 @@ use crate::link::platform;
 use crate::link::{LinkError, ObjectBytes, ObjectFormat};
 
 const NONE: u32 = u32::MAX;
+
+/// The size of a thread-local variable descriptor `{thunk, key, offset}`.
+const TLV_DESCRIPTOR: u64 = 24;
+
+/// The undefined symbol every descriptor's thunk is relocated against
+/// (dyld's); the linker resolves it to its own getter.
+const TLV_BOOTSTRAP: &str = "__tlv_bootstrap";
+
+/// A descriptor's offset field: the variable's offset in the thread-local
+/// block (`T + A`, the target a template symbol `_v$tlv$init`), not its
+/// template's address.
+static TLV_OFFSET: EdgeKind = EdgeKind {
+    formula: Formula::DtpOffset,
+    field: Field::Data {
+        size: 8,
+        range: FieldRange::Wrap,
+    },
+    name: "__thread_vars offset (UNSIGNED)",
+};
+
+/// Whether an edge is a thread-local variable access (a load of a
+/// descriptor's address): x86-64 `X86_64_RELOC_TLV`, arm64
+/// `ARM64_RELOC_TLVP_LOAD_PAGE21`/`PAGEOFF12`.
+fn is_tlv_access(kind: &EdgeKind) -> bool {
+    kind.name.starts_with("X86_64_RELOC_TLV") || kind.name.starts_with("ARM64_RELOC_TLVP")
+}
 
 /// A little-endian signed field of `size` bytes (4 or 8) at `off`.
 fn read_signed(bytes: &[u8], off: u64, size: u8) -> Option<i64> {
@@ -159,17 +216,16 @@ fn classify(
     if flags & macho::S_ATTR_DEBUG.0 != 0 || matches!(segname, b"__DWARF" | b"__LD" | b"__LLVM") {
         return Ok(None);
     }
+    if let Some(why) = reader::unsupported_thread_local(macho::SectionFlags(flags)) {
+        return Err(why);
+    }
     match ty {
-        macho::S_THREAD_LOCAL_REGULAR
-        | macho::S_THREAD_LOCAL_ZEROFILL
-        | macho::S_THREAD_LOCAL_VARIABLES
-        | macho::S_THREAD_LOCAL_VARIABLE_POINTERS
-        | macho::S_THREAD_LOCAL_INIT_FUNCTION_POINTERS => {
-            return Err(
-                "thread-local variables (Mach-O TLV sections) are not supported for \
-                 Mach-O objects yet",
-            )
-        }
+        // The thread-local template: initialized, then zero-filled.
+        macho::S_THREAD_LOCAL_REGULAR => return Ok(Some(SectionKind::TlsData)),
+        macho::S_THREAD_LOCAL_ZEROFILL => return Ok(Some(SectionKind::TlsZero)),
+        // Descriptors: written once here (dyld writes their keys at load
+        // time; this linker knows them at link time), then read-only.
+        macho::S_THREAD_LOCAL_VARIABLES => return Ok(Some(SectionKind::ReadOnly)),
         macho::S_NON_LAZY_SYMBOL_POINTERS
         | macho::S_LAZY_SYMBOL_POINTERS
         | macho::S_LAZY_DYLIB_SYMBOL_POINTERS
@@ -245,7 +301,8 @@ impl Builder<'_> {
                 ));
             }
             let size = s.size(LE);
-            let content = if kind == SectionKind::Zero {
+            let zero_fill = matches!(kind, SectionKind::Zero | SectionKind::TlsZero);
+            let content = if zero_fill {
                 Content::Zero
             } else {
                 let bytes = self.obj.section_data(name, i)?;
@@ -257,7 +314,7 @@ impl Builder<'_> {
                 }
                 Content::Object(Span::of(self.data, bytes))
             };
-            if kind == SectionKind::Zero && u32::try_from(size).is_err() {
+            if zero_fill && u32::try_from(size).is_err() {
                 return Err(LinkError::unsupported(
                     name,
                     format!("section {display} is larger than 4 GiB"),
@@ -282,6 +339,19 @@ impl Builder<'_> {
                     reversed: false,
                     fini: ty == macho::S_MOD_TERM_FUNC_POINTERS,
                 });
+            }
+            if matches!(kind, SectionKind::TlsData | SectionKind::TlsZero) {
+                let a = self.g.tls_align.get_or_insert(1);
+                *a = (*a).max(align);
+            }
+            if ty == macho::S_THREAD_LOCAL_VARIABLES {
+                if !size.is_multiple_of(TLV_DESCRIPTOR) {
+                    return Err(self.malformed(format!(
+                        "section {display}: size {size} is not a multiple of {TLV_DESCRIPTOR} \
+                         (thread-local variable descriptors are {{thunk, key, offset}}, 3 x 8 bytes)"
+                    )));
+                }
+                self.g.tlv_sections.push(id);
             }
             self.section_of[i] = id;
             let block = self.g.blocks.len() as u32;
@@ -361,6 +431,20 @@ impl Builder<'_> {
                     if n == "___dso_handle" {
                         let (own, _) = self.g.ensure_dso_handle();
                         self.g.symbols[i].definition = self.g.symbols[own as usize].definition;
+                    } else if n == TLV_BOOTSTRAP {
+                        // The thunk of every thread-local variable
+                        // descriptor: the linker's own getter.
+                        match platform::macho_tlv_getter_address() {
+                            None => diag.report(LinkError::unsupported(
+                                name,
+                                "thread-local variables (`__tlv_bootstrap`): this host has no \
+                                 getter for Mach-O thread-local variables (x86-64 needs XSAVE \
+                                 enabled by the OS)",
+                            ))?,
+                            Some(getter) => {
+                                self.g.symbols[i].definition = Definition::Absolute(getter);
+                            }
+                        }
                     } else {
                         self.make_external(si, n, reader::is_weak_ref(sym))?;
                     }
@@ -396,7 +480,13 @@ impl Builder<'_> {
                         continue;
                     }
                     let block = self.g.sections[gs as usize].blocks.start;
-                    Definition::Block { block, offset }
+                    if self.is_template(gs) {
+                        // A variable's template (`_v$tlv$init`): its value
+                        // is its offset in the thread-local block.
+                        Definition::Tls { block, offset }
+                    } else {
+                        Definition::Block { block, offset }
+                    }
                 }
             };
             self.g.symbols[i].definition = definition;
@@ -456,11 +546,14 @@ impl Builder<'_> {
             }
             let block = self.g.sections[gs as usize].blocks.start;
             let id = self.g.symbols.len() as SymbolId;
-            self.g.symbols.push(Symbol::new(
-                Name::Linker(""),
-                Definition::Block { block, offset: 0 },
-                0,
-            ));
+            let definition = if self.is_template(gs) {
+                Definition::Tls { block, offset: 0 }
+            } else {
+                Definition::Block { block, offset: 0 }
+            };
+            self.g
+                .symbols
+                .push(Symbol::new(Name::Linker(""), definition, 0));
             self.section_symbol[i] = id;
         }
         Ok(())
@@ -475,7 +568,11 @@ impl Builder<'_> {
             symbol: si,
             name: Span::of(self.data, n.as_bytes()),
             weak,
-            builtin: ObjectFormat::MachO.host_name(n).and_then(Builtin::of),
+            builtin: if n == "__tlv_atexit" {
+                Some(Builtin::TlvAtexit)
+            } else {
+                ObjectFormat::MachO.host_name(n).and_then(Builtin::of)
+            },
         });
         self.g.symbols[si as usize].definition = Definition::External(ext);
         Ok(())
@@ -535,11 +632,16 @@ impl Builder<'_> {
             let relocs = self.obj.relocations(name, i)?;
             let section = &self.g.sections[gs as usize];
             let (kind, block) = (section.kind, section.blocks.start);
-            if relocs.is_empty() && kind != SectionKind::EhFrame {
+            // `__eh_frame` and descriptors are checked even without
+            // relocations.
+            if relocs.is_empty()
+                && kind != SectionKind::EhFrame
+                && !self.g.tlv_sections.contains(&gs)
+            {
                 continue;
             }
             let display = self.obj.section_display(i);
-            if kind == SectionKind::Zero {
+            if matches!(kind, SectionKind::Zero | SectionKind::TlsZero) {
                 return Err(self.malformed(format!("relocations for zero-fill section {display}")));
             }
             let content = self.obj.section_data(name, i)?;
@@ -709,6 +811,10 @@ impl Builder<'_> {
             if kind == SectionKind::EhFrame {
                 self.eh_frame_edges(i, content, sec_addr, &mut edges)?;
             }
+            if self.g.tlv_sections.contains(&gs) {
+                self.tlv_descriptors(i, tsize, &mut edges, diag)?;
+            }
+            self.check_thread_local_uses(i, &mut edges, diag)?;
             for (edge, sub) in edges {
                 if let Some(b) = sub {
                     self.g.subtrahends.push((self.g.edges.len() as u32, b));
@@ -921,6 +1027,191 @@ impl Builder<'_> {
                 addend,
             };
             edges.push((edge, None));
+        }
+        Ok(())
+    }
+
+    /// Whether graph section `gs` is part of the thread-local template
+    /// (`__thread_data`, `__thread_bss`).
+    fn is_template(&self, gs: SectionId) -> bool {
+        matches!(
+            self.g.sections[gs as usize].kind,
+            SectionKind::TlsData | SectionKind::TlsZero
+        )
+    }
+
+    /// The name of the variable whose descriptor is the `k`th of Mach-O
+    /// section `i` (the symbol at its start), for messages.
+    fn descriptor_name(&self, i: usize, k: u64) -> String {
+        let gs = self.section_of[i];
+        let block = self.g.sections[gs as usize].blocks.start;
+        let at = k * TLV_DESCRIPTOR;
+        self.g
+            .symbols
+            .iter()
+            .find(|s| {
+                s.definition == Definition::Block { block, offset: at }
+                    && !self.g.name_of(s.name).is_empty()
+            })
+            .map_or_else(
+                || format!("#{k}"),
+                |s| format!("`{}`", self.g.name_of(s.name)),
+            )
+    }
+
+    /// Checks the descriptors of `__thread_vars` section `i` (`size`
+    /// bytes) and makes their edges: the thunk's relocation (against
+    /// `__tlv_bootstrap`, the getter) stays; the key gets the object's TLS
+    /// module id; the offset's relocation (against the variable's template
+    /// symbol) becomes the template's offset in the thread-local block.
+    fn tlv_descriptors(
+        &mut self,
+        i: usize,
+        size: u64,
+        edges: &mut Vec<(Edge, Option<SymbolId>)>,
+        diag: &mut Diagnostics,
+    ) -> Result<(), LinkError> {
+        let display = self.obj.section_display(i);
+        let n = (size / TLV_DESCRIPTOR) as usize;
+        let mut thunk = vec![false; n];
+        let mut template: Vec<Option<SymbolId>> = vec![None; n];
+        let mut kept = Vec::with_capacity(edges.len() + n);
+        for (edge, sub) in std::mem::take(edges) {
+            let k = (edge.offset / TLV_DESCRIPTOR) as usize;
+            let field = edge.offset % TLV_DESCRIPTOR;
+            let pointer = sub.is_none()
+                && k < n
+                && edge.kind.formula == Formula::Absolute
+                && edge.kind.field.size() == 8;
+            let target = &self.g.symbols[edge.target as usize];
+            let target_name = self.g.name_of(target.name);
+            match field {
+                0 if pointer && target_name == TLV_BOOTSTRAP && !thunk[k] => {
+                    thunk[k] = true;
+                    kept.push((edge, None));
+                }
+                16 if pointer
+                    && matches!(target.definition, Definition::Tls { .. })
+                    && template[k].is_none() =>
+                {
+                    template[k] = Some(edge.target);
+                    kept.push((
+                        Edge {
+                            kind: &TLV_OFFSET,
+                            ..edge
+                        },
+                        None,
+                    ));
+                }
+                _ => diag.report(self.malformed(format!(
+                    "section {display}+{:#x}: thread-local variable descriptor {}: {} against \
+                     `{}` at its offset {field}; a descriptor {{thunk, key, offset}} has one \
+                     64-bit relocation against `{TLV_BOOTSTRAP}` at 0, none at 8 and one \
+                     against its variable's template (in __thread_data or __thread_bss) at 16",
+                    edge.offset,
+                    self.descriptor_name(i, k as u64),
+                    edge.kind.name,
+                    self.g.symbol_display(edge.target),
+                )))?,
+            }
+        }
+        for k in 0..n {
+            let at = k as u64 * TLV_DESCRIPTOR;
+            if !thunk[k] {
+                diag.report(self.malformed(format!(
+                    "section {display}+{at:#x}: thread-local variable descriptor {}: its thunk \
+                     (offset 0) has no 64-bit relocation against `{TLV_BOOTSTRAP}`",
+                    self.descriptor_name(i, k as u64)
+                )))?;
+            }
+            match template[k] {
+                Some(t) => kept.push((
+                    Edge {
+                        offset: at + 8,
+                        kind: &arch::TLS_MODULE_ID,
+                        target: t,
+                        addend: 0,
+                    },
+                    None,
+                )),
+                None => diag.report(self.malformed(format!(
+                    "section {display}+{at:#x}: thread-local variable descriptor {}: its offset \
+                     (offset 16) has no 64-bit relocation against its variable's template (a \
+                     symbol in __thread_data or __thread_bss)",
+                    self.descriptor_name(i, k as u64)
+                )))?,
+            }
+        }
+        *edges = kept;
+        Ok(())
+    }
+
+    /// Thread-local variables are reached only through their descriptors:
+    /// a TLV access must name a descriptor (or an external, which must
+    /// resolve to another object's: recorded in `tlv_refs`), and nothing
+    /// but a descriptor's offset may refer to a template symbol. Faulty
+    /// edges of section `i` are reported and dropped.
+    fn check_thread_local_uses(
+        &mut self,
+        i: usize,
+        edges: &mut Vec<(Edge, Option<SymbolId>)>,
+        diag: &mut Diagnostics,
+    ) -> Result<(), LinkError> {
+        let display = self.obj.section_display(i);
+        let mut k = 0;
+        while k < edges.len() {
+            let (edge, sub) = edges[k];
+            let definition = self.g.symbols[edge.target as usize].definition;
+            let is_template = |s: SymbolId| {
+                matches!(
+                    self.g.symbols[s as usize].definition,
+                    Definition::Tls { .. }
+                )
+            };
+            let fault = if is_tlv_access(edge.kind) {
+                match definition {
+                    Definition::External(_) => {
+                        if !self.g.tlv_refs.contains(&edge.target) {
+                            self.g.tlv_refs.push(edge.target);
+                        }
+                        None
+                    }
+                    Definition::Block { block, .. }
+                        if self
+                            .g
+                            .tlv_sections
+                            .contains(&self.g.blocks[block as usize].section) =>
+                    {
+                        None
+                    }
+                    _ => {
+                        Some("which is not a thread-local variable (a `__thread_vars` descriptor)")
+                    }
+                }
+            } else if (is_template(edge.target)
+                && !std::ptr::eq(edge.kind, &TLV_OFFSET)
+                && !std::ptr::eq(edge.kind, &arch::TLS_MODULE_ID))
+                || sub.is_some_and(is_template)
+            {
+                Some(
+                    "a thread-local variable's template, which only its `__thread_vars` \
+                     descriptor may refer to",
+                )
+            } else {
+                None
+            };
+            match fault {
+                None => k += 1,
+                Some(why) => {
+                    diag.report(self.malformed(format!(
+                        "{} at {}: refers to `{}`, {why}",
+                        edge.kind.name,
+                        At(&display, edge.offset),
+                        self.g.symbol_display(edge.target),
+                    )))?;
+                    edges.remove(k);
+                }
+            }
         }
         Ok(())
     }

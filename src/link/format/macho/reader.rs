@@ -339,16 +339,22 @@ impl<'a> MachObject<'a> {
     }
 }
 
-/// Whether a section holds thread-local variables or their templates.
-pub(crate) fn is_thread_local(flags: macho::SectionFlags) -> bool {
-    matches!(
-        flags.typ(),
-        macho::S_THREAD_LOCAL_REGULAR
-            | macho::S_THREAD_LOCAL_ZEROFILL
-            | macho::S_THREAD_LOCAL_VARIABLES
-            | macho::S_THREAD_LOCAL_VARIABLE_POINTERS
-            | macho::S_THREAD_LOCAL_INIT_FUNCTION_POINTERS
-    )
+/// Why a thread-local section cannot be linked, for the kinds that are
+/// not (`__thread_vars`, `__thread_data` and `__thread_bss` are; see
+/// `mod.rs`): thread-local variable pointers and initializer pointers,
+/// which clang and zig do not put in relocatable objects.
+pub(crate) fn unsupported_thread_local(flags: macho::SectionFlags) -> Option<&'static str> {
+    match flags.typ() {
+        macho::S_THREAD_LOCAL_VARIABLE_POINTERS => Some(
+            "thread-local variable pointers (S_THREAD_LOCAL_VARIABLE_POINTERS) are not \
+             supported in Mach-O objects",
+        ),
+        macho::S_THREAD_LOCAL_INIT_FUNCTION_POINTERS => Some(
+            "thread-local initializer pointers (S_THREAD_LOCAL_INIT_FUNCTION_POINTERS) are \
+             not supported in Mach-O objects",
+        ),
+        _ => None,
+    }
 }
 
 /// Whether a symbol is a weak definition (`N_WEAK_DEF`).
@@ -404,14 +410,10 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
     }
     // Refused at add time, so nothing of the object is defined.
     for (i, s) in obj.sections.iter().enumerate() {
-        if is_thread_local(s.flags(LE)) {
+        if let Some(why) = unsupported_thread_local(s.flags(LE)) {
             return Err(LinkError::unsupported(
                 name,
-                format!(
-                    "section {}: thread-local variables (Mach-O TLV sections) are not \
-                     supported for Mach-O objects yet",
-                    obj.section_display(i)
-                ),
+                format!("section {}: {why}", obj.section_display(i)),
             ));
         }
     }

@@ -123,6 +123,17 @@ static SUBTRACTOR_32: EdgeKind = kind(
     "X86_64_RELOC_SUBTRACTOR (32-bit)",
 );
 
+/// `movq _v@TLVP(%rip), %rdi`: the address of thread-local variable `_v`'s
+/// descriptor, loaded like a GOT entry's (the entry holds the descriptor's
+/// address) and relaxed to `leaq _v(%rip), %rdi` when the descriptor is
+/// near, as for `GOT_LOAD` (JITLink's `RequestTLVPAndTransformToPCRel32TLVPLoadREXRelaxable`).
+static TLV: EdgeKind = kind(
+    Formula::GotEntryRelativeRelaxable,
+    4,
+    FieldRange::Signed,
+    "X86_64_RELOC_TLV",
+);
+
 /// A PC-relative pointer of `__eh_frame` that the object leaves without a
 /// relocation (FDE `pc_begin`, LSDA): 4 or 8 bytes.
 pub(crate) static EH_FRAME_DELTA32: EdgeKind = kind(
@@ -143,9 +154,6 @@ pub(crate) static EH_FRAME_POINTER64: EdgeKind = kind(
     FieldRange::Wrap,
     "__eh_frame absolute pointer",
 );
-
-const TLV: &str = "thread-local variables (`__thread`/`thread_local`, Mach-O TLV descriptors) \
-     are not supported for Mach-O objects yet";
 
 /// Looks up a raw x86-64 Mach-O relocation: its type, `r_pcrel` and
 /// `r_length` (log2 of the field's size).
@@ -184,7 +192,7 @@ pub(crate) fn relocation(r_type: macho::RelocationType, pcrel: bool, length: u8)
             (false, 2) => Relocation::Subtractor(&SUBTRACTOR_32),
             _ => Relocation::BadShape("X86_64_RELOC_SUBTRACTOR", "absolute, 4 or 8 bytes"),
         },
-        macho::X86_64_RELOC_TLV => Relocation::Unsupported("X86_64_RELOC_TLV", TLV),
+        macho::X86_64_RELOC_TLV => pcrel32(&TLV, 0, "X86_64_RELOC_TLV"),
         _ => Relocation::Unknown,
     }
 }
@@ -206,9 +214,16 @@ mod tests {
             relocation(macho::X86_64_RELOC_SIGNED, false, 3),
             Relocation::BadShape(..)
         ));
+        match relocation(macho::X86_64_RELOC_TLV, true, 2) {
+            Relocation::Edge { kind, pc_bias } => {
+                assert_eq!(kind.formula, Formula::GotEntryRelativeRelaxable);
+                assert_eq!(pc_bias, 4);
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
-            relocation(macho::X86_64_RELOC_TLV, true, 2),
-            Relocation::Unsupported("X86_64_RELOC_TLV", _)
+            relocation(macho::X86_64_RELOC_TLV, false, 3),
+            Relocation::BadShape("X86_64_RELOC_TLV", _)
         ));
         assert!(matches!(
             relocation(macho::RelocationType(15), false, 3),

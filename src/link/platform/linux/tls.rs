@@ -18,6 +18,12 @@
 //! carries the module's generation, so after a removal the stale entry never
 //! matches again and a new module in the same slot gets fresh blocks.
 //!
+//! A Mach-O object's thread-local template is a module too: its
+//! descriptors' getter (`macho_tlv.rs`) reads the same per-thread cache
+//! (its fast path, in assembly, through a thread-local pointer to the
+//! cache's array that [`block_slow`] keeps current) and asks for the same
+//! blocks.
+//!
 //! The unsafe code here is the runtime: the C-ABI entry point, raw block
 //! allocation and the call to the host's `__tls_get_addr`.
 
@@ -55,6 +61,11 @@ struct Module {
     /// The address range of the module's descriptors (`tls_index` pairs for
     /// its symbols), to recognise references to them from other objects.
     descriptors: (u64, u64),
+    /// The address ranges of the module's Mach-O thread-local variable
+    /// descriptors (`__thread_vars`: `{getter, key, offset}`, 24 bytes
+    /// each), to recognise them as the targets of other objects'
+    /// `X86_64_RELOC_TLV`/`ARM64_RELOC_TLVP_*` references.
+    tlv: Vec<(u64, u64)>,
     /// Live blocks: `(thread, block address)`.
     blocks: Vec<(u64, usize)>,
 }
@@ -143,6 +154,7 @@ impl TlsModule {
             descriptors,
             offsets,
             static_offset: None,
+            tlv: Vec::new(),
             blocks: Vec::new(),
         });
         Some(TlsModule {
@@ -163,6 +175,14 @@ impl TlsModule {
     /// The module id JIT code passes in its `tls_index`.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Records the address ranges of the module's Mach-O thread-local
+    /// variable descriptors (see [`is_tlv_descriptor`]).
+    pub fn set_tlv_descriptors(&self, ranges: Vec<(u64, u64)>) {
+        if let Some(m) = REGISTRY.lock().module(self.id) {
+            m.tlv = ranges;
+        }
     }
 
     /// Sets the initialization image (at most the block size; the rest of
@@ -229,6 +249,17 @@ pub(crate) fn is_jit_descriptor(addr: u64) -> bool {
         .any(|m| addr >= m.descriptors.0 && addr < m.descriptors.1)
 }
 
+/// Whether `addr` is a Mach-O thread-local variable descriptor (`{getter,
+/// key, offset}`, 24 bytes) of a registered JIT module.
+pub(crate) fn is_tlv_descriptor(addr: u64) -> bool {
+    let reg = REGISTRY.lock();
+    reg.slots.iter().flatten().any(|m| {
+        m.tlv
+            .iter()
+            .any(|&(start, end)| addr >= start && addr < end && (addr - start).is_multiple_of(24))
+    })
+}
+
 /// Thread blocks currently allocated (for tests and leak checks).
 pub fn live_blocks() -> usize {
     LIVE_BLOCKS.load(Ordering::Relaxed)
@@ -239,19 +270,33 @@ pub fn live_modules() -> usize {
     REGISTRY.lock().slots.iter().flatten().count()
 }
 
+/// One slot of a thread's cache: the module id it holds a block of (0:
+/// none) and the block. `repr(C)`: the Mach-O TLV getter's fast path
+/// (`macho_tlv.rs`, assembly) reads the array, 16 bytes per slot.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CacheEntry {
+    id: u64,
+    block: usize,
+}
+
 struct ThreadCache {
     thread: u64,
-    /// Per slot: `(module id, block address)`.
-    blocks: RefCell<Vec<(u64, usize)>>,
+    /// Per slot: the module id and the thread's block of it.
+    blocks: RefCell<Vec<CacheEntry>>,
 }
 
 impl Drop for ThreadCache {
     fn drop(&mut self) {
+        // The getter's fast path must not read the array any more: later
+        // accesses on this thread (other destructors at its exit) take the
+        // slow path.
+        super::macho_tlv::publish(0, 0);
         let cached = std::mem::take(&mut *self.blocks.borrow_mut());
         let mut freed = Vec::new();
         {
             let mut reg = REGISTRY.lock();
-            for (id, _) in cached {
+            for CacheEntry { id, .. } in cached {
                 if id == 0 {
                     continue;
                 }
@@ -313,12 +358,37 @@ fn block_slow(id: u64) -> usize {
         if let Ok(mut b) = c.blocks.try_borrow_mut() {
             let slot = slot_of(id);
             if b.len() <= slot {
-                b.resize(slot + 1, (0, 0));
+                b.resize(slot + 1, CacheEntry::default());
             }
-            b[slot] = (id, addr);
+            b[slot] = CacheEntry { id, block: addr };
+            // The array may have moved: the Mach-O getter's fast path reads
+            // it from here on.
+            super::macho_tlv::publish(b.as_ptr() as usize, b.len());
         }
     });
     addr
+}
+
+/// The calling thread's block of JIT module `id` (from its cache, or
+/// allocated now); `None` when no such module is registered (or memory ran
+/// out).
+pub(crate) fn thread_block(id: u64) -> Option<usize> {
+    let slot = slot_of(id);
+    let cached = CACHE
+        .try_with(|c| {
+            c.blocks
+                .try_borrow()
+                .ok()
+                .and_then(|b| b.get(slot).copied())
+                .filter(|e| e.id == id)
+                .map(|e| e.block)
+        })
+        .ok()
+        .flatten();
+    match cached {
+        Some(a) => Some(a),
+        None => Some(block_slow(id)).filter(|&a| a != 0),
+    }
 }
 
 type TlsGetAddr = unsafe extern "C" fn(*const TlsIndex) -> *mut c_void;
@@ -350,29 +420,13 @@ pub(crate) unsafe extern "C" fn jitrt_tls_get_addr(ti: *const TlsIndex) -> *mut 
             None => std::ptr::null_mut(),
         };
     }
-    let slot = slot_of(module);
-    let cached = CACHE
-        .try_with(|c| {
-            c.blocks
-                .try_borrow()
-                .ok()
-                .and_then(|b| b.get(slot).copied())
-                .filter(|&(id, _)| id == module)
-                .map(|(_, a)| a)
-        })
-        .ok()
-        .flatten();
-    let base = match cached {
-        Some(a) => a,
-        None => block_slow(module),
-    };
-    if base == 0 {
+    let Some(base) = thread_block(module) else {
         // The module is gone (or memory ran out): JIT code of a removed
         // object is running, which the API forbids. Fail loudly rather than
         // hand out a dangling address.
         eprintln!("libjitrt: __tls_get_addr for an unknown or removed JIT TLS module {module:#x}");
         std::process::abort();
-    }
+    };
     base.wrapping_add(offset as usize) as *mut c_void
 }
 
@@ -559,22 +613,30 @@ std::arch::global_asm!(
 /// for the components the OS enabled, plus room for the alignment. Set
 /// before the resolver's address is first handed out.
 #[cfg(target_arch = "x86_64")]
-static XSAVE_AREA: AtomicU64 = AtomicU64::new(4096);
+pub(crate) static XSAVE_AREA: AtomicU64 = AtomicU64::new(4096);
+
+/// Whether the OS enabled XSAVE (CPUID.1:ECX.OSXSAVE: every x86-64 Linux
+/// that runs AVX code does); sets [`XSAVE_AREA`] to the size CPUID reports
+/// for the enabled components (leaf 0xD exists where XSAVE does), which
+/// the assembly helpers that save the vector state reserve.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn xsave_ready() -> bool {
+    use std::arch::x86_64::__cpuid_count;
+    let osxsave = __cpuid_count(1, 0).ecx & (1 << 27) != 0;
+    if osxsave {
+        let size = u64::from(__cpuid_count(0xd, 0).ebx).max(576);
+        XSAVE_AREA.store(size + 64, Ordering::Relaxed);
+    }
+    osxsave
+}
 
 /// The address of the TLS descriptor resolver (0 where there is none).
 pub(crate) fn tlsdesc_resolver_address() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::__cpuid_count;
-        // CPUID.1:ECX.OSXSAVE: the OS enabled XSAVE (every x86-64 Linux
-        // that runs AVX code does).
-        let osxsave = __cpuid_count(1, 0).ecx & (1 << 27) != 0;
-        if !osxsave {
+        if !xsave_ready() {
             return 0;
         }
-        // Leaf 0xD exists where XSAVE does.
-        let size = u64::from(__cpuid_count(0xd, 0).ebx).max(576);
-        XSAVE_AREA.store(size + 64, Ordering::Relaxed);
         extern "C" {
             fn jitrt_tlsdesc_resolver();
         }
