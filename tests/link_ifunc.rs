@@ -126,3 +126,21 @@ fn ifuncs_resolve_once_and_match_native() {
         t.remove().unwrap();
     }
 }
+
+/// Preparing an object tells whether linking it would run its code (the
+/// resolvers of its indirect functions): what a caller linking objects it
+/// does not trust to run (the fuzzer) asks first. Nothing is linked here.
+#[test]
+fn prepared_objects_say_whether_linking_runs_their_resolvers() {
+    use jitrt::link::{JitMemory, ObjectBytes, PreparedObject};
+    // Its own directory: the other test builds the same names in parallel.
+    let dir = cc::scratch("ifunc-prepared");
+    let (ifuncs, user, _) = build(&dir, "gcc");
+    let memory = JitMemory::new(16 << 20).unwrap();
+    for (path, runs) in [(&ifuncs, true), (&user, false)] {
+        let bytes = ObjectBytes::copy_from(&std::fs::read(path).unwrap());
+        let p = PreparedObject::prepare(&memory, "o", &bytes, &|_| false).unwrap();
+        assert_eq!(p.runs_code_when_linked(), runs, "{}", path.display());
+    }
+    assert_eq!(memory.code_bytes() + memory.data_bytes(), 0);
+}

@@ -164,6 +164,12 @@ impl PreparedBatch {
             .flat_map(|g| g.needed_externals())
     }
 
+    /// Whether linking runs code of the batch: indirect functions'
+    /// resolvers run at link, as the dynamic loader runs them at load.
+    pub fn runs_code_when_linked(&self) -> bool {
+        self.graphs.iter().any(|g| !g.ifuncs.is_empty())
+    }
+
     /// The format of the batch's objects (one dylib never mixes them).
     pub fn format(&self) -> super::ObjectFormat {
         self.graphs
@@ -605,6 +611,14 @@ impl PreparedObject {
     /// Start address and length of the object's memory.
     pub fn memory_range(&self) -> (u64, usize) {
         self.batch.memory_range()
+    }
+
+    /// Whether [`PreparedObject::link`] runs code of the object: the
+    /// resolvers of its indirect functions (`STT_GNU_IFUNC`) run at link,
+    /// as the dynamic loader runs them at load. A caller that links
+    /// objects it does not trust to run (a fuzzer, a checker) asks first.
+    pub fn runs_code_when_linked(&self) -> bool {
+        self.batch.runs_code_when_linked()
     }
 
     /// Phase 3. `resolved` is called once per distinct external (see
