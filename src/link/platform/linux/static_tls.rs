@@ -167,6 +167,8 @@ fn shared_object(size: usize, align: usize, image: &[u8], page: usize) -> Vec<u8
         dyn_entries.len() * 16,
         8,
     ); // PT_DYNAMIC
+       // At least one byte: glibc takes a PT_TLS of size 0 for no TLS at all
+       // (alignment 0), then divides by that alignment to place it.
     ph(
         &mut o,
         2,
@@ -174,7 +176,7 @@ fn shared_object(size: usize, align: usize, image: &[u8], page: usize) -> Vec<u8
         4,
         tls,
         image.len(),
-        size.max(image.len()),
+        size.max(image.len()).max(1),
         align.max(1),
     ); // PT_TLS
        // Symbols: null; a local TLS symbol at the block's start (for the
@@ -305,5 +307,14 @@ mod tests {
         assert_eq!(&here[8..], &[0; 8]);
         let there = std::thread::scope(|s| s.spawn(|| read(&b)).join().unwrap());
         assert_eq!(here, there);
+    }
+
+    /// An empty thread-local block (an object whose TLS sections are
+    /// empty, as a corrupted one found by the fuzzer): glibc takes a
+    /// zero-size TLS segment for none and divided by its alignment, 0.
+    #[test]
+    fn an_empty_block_is_placed_too() {
+        let b = allocate(0, 1, &[]).unwrap();
+        let _ = b.tp_offset();
     }
 }
