@@ -597,6 +597,47 @@ fn comdat_group_with_a_strong_symbol() {
     }
 }
 
+/// A COMDAT group kept (the only copy) whose signature symbol, weak,
+/// loses to a strong definition in another object: the group's own code
+/// calls the winner, as in the natively linked program. (The group and the
+/// symbol share a name; the linker asks about each on its own.)
+#[test]
+fn comdat_group_whose_weak_symbol_loses() {
+    let tag = "comdat-weak";
+    let objs = compile(
+        "gcc",
+        &["comdat_weak_a.c", "comdat_weak_b.c"],
+        &["-O2", "-fPIC"],
+        tag,
+    );
+    // The native answer: the same objects linked by gcc, and run.
+    let dir = cc::scratch(tag);
+    let main = dir.join("main.c");
+    std::fs::write(
+        &main,
+        "#include <stdio.h>\nint comdat_weak(void), comdat_weak_from_b(void);\n\
+         int main(void) { printf(\"%d %d\\n\", comdat_weak_from_b(), comdat_weak()); return 0; }\n",
+    )
+    .unwrap();
+    let exe = dir.join("native");
+    cc::run_ok(cc::tool("gcc").args(&objs).arg(&main).arg("-o").arg(&exe));
+    let native = cc::run_ok(&mut cc::run_target(&exe));
+    let jit = Jit::new(tag);
+    let t = jit.tracker();
+    jit.add_all(&t, &objs);
+    let got = format!(
+        "{} {}\n",
+        call0(jit.lookup("comdat_weak_from_b", tag)),
+        call0(jit.lookup("comdat_weak", tag))
+    );
+    assert_eq!(
+        got, native,
+        "{tag}: JIT answers differ from the native link"
+    );
+    t.remove().unwrap();
+    jit.assert_empty(tag);
+}
+
 /// C++ through the ORC layer: the two objects share many COMDAT groups
 /// (inline functions, a function-local static, templates, vtables and
 /// typeinfo), use the host's libstdc++, throw and catch, use RTTI, and have

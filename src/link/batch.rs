@@ -573,8 +573,10 @@ impl PreparedObject {
         discarded: &dyn Fn(&str) -> bool,
         common_size: &dyn Fn(&str) -> Option<(u64, u64)>,
     ) -> Result<Self, LinkError> {
+        // One answer for both questions, as documented on `prepare`.
         let choices = Choices {
-            discarded,
+            group_dropped: discarded,
+            definition_lost: discarded,
             common_size,
         };
         let graph = format::build_graph(name, bytes, &choices, &mut Diagnostics::strict())?;

@@ -45,7 +45,8 @@ pub fn diagnose_object(
         };
     }
     let choices = Choices {
-        discarded,
+        group_dropped: discarded,
+        definition_lost: discarded,
         common_size: &|_| None,
     };
     let mut diag = Diagnostics::collecting();

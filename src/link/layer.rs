@@ -522,13 +522,11 @@ impl ObjectLinkingLayer {
             owned
         };
         let groups: FxHashSet<&str> = unit.comdats.iter().map(|s| s.as_str()).collect();
-        let discarded = |name: &str| {
-            if groups.contains(name) {
-                !owned_groups.contains(name)
-            } else {
-                !mine.contains(name)
-            }
-        };
+        // A group is dropped when another object owns it; a definition is
+        // lost when the responsibility does not cover it (another
+        // definition won, or it is a dropped group's).
+        let group_dropped = |sig: &str| groups.contains(sig) && !owned_groups.contains(sig);
+        let definition_lost = |name: &str| !mine.contains(name);
         // Asked only for the COMMON definitions this object keeps; those
         // are recorded as linked once it is.
         let kept_commons: std::cell::RefCell<Vec<(u32, String)>> = Default::default();
@@ -544,7 +542,8 @@ impl ObjectLinkingLayer {
             size
         };
         let choices = Choices {
-            discarded: &discarded,
+            group_dropped: &group_dropped,
+            definition_lost: &definition_lost,
             common_size: &common_size,
         };
         let graph = build_graph(

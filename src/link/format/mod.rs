@@ -17,11 +17,15 @@ use super::{LinkError, ObjectBytes, ObjectFormat, ObjectInfo};
 /// What the caller decides for an object's definitions while its graph is
 /// built.
 pub(crate) struct Choices<'a> {
-    /// Asked about each COMDAT group signature and each non-local
-    /// definition: `true` means the group is dropped whole (its symbols
-    /// become externals), or the definition lost to another one (weak,
-    /// COMMON, duplicate) and references to it go to the winner.
-    pub discarded: &'a dyn Fn(&str) -> bool,
+    /// Asked about each COMDAT group signature: `true` means the group is
+    /// dropped whole (another object of the dylib owns it) and its
+    /// symbols become externals.
+    pub group_dropped: &'a dyn Fn(&str) -> bool,
+    /// Asked about each non-local definition: `true` means it lost to
+    /// another one (weak, COMMON, duplicate), and references to it go to
+    /// the winner. A group signature is often also the name of a symbol
+    /// of the group: two questions, so each gets its own answer.
+    pub definition_lost: &'a dyn Fn(&str) -> bool,
     /// For a COMMON symbol this object keeps: the largest size and
     /// alignment any object of the dylib declares for it.
     pub common_size: &'a dyn Fn(&str) -> Option<(u64, u64)>,

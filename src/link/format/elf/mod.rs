@@ -119,7 +119,7 @@ impl Builder<'_> {
         let mut in_group = vec![false; nsec];
         for group in obj.comdat_groups(name)? {
             let (gi, sig, members) = (group.section, group.signature, group.members);
-            let drop_it = (choices.discarded)(sig);
+            let drop_it = (choices.group_dropped)(sig);
             for w in members.chunks_exact(4) {
                 let idx = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize;
                 if idx == 0 || idx >= nsec {
@@ -388,7 +388,7 @@ impl Builder<'_> {
                 diag.report(self.malformed(format!("global symbol {i} has no name")))?;
                 continue;
             }
-            if (choices.discarded)(n) {
+            if (choices.definition_lost)(n) {
                 if sec == SymSection::Common {
                     commons.pop();
                 }

@@ -508,7 +508,7 @@ impl Builder<'_> {
                 continue;
             }
             let common = matches!(kind, SymKind::Common { .. });
-            if (choices.discarded)(n) {
+            if (choices.definition_lost)(n) {
                 if common {
                     commons.pop();
                 }
