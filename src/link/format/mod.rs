@@ -11,7 +11,7 @@ pub(crate) mod elf;
 mod lto;
 pub(crate) mod macho;
 
-use super::graph::LinkGraph;
+use super::graph::{LinkGraph, SymbolId};
 use super::{LinkError, ObjectBytes, ObjectFormat, ObjectInfo};
 
 /// What the caller decides for an object's definitions while its graph is
@@ -29,6 +29,20 @@ pub(crate) struct Choices<'a> {
     /// For a COMMON symbol this object keeps: the largest size and
     /// alignment any object of the dylib declares for it.
     pub common_size: &'a dyn Fn(&str) -> Option<(u64, u64)>,
+}
+
+impl Choices<'_> {
+    /// Grows a kept COMMON definition `(symbol, size, alignment)` to the
+    /// largest size and alignment the caller knows for `name` (an
+    /// alignment that is not a power of two or exceeds a page is ignored).
+    pub fn merge_common(&self, name: &str, common: &mut (SymbolId, u64, u64), page: u64) {
+        if let Some((size, align)) = (self.common_size)(name) {
+            if align.is_power_of_two() && align <= page {
+                common.1 = common.1.max(size);
+                common.2 = common.2.max(align);
+            }
+        }
+    }
 }
 
 /// Where the graph builder sends the errors it can continue after (a bad

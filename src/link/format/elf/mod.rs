@@ -396,14 +396,9 @@ impl Builder<'_> {
                 continue;
             }
             if sec == SymSection::Common {
-                if let (Some((size, align)), Some(c)) =
-                    ((choices.common_size)(n), commons.last_mut())
-                {
-                    if align.is_power_of_two() && align <= page {
-                        c.1 = c.1.max(size);
-                        c.2 = c.2.max(align);
-                        self.g.symbols[i].size = c.1;
-                    }
+                if let Some(c) = commons.last_mut() {
+                    choices.merge_common(n, c, page);
+                    self.g.symbols[i].size = c.1;
                 }
             }
             self.g.globals.push(Global {

@@ -516,15 +516,8 @@ impl Builder<'_> {
                 continue;
             }
             if common {
-                if let (Some((size, align)), Some(c)) =
-                    ((choices.common_size)(n), commons.last_mut())
-                {
-                    if align.is_power_of_two() && align <= page {
-                        c.1 = c.1.max(size);
-                        c.2 = c.2.max(align);
-                    }
-                }
-                if let Some(c) = commons.last() {
+                if let Some(c) = commons.last_mut() {
+                    choices.merge_common(n, c, page);
                     self.g.symbols[i].size = c.1;
                 }
             }

@@ -3,6 +3,8 @@
 //! linker's own `__tls_get_addr` (and the Mach-O thread-local variable
 //! getter, `macho_tlv.rs`), destructor registries, and `dlsym`.
 
+#[macro_use]
+mod asm_frame;
 pub(crate) mod args;
 pub(crate) mod atexit;
 pub(crate) mod eh_frame;
