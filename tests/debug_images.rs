@@ -19,6 +19,10 @@
 
 #[path = "support/cc.rs"]
 mod cc;
+#[path = "support/debugger.rs"]
+mod debugger;
+
+use debugger::{between, require, run_debugger};
 
 use jitrt::link::debug::DebugSupport;
 use jitrt::link::ObjectLinkingLayer;
@@ -30,25 +34,6 @@ use std::time::Duration;
 
 /// Serializes the in-process tests (images are counted process-wide).
 static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Whether `tool` runs; when it does not, the test says it is skipped
-/// (and fails on CI, where `.ci/run` installs it).
-fn require(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{tool} is not installed (.ci/run installs it)"
-        );
-        eprintln!("skipped: {tool} is not installed (.ci/run installs it)");
-    }
-    found
-}
 
 /// `tests/debug/NAME.c` compiled for the tests' target by `compiler`
 /// (`gcc` or `clang-19`) with `flags`.
@@ -256,18 +241,6 @@ fn listening(port: u16) -> bool {
     })
 }
 
-/// The text between the echoed markers `==A==` and `==B==`.
-fn between<'a>(out: &'a str, a: &str, b: &str) -> &'a str {
-    let start = out
-        .find(&format!("=={a}=="))
-        .unwrap_or_else(|| panic!("no marker {a} in gdb output:\n{out}"));
-    let rest = &out[start..];
-    let end = rest
-        .find(&format!("=={b}=="))
-        .unwrap_or_else(|| panic!("no marker {b} in gdb output:\n{out}"));
-    &rest[..end]
-}
-
 /// `jit_fn.o` (with `-g`) and `jit_plain.o` (without) for the host, and
 /// the prefix it looks their functions up with.
 struct HostObjects {
@@ -360,17 +333,6 @@ impl Drop for QemuHost {
         let _ = self.qemu.kill();
         let _ = self.qemu.wait();
     }
-}
-
-/// Runs `debugger ARGS` (its errors interleaved with its output, in
-/// order) and returns what it printed.
-fn run_debugger(debugger: &str, args: &[String]) -> String {
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", "exec \"$@\" 2>&1", "sh", debugger])
-        .args(args);
-    let r = cc::run_with_timeout(&mut cmd, Duration::from_secs(300));
-    assert!(!r.timed_out, "{debugger} timed out:\n{}", r.stdout);
-    r.stdout
 }
 
 /// AArch64 under qemu-user: `gdb-multiarch` attached to qemu's gdbstub

@@ -13,6 +13,10 @@
 
 #[path = "support/cc.rs"]
 mod cc;
+#[path = "support/debugger.rs"]
+mod debugger;
+
+use debugger::{between, require, run_debugger};
 
 use jitrt::link::debug::DebugSupport;
 use jitrt::link::{ObjectBytes, ObjectLinkingLayer};
@@ -149,38 +153,6 @@ fn symbol_size(path: &Path, name: &str) -> u64 {
         .size()
 }
 
-/// Whether `tool` runs; when it does not, the test says it is skipped
-/// (and fails on CI, where `.ci/run` installs it).
-fn require(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{tool} is not installed (.ci/run installs it)"
-        );
-        eprintln!("skipped: {tool} is not installed (.ci/run installs it)");
-    }
-    found
-}
-
-/// Runs `debugger` with `args` in batch mode, its errors (stderr)
-/// interleaved with its output (stdout) in order, with no registration
-/// asked for by the environment; returns what it printed.
-fn run_debugger(debugger: &str, args: &[OsString]) -> String {
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", "exec \"$@\" 2>&1", "sh", debugger])
-        .args(args)
-        .env_remove("JITRT_DEBUGGER")
-        .env_remove("JITRT_PERF")
-        .env_remove("CFLAGS");
-    let r = cc::run_with_timeout(&mut cmd, Duration::from_secs(180));
-    assert!(!r.timed_out, "{debugger} timed out:\n{}", r.stdout);
-    r.stdout
-}
-
 /// `gdb -batch` running `script` on `program` (the executable, then its
 /// arguments).
 fn gdb(script: &[&str], program: &[&OsStr]) -> String {
@@ -192,18 +164,6 @@ fn gdb(script: &[&str], program: &[&OsStr]) -> String {
     args.push("--args".into());
     args.extend(program.iter().map(|a| a.to_os_string()));
     run_debugger("gdb", &args)
-}
-
-/// The text between the echoed markers `=A=` and `=B=`.
-fn between<'a>(out: &'a str, a: &str, b: &str) -> &'a str {
-    let start = out
-        .find(&format!("=={a}=="))
-        .unwrap_or_else(|| panic!("no marker {a} in gdb output:\n{out}"));
-    let rest = &out[start..];
-    let end = rest
-        .find(&format!("=={b}=="))
-        .unwrap_or_else(|| panic!("no marker {b} in gdb output:\n{out}"));
-    &rest[..end]
 }
 
 #[test]

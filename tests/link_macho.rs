@@ -329,13 +329,10 @@ fn cxx_exceptions_through_host_libstdcxx() {
     t.remove().unwrap();
 }
 
-#[test]
-fn mixing_elf_and_macho_is_an_error_naming_both() {
-    if !have_clang() {
-        return;
-    }
-    let dir = cc::scratch("link-macho-mix");
-    let m = macho(&dir, "m.c", "int m(void) { return 1; }\n", &[]);
+/// A Mach-O object defining `_m` (returns 1) and an ELF one defining `e`
+/// (returns 2), compiled in `dir`.
+fn macho_and_elf(dir: &Path) -> (PathBuf, PathBuf) {
+    let m = macho(dir, "m.c", "int m(void) { return 1; }\n", &[]);
     let e = dir.join("e.o");
     std::fs::write(dir.join("e.c"), "int e(void) { return 2; }\n").unwrap();
     cc::run_ok(
@@ -344,6 +341,16 @@ fn mixing_elf_and_macho_is_an_error_naming_both() {
             .arg(&e)
             .arg(dir.join("e.c")),
     );
+    (m, e)
+}
+
+#[test]
+fn mixing_elf_and_macho_is_an_error_naming_both() {
+    if !have_clang() {
+        return;
+    }
+    let dir = cc::scratch("link-macho-mix");
+    let (m, e) = macho_and_elf(&dir);
     let session = Session::new(SessionOptions::default());
     let layer = ObjectLinkingLayer::of(&session).unwrap();
     let d = session.create_dylib("mixed").unwrap();
@@ -472,15 +479,7 @@ fn an_emptied_dylib_takes_the_other_format() {
         return;
     }
     let dir = cc::scratch("link-macho-emptied");
-    let m = macho(&dir, "m.c", "int m(void) { return 1; }\n", &[]);
-    let e = dir.join("e.o");
-    std::fs::write(dir.join("e.c"), "int e(void) { return 2; }\n").unwrap();
-    cc::run_ok(
-        Command::new("clang-19")
-            .args(["-c", "-o"])
-            .arg(&e)
-            .arg(dir.join("e.c")),
-    );
+    let (m, e) = macho_and_elf(&dir);
     let session = Session::new(SessionOptions::default());
     let layer = ObjectLinkingLayer::of(&session).unwrap();
     let d = session.create_dylib("emptied").unwrap();

@@ -141,6 +141,27 @@ fn exercise(memory: &Arc<JitMemory>, bytes: &[u8]) -> bool {
     }
 }
 
+/// [`exercise`] on `obj` with one bit flipped at every byte, then with
+/// `rounds` random corruptions (1 to 8 random bytes each) drawn from
+/// `rng`. Returns how many corrupted objects still prepared.
+fn flip_and_corrupt(memory: &Arc<JitMemory>, obj: &[u8], rng: &mut Rng, rounds: usize) -> usize {
+    let mut ok = 0;
+    for i in 0..obj.len() {
+        let mut m = obj.to_vec();
+        m[i] ^= 1 << (i % 8);
+        ok += exercise(memory, &m) as usize;
+    }
+    for _ in 0..rounds {
+        let mut m = obj.to_vec();
+        for _ in 0..1 + rng.next() % 8 {
+            let at = (rng.next() % m.len() as u64) as usize;
+            m[at] = rng.next() as u8;
+        }
+        ok += exercise(memory, &m) as usize;
+    }
+    ok
+}
+
 /// Thread-local variables (descriptors, templates, TLV accesses, one to
 /// another object's variable) under a flipped bit at every byte and random
 /// corruption: errors or links, never a panic; nothing left mapped or
@@ -160,21 +181,8 @@ fn thread_local_objects_flipped_and_corrupted() {
     );
     let memory = JitMemory::new(64 << 20).unwrap();
     let modules = jitrt::link::tls_live_modules();
-    let mut ok = 0;
-    for i in 0..obj.len() {
-        let mut m = obj.clone();
-        m[i] ^= 1 << (i % 8);
-        ok += exercise(&memory, &m) as usize;
-    }
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    for _ in 0..1000 {
-        let mut m = obj.clone();
-        for _ in 0..1 + rng.next() % 8 {
-            let at = (rng.next() % m.len() as u64) as usize;
-            m[at] = rng.next() as u8;
-        }
-        ok += exercise(&memory, &m) as usize;
-    }
+    let ok = flip_and_corrupt(&memory, &obj, &mut rng, 1000);
     eprintln!("{ok} corrupted Mach-O TLV objects still prepared");
     assert_memory_returned(&memory);
     assert_eq!(jitrt::link::tls_live_modules(), modules);
@@ -209,21 +217,8 @@ fn truncated_flipped_corrupted_and_random() {
             );
         }
     }
-    let mut ok = 0;
-    for i in 0..obj.len() {
-        let mut m = obj.clone();
-        m[i] ^= 1 << (i % 8);
-        ok += exercise(&memory, &m) as usize;
-    }
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..1500 {
-        let mut m = obj.clone();
-        for _ in 0..1 + rng.next() % 8 {
-            let at = (rng.next() % m.len() as u64) as usize;
-            m[at] = rng.next() as u8;
-        }
-        ok += exercise(&memory, &m) as usize;
-    }
+    let ok = flip_and_corrupt(&memory, &obj, &mut rng, 1500);
     eprintln!("{ok} corrupted Mach-O objects still prepared");
     let header = obj[..32].to_vec();
     for round in 0..1500 {
@@ -532,21 +527,8 @@ fn arm64_truncated_and_flipped() {
             );
         }
     }
-    let mut ok = 0;
-    for i in 0..obj.len() {
-        let mut m = obj.clone();
-        m[i] ^= 1 << (i % 8);
-        ok += exercise(&memory, &m) as usize;
-    }
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    for _ in 0..500 {
-        let mut m = obj.clone();
-        for _ in 0..1 + rng.next() % 8 {
-            let at = (rng.next() % m.len() as u64) as usize;
-            m[at] = rng.next() as u8;
-        }
-        ok += exercise(&memory, &m) as usize;
-    }
+    let ok = flip_and_corrupt(&memory, &obj, &mut rng, 500);
     eprintln!("{ok} corrupted arm64 Mach-O objects still prepared");
     assert_memory_returned(&memory);
 }
