@@ -126,6 +126,25 @@ struct FreeRange {
     writable: bool,
 }
 
+/// The first run of contiguous free ranges `i..j` that holds `len` bytes
+/// (free ranges of different kinds may touch).
+fn first_fit(free: &[FreeRange], len: usize) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i < free.len() {
+        let mut j = i;
+        let mut have = 0;
+        while j < free.len() && (j == i || free[j - 1].start + free[j - 1].len == free[j].start) {
+            have += free[j].len;
+            j += 1;
+            if have >= len {
+                return Some((i, j));
+            }
+        }
+        i = j;
+    }
+    None
+}
+
 /// A session's JIT memory. `Send + Sync`; shared through `Arc`.
 pub struct JitMemory {
     base: usize,
@@ -328,9 +347,12 @@ impl JitMemory {
                 data_start: 0,
             });
         }
-        let (start, writable) = {
+        // The ranges to map read-write first: the parts of the chosen span
+        // that were never allocated (freed ones are read-write already).
+        let mut to_map: [(usize, usize); 4] = [(0, 0); 4];
+        let start = {
             let mut free = self.free.lock();
-            let Some(i) = free.iter().position(|f| f.len >= len) else {
+            let Some((i, j)) = first_fit(&free, len) else {
                 return Err(LinkError::new(
                     LinkErrorKind::OutOfMemory,
                     format!(
@@ -339,32 +361,56 @@ impl JitMemory {
                     ),
                 ));
             };
-            let f = free[i];
-            if f.len == len {
-                free.remove(i);
-            } else {
-                free[i].start += len;
-                free[i].len -= len;
+            // Ranges i..j are contiguous and together hold `len` bytes:
+            // take them, and the start of the last one.
+            let start = free[i].start;
+            let end = start + len;
+            let mut n = 0;
+            for f in &free[i..j] {
+                let part_end = (f.start + f.len).min(end);
+                if !f.writable {
+                    // Neighbouring fresh ranges never sit side by side
+                    // (free ranges of one kind coalesce), so a span holds
+                    // at most every other range fresh; past four, one
+                    // call covers the rest.
+                    if n < to_map.len() {
+                        to_map[n] = (f.start, part_end - f.start);
+                        n += 1;
+                    } else {
+                        let (s0, _) = to_map[n - 1];
+                        to_map[n - 1] = (s0, part_end - s0);
+                    }
+                }
             }
-            (f.start, f.writable)
+            let last = free[j - 1];
+            let last_end = last.start + last.len;
+            if last_end > end {
+                free[j - 1] = FreeRange {
+                    start: end,
+                    len: last_end - end,
+                    writable: last.writable,
+                };
+                free.drain(i..j - 1);
+            } else {
+                free.drain(i..j);
+            }
+            start
         };
-        let rc = if writable {
-            0
-        } else {
-            // SAFETY: [start, start+len) lies inside our reservation and was
-            // free: no Rust reference points into it.
-            unsafe {
+        for &(at, n) in to_map.iter().filter(|r| r.1 > 0) {
+            // SAFETY: [at, at+n) lies inside our reservation and was free
+            // (we just took it): no Rust reference points into it.
+            let rc = unsafe {
                 libc::mprotect(
-                    start as *mut libc::c_void,
-                    len,
+                    at as *mut libc::c_void,
+                    n,
                     libc::PROT_READ | libc::PROT_WRITE,
                 )
+            };
+            if rc != 0 {
+                let err = os_error("mprotect(RW) of JIT memory");
+                self.release_range(start, len);
+                return Err(err);
             }
-        };
-        if rc != 0 {
-            let err = os_error("mprotect(RW) of JIT memory");
-            self.release_range(start, len);
-            return Err(err);
         }
         // Fault larger ranges in with one call instead of one trap per page
         // (MADV_POPULATE_WRITE, Linux 5.14+; ignored where unsupported); for
@@ -424,16 +470,18 @@ impl JitMemory {
                 writable,
             },
         );
-        // Coalesce with the next, then the previous; a merged range is
-        // writable only when both parts are (allocate then maps it whole).
-        if i + 1 < free.len() && free[i].start + free[i].len == free[i + 1].start {
+        // Coalesce with the next, then the previous, when they are of the
+        // same kind (read-write, or never allocated): a freed range keeps
+        // its mapping, so reusing it needs no protection change even when
+        // it borders fresh space.
+        let joins =
+            |a: &FreeRange, b: &FreeRange| a.start + a.len == b.start && a.writable == b.writable;
+        if i + 1 < free.len() && joins(&free[i], &free[i + 1]) {
             free[i].len += free[i + 1].len;
-            free[i].writable &= free[i + 1].writable;
             free.remove(i + 1);
         }
-        if i > 0 && free[i - 1].start + free[i - 1].len == free[i].start {
+        if i > 0 && joins(&free[i - 1], &free[i]) {
             free[i - 1].len += free[i].len;
-            free[i - 1].writable &= free[i].writable;
             free.remove(i);
         }
     }
@@ -584,6 +632,36 @@ mod tests {
         drop(b);
         assert_eq!(m.resident_bytes().unwrap(), 0);
         assert!(m.allocate(32 << 20, 0).is_err());
+    }
+
+    /// A freed range bordering never-allocated space is kept apart from it,
+    /// so reusing it needs no protection change; a span over both kinds is
+    /// taken whole.
+    #[test]
+    fn freed_ranges_stay_apart_from_fresh_space() {
+        let page = page_size();
+        let m = JitMemory::new(16 << 20).unwrap();
+        let kinds = |m: &JitMemory| -> Vec<(usize, bool)> {
+            m.free.lock().iter().map(|f| (f.len, f.writable)).collect()
+        };
+        let a = m.allocate(page, page).unwrap();
+        let base = a.base() as usize;
+        drop(a);
+        let total = 16 << 20;
+        assert_eq!(kinds(&m), vec![(2 * page, true), (total - 2 * page, false)]);
+        let mut b = m.allocate(page, 0).unwrap();
+        assert_eq!(b.base() as usize, base);
+        b.bytes_mut().unwrap()[0] = 7;
+        assert_eq!(kinds(&m), vec![(page, true), (total - 2 * page, false)]);
+        // Three pages: the freed one and two fresh ones, all writable.
+        let mut c = m.allocate(3 * page, 0).unwrap();
+        assert_eq!(c.base() as usize, base + page);
+        c.bytes_mut().unwrap().fill(1);
+        assert_eq!(kinds(&m), vec![(total - 4 * page, false)]);
+        drop(b);
+        drop(c);
+        assert_eq!(kinds(&m), vec![(4 * page, true), (total - 4 * page, false)]);
+        assert_eq!(m.resident_bytes().unwrap(), 0);
     }
 
     /// A freed range stays mapped read-write for reuse, and an allocation
