@@ -17,7 +17,10 @@
 //! plus, for SQLite, the copy floor measured in the same rounds: `mmap` of
 //! a fresh anonymous region, `memcpy` of the object's loaded (`SHF_ALLOC`)
 //! section bytes into it and one `mprotect` per permission group, against
-//! which libjitrt's add+link+lookup is compared; the RSS growth per
+//! which libjitrt's add+link+lookup is compared; for the small module, the
+//! system floor of its whole cycle under W^X with the pages given back
+//! (write into fresh pages of a reserved region, `mprotect` per group,
+//! `mmap(MAP_FIXED)` to drop them); the RSS growth per
 //! add/link/call/remove cycle of SQLite through libjitrt and per
 //! dlopen/dlclose; and a scaling benchmark: 1, 10, 100 and 1,000 small
 //! generated objects (each a function calling a shared helper object and
@@ -1225,7 +1228,10 @@ impl FloorPlan {
                 at += size;
             }
             at = align_up(at, PAGE);
-            plan.groups.push((start, at - start, prots[g]));
+            // Empty sections only: no pages, no protection change.
+            if at > start {
+                plan.groups.push((start, at - start, prots[g]));
+            }
         }
         plan.len = at.max(PAGE);
         plan
@@ -1265,6 +1271,75 @@ impl FloorPlan {
         // SAFETY: our own mapping, no longer used.
         unsafe { libc::munmap(p, self.len) };
         [ns(t0, t1), (c1 - c0) as f64]
+    }
+}
+
+/// The system work a loader must do per load-and-unload when it keeps
+/// W^X and gives pages back, over a region reserved once (as libjitrt's
+/// JIT memory is): write the bytes into zero-fill read-write pages (first
+/// touch faults them in), one `mprotect` per permission group, and one
+/// `mmap(MAP_FIXED)` that drops the pages and leaves fresh read-write ones.
+struct SystemFloor {
+    plan: FloorPlan,
+    region: usize,
+}
+
+impl SystemFloor {
+    fn new(object: &[u8]) -> SystemFloor {
+        let plan = FloorPlan::new(object);
+        // SAFETY: a fresh private anonymous mapping, ours until drop.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                plan.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        SystemFloor {
+            plan,
+            region: p as usize,
+        }
+    }
+
+    /// One cycle; wall-clock nanoseconds.
+    fn cycle(&self, object: &[u8]) -> f64 {
+        let t0 = Instant::now();
+        let base = self.region as *mut u8;
+        for (at, r) in &self.plan.copies {
+            let src = &object[r.clone()];
+            // SAFETY: the plan keeps every copy inside the region, which is
+            // read-write here and does not overlap `object`.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(*at), src.len()) };
+        }
+        for &(start, len, prot) in &self.plan.groups {
+            // SAFETY: a page-aligned range of our own mapping.
+            let rc = unsafe { libc::mprotect(base.add(start).cast(), len, prot) };
+            assert_eq!(rc, 0, "mprotect");
+        }
+        // SAFETY: replaces our own mapping, which nothing uses any more.
+        let p = unsafe {
+            libc::mmap(
+                base.cast(),
+                self.plan.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        ns(t0, Instant::now())
+    }
+}
+
+impl Drop for SystemFloor {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, no longer used.
+        unsafe { libc::munmap(self.region as *mut c_void, self.plan.len) };
     }
 }
 
@@ -1571,6 +1646,7 @@ fn bench_program(
     let so = CString::new(case.shared_object.as_os_str().as_encoded_bytes()).unwrap();
     let floor =
         (case.kind == Kind::Program(Program::Sqlite)).then(|| FloorPlan::new(&case.bytes[0]));
+    let system = (case.kind == Kind::Small).then(|| SystemFloor::new(&case.bytes[0]));
     let us = case.kind.in_us();
     let mut linked = 0;
     // Warm-up: page cache, JIT memory, interned names, the dynamic loader.
@@ -1581,8 +1657,12 @@ fn bench_program(
         if let Some(f) = &floor {
             f.cycle(&case.bytes[0]);
         }
+        if let Some(f) = &system {
+            f.cycle(&case.bytes[0]);
+        }
     }
     let (mut bytes, mut files, mut dl, mut fl) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut sys = Vec::new();
     let mut rounds = Rounds::new(30, 2000, budget);
     while rounds.next() {
         bytes.push(jit.cycle(case, false, &mut linked));
@@ -1590,6 +1670,9 @@ fn bench_program(
         dl.push(dlopen_cycle(case, &so));
         if let Some(f) = &floor {
             fl.push(f.cycle(&case.bytes[0]));
+        }
+        if let Some(f) = &system {
+            sys.push(f.cycle(&case.bytes[0]));
         }
     }
     let (jb, jf, d) = (medians(&bytes), medians(&files), medians(&dl));
@@ -1655,6 +1738,25 @@ fn bench_program(
             of.total / jf.total,
             link(ob) / link(&jb),
             link(of) / link(&jf),
+        );
+    }
+    if let Some(f) = &system {
+        let whole = median(sys);
+        let tenth = match &orc_result {
+            Some(Ok((ob, _))) => format!(
+                "; a tenth of ORC's whole cycle is {} us ({:.1}x this floor)",
+                time(ob.total / 10.0, true),
+                ob.total / 10.0 / whole
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "  system floor (W^X, pages given back): write {} bytes into {} fresh pages + {} mprotect \
+             + mmap(MAP_FIXED) to drop them: {} us{tenth}",
+            f.plan.bytes,
+            f.plan.len / PAGE,
+            f.plan.groups.len(),
+            time(whole, true),
         );
     }
     if let Some(f) = &floor {

@@ -37,6 +37,7 @@ use crate::orc::{
     SymbolState,
 };
 use parking_lot::Mutex;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -399,7 +400,10 @@ impl ObjectLinkingLayer {
         self: Arc<Self>,
         units: Vec<(ObjectUnit, MaterializationResponsibility)>,
     ) {
+        // One group per tracker, in the order first seen (a lookup may
+        // pull in units of many trackers: the index keeps that linear).
         let mut groups: Vec<(ResourceKey, Vec<Member>)> = Vec::new();
+        let mut group_of: FxHashMap<ResourceKey, usize> = FxHashMap::default();
         let mut units = units;
         // Names asked for already, and each dylib's search order.
         let mut asked: FxHashSet<(u32, SymbolName)> = FxHashSet::default();
@@ -451,9 +455,12 @@ impl ObjectLinkingLayer {
                     needed,
                     externals: Vec::new(),
                 };
-                match groups.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, g)) => g.push(member),
-                    None => groups.push((key, vec![member])),
+                match group_of.entry(key) {
+                    Entry::Occupied(at) => groups[*at.get()].1.push(member),
+                    Entry::Vacant(at) => {
+                        at.insert(groups.len());
+                        groups.push((key, vec![member]));
+                    }
                 }
             }
             for (dylib, names) in wanted {
