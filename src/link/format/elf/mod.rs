@@ -27,6 +27,13 @@ use crate::link::{LinkError, ObjectBytes};
 
 const NONE: u32 = u32::MAX;
 
+/// Room to leave in a graph's vectors for the entries the table pass adds
+/// (GOT entries, stubs, TLS indexes: at most a few per symbol, usually far
+/// fewer).
+fn table_headroom(symbols: usize) -> usize {
+    symbols / 2 + 16
+}
+
 /// `.init_array.N`, `.ctors.N`... -> `(fini, reversed, priority)`.
 fn array_kind(name: &str, sh_type: object::elf::SectionType) -> Option<(bool, bool, i64)> {
     const DEFAULT: i64 = 65536;
@@ -115,6 +122,10 @@ impl Builder<'_> {
         let name = self.name;
         let obj = &self.obj;
         let nsec = obj.section_count();
+        // A block per section, and one per table entry (see `symbols`).
+        self.g
+            .blocks
+            .reserve(nsec + table_headroom(obj.symbols().len()));
         let mut dropped = vec![false; nsec];
         let mut in_group = vec![false; nsec];
         for group in obj.comdat_groups(name)? {
@@ -258,7 +269,11 @@ impl Builder<'_> {
         let page = platform::page_size() as u64;
         // Graph symbol i is the object's symbol i; the linker's own come
         // after them.
-        self.g.symbols = vec![Symbol::new(Name::Linker(""), Definition::Null, 0); nsym.max(1)];
+        // Room for the table pass's entries too (a symbol each), so that
+        // it does not copy the whole vector to grow it.
+        let mut all = Vec::with_capacity(nsym.max(1) + table_headroom(nsym));
+        all.resize(nsym.max(1), Symbol::new(Name::Linker(""), Definition::Null, 0));
+        self.g.symbols = all;
         // COMMON symbols kept: (symbol, size, align).
         let mut commons: Vec<(SymbolId, u64, u64)> = Vec::new();
         for (i, sym) in symbols.iter().enumerate().skip(1) {
@@ -534,6 +549,17 @@ impl Builder<'_> {
             order.push((target, i));
         }
         order.sort_by_key(|&(t, _)| t);
+        // Every section's edges, and the table pass's (one or two per
+        // entry), in one allocation.
+        let rela_count: u64 = order
+            .iter()
+            .filter_map(|&(_, i)| self.obj.shdr(i))
+            .map(|shdr| shdr.sh_size(LE) / 24)
+            .sum();
+        self.g.edges.reserve(
+            usize::try_from(rela_count).unwrap_or(0).min(self.data.len() / 24)
+                + 2 * table_headroom(nsym),
+        );
         let has_tls = self.g.tls_align.is_some();
         let dso = self.g.dso_symbols;
         for (target, i) in order {
@@ -544,7 +570,6 @@ impl Builder<'_> {
             let tname = self.obj.section_name_by_index(target);
             let tsize = self.g.blocks[block as usize].size;
             let is_code = kind == SectionKind::Code;
-            self.g.edges.reserve(relas.len());
             for r in relas {
                 let r_type = r.r_type(LE, false);
                 let symi = r.r_sym(LE, false) as usize;
