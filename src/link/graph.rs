@@ -345,16 +345,72 @@ pub(crate) struct LinkGraph {
     pub tlv_refs: Vec<SymbolId>,
 }
 
+/// The largest vectors of the last graph a thread dropped, emptied, for the
+/// next graph it builds. A big object's symbol and edge vectors are
+/// hundreds of KiB: above glibc's mmap threshold, each link would map them
+/// fresh, fault every page in and unmap them again. One set per thread,
+/// each vector kept only up to [`SPARE_LIMIT`] bytes.
+struct Spare {
+    blocks: Vec<Block>,
+    symbols: Vec<Symbol>,
+    edges: Vec<Edge>,
+}
+
+/// The largest vector kept for reuse (bytes).
+const SPARE_LIMIT: usize = 8 << 20;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Drop for LinkGraph {
+    fn drop(&mut self) {
+        fn keep<T>(v: &mut Vec<T>) -> Vec<T> {
+            let mut v = std::mem::take(v);
+            v.clear();
+            if v.capacity() * std::mem::size_of::<T>() > SPARE_LIMIT {
+                return Vec::new();
+            }
+            v
+        }
+        let spare = Spare {
+            blocks: keep(&mut self.blocks),
+            symbols: keep(&mut self.symbols),
+            edges: keep(&mut self.edges),
+        };
+        // A thread being torn down has no slot any more: then the vectors
+        // are simply freed.
+        let _ = SPARE.try_with(|slot| {
+            if let Ok(mut slot) = slot.try_borrow_mut() {
+                let bigger = slot
+                    .as_ref()
+                    .is_none_or(|old| old.edges.capacity() < spare.edges.capacity());
+                if bigger {
+                    *slot = Some(spare);
+                }
+            }
+        });
+    }
+}
+
 impl LinkGraph {
     pub fn new(name: &str, bytes: ObjectBytes, arch: Arch) -> LinkGraph {
+        let spare = SPARE
+            .try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut s| s.take()))
+            .ok()
+            .flatten();
+        let (blocks, symbols, edges) = match spare {
+            Some(s) => (s.blocks, s.symbols, s.edges),
+            None => (Vec::new(), Vec::new(), Vec::new()),
+        };
         LinkGraph {
             name: name.to_owned(),
             bytes,
             arch,
             sections: Vec::new(),
-            blocks: Vec::new(),
-            symbols: Vec::new(),
-            edges: Vec::new(),
+            blocks,
+            symbols,
+            edges,
             synthetic: Vec::new(),
             externals: Vec::new(),
             globals: Vec::new(),

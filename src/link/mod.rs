@@ -247,7 +247,10 @@ impl ObjectBytes {
         // library can guard against (as with any mmap-based reader); the
         // documented contract of `map_file` is that the file stays unchanged
         // while its objects are loaded.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        // `populate`: every page is mapped in one call (the linker reads
+        // nearly all of an object: symbols, relocations, sections) instead
+        // of one fault per page as parsing touches them.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)?;
         let len = map.len();
         Ok(ObjectBytes {
             backing: Backing::Mapped(Arc::new(map)),

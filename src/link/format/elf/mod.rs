@@ -271,9 +271,13 @@ impl Builder<'_> {
         // after them.
         // Room for the table pass's entries too (a symbol each), so that
         // it does not copy the whole vector to grow it.
-        let mut all = Vec::with_capacity(nsym.max(1) + table_headroom(nsym));
-        all.resize(nsym.max(1), Symbol::new(Name::Linker(""), Definition::Null, 0));
-        self.g.symbols = all;
+        let all = &mut self.g.symbols;
+        all.clear();
+        all.reserve(nsym.max(1) + table_headroom(nsym));
+        all.resize(
+            nsym.max(1),
+            Symbol::new(Name::Linker(""), Definition::Null, 0),
+        );
         // COMMON symbols kept: (symbol, size, align).
         let mut commons: Vec<(SymbolId, u64, u64)> = Vec::new();
         for (i, sym) in symbols.iter().enumerate().skip(1) {
@@ -557,7 +561,9 @@ impl Builder<'_> {
             .map(|shdr| shdr.sh_size(LE) / 24)
             .sum();
         self.g.edges.reserve(
-            usize::try_from(rela_count).unwrap_or(0).min(self.data.len() / 24)
+            usize::try_from(rela_count)
+                .unwrap_or(0)
+                .min(self.data.len() / 24)
                 + 2 * table_headroom(nsym),
         );
         let has_tls = self.g.tls_align.is_some();

@@ -389,7 +389,10 @@ impl Builder<'_> {
         let page = platform::page_size() as u64;
         // Graph symbol i is the object's symbol i; the linker's own come
         // after them.
-        self.g.symbols = vec![Symbol::new(Name::Linker(""), Definition::Null, 0); nsym];
+        self.g.symbols.clear();
+        self.g
+            .symbols
+            .resize(nsym, Symbol::new(Name::Linker(""), Definition::Null, 0));
         let mut commons: Vec<(SymbolId, u64, u64)> = Vec::new();
         for i in 0..nsym {
             let sym = &self.obj.symbols[i];
