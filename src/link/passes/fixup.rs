@@ -92,6 +92,37 @@ pub(crate) fn apply(
             let p = i128::from(block.addr + edge.offset);
             let s = i128::from(t.value);
             let a = i128::from(edge.addend);
+            let field = (block_at + edge.offset) as usize;
+            // Nearly every edge of compiled code is a 32-bit PC-relative
+            // displacement or a 64-bit address: written here directly. A
+            // value out of range or a field out of bounds goes on to the
+            // general path, which reports it.
+            if let Field::Data { size, range } = kind.field {
+                let written = match (kind.formula, size) {
+                    (Formula::Relative | Formula::CallRelative, 4)
+                        if range == FieldRange::Signed =>
+                    {
+                        match (i32::try_from(s + a - p), field_mut::<4>(buf, field)) {
+                            (Ok(v), Some(dst)) => {
+                                *dst = v.to_le_bytes();
+                                true
+                            }
+                            _ => false,
+                        }
+                    }
+                    (Formula::Absolute, 8) => match field_mut::<8>(buf, field) {
+                        Some(dst) => {
+                            *dst = ((s + a) as u64).to_le_bytes();
+                            true
+                        }
+                        None => false,
+                    },
+                    _ => false,
+                };
+                if written {
+                    continue;
+                }
+            }
             let external = matches!(t.definition, Definition::External(_));
             let slot = || -> Result<i128, LinkError> {
                 let entry = t.got.ok_or_else(|| internal("GOT entry missing"))?;
@@ -231,7 +262,6 @@ pub(crate) fn apply(
                     s + a - i128::from(g.address(b))
                 }
             };
-            let field = (block_at + edge.offset) as usize;
             if let Err(err) = g.arch.write(kind.field, buf, field, value) {
                 let (sec, off) = place();
                 return Err(fixup_error(g, edge, sec, off, t.value, p, value, err));
@@ -239,6 +269,11 @@ pub(crate) fn apply(
         }
     }
     Ok(())
+}
+
+/// The `N` bytes at `at` of `buf`, when they are all inside it.
+fn field_mut<const N: usize>(buf: &mut [u8], at: usize) -> Option<&mut [u8; N]> {
+    buf.get_mut(at..at.checked_add(N)?)?.try_into().ok()
 }
 
 /// The module and offset of another module's thread-local variable, which
