@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use super::arch::{Arch, EdgeKind};
+use super::arch::{Arch, EdgeKind, Formula};
 use super::{ObjectBytes, ObjectFormat, SymbolFlags};
 
 /// Index of a section in [`LinkGraph::sections`].
@@ -324,6 +324,11 @@ pub(crate) struct LinkGraph {
     pub dso_symbols: Option<(SymbolId, SymbolId)>,
     /// Externals that calls may need to reach through a stub.
     pub wants_stub: Vec<SymbolId>,
+    /// The edges the relaxation pass may change, `(block, edge index)`:
+    /// relaxable GOT loads, and PC-relative references to externals (which
+    /// go through a stub when the target is out of reach). Recorded as
+    /// edges are added, so that the pass does not walk every edge.
+    pub relax_candidates: Vec<(BlockId, u32)>,
     /// Indirect functions defined here.
     pub ifuncs: Vec<SymbolId>,
     /// Its own thread-local variables are reached with the initial- or
@@ -426,6 +431,7 @@ impl LinkGraph {
             has_start_stop: false,
             dso_symbols: None,
             wants_stub: Vec::new(),
+            relax_candidates: Vec::new(),
             ifuncs: Vec::new(),
             static_tls: false,
             format: ObjectFormat::Elf,
@@ -619,6 +625,17 @@ impl LinkGraph {
             debug_assert_eq!(b.edges.end, n, "edges of a block must be contiguous");
             if b.edges.end == n {
                 b.edges.end = n + 1;
+                let relaxable = match edge.kind.formula {
+                    Formula::GotEntryRelativeRelaxable => true,
+                    Formula::Relative | Formula::CallRelative => matches!(
+                        self.symbols.get(edge.target as usize).map(|t| t.definition),
+                        Some(Definition::External(_))
+                    ),
+                    _ => false,
+                };
+                if relaxable {
+                    self.relax_candidates.push((block, n));
+                }
                 self.edges.push(edge);
             }
         }

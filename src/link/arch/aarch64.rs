@@ -307,11 +307,16 @@ pub(crate) fn atexit_thunk() -> Thunk {
 /// veneer through its GOT entry). `buf` holds the batch's memory, which
 /// starts at `base`.
 pub(crate) fn optimize(g: &mut LinkGraph, _buf: &mut [u8], _base: u64) {
-    for b in 0..g.blocks.len() {
-        let block = &g.blocks[b];
+    for k in 0..g.relax_candidates.len() {
+        let (b, e) = g.relax_candidates[k];
+        let Some(block) = g.blocks.get(b as usize) else {
+            continue;
+        };
         let block_addr = block.addr;
-        for e in block.edges.clone() {
-            let edge = g.edges[e as usize];
+        {
+            let Some(&edge) = g.edges.get(e as usize) else {
+                continue;
+            };
             if edge.kind.formula != Formula::CallRelative {
                 continue;
             }

@@ -92,14 +92,19 @@ pub(crate) static APPLIED: EdgeKind = EdgeKind {
 /// goes to the target's stub instead. `buf` holds the batch's memory, which
 /// starts at `base`.
 pub(crate) fn optimize(g: &mut LinkGraph, buf: &mut [u8], base: u64) {
-    for b in 0..g.blocks.len() {
-        let block = &g.blocks[b];
+    for k in 0..g.relax_candidates.len() {
+        let (b, e) = g.relax_candidates[k];
+        let Some(block) = g.blocks.get(b as usize) else {
+            continue;
+        };
         let Some(block_at) = block.addr.checked_sub(base) else {
             continue;
         };
         let block_addr = block.addr;
-        for e in block.edges.clone() {
-            let edge = g.edges[e as usize];
+        {
+            let Some(&edge) = g.edges.get(e as usize) else {
+                continue;
+            };
             let Some(target) = g.symbols.get(edge.target as usize) else {
                 continue;
             };
