@@ -263,7 +263,10 @@ impl State {
         dylib: DylibId,
         symbols: &[(SymbolName, SymbolFlags)],
     ) -> Result<Vec<Clash>> {
-        let mut seen = FxHashSet::default();
+        let mut seen = FxHashSet::with_capacity_and_hasher(
+            symbols.len(),
+            std::hash::BuildHasherDefault::default(),
+        );
         let mut plan = Vec::with_capacity(symbols.len());
         for (name, flags) in symbols {
             if !seen.insert(name.clone()) {
@@ -324,6 +327,7 @@ impl State {
         };
         let handle = self.dylibs[dylib as usize].handle.clone();
         let uid = self.next_id();
+        self.dylibs[dylib as usize].symbols.reserve(symbols.len());
         let mut kept = Vec::with_capacity(symbols.len());
         for ((name, flags), clash) in symbols.into_iter().zip(plan) {
             match clash {
