@@ -292,7 +292,8 @@ impl Builder<'_> {
                     continue;
                 }
             };
-            let raw_name = self.obj.symbol_name_bytes(sym).unwrap_or(b"");
+            let raw = self.obj.symbol_name_bytes(sym);
+            let raw_name = raw.unwrap_or(b"");
             let mut s = Symbol::new(
                 Name::Object(Span::of(self.data, raw_name)),
                 Definition::Null,
@@ -335,7 +336,7 @@ impl Builder<'_> {
                     if !global {
                         continue; // Null: value 0.
                     }
-                    let n = match self.obj.symbol_name(name, i, sym) {
+                    let n = match reader::name_str(name, i, raw) {
                         Ok(n) => n,
                         Err(e) => {
                             diag.report(e)?;
@@ -370,7 +371,7 @@ impl Builder<'_> {
                 SymSection::Section(x) => {
                     if self.dropped[x] {
                         if global {
-                            let n = self.obj.symbol_name(name, i, sym)?;
+                            let n = reader::name_str(name, i, raw)?;
                             self.make_external(si, n, weak, ty)?;
                         } else {
                             self.g.symbols[i].definition = Definition::DiscardedLocal;
@@ -396,7 +397,7 @@ impl Builder<'_> {
             if !global {
                 continue;
             }
-            let n = match self.obj.symbol_name(name, i, sym) {
+            let n = match reader::name_str(name, i, raw) {
                 Ok(n) => n,
                 Err(e) => {
                     diag.report(e)?;

@@ -252,11 +252,7 @@ impl<'a> ElfObject<'a> {
         index: usize,
         sym: &ElfSym,
     ) -> Result<&'a str, LinkError> {
-        let bytes = self.symbol_name_bytes(sym).ok_or_else(|| {
-            LinkError::malformed(name, format!("symbol {index}: name offset out of bounds"))
-        })?;
-        std::str::from_utf8(bytes)
-            .map_err(|_| LinkError::malformed(name, format!("symbol {index}: name is not UTF-8")))
+        name_str(name, index, self.symbol_name_bytes(sym))
     }
 
     /// A symbol name for error messages (never fails).
@@ -464,4 +460,18 @@ pub(crate) fn relocations<'a>(
             format!("relocation section [{index}]: offset/size out of bounds"),
         )),
     }
+}
+
+/// Symbol `index`'s name from its bytes in the string table (`None`: its
+/// offset was out of bounds), or an error naming the symbol index.
+pub fn name_str<'a>(
+    name: &str,
+    index: usize,
+    bytes: Option<&'a [u8]>,
+) -> Result<&'a str, LinkError> {
+    let bytes = bytes.ok_or_else(|| {
+        LinkError::malformed(name, format!("symbol {index}: name offset out of bounds"))
+    })?;
+    std::str::from_utf8(bytes)
+        .map_err(|_| LinkError::malformed(name, format!("symbol {index}: name is not UTF-8")))
 }
