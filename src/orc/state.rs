@@ -623,6 +623,19 @@ impl State {
                 true
             }
         });
+        self.answer(satisfied, address, reached, fx);
+    }
+
+    /// Gives `address` to the queries of `satisfied` (each waits for one
+    /// symbol, which `reached` its state, in one slot); a query with every
+    /// slot filled completes.
+    fn answer(
+        &mut self,
+        satisfied: Vec<Pending>,
+        address: u64,
+        reached: SymbolState,
+        fx: &mut Effects,
+    ) {
         for p in satisfied {
             let Some(q) = self.queries.get_mut(&p.query) else {
                 continue;
@@ -773,31 +786,29 @@ impl State {
         };
         let dylib = state.dylib;
         let handle = self.dylibs[dylib as usize].handle.clone();
-        let own: Vec<SymbolKey> = state
-            .symbols
-            .iter()
-            .filter(|(n, _)| {
-                self.dylibs[dylib as usize]
-                    .symbols
-                    .get(n)
-                    .is_some_and(|e| e.mr == mr)
-            })
-            .map(|(n, _)| (dylib, n.clone()))
-            .collect();
-        for key in &own {
-            let e = &self.dylibs[dylib as usize].symbols[&key.1];
-            if e.state != SymbolState::Resolved {
-                let err = if e.state == SymbolState::Failed {
-                    failed_error(&handle, key.1.as_str(), None)
-                } else {
-                    Error::invalid(format!(
-                        "symbol {} was not resolved before being emitted",
-                        key.1
-                    ))
-                };
-                self.fail_emission(mr, own, None, fx);
-                return Err(err);
+        // The symbols it still holds, and the first that is not resolved.
+        let mut own: Vec<SymbolKey> = Vec::with_capacity(state.symbols.len());
+        let mut unresolved: Option<(SymbolName, SymbolState)> = None;
+        let table = &self.dylibs[dylib as usize].symbols;
+        for (n, _) in &state.symbols {
+            let Some(e) = table.get(n).filter(|e| e.mr == mr) else {
+                continue;
+            };
+            if e.state != SymbolState::Resolved && unresolved.is_none() {
+                unresolved = Some((n.clone(), e.state));
             }
+            own.push((dylib, n.clone()));
+        }
+        if let Some((name, st)) = unresolved {
+            let err = if st == SymbolState::Failed {
+                failed_error(&handle, name.as_str(), None)
+            } else {
+                Error::invalid(format!(
+                    "symbol {name} was not resolved before being emitted"
+                ))
+            };
+            self.fail_emission(mr, own, None, fx);
+            return Err(err);
         }
         let unemitted = match self.unemitted_deps(mr, deps, search, &own) {
             Ok(u) => u,
@@ -807,11 +818,9 @@ impl State {
             }
         };
         if unemitted.is_empty() && hook.is_none() {
-            // Nothing to wait for: straight to ready, one pass.
+            // Nothing to wait for: straight to ready, one pass (which also
+            // takes the symbols from the responsibility).
             for key in &own {
-                if let Some(e) = self.entry(key) {
-                    e.mr = 0;
-                }
                 self.make_ready(key, fx);
             }
             self.release_waiters(mr, FxHashSet::default(), fx);
@@ -978,14 +987,29 @@ impl State {
     }
 
     fn make_ready(&mut self, key: &SymbolKey, fx: &mut Effects) {
+        // One probe of the table: this runs for every symbol a link emits.
         let Some(e) = self.entry(key) else { return };
         e.state = SymbolState::Ready;
-        self.notify_queries(key, SymbolState::Ready, fx);
-        if let Some(e) = self.entry(key) {
-            if e.mat.as_ref().is_some_and(|m| m.queries.is_empty()) {
-                e.mat = None;
-            }
-        }
+        e.mr = 0;
+        let address = e.address;
+        let Some(mat) = e.mat.as_mut() else { return };
+        let satisfied = if mat.queries.iter().all(|p| p.required <= SymbolState::Ready) {
+            // Nothing left to wait for: the bookkeeping goes.
+            let queries = std::mem::take(&mut mat.queries);
+            e.mat = None;
+            queries
+        } else {
+            let mut satisfied = Vec::new();
+            mat.queries.retain(|p| {
+                let done = p.required <= SymbolState::Ready;
+                if done {
+                    satisfied.push(*p);
+                }
+                !done
+            });
+            satisfied
+        };
+        self.answer(satisfied, address, SymbolState::Ready, fx);
     }
 
     /// A group's hook has run: its symbols that are still emitted become
