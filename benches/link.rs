@@ -1727,7 +1727,7 @@ fn bench_program(
         "n"
     );
     row("libjitrt (bytes)", &jb, us);
-    row("libjitrt (file, mmap)", &jf, us);
+    row("libjitrt (file)", &jf, us);
     row("dlopen (.so)", &d, us);
     match &orc_result {
         Some(Ok((ob, of))) => {

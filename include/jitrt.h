@@ -502,7 +502,8 @@ jitrt_error_t *jitrt_tracker_add_object(jitrt_tracker_t *t,
                                         const char *name);
 
 // Like `jitrt_tracker_add_object`, for the file at `path` (memory-mapped,
-// not copied: the file must not change while the tracker lives).
+// not copied, when larger than 64 KiB: the file must not change while the
+// tracker lives; a smaller one is read).
 //
 // # Safety
 // `t` NULL or live; `path` NULL or NUL-terminated.

@@ -333,7 +333,8 @@ impl ObjectLinkingLayer {
         }
     }
 
-    /// Adds the object file at `path` (memory-mapped) under `tracker`.
+    /// Adds the object file at `path` (memory-mapped; read when at most 64
+    /// KiB) under `tracker`.
     pub fn add_file(self: &Arc<Self>, tracker: &ResourceTracker, path: &Path) -> Result<()> {
         let bytes = ObjectBytes::map_file(path)?;
         self.add(tracker, &path.display().to_string(), bytes)

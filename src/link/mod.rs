@@ -205,7 +205,7 @@ enum Backing {
 }
 
 /// The bytes of an object file: copied once from a caller's buffer, or a
-/// memory-mapped file. Cloning is cheap (reference counted), and
+/// file's (read, or memory-mapped when larger than 64 KiB). Cloning is cheap (reference counted), and
 /// [`ObjectBytes::slice`] shares the same backing (used for archive
 /// members).
 #[derive(Clone)]
@@ -213,6 +213,10 @@ pub struct ObjectBytes {
     backing: Backing,
     range: Range<usize>,
 }
+
+/// Files up to this size are read rather than mapped by
+/// [`ObjectBytes::map_file`].
+const READ_INSTEAD_OF_MAP: u64 = 64 << 10;
 
 impl ObjectBytes {
     /// Copies `bytes` into a new reference-counted buffer.
@@ -232,15 +236,23 @@ impl ObjectBytes {
         }
     }
 
-    /// Memory-maps the file at `path` (read-only, private).
+    /// Memory-maps the file at `path` (read-only, private); a file of at
+    /// most 64 KiB is read into memory instead.
     pub fn map_file(path: &Path) -> Result<Self, LinkError> {
         let io = |e: std::io::Error| {
             LinkError::new(LinkErrorKind::Io, format!("{}: {e}", path.display()))
         };
-        let file = std::fs::File::open(path).map_err(io)?;
+        let mut file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len == 0 {
             return Ok(Self::from_vec(Vec::new()));
+        }
+        if len <= READ_INSTEAD_OF_MAP {
+            // A small file costs less to read than to map: one call instead
+            // of a mapping, its page faults and the unmapping at removal.
+            let mut bytes = Vec::with_capacity(len as usize);
+            std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
+            return Ok(Self::from_vec(bytes));
         }
         // SAFETY: the mapping is private and read-only. A file truncated or
         // rewritten by another process while mapped is outside what this
@@ -417,5 +429,30 @@ mod tests {
         #[allow(clippy::reversed_empty_ranges)]
         let reversed = 5..4;
         assert!(b.slice(reversed).is_none());
+    }
+
+    /// Files up to the limit are read, larger ones mapped; both give the
+    /// file's bytes.
+    #[test]
+    fn small_files_are_read_large_ones_mapped() {
+        let dir = std::env::temp_dir().join(format!("jitrt-map-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (len, mapped) in [
+            (1, false),
+            (READ_INSTEAD_OF_MAP as usize, false),
+            (READ_INSTEAD_OF_MAP as usize + 1, true),
+        ] {
+            let path = dir.join(format!("{len}.bin"));
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            let b = ObjectBytes::map_file(&path).unwrap();
+            assert_eq!(b.as_slice(), &data[..], "{len} bytes");
+            assert_eq!(
+                matches!(b.backing, Backing::Mapped(_)),
+                mapped,
+                "{len} bytes"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
