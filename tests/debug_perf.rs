@@ -39,9 +39,14 @@ const PERF_JITDUMP: u32 = 4;
 /// Compiles `tests/debug/NAME.c` with `flags` into the scratch directory
 /// (written under a temporary name, then renamed: tests run in parallel).
 fn object(name: &str, flags: &[&str]) -> PathBuf {
+    object_as(name, name, flags)
+}
+
+/// `tests/debug/<name>.c` built by gcc with `flags` into `<out>.o`.
+fn object_as(name: &str, out: &str, flags: &[&str]) -> PathBuf {
     let dir = cc::scratch("debug_perf");
-    let out = dir.join(format!("{name}.o"));
-    let tmp = dir.join(format!("{name}.{}.tmp.o", std::process::id()));
+    let tmp = dir.join(format!("{out}.{}.tmp.o", std::process::id()));
+    let out = dir.join(format!("{out}.o"));
     cc::run_ok(
         Command::new("gcc")
             .args(flags)
@@ -141,6 +146,38 @@ fn macho_objects() -> Option<JitObjects> {
         jit_plain,
         symbol_prefix: "_",
     })
+}
+
+/// The objects of [`objects`] and, when clang-19 is here, of
+/// [`macho_objects`], built with the checkout's path mapped away
+/// (`-fdebug-prefix-map`): their bytes, and so which corruptions of them
+/// still make an image, are the same wherever the repository is.
+fn reproducible_objects() -> Vec<PathBuf> {
+    let repo = cc::repo();
+    let map = format!("-fdebug-prefix-map={}=/jitrt", repo.display());
+    let mut paths = vec![
+        object_as("jit_fn", "jit_fn-reproducible", &["-g", "-O0", &map]),
+        object_as("jit_plain", "jit_plain-reproducible", &["-O1", &map]),
+    ];
+    // Mach-O objects too (their image is written anew, their debug
+    // relocations applied by the image builder).
+    if !cc::TARGET_AARCH64 && require("clang-19") {
+        let dir = cc::scratch("debug_perf/macho");
+        for (name, flags) in [("jit_fn", &["-g", "-O0"][..]), ("jit_plain", &["-O1"][..])] {
+            let out = dir.join(format!("{name}-reproducible.o"));
+            cc::run_ok(
+                Command::new("clang-19")
+                    .args(["-target", "x86_64-apple-macos11", "-c"])
+                    .args(flags)
+                    .arg(&map)
+                    .arg(repo.join("tests/debug").join(format!("{name}.c")))
+                    .arg("-o")
+                    .arg(&out),
+            );
+            paths.push(out);
+        }
+    }
+    paths
 }
 
 /// `st_size` of `name` in the object at `path`.
@@ -961,7 +998,6 @@ fn images_are_valid_elf_with_symbols_at_their_load_addresses() {
 #[test]
 fn corrupted_objects_never_panic_the_image_builder() {
     let _g = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
-    let (jit_fn, jit_plain) = objects();
     let dir = in_process_jitdump_dir();
     let before = jitrt::link::debug::registered_images();
     let memory = vec![0x90u8; 1 << 16];
@@ -973,18 +1009,37 @@ fn corrupted_objects_never_panic_the_image_builder() {
         x ^= x << 17;
         x
     };
-    let mut built = 0;
-    let mut paths = vec![jit_fn, jit_plain];
-    // Mach-O objects too, when there are some (their image is written
-    // anew, their debug relocations applied by the image builder).
-    let macho = macho_objects();
-    if let Some(m) = &macho {
-        paths.push(m.jit_fn.clone());
-        paths.push(m.jit_plain.clone());
-    }
+    let paths = reproducible_objects();
+    let on = DebugSupport::debugger().union(DebugSupport::perf_jitdump());
+    let register = |bytes: &[u8], sections: &[(u32, u64)]| {
+        on.register(&jitrt::link::debug::DebugObject {
+            name: "corrupt.o",
+            object: bytes,
+            sections,
+            memory: &memory,
+            memory_address: base,
+        })
+        .is_some()
+    };
     for path in &paths {
         let good = std::fs::read(path).unwrap();
-        let is_macho = good.starts_with(&[0xcf, 0xfa, 0xed, 0xfe]);
+        // Every section "loaded" 4 KiB apart, where the memory is: ELF
+        // section indexes 1.. (0 is the null section), Mach-O ordinals 1..
+        // (as many as the object has).
+        let end = if good.starts_with(&[0xcf, 0xfa, 0xed, 0xfe]) {
+            object::File::parse(&good[..]).unwrap().sections().count() as u32 + 1
+        } else {
+            u32::from(u16::from_le_bytes([good[0x3c], good[0x3d]]))
+        };
+        let loaded: Vec<(u32, u64)> = (1..end)
+            .map(|i| (i, base + u64::from(i) * 0x1000))
+            .collect();
+        assert!(
+            register(&good, &loaded),
+            "{}: the intact object makes no image",
+            path.display()
+        );
+        let mut built = 0;
         for round in 0..400 {
             let mut bytes = good.clone();
             if round % 4 == 0 {
@@ -995,40 +1050,25 @@ fn corrupted_objects_never_panic_the_image_builder() {
                     bytes[at] = next() as u8;
                 }
             }
-            // Every section "loaded" 4 KiB apart (where the memory is),
-            // with now and then a nonsense address or index.
-            // Mach-O: ordinals (12 sections in these objects).
-            let shnum = if is_macho {
-                13
-            } else {
-                u16::from_le_bytes([good[0x3c], good[0x3d]]) as u32
-            };
-            let sections: Vec<(u32, u64)> = (1..shnum)
-                .map(|i| match next() % 50 {
+            // Now and then a nonsense address or index.
+            let sections: Vec<(u32, u64)> = loaded
+                .iter()
+                .map(|&(i, at)| match next() % 50 {
                     0 => (i, next()),
                     1 => (i + 1000, base),
-                    _ => (i, base + u64::from(i) * 0x1000),
+                    _ => (i, at),
                 })
                 .collect();
-            let on = DebugSupport::debugger().union(DebugSupport::perf_jitdump());
-            let reg = on.register(&jitrt::link::debug::DebugObject {
-                name: "corrupt.o",
-                object: &bytes,
-                sections: &sections,
-                memory: &memory,
-                memory_address: base,
-            });
-            built += usize::from(reg.is_some());
-            drop(reg);
+            built += usize::from(register(&bytes, &sections));
         }
+        // Many corruptions (flips in DWARF or code) still give an image,
+        // which is what exercises the builder on bad input.
+        assert!(
+            built > 100,
+            "{}: only {built} of 400 corrupted copies made an image",
+            path.display()
+        );
     }
-    // Most bit flips land in DWARF or code: those images are still built
-    // (and their line programs read for the jitdump).
-    assert!(
-        built > 100 * paths.len(),
-        "only {built} of {} corrupted objects made an image",
-        400 * paths.len()
-    );
     assert_eq!(jitrt::link::debug::registered_images(), before);
     let _ = std::fs::remove_file(dir.join(format!("jit-{}.dump", std::process::id())));
 }
