@@ -27,11 +27,17 @@ use crate::link::{LinkError, ObjectBytes};
 
 const NONE: u32 = u32::MAX;
 
-/// Room to leave in a graph's vectors for the entries the table pass adds
-/// (GOT entries, stubs, TLS indexes: at most a few per symbol, usually far
-/// fewer).
-fn table_headroom(symbols: usize) -> usize {
-    symbols / 2 + 16
+/// Room to leave in a graph's vectors for the entries the table pass adds,
+/// so that it does not copy them whole to grow them: a GOT entry and a
+/// stub per external (the undefined globals), and a few more (GOT entries
+/// of the object's own symbols, TLS indexes, the `atexit` thunk).
+fn table_headroom(obj: &ElfObject<'_>) -> usize {
+    let externals = obj
+        .symbols()
+        .iter()
+        .filter(|s| s.st_shndx(LE) == reader::SHN_UNDEF && reader::is_global_binding(s.st_bind()))
+        .count();
+    2 * externals + 8
 }
 
 /// `.init_array.N`, `.ctors.N`... -> `(fini, reversed, priority)`.
@@ -79,9 +85,11 @@ pub(crate) fn build(
     let data = bytes.as_slice();
     let obj = reader::parse(name, data)?;
     let arch = obj.arch;
+    let headroom = table_headroom(&obj);
     let mut b = Builder {
         name,
         data,
+        headroom,
         obj,
         g: LinkGraph::new(name, bytes.clone(), arch),
         dropped: Vec::new(),
@@ -97,6 +105,8 @@ pub(crate) fn build(
 struct Builder<'a> {
     name: &'a str,
     data: &'a [u8],
+    /// See [`table_headroom`].
+    headroom: usize,
     obj: ElfObject<'a>,
     g: LinkGraph,
     /// Per ELF section: in a dropped COMDAT group.
@@ -123,9 +133,7 @@ impl Builder<'_> {
         let obj = &self.obj;
         let nsec = obj.section_count();
         // A block per section, and one per table entry (see `symbols`).
-        self.g
-            .blocks
-            .reserve(nsec + table_headroom(obj.symbols().len()));
+        self.g.blocks.reserve(nsec + self.headroom);
         let mut dropped = vec![false; nsec];
         let mut in_group = vec![false; nsec];
         for group in obj.comdat_groups(name)? {
@@ -273,7 +281,7 @@ impl Builder<'_> {
         // it does not copy the whole vector to grow it.
         let all = &mut self.g.symbols;
         all.clear();
-        all.reserve(nsym.max(1) + table_headroom(nsym));
+        all.reserve(nsym.max(1) + self.headroom);
         all.resize(
             nsym.max(1),
             Symbol::new(Name::Linker(""), Definition::Null, 0),
@@ -565,7 +573,7 @@ impl Builder<'_> {
             usize::try_from(rela_count)
                 .unwrap_or(0)
                 .min(self.data.len() / 24)
-                + 2 * table_headroom(nsym),
+                + 2 * self.headroom,
         );
         let has_tls = self.g.tls_align.is_some();
         let dso = self.g.dso_symbols;
