@@ -362,7 +362,7 @@ struct Spare {
 }
 
 /// The largest vector kept for reuse (bytes).
-const SPARE_LIMIT: usize = 8 << 20;
+const SPARE_LIMIT: usize = 4 << 20;
 
 thread_local! {
     static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
