@@ -700,3 +700,32 @@ impl LinkGraph {
         self.symbols.get(symbol as usize).map_or(0, |s| s.value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread's next graph starts with the emptied vectors of the graph it
+    /// dropped last; a vector over the limit is not kept.
+    #[test]
+    fn dropped_graphs_leave_their_vectors_to_the_next() {
+        let empty = || LinkGraph::new("t.o", ObjectBytes::from_vec(Vec::new()), Arch::X86_64);
+        // Whatever an earlier test on this thread left.
+        drop(empty());
+        let mut g = empty();
+        g.symbols.reserve(1000);
+        g.symbols
+            .push(Symbol::new(Name::Linker("x"), Definition::Null, 0));
+        let kept = g.symbols.capacity();
+        drop(g);
+        let g = empty();
+        assert!(g.symbols.is_empty());
+        assert_eq!(g.symbols.capacity(), kept);
+        drop(g);
+        let mut g = empty();
+        g.edges = Vec::with_capacity(SPARE_LIMIT / std::mem::size_of::<Edge>() + 1);
+        drop(g);
+        let g = empty();
+        assert_eq!(g.edges.capacity(), 0, "a vector over the limit is freed");
+    }
+}
