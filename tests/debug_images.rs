@@ -22,7 +22,10 @@ mod cc;
 #[path = "support/debugger.rs"]
 mod debugger;
 
-use debugger::{between, require, run_debugger};
+use debugger::{
+    assert_gdb_stopped_in_jit_compute, assert_lldb_jit_session, between, gdb_batch_args,
+    lldb_batch_args, require, run_debugger, LLDB_FIND_JIT_COMPUTE,
+};
 
 use jitrt::link::debug::DebugSupport;
 use jitrt::link::ObjectLinkingLayer;
@@ -399,28 +402,9 @@ fn gdb_multiarch_session(objects: &HostObjects) {
         "echo ==END==\\n",
         "kill",
     ];
-    let mut args: Vec<String> = vec!["-nx".into(), "-batch".into()];
-    for s in script {
-        args.push("-ex".into());
-        args.push(s.into());
-    }
-    let out = run_debugger("gdb-multiarch", &args);
+    let out = run_debugger("gdb-multiarch", &gdb_batch_args(&script));
     drop(qemu);
-    let before = &out[..out.find("==STOP1==").unwrap_or(out.len())];
-    assert!(
-        before.contains("Breakpoint 1, jit_compute (x=5") && before.contains("jit_fn.c:10"),
-        "gdb-multiarch did not stop in jit_compute at jit_fn.c:10:\n{out}"
-    );
-    let stop1 = between(&out, "STOP1", "LOCALS");
-    let jit = stop1
-        .find("#0  jit_compute (x=5")
-        .expect("bt lacks the JIT frame");
-    let host_frame = stop1.find("in host_call (").expect("bt lacks host_call");
-    let main_frame = stop1.find("in main (").expect("bt lacks main");
-    assert!(
-        jit < host_frame && host_frame < main_frame && stop1.contains("host.c:"),
-        "host frames not below the JIT frame:\n{stop1}"
-    );
+    assert_gdb_stopped_in_jit_compute(&out);
     let locals = between(&out, "LOCALS", "REMOVED");
     assert!(locals.contains("local_y = 12"), "info locals:\n{locals}");
     assert!(locals.contains("$1 = 7"), "print jit_counter:\n{locals}");
@@ -573,11 +557,8 @@ fn lldb_on_qemu_debugs_arm64_mach_o_objects() {
 
 fn lldb_qemu_session(objects: &HostObjects) {
     let qemu = QemuHost::start(objects);
-    // Asked through LLDB's Python API: `image lookup` finding nothing is
-    // an error, which ends a batch.
-    let find = "script print('jit_compute found', len(lldb.target.FindFunctions('jit_compute')))";
+    let find = LLDB_FIND_JIT_COMPUTE;
     let script = [
-        "settings set plugin.jit-loader.gdb.enable on".to_string(),
         format!("target create {}", qemu.host.display()),
         format!("gdb-remote 127.0.0.1:{}", qemu.port),
         "breakpoint set -n jit_compute".into(),
@@ -595,33 +576,9 @@ fn lldb_qemu_session(objects: &HostObjects) {
         "script print('==END==')".into(),
         "kill".into(),
     ];
-    let mut args: Vec<String> = vec!["-x".into(), "-b".into()];
-    for s in script {
-        args.push("-o".into());
-        args.push(s);
-    }
-    let out = run_debugger("lldb-19", &args);
+    let out = run_debugger("lldb-19", &lldb_batch_args(&script));
     drop(qemu);
-    let stop1 = between(&out, "STOP1", "LOCALS");
-    let jit = stop1
-        .find("`jit_compute(x=5) at jit_fn.c:10")
-        .unwrap_or_else(|| panic!("LLDB did not stop in jit_compute at jit_fn.c:10:\n{out}"));
-    let host_frame = stop1.find("host`host_call(").expect("bt lacks host_call");
-    let main_frame = stop1.find("host`main(").expect("bt lacks main");
-    assert!(
-        jit < host_frame && host_frame < main_frame && stop1.contains("jit_compute found 1"),
-        "bt or lookup:\n{stop1}"
-    );
-    let locals = between(&out, "LOCALS", "REMOVED");
-    assert!(
-        locals.contains("(int) local_y = 12"),
-        "frame variable:\n{locals}"
-    );
-    let removed = between(&out, "REMOVED", "END");
-    assert!(
-        removed.contains("host_after_remove") && removed.contains("jit_compute found 0"),
-        "LLDB still finds the removed function:\n{removed}"
-    );
+    assert_lldb_jit_session(&out);
 }
 
 /// The two relocation types of Mach-O debug sections, applied in the

@@ -16,7 +16,10 @@ mod cc;
 #[path = "support/debugger.rs"]
 mod debugger;
 
-use debugger::{between, require, run_debugger};
+use debugger::{
+    assert_gdb_stopped_in_jit_compute, assert_lldb_jit_session, between, gdb_batch_args,
+    lldb_batch_args, require, run_debugger, LLDB_FIND_JIT_COMPUTE,
+};
 
 use jitrt::link::debug::DebugSupport;
 use jitrt::link::{ObjectBytes, ObjectLinkingLayer};
@@ -193,11 +196,7 @@ fn symbol_size(path: &Path, name: &str) -> u64 {
 /// `gdb -batch` running `script` on `program` (the executable, then its
 /// arguments).
 fn gdb(script: &[&str], program: &[&OsStr]) -> String {
-    let mut args: Vec<OsString> = vec!["-nx".into(), "-batch".into()];
-    for s in script {
-        args.push("-ex".into());
-        args.push(s.into());
-    }
+    let mut args = gdb_batch_args(script);
     args.push("--args".into());
     args.extend(program.iter().map(|a| a.to_os_string()));
     run_debugger("gdb", &args)
@@ -238,14 +237,7 @@ fn gdb_debugs_mach_o_objects_as_it_does_elf_ones() {
 /// `lldb-19 -b` running `commands` on `program`, with LLDB's reader of
 /// the GDB JIT interface on (off by default on Linux).
 fn lldb(commands: &[&str], program: &[&OsStr]) -> String {
-    let mut args: Vec<OsString> = vec!["-x".into(), "-b".into()];
-    for c in ["settings set plugin.jit-loader.gdb.enable on"]
-        .iter()
-        .chain(commands)
-    {
-        args.push("-o".into());
-        args.push(c.into());
-    }
+    let mut args = lldb_batch_args(commands);
     args.push("--".into());
     args.extend(program.iter().map(|a| a.to_os_string()));
     run_debugger("lldb-19", &args)
@@ -256,10 +248,6 @@ fn lldb(commands: &[&str], program: &[&OsStr]) -> String {
 /// host's below, `frame variable` a local; after removal LLDB no longer
 /// finds the function.
 fn lldb_session(objects: &JitObjects) {
-    // Asked through LLDB's Python API: `image lookup` finding nothing is
-    // an error, which ends a batch.
-    const FIND_JIT_COMPUTE: &str =
-        "script print('jit_compute found', len(lldb.target.FindFunctions('jit_compute')))";
     let program = host_command(&host(), objects, DEBUGGER);
     let program: Vec<&OsStr> = program.iter().map(OsString::as_os_str).collect();
     let out = lldb(
@@ -269,48 +257,33 @@ fn lldb_session(objects: &JitObjects) {
             "run",
             "script print('==STOP1==')",
             "bt",
-            FIND_JIT_COMPUTE,
+            LLDB_FIND_JIT_COMPUTE,
             "script print('==LOCALS==')",
             "next",
             "frame variable",
             "script print('==REMOVED==')",
             "continue",
-            FIND_JIT_COMPUTE,
+            LLDB_FIND_JIT_COMPUTE,
             "breakpoint set -n jit_plain",
             "script print('==END==')",
             "kill",
         ],
         &program,
     );
+    assert_lldb_jit_session(&out);
+    // Natively the host has its line table too, and the session goes on
+    // past the removal.
     let stop1 = between(&out, "STOP1", "LOCALS");
     assert!(
-        stop1.contains("`jit_compute(x=5) at jit_fn.c:10"),
-        "LLDB did not stop in jit_compute at jit_fn.c:10:\n{out}"
-    );
-    let jit = stop1.find("`jit_compute(").unwrap();
-    let host_frame = stop1.find("host`host_call(").expect("bt lacks host_call");
-    let main_frame = stop1.find("host`main(").expect("bt lacks main");
-    assert!(
-        jit < host_frame && host_frame < main_frame && stop1.contains("at host.c:"),
-        "host frames not below the JIT frame:\n{stop1}"
+        stop1.contains("at host.c:"),
+        "host frames without file:line:\n{stop1}"
     );
     let locals = between(&out, "LOCALS", "REMOVED");
-    assert!(
-        locals.contains("(int) local_y = 12") && locals.contains("(int) x = 5"),
-        "frame variable:\n{locals}"
-    );
+    assert!(locals.contains("(int) x = 5"), "frame variable:\n{locals}");
     let removed = between(&out, "REMOVED", "END");
     assert!(
-        removed.contains("stop reason = breakpoint 2.1") && removed.contains("host_after_remove"),
+        removed.contains("stop reason = breakpoint 2.1"),
         "did not reach host_after_remove:\n{removed}"
-    );
-    assert!(
-        stop1.contains("jit_compute found 1"),
-        "LLDB does not find jit_compute while it is loaded:\n{stop1}"
-    );
-    assert!(
-        removed.contains("jit_compute found 0"),
-        "LLDB still finds the removed function:\n{removed}"
     );
     assert!(
         removed.contains("no locations (pending)"),
@@ -432,22 +405,7 @@ fn gdb_session(exe: &Path, objects: &JitObjects) {
 
     // Stopped in the JIT function, by name, at its first line; the
     // backtrace goes through the JIT frame into the host's frames.
-    let stop1 = between(&out, "STOP1", "LOCALS");
-    let before = &out[..out.find("==STOP1==").unwrap()];
-    assert!(
-        before.contains("Breakpoint 1, jit_compute (x=5") && before.contains("jit_fn.c:10"),
-        "gdb did not stop in jit_compute at jit_fn.c:10:\n{out}"
-    );
-    assert!(
-        stop1.contains("#0  jit_compute (x=5") && stop1.contains("jit_fn.c:10"),
-        "bt lacks the JIT frame with file:line:\n{stop1}"
-    );
-    let host_frame = stop1.find("in host_call (").expect("bt lacks host_call");
-    let main_frame = stop1.find("in main (").expect("bt lacks main");
-    assert!(
-        host_frame < main_frame && stop1.contains("host.c:"),
-        "host frames not below the JIT frame:\n{stop1}"
-    );
+    assert_gdb_stopped_in_jit_compute(&out);
 
     // Locals and globals of the JIT code.
     let locals = between(&out, "LOCALS", "LIST");

@@ -350,6 +350,28 @@ mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
 
+    /// Distinct known values for `N` general-purpose and `M` vector
+    /// registers.
+    fn register_patterns<const N: usize, const M: usize>() -> ([u64; N], [u64; M]) {
+        (
+            std::array::from_fn(|k| 0xa1b2_c3d4_0000_0000 | ((k as u64 + 1) * 0x0101_0101)),
+            std::array::from_fn(|n| 0x5e5e_0000_0000_0000 | (n as u64 * 0x0101_0101)),
+        )
+    }
+
+    /// Bit k for each general-purpose register `gp[k]` that no longer
+    /// holds its value, bit 32 + n for each vector register `v[n]`.
+    fn changed_mask(gp: &[u64], gp_in: &[u64], v: &[u64], v_in: &[u64]) -> u64 {
+        let differ = |a: &[u64], b: &[u64], shift: usize| {
+            a.iter()
+                .zip(b)
+                .enumerate()
+                .filter(|(_, (x, y))| x != y)
+                .fold(0u64, |m, (k, _)| m | 1 << (shift + k))
+        };
+        differ(gp, gp_in, 0) | differ(v, v_in, 32)
+    }
+
     /// Calls the getter as Mach-O x86-64 code does (`callq *(%rdi)`), with
     /// `rcx`, `rdx`, `rsi`, `r8`-`r15` (`rbx` and `rbp` cannot be operands
     /// here; the integration test covers them) and `xmm0`-`xmm15` set to
@@ -358,25 +380,8 @@ mod tests {
     /// `xmmn`).
     #[cfg(target_arch = "x86_64")]
     fn call(desc: &TlvDescriptor) -> (u64, u64) {
-        const GP: [u64; 11] = [
-            0xa1b2_c3d4_0101_0101,
-            0xa1b2_c3d4_0202_0202,
-            0xa1b2_c3d4_0303_0303,
-            0xa1b2_c3d4_0404_0404,
-            0xa1b2_c3d4_0505_0505,
-            0xa1b2_c3d4_0606_0606,
-            0xa1b2_c3d4_0707_0707,
-            0xa1b2_c3d4_0808_0808,
-            0xa1b2_c3d4_0909_0909,
-            0xa1b2_c3d4_0a0a_0a0a,
-            0xa1b2_c3d4_0b0b_0b0b,
-        ];
-        let mut gp = GP;
-        let mut v = [0u64; 16];
-        for (n, x) in v.iter_mut().enumerate() {
-            *x = 0x5e5e_0000_0000_0000 | (n as u64 * 0x0101_0101);
-        }
-        let v_in = v;
+        let (gp_in, v_in) = register_patterns::<11, 16>();
+        let (mut gp, mut v) = (gp_in, v_in);
         let addr: u64;
         // SAFETY: the getter's convention (see the module docs): `%rdi`
         // in, `%rax` out, `%rdi` and the flags clobbered; every other
@@ -416,18 +421,7 @@ mod tests {
                 options(att_syntax),
             )
         };
-        let mut changed = 0u64;
-        for (k, (&got, &want)) in gp.iter().zip(GP.iter()).enumerate() {
-            if got != want {
-                changed |= 1 << k;
-            }
-        }
-        for (n, (&got, &want)) in v.iter().zip(v_in.iter()).enumerate() {
-            if got != want {
-                changed |= 1 << (32 + n);
-            }
-        }
-        (addr, changed)
+        (addr, changed_mask(&gp, &gp_in, &v, &v_in))
     }
 
     /// Calls the getter as Mach-O arm64 code does (`ldr x16, [x0]; blr
@@ -437,38 +431,8 @@ mod tests {
     /// `vn`).
     #[cfg(target_arch = "aarch64")]
     fn call(desc: &TlvDescriptor) -> (u64, u64) {
-        const GP: [u64; 24] = [
-            0xa1b2c3d401010101,
-            0xa1b2c3d402020202,
-            0xa1b2c3d403030303,
-            0xa1b2c3d404040404,
-            0xa1b2c3d405050505,
-            0xa1b2c3d406060606,
-            0xa1b2c3d407070707,
-            0xa1b2c3d408080808,
-            0xa1b2c3d409090909,
-            0xa1b2c3d40a0a0a0a,
-            0xa1b2c3d40b0b0b0b,
-            0xa1b2c3d40c0c0c0c,
-            0xa1b2c3d40d0d0d0d,
-            0xa1b2c3d40e0e0e0e,
-            0xa1b2c3d40f0f0f0f,
-            0xa1b2c3d410101010,
-            0xa1b2c3d411111111,
-            0xa1b2c3d412121212,
-            0xa1b2c3d413131313,
-            0xa1b2c3d414141414,
-            0xa1b2c3d415151515,
-            0xa1b2c3d416161616,
-            0xa1b2c3d417171717,
-            0xa1b2c3d418181818,
-        ];
-        let mut gp = GP;
-        let mut v = [0u64; 32];
-        for (n, x) in v.iter_mut().enumerate() {
-            *x = 0x5e5e_0000_0000_0000 | (n as u64 * 0x0101_0101);
-        }
-        let v_in = v;
+        let (gp_in, v_in) = register_patterns::<24, 32>();
+        let (mut gp, mut v) = (gp_in, v_in);
         let addr: u64;
         // SAFETY: the getter's convention (see the module docs): `x0` in
         // and out, `x16`, `x17` and `lr` clobbered, every other operand
@@ -539,18 +503,7 @@ mod tests {
                 out("x30") _,
             )
         };
-        let mut changed = 0u64;
-        for (k, (&got, &want)) in gp.iter().zip(GP.iter()).enumerate() {
-            if got != want {
-                changed |= 1 << k;
-            }
-        }
-        for (n, (&got, &want)) in v.iter().zip(v_in.iter()).enumerate() {
-            if got != want {
-                changed |= 1 << (32 + n);
-            }
-        }
-        (addr, changed)
+        (addr, changed_mask(&gp, &gp_in, &v, &v_in))
     }
 
     /// The getter under the Darwin TLV convention: a thread's first
