@@ -27,17 +27,9 @@
 
 use object::macho;
 
-use super::x86_64::Relocation;
+use super::x86_64::{kind as data, unsigned, Relocation};
 use crate::link::arch::aarch64::{load_store_shift, Insn};
 use crate::link::arch::{EdgeKind, Field, FieldRange, Formula};
-
-const fn data(formula: Formula, size: u8, range: FieldRange, name: &'static str) -> EdgeKind {
-    EdgeKind {
-        formula,
-        field: Field::Data { size, range },
-        name,
-    }
-}
 
 const fn insn(formula: Formula, insn: Insn, name: &'static str) -> EdgeKind {
     EdgeKind {
@@ -217,17 +209,7 @@ pub(crate) fn relocation(r_type: macho::RelocationType, pcrel: bool, length: u8)
         }
     };
     match r_type {
-        macho::ARM64_RELOC_UNSIGNED => match (pcrel, length) {
-            (false, 3) => Relocation::Edge {
-                kind: &UNSIGNED_64,
-                pc_bias: 0,
-            },
-            (false, 2) => Relocation::Edge {
-                kind: &UNSIGNED_32,
-                pc_bias: 0,
-            },
-            _ => Relocation::BadShape("ARM64_RELOC_UNSIGNED", "absolute, 4 or 8 bytes"),
-        },
+        macho::ARM64_RELOC_UNSIGNED => unsigned(pcrel, length, [&UNSIGNED_64, &UNSIGNED_32]),
         macho::ARM64_RELOC_SUBTRACTOR => match (pcrel, length) {
             (false, 3) => Relocation::Subtractor(&SUBTRACTOR_64),
             (false, 2) => Relocation::Subtractor(&SUBTRACTOR_32),

@@ -48,7 +48,13 @@ pub(crate) enum Relocation {
     Unknown,
 }
 
-const fn kind(formula: Formula, size: u8, range: FieldRange, name: &'static str) -> EdgeKind {
+/// A data field's edge kind (both architectures' tables use it).
+pub(super) const fn kind(
+    formula: Formula,
+    size: u8,
+    range: FieldRange,
+    name: &'static str,
+) -> EdgeKind {
     EdgeKind {
         formula,
         field: Field::Data { size, range },
@@ -157,6 +163,17 @@ pub(crate) static EH_FRAME_POINTER64: EdgeKind = kind(
 
 /// Looks up a raw x86-64 Mach-O relocation: its type, `r_pcrel` and
 /// `r_length` (log2 of the field's size).
+/// `*_RELOC_UNSIGNED`, the same on every architecture: an absolute
+/// address of 8 bytes or 4 (`kinds`, in that order).
+pub(super) fn unsigned(pcrel: bool, length: u8, kinds: [&'static EdgeKind; 2]) -> Relocation {
+    let kind = match (pcrel, length) {
+        (false, 3) => kinds[0],
+        (false, 2) => kinds[1],
+        _ => return Relocation::BadShape(kinds[0].name, "absolute, 4 or 8 bytes"),
+    };
+    Relocation::Edge { kind, pc_bias: 0 }
+}
+
 pub(crate) fn relocation(r_type: macho::RelocationType, pcrel: bool, length: u8) -> Relocation {
     let pcrel32 = |kind: &'static EdgeKind, extra: i64, name: &'static str| {
         if pcrel && length == 2 {
@@ -169,17 +186,7 @@ pub(crate) fn relocation(r_type: macho::RelocationType, pcrel: bool, length: u8)
         }
     };
     match r_type {
-        macho::X86_64_RELOC_UNSIGNED => match (pcrel, length) {
-            (false, 3) => Relocation::Edge {
-                kind: &UNSIGNED_64,
-                pc_bias: 0,
-            },
-            (false, 2) => Relocation::Edge {
-                kind: &UNSIGNED_32,
-                pc_bias: 0,
-            },
-            _ => Relocation::BadShape("X86_64_RELOC_UNSIGNED", "absolute, 4 or 8 bytes"),
-        },
+        macho::X86_64_RELOC_UNSIGNED => unsigned(pcrel, length, [&UNSIGNED_64, &UNSIGNED_32]),
         macho::X86_64_RELOC_SIGNED => pcrel32(&SIGNED, 0, "X86_64_RELOC_SIGNED"),
         macho::X86_64_RELOC_SIGNED_1 => pcrel32(&SIGNED_1, 1, "X86_64_RELOC_SIGNED_1"),
         macho::X86_64_RELOC_SIGNED_2 => pcrel32(&SIGNED_2, 2, "X86_64_RELOC_SIGNED_2"),
