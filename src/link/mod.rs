@@ -254,14 +254,14 @@ impl ObjectBytes {
             std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
             return Ok(Self::from_vec(bytes));
         }
+        // `populate`: every page is mapped in one call (the linker reads
+        // nearly all of an object: symbols, relocations, sections) instead
+        // of one fault per page as parsing touches them.
         // SAFETY: the mapping is private and read-only. A file truncated or
         // rewritten by another process while mapped is outside what this
         // library can guard against (as with any mmap-based reader); the
         // documented contract of `map_file` is that the file stays unchanged
         // while its objects are loaded.
-        // `populate`: every page is mapped in one call (the linker reads
-        // nearly all of an object: symbols, relocations, sections) instead
-        // of one fault per page as parsing touches them.
         let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)?;
         let len = map.len();
         Ok(ObjectBytes {
