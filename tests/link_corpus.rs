@@ -29,6 +29,8 @@ fn run_jit(session: &Session, built: &Built, round: usize, via_archive: bool) ->
     ))
     .unwrap();
     let t = d.create_tracker().unwrap();
+    let what = format!("{program} ({}) through libjitrt", built.toolchain);
+    let step = corpus::step(format!("{what}: adding its objects"));
     if via_archive {
         layer.add_archive(&t, &built.archive()).unwrap();
     } else {
@@ -41,9 +43,13 @@ fn run_jit(session: &Session, built: &Built, round: usize, via_archive: bool) ->
     let argv = corpus::workload_argv(program, &out);
     let mut ptrs: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
+    drop(step);
+    let step = corpus::step(format!("{what}: linking (the lookup of main)"));
     let main = d
         .lookup("main")
         .unwrap_or_else(|e| panic!("{program} ({}): lookup of main: {e}", built.toolchain));
+    drop(step);
+    let step = corpus::step(format!("{what}: running main"));
     // SAFETY: `main` is the driver's `int main(int, char **)`, linked and
     // ready; argv is NULL-terminated and outlives the call.
     let status = unsafe {
@@ -63,6 +69,8 @@ fn run_jit(session: &Session, built: &Built, round: usize, via_archive: bool) ->
         // lookup chain is not guaranteed; at least the count is bounded).
         assert!(stats.objects_linked as usize <= built.objects.len() + 1);
     }
+    drop(step);
+    let _step = corpus::step(format!("{what}: removing it"));
     t.remove().unwrap();
     assert_eq!(
         d.lookup("main").unwrap_err().code(),

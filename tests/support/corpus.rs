@@ -9,7 +9,7 @@
 //! mod corpus;
 //! ```
 //!
-//! It depends on nothing but std. The sources are located through
+//! It depends on nothing but std and libc. The sources are located through
 //! `cargo metadata` on `corpus/Cargo.toml` (which pins their versions in
 //! `corpus/Cargo.lock` and is never built), compiled into a cache under the
 //! cargo target directory (`target/corpus/<program>-<hash>/`), linked natively
@@ -22,7 +22,12 @@
 //! Environment knobs: `CARGO` (the cargo binary), `JITRT_CORPUS_JOBS`
 //! (parallel compiler processes in this test process, default: available
 //! cores), `JITRT_CORPUS_CACHE` (cache directory instead of
-//! `<target>/corpus`).
+//! `<target>/corpus`), `JITRT_CORPUS_STALL_SECS` (see [`step`]).
+//!
+//! A hang fails fast and says where it is: every tool the corpus runs has a
+//! time limit, and each step of a test (compiling, linking, running natively
+//! or through libjitrt) is recorded with [`step`]; a step that goes on past
+//! the stall limit makes the process print every thread's step and abort.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -42,6 +47,92 @@ const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 /// How long a corpus program may run before it is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a tool (compiler, linker, `ar`, `cargo metadata`) may run before
+/// it is killed; it is then run once more before the step fails. The tools
+/// are not under test, and a test process emulated by qemu-user starts them
+/// through its own fork emulation.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long one [`step`] may last before the process reports every thread's
+/// step and aborts (`JITRT_CORPUS_STALL_SECS`, default 900: past a tool's
+/// two tries and a program's time limit).
+fn stall_limit() -> Duration {
+    static LIMIT: OnceLock<Duration> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let secs = std::env::var("JITRT_CORPUS_STALL_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &u64| n > 0)
+            .unwrap_or(900);
+        Duration::from_secs(secs)
+    })
+}
+
+/// The steps in progress: (thread, what, since), innermost last.
+type Steps = Vec<(thread::ThreadId, String, Instant)>;
+
+fn steps() -> &'static Mutex<Steps> {
+    static STEPS: OnceLock<Mutex<Steps>> = OnceLock::new();
+    STEPS.get_or_init(|| {
+        // The watchdog: one per process, for as long as it lives.
+        thread::Builder::new()
+            .name("corpus-watchdog".into())
+            .spawn(watch_steps)
+            .expect("corpus: starting the step watchdog");
+        Mutex::new(Vec::new())
+    })
+}
+
+fn watch_steps() {
+    use std::io::Write;
+    loop {
+        thread::sleep(Duration::from_secs(5));
+        let Some(steps) = steps().lock().ok().map(|s| s.clone()) else {
+            continue;
+        };
+        let limit = stall_limit();
+        if !steps.iter().any(|(_, _, since)| since.elapsed() > limit) {
+            continue;
+        }
+        // Straight to the process's stderr: the test harness captures
+        // `eprintln!` of test threads and would drop it with the process.
+        let mut report =
+            format!("corpus: a step has run for more than {limit:?}; every step in progress:\n");
+        for (thread, what, since) in &steps {
+            report.push_str(&format!(
+                "  {thread:?}: {what} (for {:?})\n",
+                since.elapsed()
+            ));
+        }
+        report.push_str("corpus: aborting the test process\n");
+        let _ = std::io::stderr().write_all(report.as_bytes());
+        std::process::abort();
+    }
+}
+
+/// Records that the calling thread is doing `what` until the returned guard
+/// is dropped (see the module docs).
+pub fn step(what: impl Into<String>) -> Step {
+    let entry = (thread::current().id(), what.into(), Instant::now());
+    if let Ok(mut s) = steps().lock() {
+        s.push(entry.clone());
+    }
+    Step(entry.0, entry.2)
+}
+
+/// A step in progress; see [`step`].
+pub struct Step(thread::ThreadId, Instant);
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        if let Ok(mut s) = steps().lock() {
+            if let Some(i) = s.iter().rposition(|e| e.0 == self.0 && e.2 == self.1) {
+                s.remove(i);
+            }
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Programs and toolchains
@@ -823,7 +914,8 @@ fn compile_one(toolchain: &Toolchain, cflags: &[String], job: &CompileJob) -> Re
         cmd.arg("-w");
     }
     cmd.arg("-c").arg(&job.source).arg("-o").arg(&tmp);
-    let result = run_command(&mut cmd, None);
+    let _step = step(format!("compiling: {}", describe(&cmd)));
+    let result = run_tool(&mut cmd);
     match result {
         Ok(out) if out.status.success() => {
             publish(&tmp, &job.object);
@@ -986,7 +1078,8 @@ pub fn run_native_with(exe: &Path, args: &[OsString], out_file: &Path) -> Run {
     let mut cmd = target_runner(exe);
     cmd.args(args).stdin(Stdio::null());
     let command = describe(&cmd);
-    let out = run_command(&mut cmd, Some(RUN_TIMEOUT))
+    let _step = step(format!("running natively: {command}"));
+    let out = run_command(&mut cmd, RUN_TIMEOUT)
         .unwrap_or_else(|e| panic!("corpus: cannot run `{command}`: {e}"));
     Run {
         command,
@@ -1067,7 +1160,8 @@ pub fn describe(cmd: &Command) -> String {
 /// Runs a command to completion, panicking with the command line, status and
 /// output if it cannot start or exits non-zero.
 pub fn run_checked(cmd: &mut Command, what: &str) -> Output {
-    match run_command(cmd, None) {
+    let _step = step(format!("{what}: {}", describe(cmd)));
+    match run_tool(cmd) {
         Ok(out) if out.status.success() => out,
         Ok(out) => panic!(
             "corpus: {what}: `{}` failed ({})\nstderr:\n{}\nstdout:\n{}",
@@ -1080,12 +1174,30 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Output {
     }
 }
 
-/// Runs a command capturing stdout and stderr, killing it after `timeout`.
-fn run_command(cmd: &mut Command, timeout: Option<Duration>) -> std::io::Result<Output> {
-    let Some(timeout) = timeout else {
-        return cmd.stdin(Stdio::null()).output();
-    };
+/// Runs a tool (see [`TOOL_TIMEOUT`]), a second time if the first run is
+/// killed for taking too long.
+fn run_tool(cmd: &mut Command) -> std::io::Result<Output> {
+    use std::io::Write;
+    match run_command(cmd, TOOL_TIMEOUT) {
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "corpus: `{}` {e}; running it once more",
+                describe(cmd)
+            );
+            run_command(cmd, TOOL_TIMEOUT)
+        }
+        other => other,
+    }
+}
+
+/// Runs a command capturing stdout and stderr, killing it (and every process
+/// it started: a compiler driver's `cc1` and `as` hold the pipes too) after
+/// `timeout`.
+fn run_command(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
+    use std::os::unix::process::CommandExt;
     let mut child = cmd
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1117,7 +1229,9 @@ fn run_command(cmd: &mut Command, timeout: Option<Duration>) -> std::io::Result<
             break status;
         }
         if start.elapsed() > timeout {
-            let _ = child.kill();
+            // SAFETY: kill(2) on the process group the child leads (its id,
+            // negated); it touches no memory of ours.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
             let status = child.wait()?;
             let stderr = err_reader.join().unwrap_or_default();
             return Err(std::io::Error::new(
