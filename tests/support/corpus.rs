@@ -52,10 +52,10 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 /// it is killed; it is then run once more before the step fails. The tools
 /// are not under test, and a test process emulated by qemu-user starts them
 /// through its own fork emulation.
-pub const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How long one [`step`] may last before the process reports every thread's
-/// step and aborts (`JITRT_CORPUS_STALL_SECS`, default 900: past a tool's
+/// step and aborts (`JITRT_CORPUS_STALL_SECS`, default 600: past a tool's
 /// two tries and a program's time limit).
 fn stall_limit() -> Duration {
     static LIMIT: OnceLock<Duration> = OnceLock::new();
@@ -64,7 +64,7 @@ fn stall_limit() -> Duration {
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|&n: &u64| n > 0)
-            .unwrap_or(900);
+            .unwrap_or(600);
         Duration::from_secs(secs)
     })
 }
@@ -1232,6 +1232,9 @@ fn run_command(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> 
             // SAFETY: kill(2) on the process group the child leads (its id,
             // negated); it touches no memory of ours.
             unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+            // And the child itself, in case it never got to leave our group
+            // (stuck before its exec).
+            let _ = child.kill();
             let status = child.wait()?;
             let stderr = err_reader.join().unwrap_or_default();
             return Err(std::io::Error::new(
