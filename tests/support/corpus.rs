@@ -48,10 +48,13 @@ const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 /// How long a corpus program may run before it is killed.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// How long a tool (compiler, linker, `ar`, `cargo metadata`) may run before
-/// it is killed; it is then run once more before the step fails. The tools
-/// are not under test, and a test process emulated by qemu-user starts them
-/// through its own fork emulation.
+/// How long a tool (compiler, linker, `ar`, `cargo metadata`, `--version`)
+/// may run before it is killed; it is then run once more before the step
+/// fails. The tools are not under test, and under qemu-user a child can hang
+/// before it even runs them: qemu turns `posix_spawn`'s vfork into a fork
+/// of the whole emulator, and a child forked from a process whose other
+/// threads hold locks can deadlock before its exec (the way multithreaded
+/// programs that spawn hang now and then under qemu).
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How long one [`step`] may last before the process reports every thread's
@@ -388,13 +391,7 @@ pub fn compiler_available(name: &str) -> bool {
     if let Some(&known) = cache.lock().unwrap().get(name) {
         return known;
     }
-    let ok = target_tool(name)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let ok = run_tool(target_tool(name).arg("--version")).is_ok_and(|out| out.status.success());
     cache.lock().unwrap().insert(name.to_string(), ok);
     ok
 }
@@ -1202,14 +1199,19 @@ fn run_command(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    // Each pipe is read to its end on a thread of its own, which sends what
+    // it read. A killed child's pipes may stay open a while longer: another
+    // child forked at the same time holds them until its exec.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(mut p) = pipe {
                 let _ = p.read_to_end(&mut buf);
             }
-            buf
-        })
+            let _ = tx.send(buf);
+        });
+        rx
     };
     let out_reader = drain(
         child
@@ -1236,7 +1238,9 @@ fn run_command(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> 
             // (stuck before its exec).
             let _ = child.kill();
             let status = child.wait()?;
-            let stderr = err_reader.join().unwrap_or_default();
+            let stderr = err_reader
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_default();
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!(
@@ -1249,8 +1253,8 @@ fn run_command(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> 
     };
     Ok(Output {
         status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
+        stdout: out_reader.recv().unwrap_or_default(),
+        stderr: err_reader.recv().unwrap_or_default(),
     })
 }
 
