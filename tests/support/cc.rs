@@ -29,20 +29,48 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// Runs a command, panicking with its output if it fails.
+/// How long [`run_ok`] lets a command run: a tool or a test program takes
+/// seconds; the longest (`cargo build`, `pip install`) a minute or two.
+fn run_ok_limit() -> Duration {
+    Duration::from_secs(if emulated() { 180 } else { 600 })
+}
+
+/// Runs a command (stdin closed), panicking with its output if it fails or
+/// outlives [`run_ok_limit`]. A child that timed out without ever starting
+/// the program (see [`RunResult::never_started`]) is killed and the command
+/// run once more.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    if !out.status.success() {
+    cmd.stdin(Stdio::null());
+    let limit = run_ok_limit();
+    let mut r = run_with_timeout(cmd, limit);
+    if r.timed_out && r.never_started {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "{cmd:?}: the child never started the program in {limit:?} (stuck before its exec); running it once more"
+        );
+        r = run_with_timeout(cmd, limit);
+    }
+    if r.timed_out || r.code != Some(0) {
         panic!(
-            "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "{cmd:?} {}\nstdout:\n{}\nstderr:\n{}",
+            if r.timed_out {
+                format!(
+                    "timed out after {limit:?}{}",
+                    if r.never_started {
+                        " before starting the program"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                format!("failed with exit code {:?}", r.code)
+            },
+            r.stdout,
+            r.stderr
         );
     }
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    r.stdout
 }
 
 /// Makes sure `libjitrt.so` and `libjitrt.a` of this profile are built:
@@ -106,6 +134,27 @@ pub struct RunResult {
     pub stdout: String,
     pub stderr: String,
     pub timed_out: bool,
+    /// It timed out before it ran the program: the child was still a copy
+    /// of this process (its command line is not the command's). Under
+    /// qemu-user that happens now and then: qemu turns `posix_spawn`'s
+    /// vfork into a fork of the whole emulator, and the child can deadlock
+    /// on a lock another thread held before it gets to its exec.
+    pub never_started: bool,
+}
+
+/// Whether the process `pid` runs `cmd`'s program: its command line (from
+/// `/proc`) is the command's, argument for argument.
+fn runs_command(pid: u32, cmd: &Command) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(line) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return true;
+    };
+    let mut expected = Vec::new();
+    for part in std::iter::once(cmd.get_program()).chain(cmd.get_args()) {
+        expected.extend_from_slice(part.as_bytes());
+        expected.push(0);
+    }
+    line == expected
 }
 
 /// Runs `cmd`, killing it after `limit`.
@@ -115,36 +164,48 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> RunResult {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
+    // Each pipe is read on a thread of its own, which sends what it read:
+    // a killed child's pipes can stay open a while longer (another child
+    // forked at the same moment holds them until its exec).
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            let _ = tx.send(s);
+        });
+        rx
+    };
+    let out_rx = read(Box::new(child.stdout.take().expect("stdout")));
+    let err_rx = read(Box::new(child.stderr.take().expect("stderr")));
     let start = Instant::now();
     let mut timed_out = false;
+    let mut never_started = false;
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {
             break st;
         }
         if start.elapsed() > limit {
             timed_out = true;
+            never_started = !runs_command(child.id(), cmd);
             let _ = child.kill();
             break child.wait().expect("wait after kill");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    let collect = |rx: std::sync::mpsc::Receiver<String>| {
+        if timed_out {
+            rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default()
+        } else {
+            rx.recv().unwrap_or_default()
+        }
+    };
     RunResult {
         code: status.code(),
-        stdout: out_t.join().unwrap_or_default(),
-        stderr: err_t.join().unwrap_or_default(),
+        stdout: collect(out_rx),
+        stderr: collect(err_rx),
         timed_out,
+        never_started,
     }
 }
 
