@@ -170,9 +170,9 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> RunResult {
     let read = |mut pipe: Box<dyn std::io::Read + Send>| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = pipe.read_to_string(&mut s);
-            let _ = tx.send(s);
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
         });
         rx
     };
