@@ -205,9 +205,9 @@ enum Backing {
 }
 
 /// The bytes of an object file: copied once from a caller's buffer, or a
-/// file's (read, or memory-mapped when larger than 64 KiB). Cloning is cheap (reference counted), and
-/// [`ObjectBytes::slice`] shares the same backing (used for archive
-/// members).
+/// file's (read, or memory-mapped when larger than 64 KiB). Cloning is
+/// cheap (reference counted), and [`ObjectBytes::slice`] shares the same
+/// backing (used for archive members).
 #[derive(Clone)]
 pub struct ObjectBytes {
     backing: Backing,

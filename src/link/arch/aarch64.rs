@@ -313,26 +313,24 @@ pub(crate) fn optimize(g: &mut LinkGraph, _buf: &mut [u8], _base: u64) {
             continue;
         };
         let block_addr = block.addr;
-        {
-            let Some(&edge) = g.edges.get(e as usize) else {
-                continue;
-            };
-            if edge.kind.formula != Formula::CallRelative {
-                continue;
-            }
-            let Field::Aarch64(insn) = edge.kind.field else {
-                continue;
-            };
-            let Some(target) = g.symbols.get(edge.target as usize) else {
-                continue;
-            };
-            let Some(stub) = target.stub else { continue };
-            let place = block_addr + edge.offset;
-            let direct = i128::from(target.value) + i128::from(edge.addend) - i128::from(place);
-            let mut probe = [0u8; 4];
-            if write_insn(insn, &mut probe, 0, direct).is_err() {
-                g.edges[e as usize].target = stub;
-            }
+        let Some(&edge) = g.edges.get(e as usize) else {
+            continue;
+        };
+        if edge.kind.formula != Formula::CallRelative {
+            continue;
+        }
+        let Field::Aarch64(insn) = edge.kind.field else {
+            continue;
+        };
+        let Some(target) = g.symbols.get(edge.target as usize) else {
+            continue;
+        };
+        let Some(stub) = target.stub else { continue };
+        let place = block_addr + edge.offset;
+        let direct = i128::from(target.value) + i128::from(edge.addend) - i128::from(place);
+        let mut probe = [0u8; 4];
+        if write_insn(insn, &mut probe, 0, direct).is_err() {
+            g.edges[e as usize].target = stub;
         }
     }
 }

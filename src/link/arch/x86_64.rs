@@ -101,44 +101,35 @@ pub(crate) fn optimize(g: &mut LinkGraph, buf: &mut [u8], base: u64) {
             continue;
         };
         let block_addr = block.addr;
-        {
-            let Some(&edge) = g.edges.get(e as usize) else {
-                continue;
-            };
-            let Some(target) = g.symbols.get(edge.target as usize) else {
-                continue;
-            };
-            let field = block_at + edge.offset;
-            let place = block_addr + edge.offset;
-            match edge.kind.formula {
-                Formula::GotEntryRelativeRelaxable
-                    if target.definition != Definition::Null
-                        && relax_gotpcrelx(
-                            buf,
-                            field as usize,
-                            place,
-                            target.value,
-                            edge.addend,
-                        ) =>
-                {
-                    g.edges[e as usize].kind = &APPLIED;
-                }
-                Formula::Relative | Formula::CallRelative => {
-                    let Some(stub) = target.stub else { continue };
-                    let Field::Data { size, range } = edge.kind.field else {
-                        continue;
-                    };
-                    let direct =
-                        i128::from(target.value) + i128::from(edge.addend) - i128::from(place);
-                    if !fits(direct, size, range)
-                        && (edge.kind.formula == Formula::CallRelative
-                            || is_branch_field(buf, field as usize))
-                    {
-                        g.edges[e as usize].target = stub;
-                    }
-                }
-                _ => {}
+        let Some(&edge) = g.edges.get(e as usize) else {
+            continue;
+        };
+        let Some(target) = g.symbols.get(edge.target as usize) else {
+            continue;
+        };
+        let field = block_at + edge.offset;
+        let place = block_addr + edge.offset;
+        match edge.kind.formula {
+            Formula::GotEntryRelativeRelaxable
+                if target.definition != Definition::Null
+                    && relax_gotpcrelx(buf, field as usize, place, target.value, edge.addend) =>
+            {
+                g.edges[e as usize].kind = &APPLIED;
             }
+            Formula::Relative | Formula::CallRelative => {
+                let Some(stub) = target.stub else { continue };
+                let Field::Data { size, range } = edge.kind.field else {
+                    continue;
+                };
+                let direct = i128::from(target.value) + i128::from(edge.addend) - i128::from(place);
+                if !fits(direct, size, range)
+                    && (edge.kind.formula == Formula::CallRelative
+                        || is_branch_field(buf, field as usize))
+                {
+                    g.edges[e as usize].target = stub;
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -161,8 +161,6 @@ pub(crate) static EH_FRAME_POINTER64: EdgeKind = kind(
     "__eh_frame absolute pointer",
 );
 
-/// Looks up a raw x86-64 Mach-O relocation: its type, `r_pcrel` and
-/// `r_length` (log2 of the field's size).
 /// `*_RELOC_UNSIGNED`, the same on every architecture: an absolute
 /// address of 8 bytes or 4 (`kinds`, in that order).
 pub(super) fn unsigned(pcrel: bool, length: u8, kinds: [&'static EdgeKind; 2]) -> Relocation {
@@ -174,6 +172,8 @@ pub(super) fn unsigned(pcrel: bool, length: u8, kinds: [&'static EdgeKind; 2]) -
     Relocation::Edge { kind, pc_bias: 0 }
 }
 
+/// Looks up a raw x86-64 Mach-O relocation: its type, `r_pcrel` and
+/// `r_length` (log2 of the field's size).
 pub(crate) fn relocation(r_type: macho::RelocationType, pcrel: bool, length: u8) -> Relocation {
     let pcrel32 = |kind: &'static EdgeKind, extra: i64, name: &'static str| {
         if pcrel && length == 2 {
