@@ -350,22 +350,60 @@ pub(crate) struct LinkGraph {
     pub tlv_refs: Vec<SymbolId>,
 }
 
-/// The largest vectors of the last graph a thread dropped, emptied, for the
-/// next graph it builds. A big object's symbol and edge vectors are
-/// hundreds of KiB: above glibc's mmap threshold, each link would map them
-/// fresh, fault every page in and unmap them again. One set per thread,
-/// each vector kept only up to [`SPARE_LIMIT`] bytes.
+/// The vectors of graphs a thread dropped, emptied, for the next graphs it
+/// builds. A big object's symbol and edge vectors are hundreds of KiB:
+/// above glibc's mmap threshold, each link would map them fresh, fault
+/// every page in and unmap them again; a program of many objects (a batch
+/// holds all its graphs at once) would allocate and grow a dozen small
+/// vectors per object. Each thread keeps up to [`SPARE_SETS`] sets, each
+/// vector up to [`SPARE_LIMIT`] bytes and all of them [`SPARE_BUDGET`].
+#[derive(Default)]
 struct Spare {
+    sections: Vec<Section>,
     blocks: Vec<Block>,
     symbols: Vec<Symbol>,
     edges: Vec<Edge>,
+    synthetic: Vec<u8>,
+    externals: Vec<External>,
+    globals: Vec<Global>,
+    wants_stub: Vec<SymbolId>,
+    relax_candidates: Vec<(BlockId, u32)>,
+}
+
+impl Spare {
+    fn bytes(&self) -> usize {
+        fn b<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        b(&self.sections)
+            + b(&self.blocks)
+            + b(&self.symbols)
+            + b(&self.edges)
+            + b(&self.synthetic)
+            + b(&self.externals)
+            + b(&self.globals)
+            + b(&self.wants_stub)
+            + b(&self.relax_candidates)
+    }
 }
 
 /// The largest vector kept for reuse (bytes).
 const SPARE_LIMIT: usize = 4 << 20;
+/// The most sets a thread keeps (a batch's graphs, for a program of up to
+/// this many objects).
+const SPARE_SETS: usize = 256;
+/// The most bytes a thread keeps in all its sets.
+const SPARE_BUDGET: usize = 8 << 20;
+
+/// A thread's spare sets and their total size.
+#[derive(Default)]
+struct SparePool {
+    sets: Vec<Spare>,
+    bytes: usize,
+}
 
 thread_local! {
-    static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
+    static SPARE: std::cell::RefCell<SparePool> = std::cell::RefCell::new(SparePool::default());
 }
 
 impl Drop for LinkGraph {
@@ -379,19 +417,27 @@ impl Drop for LinkGraph {
             v
         }
         let spare = Spare {
+            sections: keep(&mut self.sections),
             blocks: keep(&mut self.blocks),
             symbols: keep(&mut self.symbols),
             edges: keep(&mut self.edges),
+            synthetic: keep(&mut self.synthetic),
+            externals: keep(&mut self.externals),
+            globals: keep(&mut self.globals),
+            wants_stub: keep(&mut self.wants_stub),
+            relax_candidates: keep(&mut self.relax_candidates),
         };
-        // A thread being torn down has no slot any more: then the vectors
+        let bytes = spare.bytes();
+        if bytes == 0 {
+            return;
+        }
+        // A thread being torn down has no pool any more: then the vectors
         // are simply freed.
-        let _ = SPARE.try_with(|slot| {
-            if let Ok(mut slot) = slot.try_borrow_mut() {
-                let bigger = slot
-                    .as_ref()
-                    .is_none_or(|old| old.edges.capacity() < spare.edges.capacity());
-                if bigger {
-                    *slot = Some(spare);
+        let _ = SPARE.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut() {
+                if pool.sets.len() < SPARE_SETS && pool.bytes + bytes <= SPARE_BUDGET {
+                    pool.bytes += bytes;
+                    pool.sets.push(spare);
                 }
             }
         });
@@ -401,24 +447,26 @@ impl Drop for LinkGraph {
 impl LinkGraph {
     pub fn new(name: &str, bytes: ObjectBytes, arch: Arch) -> LinkGraph {
         let spare = SPARE
-            .try_with(|slot| slot.try_borrow_mut().ok().and_then(|mut s| s.take()))
+            .try_with(|pool| {
+                let mut pool = pool.try_borrow_mut().ok()?;
+                let spare = pool.sets.pop()?;
+                pool.bytes -= spare.bytes();
+                Some(spare)
+            })
             .ok()
-            .flatten();
-        let (blocks, symbols, edges) = match spare {
-            Some(s) => (s.blocks, s.symbols, s.edges),
-            None => (Vec::new(), Vec::new(), Vec::new()),
-        };
+            .flatten()
+            .unwrap_or_default();
         LinkGraph {
             name: name.to_owned(),
             bytes,
             arch,
-            sections: Vec::new(),
-            blocks,
-            symbols,
-            edges,
-            synthetic: Vec::new(),
-            externals: Vec::new(),
-            globals: Vec::new(),
+            sections: spare.sections,
+            blocks: spare.blocks,
+            symbols: spare.symbols,
+            edges: spare.edges,
+            synthetic: spare.synthetic,
+            externals: spare.externals,
+            globals: spare.globals,
             arrays: Vec::new(),
             tls_align: None,
             got: None,
@@ -430,8 +478,8 @@ impl LinkGraph {
             tlv_atexit_thunk: None,
             has_start_stop: false,
             dso_symbols: None,
-            wants_stub: Vec::new(),
-            relax_candidates: Vec::new(),
+            wants_stub: spare.wants_stub,
+            relax_candidates: spare.relax_candidates,
             ifuncs: Vec::new(),
             static_tls: false,
             format: ObjectFormat::Elf,
@@ -538,41 +586,30 @@ impl LinkGraph {
         align: u64,
         contents: &[&[u8]],
     ) -> SectionId {
-        let id = self.sections.len() as SectionId;
-        let first = self.blocks.len() as BlockId;
+        let (id, first) = self.begin_linker_section(contents.iter().map(|c| c.len()).sum());
         let mut offset = 0u64;
         for c in contents {
-            offset = offset.next_multiple_of(align);
-            let start = self.synthetic.len() as u32;
-            self.synthetic.extend_from_slice(c);
-            let edges = self.edges.len() as u32;
-            self.blocks.push(Block {
-                section: id,
-                content: if kind == SectionKind::Zero {
-                    Content::Zero
-                } else {
-                    Content::Linker(Span {
-                        start,
-                        len: c.len() as u32,
-                    })
-                },
-                size: c.len() as u64,
-                align,
-                section_offset: offset,
-                edges: edges..edges,
-                addr: 0,
-                tls_offset: 0,
-            });
-            offset += c.len() as u64;
+            self.push_linker_block(id, kind, align, &mut offset, c);
         }
-        self.sections.push(Section {
-            name: Name::Linker(name),
-            index: 0,
-            kind,
-            in_group: false,
-            blocks: first..self.blocks.len() as BlockId,
-        });
-        id
+        self.end_linker_section(id, first, name, kind)
+    }
+
+    /// Adds a section of `n` linker-made blocks holding `content` each
+    /// (`align`-aligned) and returns its id and first block.
+    pub fn add_repeated_section(
+        &mut self,
+        name: &'static str,
+        kind: SectionKind,
+        align: u64,
+        content: &[u8],
+        n: usize,
+    ) -> (SectionId, BlockId) {
+        let (id, first) = self.begin_linker_section(content.len().saturating_mul(n));
+        let mut offset = 0u64;
+        for _ in 0..n {
+            self.push_linker_block(id, kind, align, &mut offset, content);
+        }
+        (self.end_linker_section(id, first, name, kind), first)
     }
 
     /// Adds a section of `n` linker-made blocks of `size` zero bytes (table
@@ -585,10 +622,73 @@ impl LinkGraph {
         size: usize,
         n: usize,
     ) -> (SectionId, BlockId) {
-        let zeros = vec![0u8; size];
-        let contents = vec![&zeros[..]; n];
-        let sec = self.add_linker_section(name, kind, size as u64, &contents);
-        (sec, self.sections[sec as usize].blocks.start)
+        const ZEROS: [u8; 16] = [0; 16];
+        match ZEROS.get(..size) {
+            Some(zeros) => self.add_repeated_section(name, kind, size as u64, zeros, n),
+            None => self.add_repeated_section(name, kind, size as u64, &vec![0; size], n),
+        }
+    }
+
+    /// The id and first block of a linker section about to get its
+    /// blocks, with room for `bytes` more linker-made bytes.
+    fn begin_linker_section(&mut self, bytes: usize) -> (SectionId, BlockId) {
+        self.synthetic.reserve(bytes);
+        (
+            self.sections.len() as SectionId,
+            self.blocks.len() as BlockId,
+        )
+    }
+
+    /// Adds a linker-made block holding `content` to section `id` at the
+    /// next `align`-aligned `offset`, and advances `offset` past it.
+    fn push_linker_block(
+        &mut self,
+        id: SectionId,
+        kind: SectionKind,
+        align: u64,
+        offset: &mut u64,
+        content: &[u8],
+    ) {
+        *offset = offset.next_multiple_of(align);
+        let start = self.synthetic.len() as u32;
+        self.synthetic.extend_from_slice(content);
+        let edges = self.edges.len() as u32;
+        self.blocks.push(Block {
+            section: id,
+            content: if kind == SectionKind::Zero {
+                Content::Zero
+            } else {
+                Content::Linker(Span {
+                    start,
+                    len: content.len() as u32,
+                })
+            },
+            size: content.len() as u64,
+            align,
+            section_offset: *offset,
+            edges: edges..edges,
+            addr: 0,
+            tls_offset: 0,
+        });
+        *offset += content.len() as u64;
+    }
+
+    /// Records section `id`, whose blocks are those from `first` on.
+    fn end_linker_section(
+        &mut self,
+        id: SectionId,
+        first: BlockId,
+        name: &'static str,
+        kind: SectionKind,
+    ) -> SectionId {
+        self.sections.push(Section {
+            name: Name::Linker(name),
+            index: 0,
+            kind,
+            in_group: false,
+            blocks: first..self.blocks.len() as BlockId,
+        });
+        id
     }
 
     /// Makes `block` (the last block given edges so far) a table entry: a
@@ -598,10 +698,10 @@ impl LinkGraph {
         &mut self,
         block: BlockId,
         name: &'static str,
-        edges: &[(u64, &'static EdgeKind, SymbolId, i64)],
+        edges: impl IntoIterator<Item = (u64, &'static EdgeKind, SymbolId, i64)>,
     ) -> SymbolId {
         let symbol = self.add_block_symbol(name, block, 0);
-        for &(offset, kind, target, addend) in edges {
+        for (offset, kind, target, addend) in edges {
             self.push_edge(
                 block,
                 Edge {

@@ -91,10 +91,14 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         }
     }
     let mut stubs: Vec<SymbolId> = Vec::new();
-    for &s in &std::mem::take(&mut g.wants_stub) {
+    // Taken and given back emptied (the vector is reused; see graph.rs).
+    let mut wants_stub = std::mem::take(&mut g.wants_stub);
+    for &s in &wants_stub {
         want(&mut wants, STUB, &mut stubs, s);
         want(&mut wants, GOT, &mut got_order, s);
     }
+    wants_stub.clear();
+    g.wants_stub = wants_stub;
     // `atexit` is the object's own thunk, which jumps to the platform's
     // `__cxa_atexit` through a GOT entry; Mach-O's `__tlv_atexit` the same
     // thunk (entered after it clears the second argument) into
@@ -150,7 +154,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             let entry = g.add_entry(
                 first + k as u32,
                 "GOT entry",
-                &[(0, &arch::POINTER64, target, 0)],
+                [(0, &arch::POINTER64, target, 0)],
             );
             g.symbols[target as usize].got = Some(entry);
         }
@@ -159,7 +163,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             let entry = g.add_entry(
                 block,
                 "GOT entry (TP offset)",
-                &[(0, &arch::TP_OFFSET64, target, 0)],
+                [(0, &arch::TP_OFFSET64, target, 0)],
             );
             g.symbols[target as usize].tp_got = Some(entry);
         }
@@ -168,18 +172,14 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
     // Stubs: a jump through the target's GOT entry.
     if !stubs.is_empty() {
         let (bytes, edges) = g.arch.stub();
-        let contents = vec![bytes; stubs.len()];
-        let sec = g.add_linker_section(".stubs", SectionKind::Code, 16, &contents);
-        let first = g.sections[sec as usize].blocks.start;
+        let (_, first) =
+            g.add_repeated_section(".stubs", SectionKind::Code, 16, bytes, stubs.len());
         for (k, &target) in stubs.iter().enumerate() {
             let Some(entry) = g.symbols[target as usize].got else {
                 return Err(internal("stub without a GOT entry"));
             };
-            let edges: Vec<_> = edges
-                .iter()
-                .map(|&(o, kind, a)| (o, kind, entry, a))
-                .collect();
-            let stub = g.add_entry(first + k as u32, "stub", &edges);
+            let edges = edges.iter().map(|&(o, kind, a)| (o, kind, entry, a));
+            let stub = g.add_entry(first + k as u32, "stub", edges);
             g.symbols[target as usize].stub = Some(stub);
         }
     }
@@ -201,9 +201,9 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
         let (d, s) = (thunk.dso_edge, thunk.slot_edge);
         let edges = [(d.0, d.1, own, d.2), (s.0, s.1, slot, s.2)];
         if k == 0 {
-            g.atexit_thunk = Some(g.add_entry(block, "atexit (thunk)", &edges));
+            g.atexit_thunk = Some(g.add_entry(block, "atexit (thunk)", edges));
         } else {
-            g.add_entry(block, "__tlv_atexit (thunk start)", &edges);
+            g.add_entry(block, "__tlv_atexit (thunk start)", edges);
             let entry = g.add_block_symbol("__tlv_atexit (thunk)", block, thunk.keep_second_arg);
             g.tlv_atexit_thunk = Some(entry);
         }
@@ -222,7 +222,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             let index = g.add_entry(
                 first + k as u32,
                 "TLS index",
-                &[
+                [
                     (0, &arch::TLS_MODULE_ID, target, 0),
                     (8, &arch::TLS_OFFSET64, target, 0),
                 ],
@@ -234,7 +234,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             let index = g.add_entry(
                 block,
                 "TLS module index",
-                &[(0, &arch::TLS_MODULE_ID, target, 0)],
+                [(0, &arch::TLS_MODULE_ID, target, 0)],
             );
             g.symbols[target as usize].tls_module_index = Some(index);
         }
@@ -245,7 +245,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             g.add_entry(
                 block,
                 "TLS module index",
-                &[(0, &arch::TLS_MODULE_ID, index, 0)],
+                [(0, &arch::TLS_MODULE_ID, index, 0)],
             );
             g.module_index = Some(index);
         }
@@ -266,7 +266,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             let desc = g.add_entry(
                 first + k as u32,
                 "TLS descriptor",
-                &[
+                [
                     (0, &arch::POINTER64, resolver, 0),
                     (8, &arch::TLS_INDEX64, target, 0),
                 ],
@@ -293,17 +293,13 @@ fn ifuncs(g: &mut LinkGraph) {
     }
     let (_, got_first) = g.add_table_section(".got.ifunc", SectionKind::Data, 8, defined.len());
     let (bytes, stub_edges) = g.arch.stub();
-    let stubs = vec![bytes; defined.len()];
-    let code = g.add_linker_section(".iplt", SectionKind::Code, 16, &stubs);
-    let code_first = g.sections[code as usize].blocks.start;
+    let (_, code_first) =
+        g.add_repeated_section(".iplt", SectionKind::Code, 16, bytes, defined.len());
     let mut stub_of = vec![None; g.symbols.len()];
     for (k, &f) in defined.iter().enumerate() {
         let entry = g.add_block_symbol("IFUNC GOT entry", got_first + k as u32, 0);
-        let edges: Vec<_> = stub_edges
-            .iter()
-            .map(|&(o, kind, a)| (o, kind, entry, a))
-            .collect();
-        let stub = g.add_entry(code_first + k as u32, "IFUNC stub", &edges);
+        let edges = stub_edges.iter().map(|&(o, kind, a)| (o, kind, entry, a));
+        let stub = g.add_entry(code_first + k as u32, "IFUNC stub", edges);
         g.symbols[f as usize].ifunc = Some(crate::link::graph::Ifunc { stub, entry });
         stub_of[f as usize] = Some(stub);
     }
