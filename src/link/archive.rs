@@ -88,13 +88,11 @@ impl Archive {
                     let Some(mb) = bytes.slice(m.data.clone()) else {
                         continue;
                     };
-                    let Ok(info) = super::scan_object(&m.name, &mb) else {
+                    let Ok(info) = super::scan_object_borrowed(&m.name, &mb) else {
                         continue;
                     };
                     for s in info.symbols {
-                        index
-                            .entry(s.name.into_boxed_str())
-                            .or_insert(MemberId(i as u32));
+                        index.entry(Box::from(s.name)).or_insert(MemberId(i as u32));
                     }
                 }
             }

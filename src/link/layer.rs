@@ -28,7 +28,8 @@ use super::format::{build_graph, Choices, Diagnostics};
 use super::graph::LinkGraph;
 use super::host::HostSymbolGenerator;
 use super::{
-    scan_object, Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId, ObjectBytes,
+    scan_object_borrowed, Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId,
+    ObjectBytes,
 };
 use crate::orc::{
     DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib, LookupFlags,
@@ -211,7 +212,7 @@ impl ObjectLinkingLayer {
                 "resource tracker is defunct",
             ));
         }
-        let info = scan_object(name, &bytes)?;
+        let info = scan_object_borrowed(name, &bytes)?;
         let dylib = tracker.dylib().id();
         // One format per dylib: Mach-O names carry a prefix ELF names do
         // not, so the two cannot resolve against each other.
@@ -236,7 +237,8 @@ impl ObjectLinkingLayer {
                 }
                 Some(_) => {}
                 None => {
-                    st.formats.insert(dylib, (info.format, info.name.clone()));
+                    st.formats
+                        .insert(dylib, (info.format, info.name.to_owned()));
                     decided_format = true;
                 }
             }
@@ -257,7 +259,7 @@ impl ObjectLinkingLayer {
                 if s.flags.weak || s.flags.common {
                     f = f | SymbolFlags::WEAK;
                 }
-                (SymbolName::intern(&s.name), f)
+                (SymbolName::intern(s.name), f)
             })
             .collect();
         // One pass under the layer's lock: COMMON sizes (raised before the
@@ -270,7 +272,7 @@ impl ObjectLinkingLayer {
             // linked already cannot grow (a static linker sees all objects
             // before laying out; a JIT links lazily).
             for c in info.symbols.iter().filter(|s| s.flags.common) {
-                if let Some(have) = st.commons.get(&(dylib, c.name.clone())) {
+                if let Some(have) = st.commons.get(&(dylib, c.name.to_owned())) {
                     if have.linked && (c.size > have.size || c.align > have.align) {
                         return Err(Error::new(
                             ErrorCode::Unsupported,
@@ -283,15 +285,15 @@ impl ObjectLinkingLayer {
                 }
             }
             for c in info.symbols.iter().filter(|s| s.flags.common) {
-                let have = st.commons.entry((dylib, c.name.clone())).or_default();
+                let have = st.commons.entry((dylib, c.name.to_owned())).or_default();
                 have.size = have.size.max(c.size);
                 have.align = have.align.max(c.align);
             }
             // Claim the COMDAT groups no earlier object of the dylib has.
             st.next_object += 1;
             let id = st.next_object;
-            for sig in &info.comdat_groups {
-                let k = (dylib, sig.clone());
+            for &sig in &info.comdat_groups {
+                let k = (dylib, sig.to_owned());
                 if !st.comdats.contains_key(&k) {
                     st.comdats.insert(k.clone(), id);
                     claimed.push(k);
@@ -299,13 +301,14 @@ impl ObjectLinkingLayer {
             }
             id
         };
-        let object_name = info.name.clone();
+        let object_name = name.to_owned();
+        let comdats = info.comdat_groups.iter().map(|&g| g.to_owned()).collect();
         let unit = ObjectUnit {
             layer: self.clone(),
-            name: info.name,
+            name: object_name.clone(),
             bytes,
             symbols,
-            comdats: info.comdat_groups,
+            comdats,
             id,
         };
         match tracker.define(Box::new(unit)) {
@@ -606,9 +609,12 @@ impl ObjectLinkingLayer {
         }
         // The batch's externals, each name once; per object, where each of
         // its externals is in that list.
-        let mut names: Vec<SymbolName> = Vec::new();
-        let mut index: FxHashMap<SymbolName, usize> = FxHashMap::default();
+        let needed: usize = members.iter().map(|m| m.needed.len()).sum();
+        let mut names: Vec<SymbolName> = Vec::with_capacity(needed);
+        let mut index: FxHashMap<SymbolName, usize> =
+            FxHashMap::with_capacity_and_hasher(needed, Default::default());
         for m in members.iter_mut() {
+            m.externals.reserve(m.needed.len());
             for (name, weak) in std::mem::take(&mut m.needed) {
                 let k = *index.entry(name.clone()).or_insert_with(|| {
                     names.push(name);

@@ -326,11 +326,12 @@ pub struct SymbolFlags {
 }
 
 /// A symbol an object defines (global, weak or unique binding; locals are
-/// not listed).
+/// not listed). Its name is a `String`, or (`N = &str`) borrowed from the
+/// object's bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DefinedSymbol {
+pub struct DefinedSymbol<N = String> {
     /// The symbol's name.
-    pub name: String,
+    pub name: N,
     /// Its properties.
     pub flags: SymbolFlags,
     /// `st_size`.
@@ -377,20 +378,43 @@ impl ObjectFormat {
     }
 }
 
-/// What [`scan_object`] learns about an object at add time.
+/// What [`scan_object`] learns about an object at add time. Its strings
+/// are `String`s, or (`N = &str`, as the ORC layer scans) borrowed from the
+/// object's name and bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectInfo {
+pub struct ObjectInfo<N = String> {
     /// The object's name, as given.
-    pub name: String,
+    pub name: N,
     /// Its file format.
     pub format: ObjectFormat,
     /// The non-local symbols it defines.
-    pub symbols: Vec<DefinedSymbol>,
+    pub symbols: Vec<DefinedSymbol<N>>,
     /// The signatures of its COMDAT groups. When the same signature is
     /// already defined in the dylib, the ORC layer answers `true` for it in
     /// [`PreparedObject::prepare`]'s `discarded` callback and the whole group
     /// is dropped.
-    pub comdat_groups: Vec<String>,
+    pub comdat_groups: Vec<N>,
+}
+
+impl ObjectInfo<&str> {
+    /// The same, with strings of its own.
+    pub fn to_owned_info(&self) -> ObjectInfo {
+        ObjectInfo {
+            name: self.name.to_owned(),
+            format: self.format,
+            symbols: self
+                .symbols
+                .iter()
+                .map(|s| DefinedSymbol {
+                    name: s.name.to_owned(),
+                    flags: s.flags,
+                    size: s.size,
+                    align: s.align,
+                })
+                .collect(),
+            comdat_groups: self.comdat_groups.iter().map(|&g| g.to_owned()).collect(),
+        }
+    }
 }
 
 /// Reads an object's symbol table (and COMDAT group signatures) only, to
@@ -402,6 +426,16 @@ pub struct ObjectInfo {
 /// GIMPLE, `clang -flto` LLVM bitcode) is `Unsupported`, naming the fix
 /// (compile without `-flto`, or with `-ffat-lto-objects`).
 pub fn scan_object(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
+    format::scan(name, bytes).map(|info| info.to_owned_info())
+}
+
+/// [`scan_object`] without copying a string: every name is borrowed from
+/// `name` and `bytes` (a program of many objects would otherwise allocate
+/// one string per symbol, only to look each up in the symbol pool).
+pub(crate) fn scan_object_borrowed<'a>(
+    name: &'a str,
+    bytes: &'a ObjectBytes,
+) -> Result<ObjectInfo<&'a str>, LinkError> {
     format::scan(name, bytes)
 }
 

@@ -49,8 +49,6 @@ struct Pending {
 #[derive(Default)]
 struct MatInfo {
     queries: Vec<Pending>,
-    /// While emitted but not ready: the emission group it belongs to.
-    group: u64,
     /// Why it failed, when the unit said.
     cause: Option<Arc<Error>>,
 }
@@ -81,6 +79,10 @@ pub(crate) struct SymbolEntry {
     unit: u64,
     /// The responsibility materializing it, else 0.
     mr: u64,
+    /// While emitted but not ready: the emission group it belongs to, else
+    /// 0. Here, not in `mat`: every symbol of an object that waits for
+    /// another's emission has one, most have no query.
+    group: u64,
     mat: Option<Box<MatInfo>>,
 }
 
@@ -343,6 +345,7 @@ impl State {
                         tracker: key,
                         unit: uid,
                         mr: 0,
+                        group: 0,
                         mat: None,
                     };
                     self.insert_symbol(dylib, name.clone(), entry);
@@ -394,6 +397,7 @@ impl State {
                         tracker: key,
                         unit: 0,
                         mr: 0,
+                        group: 0,
                         mat: None,
                     };
                     self.insert_symbol(dylib, name.clone(), entry);
@@ -488,8 +492,7 @@ impl State {
             };
             // Emitted and in no emission group waiting for dependencies:
             // its initializer has been handed out.
-            let initializer_started = entry.state == SymbolState::Emitted
-                && entry.mat.as_ref().is_none_or(|m| m.group == 0);
+            let initializer_started = entry.state == SymbolState::Emitted && entry.group == 0;
             if entry.state >= required || (from_initializer && initializer_started) {
                 addresses[slot] = entry.address;
                 continue;
@@ -668,6 +671,7 @@ impl State {
             }
             entry.state = SymbolState::Failed;
             entry.mr = 0;
+            let group = std::mem::take(&mut entry.group);
             let mat = entry.mat.take();
             if cause.is_some() {
                 entry.mat = Some(Box::new(MatInfo {
@@ -675,7 +679,7 @@ impl State {
                     ..Default::default()
                 }));
             }
-            self.fail_mat(&key, mat, cause.as_deref(), fx);
+            self.fail_mat(&key, mat, group, cause.as_deref(), fx);
         }
     }
 
@@ -694,24 +698,25 @@ impl State {
         }
     }
 
-    /// Fails the queries of a failed or removed symbol; a group it belonged
-    /// to is dropped with its hook.
+    /// Fails the queries of a failed or removed symbol; the group it
+    /// belonged to (`group`, when not 0) is dropped with its hook.
     fn fail_mat(
         &mut self,
         key: &SymbolKey,
         mat: Option<Box<MatInfo>>,
+        group: u64,
         cause: Option<&Error>,
         fx: &mut Effects,
     ) {
-        let Some(mat) = mat else { return };
-        if mat.group != 0 {
-            if let Some(g) = self.groups.remove(&mat.group) {
+        if group != 0 {
+            if let Some(g) = self.groups.remove(&group) {
                 fx.drop_hooks.extend(g.hook);
                 let others: Vec<SymbolKey> = g.symbols.into_iter().filter(|k| k != key).collect();
                 let cause = cause.map(|c| Arc::new(c.clone()));
                 self.fail_symbols(others, cause, fx);
             }
         }
+        let Some(mat) = mat else { return };
         let handle = self.dylibs[key.0 as usize].handle.clone();
         for p in mat.queries {
             self.fail_query(p.query, failed_error(&handle, key.1.as_str(), cause), fx);
@@ -840,7 +845,7 @@ impl State {
             let gid = self.next_id();
             for key in &own {
                 if let Some(e) = self.entry(key) {
-                    e.mat().group = gid;
+                    e.group = gid;
                 }
             }
             for m in &unemitted {
@@ -893,8 +898,7 @@ impl State {
                         return Err(failed_error(dh, name.as_str(), cause.as_deref()));
                     }
                     SymbolState::Emitted => {
-                        let g = entry.mat.as_ref().map_or(0, |m| m.group);
-                        if let Some(g) = self.groups.get(&g) {
+                        if let Some(g) = self.groups.get(&entry.group) {
                             unemitted.extend(g.unemitted.iter().copied().filter(|x| *x != mr));
                         }
                     }
@@ -944,8 +948,8 @@ impl State {
             if done {
                 if let Some(g) = self.groups.remove(&gid) {
                     for k in &g.symbols {
-                        if let Some(m) = self.entry(k).and_then(|e| e.mat.as_mut()) {
-                            m.group = 0;
+                        if let Some(e) = self.entry(k) {
+                            e.group = 0;
                         }
                     }
                     self.complete(g.symbols, g.hook, g.mr, fx);
@@ -991,6 +995,7 @@ impl State {
         let Some(e) = self.entry(key) else { return };
         e.state = SymbolState::Ready;
         e.mr = 0;
+        e.group = 0;
         let address = e.address;
         let Some(mat) = e.mat.as_mut() else { return };
         let satisfied = if mat.queries.iter().all(|p| p.required <= SymbolState::Ready) {
@@ -1208,6 +1213,7 @@ impl State {
                 tracker,
                 unit: 0,
                 mr,
+                group: 0,
                 mat: None,
             };
             self.insert_symbol(dylib, name.clone(), entry);
@@ -1237,7 +1243,7 @@ impl State {
             let k = (dylib, name);
             if entry.state < SymbolState::Ready {
                 let mat = entry.mat.take();
-                self.fail_mat(&k, mat, None, fx);
+                self.fail_mat(&k, mat, entry.group, None, fx);
             }
         }
         // Code elsewhere that waits for these units to emit never will.

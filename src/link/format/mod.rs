@@ -101,7 +101,10 @@ pub(crate) fn build_graph(
 }
 
 /// Reads an object's symbol table (and COMDAT group signatures) only.
-pub(crate) fn scan(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
+pub(crate) fn scan<'a>(
+    name: &'a str,
+    bytes: &'a ObjectBytes,
+) -> Result<ObjectInfo<&'a str>, LinkError> {
     lto::check(name, bytes.as_slice())?;
     match format_of(bytes.as_slice()) {
         ObjectFormat::MachO => macho::reader::scan(name, bytes.as_slice()),

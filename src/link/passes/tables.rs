@@ -30,7 +30,9 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             }
         }
     };
-    let mut got_order: Vec<SymbolId> = Vec::new();
+    // GOT entries are mostly for externals (data loads, and the stubs'
+    // entries): room for those up front.
+    let mut got_order: Vec<SymbolId> = Vec::with_capacity(g.externals.len() + 8);
     let mut index_order: Vec<SymbolId> = Vec::new();
     let mut needs_module_index = false;
     // Local-dynamic sequences naming another object's variable (hidden TLS
@@ -90,7 +92,7 @@ pub(crate) fn build(g: &mut LinkGraph) -> Result<(), LinkError> {
             want(&mut wants, INDEX, &mut index_order, gl.symbol);
         }
     }
-    let mut stubs: Vec<SymbolId> = Vec::new();
+    let mut stubs: Vec<SymbolId> = Vec::with_capacity(g.wants_stub.len());
     // Taken and given back emptied (the vector is reused; see graph.rs).
     let mut wants_stub = std::mem::take(&mut g.wants_stub);
     for &s in &wants_stub {

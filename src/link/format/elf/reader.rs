@@ -390,7 +390,7 @@ pub(crate) fn symbol_flags(sym: &ElfSym, common: bool) -> SymbolFlags {
 }
 
 /// The add-time scan: symbol table and group signatures only.
-pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
+pub(crate) fn scan<'a>(name: &'a str, data: &'a [u8]) -> Result<ObjectInfo<&'a str>, LinkError> {
     let obj = parse(name, data)?;
     let groups = obj.comdat_groups(name)?;
     // A definition inside a COMDAT group is replaceable whatever its
@@ -404,7 +404,7 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
             }
         }
     }
-    let mut symbols = Vec::new();
+    let mut symbols = Vec::with_capacity(obj.symbols().len() / 2);
     for (i, sym) in obj.symbols().iter().enumerate().skip(1) {
         let bind = sym.st_bind();
         if !is_global_binding(bind) {
@@ -428,15 +428,15 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
             flags.weak |= in_group.get(s).copied().unwrap_or(false);
         }
         symbols.push(DefinedSymbol {
-            name: sym_name.to_owned(),
+            name: sym_name,
             flags,
             size: sym.st_size(LE),
             align,
         });
     }
-    let comdat_groups = groups.into_iter().map(|g| g.signature.to_owned()).collect();
+    let comdat_groups = groups.into_iter().map(|g| g.signature).collect();
     Ok(ObjectInfo {
-        name: name.to_owned(),
+        name,
         format: crate::link::ObjectFormat::Elf,
         symbols,
         comdat_groups,

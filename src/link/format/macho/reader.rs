@@ -393,7 +393,7 @@ pub(crate) fn symbol_flags(obj: &MachObject<'_>, sym: &Nlist, kind: SymKind) -> 
 /// ORC layer (whose lookups run their code); the graph builder takes both
 /// architectures, so an object can be linked, never run, on any host
 /// ([`crate::link::PreparedObject`]).
-pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
+pub(crate) fn scan<'a>(name: &'a str, data: &'a [u8]) -> Result<ObjectInfo<&'a str>, LinkError> {
     let obj = parse(name, data)?;
     if Arch::host() != Some(obj.arch) {
         return Err(LinkError::unsupported(
@@ -442,14 +442,14 @@ pub(crate) fn scan(name: &str, data: &[u8]) -> Result<ObjectInfo, LinkError> {
             ));
         }
         symbols.push(DefinedSymbol {
-            name: sym_name.to_owned(),
+            name: sym_name,
             flags: symbol_flags(&obj, sym, kind),
             size,
             align,
         });
     }
     Ok(ObjectInfo {
-        name: name.to_owned(),
+        name,
         format: ObjectFormat::MachO,
         symbols,
         comdat_groups: Vec::new(),
