@@ -597,6 +597,10 @@ impl SessionInner {
     /// that has it holds it ready, with no generator to ask before it.
     /// `None` means: take the full path.
     pub(crate) fn lookup_ready_fast(&self, dylib: DylibId, name: &str) -> Result<Option<u64>> {
+        // A name never interned is defined nowhere: the full path says so.
+        let Some(name) = SymbolName::existing(name) else {
+            return Ok(None);
+        };
         let st = self.state.lock();
         if st.ended {
             return Err(Error::ended());
@@ -605,7 +609,7 @@ impl SessionInner {
         let mut next = Some((me, LookupFlags::MatchAll));
         let mut rest = me.link_order.iter();
         while let Some((d, flags)) = next {
-            if let Some(e) = d.symbols.get(name) {
+            if let Some(e) = d.symbols.get(&name) {
                 if flags == LookupFlags::MatchAll || e.flags.is_exported() {
                     return Ok((e.state == SymbolState::Ready).then_some(e.address));
                 }

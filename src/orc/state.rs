@@ -737,12 +737,13 @@ impl State {
     ) -> Result<()> {
         let dylib = self.mr(mr)?.dylib;
         let table = &self.dylibs[dylib as usize].symbols;
-        // Names are probed as strings (the tables allow it) and the keys
-        // taken from the table: callers need not intern them.
+        // Callers need not intern the names: they are found in the pool
+        // (a name not there is in no table).
+        let interned = SymbolName::existing_each(symbols.iter().map(|(n, _)| n.as_ref()));
         let mut keys = Vec::with_capacity(symbols.len());
-        for (name, _) in symbols {
+        for ((name, _), key) in symbols.iter().zip(interned) {
             let name = name.as_ref();
-            match table.get_key_value(name) {
+            match key.as_ref().and_then(|k| table.get_key_value(k)) {
                 Some((k, e)) if e.mr == mr && e.state == SymbolState::Materializing => {
                     keys.push(k.clone())
                 }

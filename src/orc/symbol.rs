@@ -9,9 +9,14 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, LazyLock};
 
-/// An interned symbol name, as it appears in an object's symbol table.
+/// An interned symbol name, as it appears in an object's symbol table,
+/// with its string's hash (computed once, at interning: tables keyed by
+/// names then hash a word, not the string, on every probe).
 #[derive(Clone)]
-pub struct SymbolName(Arc<str>);
+pub struct SymbolName {
+    name: Arc<str>,
+    hash: u64,
+}
 
 /// The pool behind [`SymbolName::intern`]. It holds every live name once and
 /// forgets names nobody else holds when it has doubled since its last purge.
@@ -35,7 +40,7 @@ impl SymbolName {
         }
         let mut pool = POOL.write();
         if let Some(found) = pool.names.get(name) {
-            return SymbolName(found.clone());
+            return SymbolName::from_pool(found);
         }
         if pool.names.len() >= pool.purge_at {
             // Names are held by symbol tables, queries and units; one held
@@ -45,46 +50,58 @@ impl SymbolName {
         }
         let arc: Arc<str> = Arc::from(name);
         pool.names.insert(arc.clone());
-        SymbolName(arc)
+        SymbolName::from_pool(&arc)
     }
 
     /// The name if it was interned and is still alive; never allocates. A
     /// name that was never interned cannot be in any symbol table.
     pub fn existing(name: &str) -> Option<SymbolName> {
-        POOL.read().names.get(name).map(|e| SymbolName(e.clone()))
+        POOL.read().names.get(name).map(SymbolName::from_pool)
+    }
+
+    /// [`SymbolName::existing`] of each of `names`, under one look at the
+    /// pool.
+    pub fn existing_each<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<Option<SymbolName>> {
+        let pool = POOL.read();
+        names
+            .into_iter()
+            .map(|n| pool.names.get(n).map(SymbolName::from_pool))
+            .collect()
+    }
+
+    fn from_pool(name: &Arc<str>) -> SymbolName {
+        let mut h = FxHasher::default();
+        name.hash(&mut h);
+        SymbolName {
+            name: name.clone(),
+            hash: h.finish(),
+        }
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
 impl PartialEq for SymbolName {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.name, &other.name)
     }
 }
 impl Eq for SymbolName {}
 
-// Equality is by address (interning makes the address the identity), but
-// the hash is the string's, so tables keyed by names can be probed with a
-// plain `&str` (`Borrow<str>`) without touching the intern pool: that is
-// the client lookup's fast path.
+// Equality is by address (interning makes the address the identity); the
+// hash is the string's, computed once. (So a table keyed by names cannot be
+// probed with a plain `&str`: find the name with `existing` first.)
 impl Hash for SymbolName {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
+        state.write_u64(self.hash)
     }
 }
 
 impl AsRef<str> for SymbolName {
     fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl std::borrow::Borrow<str> for SymbolName {
-    fn borrow(&self) -> &str {
         self.as_str()
     }
 }
