@@ -21,13 +21,14 @@ pub struct SymbolName {
 /// The pool behind [`SymbolName::intern`]. It holds every live name once and
 /// forgets names nobody else holds when it has doubled since its last purge.
 struct Pool {
-    names: HashSet<Arc<str>, BuildHasherDefault<FxHasher>>,
+    /// Each name, with its hash (the one the set computes).
+    names: FxHashMap<Arc<str>, u64>,
     purge_at: usize,
 }
 
 static POOL: LazyLock<RwLock<Pool>> = LazyLock::new(|| {
     RwLock::new(Pool {
-        names: HashSet::default(),
+        names: FxHashMap::default(),
         purge_at: 4096,
     })
 });
@@ -39,24 +40,30 @@ impl SymbolName {
             return found;
         }
         let mut pool = POOL.write();
-        if let Some(found) = pool.names.get(name) {
+        if let Some(found) = pool.names.get_key_value(name) {
             return SymbolName::from_pool(found);
         }
         if pool.names.len() >= pool.purge_at {
             // Names are held by symbol tables, queries and units; one held
             // only by the pool is garbage.
-            pool.names.retain(|n| Arc::strong_count(n) > 1);
+            pool.names.retain(|n, _| Arc::strong_count(n) > 1);
             pool.purge_at = (pool.names.len() * 2).max(4096);
         }
+        let mut h = FxHasher::default();
+        name.hash(&mut h);
+        let hash = h.finish();
         let arc: Arc<str> = Arc::from(name);
-        pool.names.insert(arc.clone());
-        SymbolName::from_pool(&arc)
+        pool.names.insert(arc.clone(), hash);
+        SymbolName { name: arc, hash }
     }
 
     /// The name if it was interned and is still alive; never allocates. A
     /// name that was never interned cannot be in any symbol table.
     pub fn existing(name: &str) -> Option<SymbolName> {
-        POOL.read().names.get(name).map(SymbolName::from_pool)
+        POOL.read()
+            .names
+            .get_key_value(name)
+            .map(SymbolName::from_pool)
     }
 
     /// [`SymbolName::existing`] of each of `names`, under one look at the
@@ -65,16 +72,14 @@ impl SymbolName {
         let pool = POOL.read();
         names
             .into_iter()
-            .map(|n| pool.names.get(n).map(SymbolName::from_pool))
+            .map(|n| pool.names.get_key_value(n).map(SymbolName::from_pool))
             .collect()
     }
 
-    fn from_pool(name: &Arc<str>) -> SymbolName {
-        let mut h = FxHasher::default();
-        name.hash(&mut h);
+    fn from_pool((name, hash): (&Arc<str>, &u64)) -> SymbolName {
         SymbolName {
             name: name.clone(),
-            hash: h.finish(),
+            hash: *hash,
         }
     }
 
@@ -316,6 +321,29 @@ mod tests {
         let l = SymbolName::intern(&long);
         assert_eq!(SymbolName::existing(&long), Some(l));
         assert_eq!(SymbolName::existing("interning_is_identity_never"), None);
+    }
+
+    /// A name's hash is its string's, however it was found (interned anew,
+    /// found in the pool, found by `existing_each`), so equal names hash
+    /// equal and tables keyed by names are laid out by the strings.
+    #[test]
+    fn names_carry_their_strings_hash() {
+        let fx = |s: &str| {
+            let mut h = FxHasher::default();
+            s.hash(&mut h);
+            h.finish()
+        };
+        let name = "names_carry_their_strings_hash";
+        let a = SymbolName::intern(name);
+        let b = SymbolName::intern(name);
+        let c = SymbolName::existing_each([name, "names_carry_never_interned"]);
+        assert_eq!(a.hash, fx(name));
+        assert_eq!(b.hash, fx(name));
+        assert_eq!(c[0].as_ref().map(|n| n.hash), Some(fx(name)));
+        assert!(c[1].is_none());
+        let mut table: FxHashMap<SymbolName, u32> = FxHashMap::default();
+        table.insert(a, 1);
+        assert_eq!(table.get(&b), Some(&1));
     }
 
     #[test]
