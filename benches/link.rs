@@ -67,9 +67,11 @@ extern "C" {
 /// The argument that makes this binary the ORC child.
 const ORC_CHILD: &str = "__jitrt_link_bench_orc_child";
 
-/// The argument that makes this binary a profiling driver (for
+/// The argument that makes this binary a profiling driver (for `perf` or
 /// `valgrind --tool=callgrind`): `PROFILE <sqlite|lua|small> <bytes|file> <cycles>`
-/// runs libjitrt cycles only and prints their median phases.
+/// runs libjitrt cycles only and prints their median phases;
+/// `PROFILE <scale-one|scale-each> <N> <rounds>` runs rounds of the scaling
+/// section's N objects in one tracker (or a tracker each) only.
 const PROFILE: &str = "__jitrt_link_bench_profile";
 
 /// Where libLLVM 19 may be (as `llvm-19-dev` / `libllvm19` install it).
@@ -1853,6 +1855,37 @@ fn bench_program(
 
 /// See [`PROFILE`].
 fn profile(args: &[String]) {
+    if let Some(mode) = args[0].strip_prefix("scale-") {
+        let n: usize = args[1].parse().unwrap();
+        let rounds: usize = args[2].parse().unwrap();
+        let (helper, objects) = scale_objects(n);
+        let scale = Scale::new(helper, objects);
+        let trackers = if mode == "one" {
+            Trackers::One
+        } else {
+            Trackers::EachOldestFirst
+        };
+        scale.round(n, trackers, true);
+        let mut phases: [Vec<f64>; 4] = Default::default();
+        for _ in 0..rounds {
+            for (v, x) in phases.iter_mut().zip(scale.round(n, trackers, false)) {
+                v.push(x / n as f64 / 1000.0);
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let [a, l, r, c] = &mut phases;
+        println!(
+            "scaling, N={n}, {mode}: us per object: add {:.2}, link+lookup {:.2}, remove {:.2}, CPU {:.2}",
+            median(a),
+            median(l),
+            median(r),
+            median(c)
+        );
+        return;
+    }
     let from_file = args[1] == "file";
     let cycles: usize = args[2].parse().unwrap();
     let (case, kind) = if args[0] == "small" {

@@ -5,7 +5,9 @@
 //! -O0 and -O2. Its log (constructors, results, destructors at remove) must
 //! equal the natively linked program's. Also: add/remove cycles without
 //! growth, removal of the object that supplied a shared COMDAT copy while
-//! another tracker's code uses it, and initializers that look up JIT symbols.
+//! another tracker's code uses it, initializers that look up JIT symbols,
+//! and exceptions through the frames of many live trackers removed in mixed
+//! order.
 
 #[path = "support/cc.rs"]
 mod cc;
@@ -582,4 +584,65 @@ fn thread_local_destructors_outlive_remove() {
         assert_eq!(take_log(), tl_dtors(20), "{label}");
         returned("removing thread");
     }
+}
+
+/// Exceptions cross the JIT frames of many trackers alive at once, each
+/// registered with the unwinder, and still do after others are removed in
+/// an order that is neither first-in nor last-in first (so the unwinder
+/// drops registrations from the middle of what it has sorted for earlier
+/// throws). Each throw's message is the native program's.
+#[test]
+fn exceptions_cross_frames_of_many_trackers_removed_in_any_order() {
+    let _g = SERIAL.lock();
+    let b = builds()[1]; // g++ -O2
+    let (a, bo) = objects(b);
+    let expected: Vec<String> = native_log(b, &a, &bo)
+        .into_iter()
+        .filter(|l| l.starts_with("host caught"))
+        .collect();
+    assert_eq!(expected.len(), 2, "the native driver throws twice");
+    let session = Session::new(SessionOptions::default());
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    const N: usize = 12;
+    let mut live = Vec::new();
+    for i in 0..N {
+        let d = cxx_dylib(&session, &format!("cxx-many-{i}"));
+        let t = d.create_tracker().unwrap();
+        layer.add_file(&t, &a).unwrap();
+        layer.add_file(&t, &bo).unwrap();
+        let throw = d.lookup("cxx_throw").unwrap();
+        live.push((i, t, throw));
+    }
+    let throw_all = |live: &[(usize, jitrt::orc::ResourceTracker, u64)]| {
+        for (i, _, throw) in live {
+            let mut got = Vec::new();
+            for code in [0, 5] {
+                let mut msg = [0 as c_char; 128];
+                // SAFETY: `void cxx_throw(int)`, linked and initialized;
+                // host_catch catches what it throws.
+                let k = unsafe {
+                    let f =
+                        std::mem::transmute::<usize, unsafe extern "C" fn(c_int)>(*throw as usize);
+                    (host().catch)(f, code, msg.as_mut_ptr(), msg.len())
+                };
+                // SAFETY: host_catch NUL-terminates msg.
+                let m = unsafe { CStr::from_ptr(msg.as_ptr()) }.to_string_lossy();
+                got.push(format!("host caught {k} {m}"));
+            }
+            assert_eq!(got, expected, "throwing through tracker {i}");
+        }
+    };
+    throw_all(&live);
+    for k in [5, 0, 7, 2, 9, 3] {
+        let at = live.iter().position(|(i, _, _)| *i == k).unwrap();
+        let (_, t, _) = live.remove(at);
+        t.remove().unwrap();
+        throw_all(&live);
+    }
+    for (_, t, _) in live {
+        t.remove().unwrap();
+    }
+    take_log();
+    let st = session.stats();
+    assert_eq!((st.code_bytes, st.data_bytes, st.objects_linked), (0, 0, 0));
 }

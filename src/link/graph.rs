@@ -391,7 +391,7 @@ impl Spare {
 const SPARE_LIMIT: usize = 4 << 20;
 /// The most sets a thread keeps (a batch's graphs, for a program of up to
 /// this many objects).
-const SPARE_SETS: usize = 256;
+const SPARE_SETS: usize = 4096;
 /// The most bytes a thread keeps in all its sets.
 const SPARE_BUDGET: usize = 8 << 20;
 
