@@ -716,6 +716,10 @@ impl LinkGraph {
     }
 
     /// Adds an edge to `block`, whose edges must be the last ones added.
+    /// Inlined: the builders' loops then write the edge straight into the
+    /// vector (called, it went through the stack, and reading it back
+    /// stalled on store forwarding).
+    #[inline]
     pub fn push_edge(&mut self, block: BlockId, edge: Edge) {
         let n = self.edges.len() as u32;
         if let Some(b) = self.blocks.get_mut(block as usize) {
