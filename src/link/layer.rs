@@ -595,12 +595,32 @@ impl ObjectLinkingLayer {
             // The object defines every symbol its responsibility covers; it
             // may define more (a COMDAT group it owns whose signature
             // symbol lost to another definition): only then filter.
-            let mine: Option<FxHashSet<&str>> = (batch.defined_count(i) != m.mr.symbols().len())
-                .then(|| m.mr.symbols().iter().map(|(n, _)| n.as_str()).collect());
-            let resolved: Vec<(&str, u64)> = batch
+            let symbols = m.mr.symbols();
+            let mine: Option<FxHashSet<&str>> = (batch.defined_count(i) != symbols.len())
+                .then(|| symbols.iter().map(|(n, _)| n.as_str()).collect());
+            // The responsibility's names were interned at add in symbol
+            // table order, the order of the graph's globals: walking both
+            // finds each one's interned name with a string comparison, not
+            // a look in the pool (which a name out of step takes).
+            let mut next = 0;
+            let resolved: Vec<(SymbolName, u64)> = batch
                 .defined_addresses(i)
                 .filter(|(name, _, _)| mine.as_ref().is_none_or(|m| m.contains(name)))
-                .map(|(name, addr, _)| (name, addr))
+                .map(|(name, addr, _)| {
+                    let at = symbols[next.min(symbols.len())..]
+                        .iter()
+                        .take(4)
+                        .position(|(n, _)| n.as_str() == name)
+                        .map(|k| next + k);
+                    let interned = match at {
+                        Some(k) => {
+                            next = k + 1;
+                            symbols[k].0.clone()
+                        }
+                        None => SymbolName::intern(name),
+                    };
+                    (interned, addr)
+                })
                 .collect();
             if let Err(e) = m.mr.notify_resolved(&resolved) {
                 alive[i] = false;

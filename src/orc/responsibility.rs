@@ -6,7 +6,7 @@ use super::error::{Error, Result};
 use super::resource::ResourceKey;
 use super::session::SessionInner;
 use super::state::SymbolKey;
-use super::symbol::{SymbolFlags, SymbolName};
+use super::symbol::{NameRef, SymbolFlags, SymbolName};
 use super::unit::MaterializationUnit;
 use std::sync::Arc;
 
@@ -76,7 +76,7 @@ impl MaterializationResponsibility {
 
     /// Records the addresses of (some of) its symbols (names as
     /// [`SymbolName`]s or plain strings).
-    pub fn notify_resolved<N: AsRef<str>>(&self, symbols: &[(N, u64)]) -> Result<()> {
+    pub fn notify_resolved<N: NameRef>(&self, symbols: &[(N, u64)]) -> Result<()> {
         self.session
             .locked(|st, fx| st.notify_resolved(self.id, symbols, fx))
     }

@@ -13,7 +13,8 @@ use super::dylib::JITDylib;
 use super::error::{Error, ErrorCode, Result};
 use super::resource::{DefinitionGenerator, ResourceKey, ResourceManager};
 use super::symbol::{
-    FxHashMap, FxHashSet, LookupFlags, SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState,
+    FxHashMap, FxHashSet, LookupFlags, NameRef, SymbolFlags, SymbolLookupFlags, SymbolName,
+    SymbolState,
 };
 use super::tracker::TrackerInner;
 use super::unit::MaterializationUnit;
@@ -729,7 +730,7 @@ impl State {
         self.mrs.get(&id).ok_or_else(Error::defunct)
     }
 
-    pub(crate) fn notify_resolved<N: AsRef<str>>(
+    pub(crate) fn notify_resolved<N: NameRef>(
         &mut self,
         mr: u64,
         symbols: &[(N, u64)],
@@ -737,13 +738,27 @@ impl State {
     ) -> Result<()> {
         let dylib = self.mr(mr)?.dylib;
         let table = &self.dylibs[dylib as usize].symbols;
-        // Callers need not intern the names: they are found in the pool
-        // (a name not there is in no table).
-        let interned = SymbolName::existing_each(symbols.iter().map(|(n, _)| n.as_ref()));
+        // Callers need not intern the names: plain strings are found in the
+        // pool (a name not there is in no table), all under one look.
+        let plain = symbols.iter().filter(|(n, _)| n.interned().is_none());
+        let mut found = if plain.clone().next().is_some() {
+            SymbolName::existing_each(plain.map(|(n, _)| n.name_str()))
+        } else {
+            Vec::new()
+        }
+        .into_iter();
         let mut keys = Vec::with_capacity(symbols.len());
-        for ((name, _), key) in symbols.iter().zip(interned) {
-            let name = name.as_ref();
-            match key.as_ref().and_then(|k| table.get_key_value(k)) {
+        for (name, _) in symbols {
+            let looked_up;
+            let key = match name.interned() {
+                Some(k) => Some(k),
+                None => {
+                    looked_up = found.next().flatten();
+                    looked_up.as_ref()
+                }
+            };
+            let name = name.name_str();
+            match key.and_then(|k| table.get_key_value(k)) {
                 Some((k, e)) if e.mr == mr && e.state == SymbolState::Materializing => {
                     keys.push(k.clone())
                 }

@@ -89,6 +89,38 @@ impl SymbolName {
     }
 }
 
+/// A name handed to the session: a [`SymbolName`], which tables take as
+/// it is, or a plain string, which is found in the pool first.
+pub trait NameRef {
+    /// The name.
+    fn name_str(&self) -> &str;
+    /// The interned name, when this is one.
+    fn interned(&self) -> Option<&SymbolName> {
+        None
+    }
+}
+
+impl NameRef for SymbolName {
+    fn name_str(&self) -> &str {
+        self.as_str()
+    }
+    fn interned(&self) -> Option<&SymbolName> {
+        Some(self)
+    }
+}
+
+impl NameRef for &str {
+    fn name_str(&self) -> &str {
+        self
+    }
+}
+
+impl NameRef for String {
+    fn name_str(&self) -> &str {
+        self
+    }
+}
+
 impl PartialEq for SymbolName {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.name, &other.name)
