@@ -10,7 +10,7 @@ use super::responsibility::MaterializationResponsibility;
 use super::state::{
     DylibId, DylibState, Effects, LookupCallback, State, ToMaterialize, TrackerState,
 };
-use super::symbol::{LookupFlags, SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState};
+use super::symbol::{LookupFlags, StrKey, SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState};
 use super::tracker::{ResourceTracker, TrackerInner};
 use super::unit::{AbsoluteSymbolsUnit, MaterializationUnit};
 use parking_lot::{Condvar, Mutex};
@@ -597,10 +597,7 @@ impl SessionInner {
     /// that has it holds it ready, with no generator to ask before it.
     /// `None` means: take the full path.
     pub(crate) fn lookup_ready_fast(&self, dylib: DylibId, name: &str) -> Result<Option<u64>> {
-        // A name never interned is defined nowhere: the full path says so.
-        let Some(name) = SymbolName::existing(name) else {
-            return Ok(None);
-        };
+        let key = StrKey::new(name);
         let st = self.state.lock();
         if st.ended {
             return Err(Error::ended());
@@ -609,7 +606,7 @@ impl SessionInner {
         let mut next = Some((me, LookupFlags::MatchAll));
         let mut rest = me.link_order.iter();
         while let Some((d, flags)) = next {
-            if let Some(e) = d.symbols.get(&name) {
+            if let Some(e) = d.symbols.get(key.as_key()) {
                 if flags == LookupFlags::MatchAll || e.flags.is_exported() {
                     return Ok((e.state == SymbolState::Ready).then_some(e.address));
                 }

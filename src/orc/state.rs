@@ -13,7 +13,7 @@ use super::dylib::JITDylib;
 use super::error::{Error, ErrorCode, Result};
 use super::resource::{DefinitionGenerator, ResourceKey, ResourceManager};
 use super::symbol::{
-    FxHashMap, FxHashSet, LookupFlags, NameRef, SymbolFlags, SymbolLookupFlags, SymbolName,
+    FxHashMap, FxHashSet, LookupFlags, NameRef, StrKey, SymbolFlags, SymbolLookupFlags, SymbolName,
     SymbolState,
 };
 use super::tracker::TrackerInner;
@@ -738,27 +738,16 @@ impl State {
     ) -> Result<()> {
         let dylib = self.mr(mr)?.dylib;
         let table = &self.dylibs[dylib as usize].symbols;
-        // Callers need not intern the names: plain strings are found in the
-        // pool (a name not there is in no table), all under one look.
-        let plain = symbols.iter().filter(|(n, _)| n.interned().is_none());
-        let mut found = if plain.clone().next().is_some() {
-            SymbolName::existing_each(plain.map(|(n, _)| n.name_str()))
-        } else {
-            Vec::new()
-        }
-        .into_iter();
+        // Callers need not intern the names: a plain string probes the
+        // table by its string.
         let mut keys = Vec::with_capacity(symbols.len());
         for (name, _) in symbols {
-            let looked_up;
-            let key = match name.interned() {
-                Some(k) => Some(k),
-                None => {
-                    looked_up = found.next().flatten();
-                    looked_up.as_ref()
-                }
+            let found = match name.interned() {
+                Some(k) => table.get_key_value(k),
+                None => table.get_key_value(StrKey::new(name.name_str()).as_key()),
             };
             let name = name.name_str();
-            match key.and_then(|k| table.get_key_value(k)) {
+            match found {
                 Some((k, e)) if e.mr == mr && e.state == SymbolState::Materializing => {
                     keys.push(k.clone())
                 }

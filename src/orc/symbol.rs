@@ -49,9 +49,7 @@ impl SymbolName {
             pool.names.retain(|n, _| Arc::strong_count(n) > 1);
             pool.purge_at = (pool.names.len() * 2).max(4096);
         }
-        let mut h = FxHasher::default();
-        name.hash(&mut h);
-        let hash = h.finish();
+        let hash = string_hash(name);
         let arc: Arc<str> = Arc::from(name);
         pool.names.insert(arc.clone(), hash);
         SymbolName { name: arc, hash }
@@ -64,16 +62,6 @@ impl SymbolName {
             .names
             .get_key_value(name)
             .map(SymbolName::from_pool)
-    }
-
-    /// [`SymbolName::existing`] of each of `names`, under one look at the
-    /// pool.
-    pub fn existing_each<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<Option<SymbolName>> {
-        let pool = POOL.read();
-        names
-            .into_iter()
-            .map(|n| pool.names.get_key_value(n).map(SymbolName::from_pool))
-            .collect()
     }
 
     fn from_pool((name, hash): (&Arc<str>, &u64)) -> SymbolName {
@@ -129,12 +117,89 @@ impl PartialEq for SymbolName {
 impl Eq for SymbolName {}
 
 // Equality is by address (interning makes the address the identity); the
-// hash is the string's, computed once. (So a table keyed by names cannot be
-// probed with a plain `&str`: find the name with `existing` first.)
+// hash is the string's, computed once. A table keyed by names is probed with
+// a plain string through [`StrKey`].
 impl Hash for SymbolName {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.hash)
     }
+}
+
+/// What a table keyed by [`SymbolName`]s can be probed with (`&dyn
+/// NameKey`): a name and its string's hash. A [`SymbolName`] is one, and so
+/// is a plain string with its hash ([`StrKey`]): the client lookup's fast
+/// path finds a name without the intern pool.
+pub trait NameKey {
+    /// The hash of the name's string (what [`SymbolName`] carries).
+    fn key_hash(&self) -> u64;
+    /// The name.
+    fn key_str(&self) -> &str;
+}
+
+impl NameKey for SymbolName {
+    fn key_hash(&self) -> u64 {
+        self.hash
+    }
+    fn key_str(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// A plain string as a [`NameKey`].
+pub struct StrKey<'a> {
+    hash: u64,
+    name: &'a str,
+}
+
+impl<'a> StrKey<'a> {
+    /// The key of `name` (hashed here, once).
+    pub fn new(name: &'a str) -> StrKey<'a> {
+        StrKey {
+            hash: string_hash(name),
+            name,
+        }
+    }
+
+    /// As the borrowed key type tables are probed with.
+    pub fn as_key(&self) -> &(dyn NameKey + 'a) {
+        self
+    }
+}
+
+impl NameKey for StrKey<'_> {
+    fn key_hash(&self) -> u64 {
+        self.hash
+    }
+    fn key_str(&self) -> &str {
+        self.name
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn NameKey + 'a> for SymbolName {
+    fn borrow(&self) -> &(dyn NameKey + 'a) {
+        self
+    }
+}
+
+// Consistent with `SymbolName`'s: the same hash, and string equality, which
+// for interned names is address equality.
+impl Hash for dyn NameKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.key_hash())
+    }
+}
+impl PartialEq for dyn NameKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key_str() == other.key_str()
+    }
+}
+impl Eq for dyn NameKey + '_ {}
+
+/// The hash a [`SymbolName`] carries for `name`.
+fn string_hash(name: &str) -> u64 {
+    let mut h = FxHasher::default();
+    name.hash(&mut h);
+    h.finish()
 }
 
 impl AsRef<str> for SymbolName {
@@ -356,8 +421,8 @@ mod tests {
     }
 
     /// A name's hash is its string's, however it was found (interned anew,
-    /// found in the pool, found by `existing_each`), so equal names hash
-    /// equal and tables keyed by names are laid out by the strings.
+    /// found in the pool), so equal names hash equal, tables keyed by names
+    /// are laid out by the strings and a plain string's key finds them.
     #[test]
     fn names_carry_their_strings_hash() {
         let fx = |s: &str| {
@@ -368,14 +433,16 @@ mod tests {
         let name = "names_carry_their_strings_hash";
         let a = SymbolName::intern(name);
         let b = SymbolName::intern(name);
-        let c = SymbolName::existing_each([name, "names_carry_never_interned"]);
+        let c = SymbolName::existing(name).unwrap();
         assert_eq!(a.hash, fx(name));
         assert_eq!(b.hash, fx(name));
-        assert_eq!(c[0].as_ref().map(|n| n.hash), Some(fx(name)));
-        assert!(c[1].is_none());
+        assert_eq!(c.hash, fx(name));
         let mut table: FxHashMap<SymbolName, u32> = FxHashMap::default();
         table.insert(a, 1);
         assert_eq!(table.get(&b), Some(&1));
+        // Probed by plain strings, without the pool.
+        assert_eq!(table.get(StrKey::new(name).as_key()), Some(&1));
+        assert_eq!(table.get(StrKey::new("names_carry_other").as_key()), None);
     }
 
     #[test]
