@@ -150,11 +150,6 @@ impl PreparedBatch {
         })
     }
 
-    /// How many non-local symbols object `i` defines.
-    pub fn defined_count(&self, i: usize) -> usize {
-        self.graphs.get(i).map_or(0, |g| g.globals.len())
-    }
-
     /// The symbols object `i` needs from elsewhere: `(name, weak)`, each
     /// once. What the linker defines itself is not listed.
     pub fn externals(&self, i: usize) -> impl Iterator<Item = (&str, bool)> {

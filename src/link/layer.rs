@@ -512,7 +512,7 @@ impl ObjectLinkingLayer {
         mr: &MaterializationResponsibility,
     ) -> Result<MemberParts> {
         let dylib = mr.dylib().clone();
-        let mine: FxHashSet<&str> = mr.symbols().iter().map(|(n, _)| n.as_str()).collect();
+        let mine = OrderedNames::new(mr.symbols());
         let mut uses: Vec<(u64, Arc<ComdatOwner>)> = Vec::new();
         let owned_groups: FxHashSet<&str> = {
             let mut st = self.state.lock();
@@ -537,7 +537,7 @@ impl ObjectLinkingLayer {
         // lost when the responsibility does not cover it (another
         // definition won, or it is a dropped group's).
         let group_dropped = |sig: &str| groups.contains(sig) && !owned_groups.contains(sig);
-        let definition_lost = |name: &str| !mine.contains(name);
+        let definition_lost = |name: &str| mine.find(name).is_none();
         // Asked only for the COMMON definitions this object keeps; those
         // are recorded as linked once it is.
         let kept_commons: std::cell::RefCell<Vec<(u32, String)>> = Default::default();
@@ -595,32 +595,13 @@ impl ObjectLinkingLayer {
             // The object defines every symbol its responsibility covers; it
             // may define more (a COMDAT group it owns whose signature
             // symbol lost to another definition): only then filter.
-            let symbols = m.mr.symbols();
-            let mine: Option<FxHashSet<&str>> = (batch.defined_count(i) != symbols.len())
-                .then(|| symbols.iter().map(|(n, _)| n.as_str()).collect());
-            // The responsibility's names were interned at add in symbol
-            // table order, the order of the graph's globals: walking both
-            // finds each one's interned name with a string comparison, not
-            // a look in the pool (which a name out of step takes).
-            let mut next = 0;
+            // The object may define more than its responsibility covers (a
+            // COMDAT group it owns whose signature symbol lost to another
+            // definition): those are left out.
+            let mine = OrderedNames::new(m.mr.symbols());
             let resolved: Vec<(SymbolName, u64)> = batch
                 .defined_addresses(i)
-                .filter(|(name, _, _)| mine.as_ref().is_none_or(|m| m.contains(name)))
-                .map(|(name, addr, _)| {
-                    let at = symbols[next.min(symbols.len())..]
-                        .iter()
-                        .take(4)
-                        .position(|(n, _)| n.as_str() == name)
-                        .map(|k| next + k);
-                    let interned = match at {
-                        Some(k) => {
-                            next = k + 1;
-                            symbols[k].0.clone()
-                        }
-                        None => SymbolName::intern(name),
-                    };
-                    (interned, addr)
-                })
+                .filter_map(|(name, addr, _)| Some((mine.find(name)?.clone(), addr)))
                 .collect();
             if let Err(e) = m.mr.notify_resolved(&resolved) {
                 alive[i] = false;
@@ -951,6 +932,45 @@ fn linked_session(order: &[(Arc<JITDylib>, crate::orc::LookupFlags)]) -> Option<
 
 /// Fails a materialization with `e`, which lookups waiting on its symbols
 /// receive; also reported to the session's error reporter.
+/// A responsibility's names, found by the strings of a graph's globals. The
+/// names were interned at add in symbol-table order, the order in which the
+/// graph lists its globals: walking both finds each with a string
+/// comparison or two, not a look in the intern pool or a hash set of
+/// strings. A name out of step is found in a set made on first need.
+struct OrderedNames<'a> {
+    names: &'a [(SymbolName, SymbolFlags)],
+    next: std::cell::Cell<usize>,
+    set: std::cell::OnceCell<FxHashMap<&'a str, usize>>,
+}
+
+impl<'a> OrderedNames<'a> {
+    fn new(names: &'a [(SymbolName, SymbolFlags)]) -> Self {
+        OrderedNames {
+            names,
+            next: std::cell::Cell::new(0),
+            set: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The interned name equal to `name`, if it is one of them.
+    fn find(&self, name: &str) -> Option<&'a SymbolName> {
+        let next = self.next.get();
+        let ahead = self.names.get(next..).unwrap_or_default();
+        if let Some(k) = ahead.iter().take(4).position(|(n, _)| n.as_str() == name) {
+            self.next.set(next + k + 1);
+            return Some(&ahead[k].0);
+        }
+        let set = self.set.get_or_init(|| {
+            self.names
+                .iter()
+                .enumerate()
+                .map(|(i, (n, _))| (n.as_str(), i))
+                .collect()
+        });
+        set.get(name).map(|&i| &self.names[i].0)
+    }
+}
+
 fn fail(mr: MaterializationResponsibility, e: Error) {
     mr.report(&e);
     mr.fail_with(e);
