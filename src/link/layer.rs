@@ -1192,3 +1192,29 @@ impl DefinitionGenerator for ArchiveGenerator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names in step are found by the walk, names out of step or skipped
+    /// through the set, names not there not at all.
+    #[test]
+    fn ordered_names_find_in_and_out_of_step() {
+        let names: Vec<(SymbolName, SymbolFlags)> =
+            ["on_a", "on_b", "on_c", "on_d", "on_e", "on_f"]
+                .iter()
+                .map(|n| (SymbolName::intern(n), SymbolFlags::EXPORTED))
+                .collect();
+        let mine = OrderedNames::new(&names);
+        assert_eq!(mine.find("on_a"), Some(&names[0].0));
+        // Skipping one (a global that lost) stays in step.
+        assert_eq!(mine.find("on_c"), Some(&names[2].0));
+        assert!(mine.set.get().is_none(), "found by the walk");
+        assert_eq!(mine.find("on_missing"), None);
+        // Behind the walk: found in the set.
+        assert_eq!(mine.find("on_b"), Some(&names[1].0));
+        assert_eq!(mine.find("on_d"), Some(&names[3].0));
+        assert_eq!(mine.find("on_f"), Some(&names[5].0));
+    }
+}
