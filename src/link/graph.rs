@@ -389,9 +389,10 @@ impl Spare {
 
 /// The largest vector kept for reuse (bytes).
 const SPARE_LIMIT: usize = 4 << 20;
-/// The most sets a thread keeps (a batch's graphs, for a program of up to
-/// this many objects).
-const SPARE_SETS: usize = 4096;
+/// The most sets a thread keeps: a batch's graphs, for a program of up to
+/// this many objects. More cost more than they save: a thousand sets of
+/// small vectors left in the heap slowed the next objects' allocations.
+const SPARE_SETS: usize = 64;
 /// The most bytes a thread keeps in all its sets.
 const SPARE_BUDGET: usize = 8 << 20;
 
