@@ -1,5 +1,6 @@
 //! Linux with glibc: `mmap`/`mprotect` memory near the C library,
-//! `__register_frame` unwind registration, the TLS runtime behind the
+//! unwind registration (libgcc's `__register_frame_info` with records of our
+//! own, or `__register_frame`), the TLS runtime behind the
 //! linker's own `__tls_get_addr` (and the Mach-O thread-local variable
 //! getter, `macho_tlv.rs`), destructor registries, and `dlsym`.
 
