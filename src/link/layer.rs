@@ -594,10 +594,7 @@ impl ObjectLinkingLayer {
         for (i, m) in members.iter().enumerate() {
             // The object defines every symbol its responsibility covers; it
             // may define more (a COMDAT group it owns whose signature
-            // symbol lost to another definition): only then filter.
-            // The object may define more than its responsibility covers (a
-            // COMDAT group it owns whose signature symbol lost to another
-            // definition): those are left out.
+            // symbol lost to another definition): those are left out.
             let mine = OrderedNames::new(m.mr.symbols());
             let resolved: Vec<(SymbolName, u64)> = batch
                 .defined_addresses(i)
@@ -930,8 +927,6 @@ fn linked_session(order: &[(Arc<JITDylib>, crate::orc::LookupFlags)]) -> Option<
     order.first().and_then(|(d, _)| d.session())
 }
 
-/// Fails a materialization with `e`, which lookups waiting on its symbols
-/// receive; also reported to the session's error reporter.
 /// A responsibility's names, found by the strings of a graph's globals. The
 /// names were interned at add in symbol-table order, the order in which the
 /// graph lists its globals: walking both finds each with a string
@@ -971,6 +966,8 @@ impl<'a> OrderedNames<'a> {
     }
 }
 
+/// Fails a materialization with `e`, which lookups waiting on its symbols
+/// receive; also reported to the session's error reporter.
 fn fail(mr: MaterializationResponsibility, e: Error) {
     mr.report(&e);
     mr.fail_with(e);
