@@ -92,18 +92,28 @@ pub fn assert_gdb_stopped_in_jit_compute(out: &str) {
         "gdb did not stop in jit_compute at jit_fn.c:10:\n{out}"
     );
     let stop1 = between(out, "STOP1", "LOCALS");
-    let jit = stop1
-        .find("#0  jit_compute (x=5")
-        .unwrap_or_else(|| panic!("bt lacks the JIT frame:\n{stop1}"));
-    let host_frame = stop1.find("in host_call (").expect("bt lacks host_call");
-    let main_frame = stop1.find("in main (").expect("bt lacks main");
+    assert_frames_in_order(stop1, "#0  jit_compute (x=5", "in host_call (", "in main (");
     assert!(
         stop1.contains("jit_fn.c:10"),
         "bt lacks the JIT frame's file:line:\n{stop1}"
     );
     assert!(
-        jit < host_frame && host_frame < main_frame && stop1.contains("host.c:"),
-        "host frames not below the JIT frame:\n{stop1}"
+        stop1.contains("host.c:"),
+        "bt lacks the host frames' file:line:\n{stop1}"
+    );
+}
+
+/// A backtrace with the JIT frame first, then the host's `host_call`, then
+/// `main` (each found by the debugger's own wording).
+fn assert_frames_in_order(bt: &str, jit: &str, host_call: &str, main: &str) {
+    let at = |pattern: &str| {
+        bt.find(pattern)
+            .unwrap_or_else(|| panic!("bt lacks `{pattern}`:\n{bt}"))
+    };
+    let (jit, host_frame, main_frame) = (at(jit), at(host_call), at(main));
+    assert!(
+        jit < host_frame && host_frame < main_frame,
+        "host frames not below the JIT frame:\n{bt}"
     );
 }
 
@@ -114,14 +124,11 @@ pub fn assert_gdb_stopped_in_jit_compute(out: &str) {
 /// found the function.
 pub fn assert_lldb_jit_session(out: &str) {
     let stop1 = between(out, "STOP1", "LOCALS");
-    let jit = stop1
-        .find("`jit_compute(x=5) at jit_fn.c:10")
-        .unwrap_or_else(|| panic!("LLDB did not stop in jit_compute at jit_fn.c:10:\n{out}"));
-    let host_frame = stop1.find("host`host_call(").expect("bt lacks host_call");
-    let main_frame = stop1.find("host`main(").expect("bt lacks main");
-    assert!(
-        jit < host_frame && host_frame < main_frame,
-        "host frames not below the JIT frame:\n{stop1}"
+    assert_frames_in_order(
+        stop1,
+        "`jit_compute(x=5) at jit_fn.c:10",
+        "host`host_call(",
+        "host`main(",
     );
     assert!(
         stop1.contains("jit_compute found 1"),
