@@ -975,7 +975,7 @@ fn corrupted_objects_never_panic_the_image_builder() {
             object: bytes,
             sections,
             memory: &memory,
-            memory_address: base,
+            placement: jitrt::link::debug::Placement::contiguous(base, memory.len()),
         })
         .is_some()
     };

@@ -393,3 +393,73 @@ fn a_chain_of_references_links_as_one_batch_per_tracker() {
     t1.remove().unwrap();
     assert_stats_zero(&session, "two trackers");
 }
+
+/// Many trackers of one small module each (its own data and zero-fill):
+/// their data parts share pages, each keeps its own values while its
+/// neighbours are removed and others take their place (a part given back
+/// is zero again), and every page goes with the last tracker.
+#[test]
+fn small_trackers_share_data_pages() {
+    let _g = serial();
+    let session = Session::new(SessionOptions::default());
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    let d = session.create_dylib("packed").unwrap();
+    const N: usize = 40;
+    let objects: Vec<_> = (0..N)
+        .map(|i| {
+            let id = format!("-DID={}", i + 1);
+            compile("gcc", &["packed_data.c"], &["-O2", "-fPIC", &id], "memory").remove(0)
+        })
+        .collect();
+    let baseline = layer.memory().resident_bytes().unwrap();
+    let add = |i: usize| {
+        let t = d.create_tracker().unwrap();
+        layer.add_file(&t, &objects[i]).unwrap();
+        t
+    };
+    let step = |i: usize| call0(d.lookup(&format!("packed_step_{}", i + 1)).unwrap());
+    // After `n` steps: the counter started at 1000 * id, the zero-fill at 0.
+    let expect = |i: usize, n: i32| (1000 * (i as i32 + 1) + n) * 100 + n;
+    let mut trackers: Vec<_> = (0..N).map(|i| Some(add(i))).collect();
+    let mut pages = std::collections::BTreeSet::new();
+    for i in 0..N {
+        assert_eq!(step(i), expect(i, 1), "module {}", i + 1);
+        let counter = call_ptr(d.lookup(&format!("packed_counter_{}", i + 1)).unwrap());
+        pages.insert(counter / PAGE);
+    }
+    // 16 bytes each: all 40 fit in a page; allow for a page boundary.
+    assert!(
+        pages.len() <= 2,
+        "data of {N} trackers on {} pages",
+        pages.len()
+    );
+    // Every other one goes; the rest keep their data.
+    for i in (1..N).step_by(2) {
+        trackers[i].take().unwrap().remove().unwrap();
+        not_found(&d, &format!("packed_step_{}", i + 1));
+    }
+    for i in (0..N).step_by(2) {
+        assert_eq!(
+            step(i),
+            expect(i, 2),
+            "module {} after its neighbours left",
+            i + 1
+        );
+    }
+    // New trackers take the parts given back: initialized and zero again.
+    for i in (1..N).step_by(2) {
+        trackers[i] = Some(add(i));
+        assert_eq!(step(i), expect(i, 1), "module {} added again", i + 1);
+    }
+    for i in (0..N).step_by(2) {
+        assert_eq!(step(i), expect(i, 3), "module {}", i + 1);
+    }
+    // Removed from the middle out.
+    let mut order: Vec<usize> = (0..N).collect();
+    order.sort_by_key(|&i| (i as isize - N as isize / 2).abs());
+    for i in order {
+        trackers[i].take().unwrap().remove().unwrap();
+    }
+    assert_stats_zero(&session, "packed");
+    assert_eq!(layer.memory().resident_bytes().unwrap(), baseline);
+}

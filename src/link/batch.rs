@@ -36,6 +36,7 @@ fn internal(what: &str) -> LinkError {
 pub(crate) struct PreparedBatch {
     graphs: Vec<LinkGraph>,
     alloc: Allocation,
+    placement: layout::Placement,
     layout: layout::BatchLayout,
     tls: Vec<Option<TlsModule>>,
 }
@@ -45,14 +46,26 @@ impl PreparedBatch {
     pub fn new(memory: &Arc<JitMemory>, mut graphs: Vec<LinkGraph>) -> Result<Self, LinkError> {
         let page = platform::page_size();
         let layout = layout::lay_out(&mut graphs, page)?;
-        let mut alloc =
-            memory.allocate(layout.readonly_start, layout.total - layout.readonly_start)?;
+        let mut alloc = memory.allocate_batch(
+            layout.readonly_start,
+            layout.data_start - layout.readonly_start,
+            layout.data_end - layout.data_start,
+            layout.data_align,
+        )?;
         let base = alloc.base();
+        let placement = layout::Placement {
+            base,
+            data_start: layout.data_start,
+            data_base: alloc
+                .packed_range()
+                .map_or(base + layout.data_start as u64, |(at, _)| at),
+            len: alloc.bytes_mut().map_or(0, |b| b.len()),
+        };
         {
             let buf = alloc
                 .bytes_mut()
                 .ok_or_else(|| internal("allocation not writable"))?;
-            layout::copy_and_rebase(&mut graphs, buf, base)?;
+            layout::copy_and_rebase(&mut graphs, buf, placement)?;
         }
         let mut tls = Vec::with_capacity(graphs.len());
         for (g, t) in graphs.iter_mut().zip(&layout.tls) {
@@ -114,7 +127,7 @@ impl PreparedBatch {
             for ((g, t), l) in graphs.iter().zip(tls.iter_mut()).zip(&layout.tls) {
                 if let (Some(t), Some(l), true) = (t.as_mut(), l.as_ref(), g.static_tls) {
                     if image_is_local(g) {
-                        place_in_static_tls(g, buf, base, t, l)?;
+                        place_in_static_tls(g, buf, placement, t, l)?;
                     }
                 }
             }
@@ -122,6 +135,7 @@ impl PreparedBatch {
         Ok(PreparedBatch {
             graphs,
             alloc,
+            placement,
             layout,
             tls,
         })
@@ -191,6 +205,7 @@ impl PreparedBatch {
         debug: DebugSupport,
     ) -> Result<Vec<Result<LinkedObject, LinkError>>, LinkError> {
         let base = self.alloc.base();
+        let placement = self.placement;
         // Code for another machine (a Mach-O object prepared directly; the
         // ORC layer refuses those when they are added) is linked, never
         // run: no initializers or finalizers, no unwind, IFUNC or debugger
@@ -209,7 +224,7 @@ impl PreparedBatch {
                 let r = link_one(
                     g,
                     buf,
-                    base,
+                    placement,
                     self.tls[i].as_mut(),
                     self.layout.tls[i].as_ref(),
                     &|k, n| resolved(i, k, n),
@@ -222,7 +237,7 @@ impl PreparedBatch {
                         t.set_image(image.to_vec());
                     }
                     if runnable {
-                        read_arrays(g, buf, base)
+                        read_arrays(g, buf, placement)
                     } else {
                         Ok(Arrays {
                             initializers: Vec::new(),
@@ -239,12 +254,15 @@ impl PreparedBatch {
         }
         // Debugger and profiler registration, per object: addresses and
         // bytes are final here (the protections are set next).
+        // The bytes go where they run first: a debugger patches its
+        // breakpoints there once it learns of the code.
+        self.alloc.commit()?;
         let mut registrations: Vec<Option<DebugRegistration>> = Vec::new();
         if debug.is_enabled() && runnable {
             let buf = self
                 .alloc
-                .bytes_mut()
-                .ok_or_else(|| internal("allocation not writable"))?;
+                .bytes()
+                .ok_or_else(|| internal("allocation not readable"))?;
             for (g, part) in self.graphs.iter().zip(&parts) {
                 if part.is_err() {
                     registrations.push(None);
@@ -261,7 +279,7 @@ impl PreparedBatch {
                     object: g.bytes.as_slice(),
                     sections: &sections,
                     memory: buf,
-                    memory_address: base,
+                    placement,
                 }));
             }
         }
@@ -279,7 +297,7 @@ impl PreparedBatch {
         // answer, before anything can call them.
         for (g, part) in self.graphs.iter().zip(parts.iter_mut()) {
             if part.is_ok() && runnable {
-                if let Err(e) = resolve_ifuncs(g, &self.alloc, base) {
+                if let Err(e) = resolve_ifuncs(g, &self.alloc, placement) {
                     *part = Err(e);
                 }
             }
@@ -291,11 +309,12 @@ impl PreparedBatch {
                 // terminator the layout reserved; the memory is now
                 // read-only there and lives as long as the registration
                 // (the mapping drops the registration first).
-                unsafe { EhFrameRegistration::register(base as usize + range.start) }
+                unsafe { EhFrameRegistration::register(placement.address(range.start) as usize) }
             }
             _ => None,
         };
-        let total = self.alloc.len();
+        // Own pages, and a packed data part's bytes.
+        let total = self.alloc.len() + self.alloc.packed_range().map_or(0, |(_, n)| n);
         let modules: Vec<Option<u64>> = self
             .tls
             .iter()
@@ -335,7 +354,11 @@ impl PreparedBatch {
 }
 
 /// Runs the IFUNC resolvers of `g` and fills their GOT entries.
-fn resolve_ifuncs(g: &LinkGraph, alloc: &Allocation, base: u64) -> Result<(), LinkError> {
+fn resolve_ifuncs(
+    g: &LinkGraph,
+    alloc: &Allocation,
+    placement: layout::Placement,
+) -> Result<(), LinkError> {
     for &f in &g.ifuncs {
         let s = &g.symbols[f as usize];
         let Some(ifunc) = s.ifunc else { continue };
@@ -353,7 +376,10 @@ fn resolve_ifuncs(g: &LinkGraph, alloc: &Allocation, base: u64) -> Result<(), Li
             ));
         }
         let entry = g.address(ifunc.entry);
-        if !alloc.write_data_u64((entry - base) as usize, target) {
+        let written = placement
+            .offset(entry)
+            .is_some_and(|at| alloc.write_data_u64(at, target));
+        if !written {
             return Err(internal("IFUNC GOT entry outside the data part"));
         }
     }
@@ -364,7 +390,7 @@ fn resolve_ifuncs(g: &LinkGraph, alloc: &Allocation, base: u64) -> Result<(), Li
 fn link_one(
     g: &mut LinkGraph,
     buf: &mut [u8],
-    base: u64,
+    placement: layout::Placement,
     module: Option<&mut TlsModule>,
     tls: Option<&layout::TlsLayout>,
     resolved: &dyn Fn(usize, &str) -> Option<u64>,
@@ -414,18 +440,32 @@ fn link_one(
             ));
         }
     }
-    passes::optimize(g, buf, base);
+    passes::optimize(g, buf, placement);
     let id = module.as_ref().map_or(0, |m| m.id());
     let (Some(module), Some(tls), true) = (module, tls, g.static_tls) else {
-        return fixup::apply(g, buf, base, id, None, fixup::Part::All);
+        return fixup::apply(g, buf, placement, id, None, fixup::Part::All);
     };
     if let Some(offset) = platform::static_tls_offset(id) {
         // Placed already (see `PreparedBatch::new`).
-        return fixup::apply(g, buf, base, id, Some(offset), fixup::Part::AllButTlsImage);
+        return fixup::apply(
+            g,
+            buf,
+            placement,
+            id,
+            Some(offset),
+            fixup::Part::AllButTlsImage,
+        );
     }
-    place_in_static_tls(g, buf, base, module, tls)?;
+    place_in_static_tls(g, buf, placement, module, tls)?;
     let offset = platform::static_tls_offset(id).ok_or_else(|| internal("static TLS lost"))?;
-    fixup::apply(g, buf, base, id, Some(offset), fixup::Part::AllButTlsImage)
+    fixup::apply(
+        g,
+        buf,
+        placement,
+        id,
+        Some(offset),
+        fixup::Part::AllButTlsImage,
+    )
 }
 
 /// Whether the relocations of `g`'s thread-local image all target its own
@@ -453,11 +493,11 @@ fn image_is_local(g: &LinkGraph) -> bool {
 fn place_in_static_tls(
     g: &LinkGraph,
     buf: &mut [u8],
-    base: u64,
+    placement: layout::Placement,
     module: &mut TlsModule,
     tls: &layout::TlsLayout,
 ) -> Result<(), LinkError> {
-    fixup::apply(g, buf, base, module.id(), None, fixup::Part::TlsImage)?;
+    fixup::apply(g, buf, placement, module.id(), None, fixup::Part::TlsImage)?;
     let image = buf
         .get(tls.image.clone())
         .ok_or_else(|| internal("TLS image out of bounds"))?;
@@ -487,13 +527,19 @@ struct Arrays {
 
 /// Reads the initializer and finalizer arrays (relocated, still
 /// writable).
-fn read_arrays(g: &LinkGraph, buf: &[u8], base: u64) -> Result<Arrays, LinkError> {
+fn read_arrays(
+    g: &LinkGraph,
+    buf: &[u8],
+    placement: layout::Placement,
+) -> Result<Arrays, LinkError> {
     let mut initializers = Vec::new();
     let mut fini_groups: Vec<Vec<u64>> = Vec::new();
     for arr in &g.arrays {
         let section = &g.sections[arr.section as usize];
         let block = &g.blocks[section.blocks.start as usize];
-        let off = (block.addr - base) as usize;
+        let off = placement
+            .offset(block.addr)
+            .ok_or_else(|| internal("array outside the batch"))?;
         let mut entries: Vec<u64> = (0..block.size as usize / 8)
             .filter_map(|k| arch::read_u64(buf, off + k * 8))
             .filter(|&f| f != 0 && f != u64::MAX)

@@ -69,14 +69,28 @@ impl Mapping {
             keep: parking_lot::Mutex::new(Vec::new()),
         });
         let weak: std::sync::Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&pages) as _;
-        thread_atexit::add_owner(pages.alloc.base(), pages.alloc.len(), weak);
+        // A packed data part (where `__dso_handle` may lie) is the
+        // mapping's too.
+        for (start, len) in pages.ranges() {
+            thread_atexit::add_owner(start, len, weak.clone());
+        }
         pages
+    }
+
+    /// The memory's ranges: its own pages, and its packed data part.
+    fn ranges(&self) -> impl Iterator<Item = (u64, usize)> {
+        let own = (self.alloc.base(), self.alloc.len());
+        std::iter::once(own)
+            .chain(self.alloc.packed_range())
+            .filter(|&(_, len)| len > 0)
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        thread_atexit::remove_owner(self.alloc.base());
+        for (start, _) in self.ranges() {
+            thread_atexit::remove_owner(start);
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 use super::x86_64::Thunk;
 use super::{write_le, EdgeKind, Field, FixupError, Formula, StubEdge, POINTER64};
 use crate::link::graph::LinkGraph;
+use crate::link::passes::layout::Placement;
 
 /// Which immediate of an instruction an edge writes, and what it accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,9 +305,9 @@ pub(crate) fn atexit_thunk() -> Thunk {
 
 /// The relaxation pass, once every symbol has its address: a `BL`/`B`
 /// whose target is beyond ±128 MiB goes to the target's stub instead (a
-/// veneer through its GOT entry). `buf` holds the batch's memory, which
-/// starts at `base`.
-pub(crate) fn optimize(g: &mut LinkGraph, _buf: &mut [u8], _base: u64) {
+/// veneer through its GOT entry). `buf` holds the batch's memory, laid
+/// out as `placement` says.
+pub(crate) fn optimize(g: &mut LinkGraph, _buf: &mut [u8], _placement: Placement) {
     for k in 0..g.relax_candidates.len() {
         let (b, e) = g.relax_candidates[k];
         let Some(block) = g.blocks.get(b as usize) else {

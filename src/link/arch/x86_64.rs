@@ -6,6 +6,7 @@
 
 use super::{fits, write_le, EdgeKind, Field, FieldRange, FixupError, Formula};
 use crate::link::graph::{Definition, LinkGraph};
+use crate::link::passes::layout::Placement;
 
 /// Writes `value` into `field` at `offset` of `bytes`.
 pub(crate) fn write(
@@ -89,15 +90,15 @@ pub(crate) static APPLIED: EdgeKind = EdgeKind {
 /// The relaxation pass, once every symbol has its address: a
 /// `GOTPCRELX`-style load of a near symbol becomes a direct reference
 /// ([`relax_gotpcrelx`]), and a call or jump whose target is out of reach
-/// goes to the target's stub instead. `buf` holds the batch's memory, which
-/// starts at `base`.
-pub(crate) fn optimize(g: &mut LinkGraph, buf: &mut [u8], base: u64) {
+/// goes to the target's stub instead. `buf` holds the batch's memory, laid
+/// out as `placement` says.
+pub(crate) fn optimize(g: &mut LinkGraph, buf: &mut [u8], placement: Placement) {
     for k in 0..g.relax_candidates.len() {
         let (b, e) = g.relax_candidates[k];
         let Some(block) = g.blocks.get(b as usize) else {
             continue;
         };
-        let Some(block_at) = block.addr.checked_sub(base) else {
+        let Some(block_at) = placement.offset(block.addr).map(|o| o as u64) else {
             continue;
         };
         let block_addr = block.addr;

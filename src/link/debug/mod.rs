@@ -47,6 +47,7 @@ mod gdb_jit;
 mod macho_image;
 mod perf;
 
+pub use crate::link::passes::layout::Placement;
 use std::ops::Range;
 
 /// A debugger's image of one linked object and what the profilers need
@@ -227,14 +228,14 @@ pub struct DebugObject<'a> {
     /// The linked memory the loaded sections lie in, relocated (read
     /// before its final protections are set)...
     pub memory: &'a [u8],
-    /// ...and its address.
-    pub memory_address: u64,
+    /// ...and where its parts lie.
+    pub placement: Placement,
 }
 
 impl DebugObject<'_> {
     /// `len` linked bytes at `address`, if they lie in [`Self::memory`].
     fn bytes_at(&self, address: u64, len: u64) -> Option<&[u8]> {
-        let start = usize::try_from(address.checked_sub(self.memory_address)?).ok()?;
+        let start = self.placement.offset(address)?;
         let end = start.checked_add(usize::try_from(len).ok()?)?;
         self.memory.get(start..end)
     }

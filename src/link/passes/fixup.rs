@@ -22,14 +22,14 @@ pub(crate) enum Part {
     AllButTlsImage,
 }
 
-/// Applies the edges of `g` in `part` to `buf` (the batch's memory,
-/// starting at `base`). `module` is the id of `g`'s thread-local module (0
+/// Applies the edges of `g` in `part` to `buf` (the batch's memory, laid
+/// out as `placement` says). `module` is the id of `g`'s thread-local module (0
 /// without), `tp_offset` its block's offset from the thread pointer when it
 /// is in static TLS.
 pub(crate) fn apply(
     g: &LinkGraph,
     buf: &mut [u8],
-    base: u64,
+    placement: super::layout::Placement,
     module: u64,
     tp_offset: Option<i64>,
     part: Part,
@@ -53,10 +53,9 @@ pub(crate) fn apply(
         {
             continue;
         }
-        let block_at = block
-            .addr
-            .checked_sub(base)
-            .ok_or_else(|| internal("block outside the batch"))?;
+        let block_at = placement
+            .offset(block.addr)
+            .ok_or_else(|| internal("block outside the batch"))? as u64;
         for (index, edge) in (block.edges.start..)
             .zip(&g.edges[block.edges.start as usize..block.edges.end as usize])
         {

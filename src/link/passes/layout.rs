@@ -30,8 +30,10 @@ pub(crate) struct BatchLayout {
     pub readonly_start: usize,
     /// Start of read-write data (page-aligned).
     pub data_start: usize,
-    /// The whole range (page-aligned).
-    pub total: usize,
+    /// End of read-write data (not aligned).
+    pub data_end: usize,
+    /// The largest alignment in the read-write data.
+    pub data_align: usize,
     /// All the batch's `.eh_frame` blocks, contiguous; a 4-byte zero
     /// terminator follows.
     pub eh_frame: Option<Range<usize>>,
@@ -162,25 +164,83 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
     for g in graphs.iter_mut() {
         place(g, SectionKind::Zero, &mut cursor, &mut ids)?;
     }
-    let total = match graphs.first() {
-        Some(g) => page_align(cursor, page).ok_or_else(|| big(g))?,
-        None => 0,
-    };
+    let data_kinds = [SectionKind::Data, SectionKind::TlsData, SectionKind::Zero];
+    let data_align = graphs
+        .iter()
+        .flat_map(|g| {
+            let blocks = g
+                .blocks
+                .iter()
+                .filter(|b| data_kinds.contains(&g.sections[b.section as usize].kind))
+                .map(|b| b.align);
+            blocks.chain(g.tls_align)
+        })
+        .max()
+        .unwrap_or(1);
     Ok(BatchLayout {
         readonly_start,
         data_start,
-        total,
+        data_end: cursor,
+        data_align: usize::try_from(data_align).unwrap_or(usize::MAX),
         eh_frame,
         tls,
     })
 }
 
+/// Where a batch's range lies: code and read-only data at `base`, the
+/// read-write data part at `data_base`, which is `base + data_start`
+/// unless the part was packed into a page shared with other batches.
+/// Offsets are those of the layout (and of the buffer the batch is
+/// written in); addresses are where the bytes run.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement {
+    pub base: u64,
+    pub data_start: usize,
+    pub data_base: u64,
+    /// The layout's length.
+    pub len: usize,
+}
+
+impl Placement {
+    /// The same range, contiguous at `base`.
+    pub fn contiguous(base: u64, len: usize) -> Placement {
+        Placement {
+            base,
+            data_start: len,
+            data_base: base + len as u64,
+            len,
+        }
+    }
+
+    /// The address of layout offset `offset`.
+    pub fn address(self, offset: usize) -> u64 {
+        match offset.checked_sub(self.data_start) {
+            Some(rel) => self.data_base + rel as u64,
+            None => self.base + offset as u64,
+        }
+    }
+
+    /// The layout offset of `address`, if it lies in the range (or at
+    /// the end of one of its two parts).
+    pub fn offset(self, address: u64) -> Option<usize> {
+        let data_len = (self.len - self.data_start) as u64;
+        if let Some(rel) = address
+            .checked_sub(self.data_base)
+            .filter(|&r| r <= data_len)
+        {
+            return Some(self.data_start + rel as usize);
+        }
+        let rel = usize::try_from(address.checked_sub(self.base)?).ok()?;
+        (rel <= self.data_start).then_some(rel)
+    }
+}
+
 /// Copies every block's bytes into `buf` (the batch's range, at offset 0)
-/// and turns the blocks' offsets into addresses from `base`.
+/// and turns the blocks' offsets into addresses.
 pub(crate) fn copy_and_rebase(
     graphs: &mut [LinkGraph],
     buf: &mut [u8],
-    base: u64,
+    placement: Placement,
 ) -> Result<(), LinkError> {
     for g in graphs.iter_mut() {
         for k in 0..g.blocks.len() {
@@ -195,7 +255,7 @@ pub(crate) fn copy_and_rebase(
                 dst.copy_from_slice(src);
             }
             if kind != SectionKind::TlsZero {
-                g.blocks[k].addr += base;
+                g.blocks[k].addr = placement.address(g.blocks[k].addr as usize);
             }
         }
     }

@@ -17,9 +17,9 @@ use super::graph::LinkGraph;
 
 /// The architecture's relaxations over `g`, whose memory `buf` starts at
 /// `base`.
-pub(crate) fn optimize(g: &mut LinkGraph, buf: &mut [u8], base: u64) {
+pub(crate) fn optimize(g: &mut LinkGraph, buf: &mut [u8], placement: layout::Placement) {
     match g.arch {
-        Arch::X86_64 => arch::x86_64::optimize(g, buf, base),
-        Arch::Aarch64 => arch::aarch64::optimize(g, buf, base),
+        Arch::X86_64 => arch::x86_64::optimize(g, buf, placement),
+        Arch::Aarch64 => arch::aarch64::optimize(g, buf, placement),
     }
 }

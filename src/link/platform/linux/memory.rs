@@ -15,6 +15,17 @@
 //! link; freed JIT memory is zero, not executable, and costs no RAM until
 //! written). Space never allocated stays `PROT_NONE`.
 //!
+//! A batch's read-write data of at most a quarter page
+//! ([`JitMemory::allocate_batch`]) is packed into pages shared with other
+//! batches' instead of taking a page of its own: programs of many small
+//! trackers would otherwise hold a page per tracker for a few bytes, and
+//! a mapping more (measured: see README's performance section). Those
+//! pages are read-write from start to end, so sharing them changes no
+//! protection; the first batch that finds no room makes a new one at the
+//! end of its own pages, and the page is dropped with the last batch
+//! that uses it (in the same call as that batch's pages when they touch).
+//! A packed part is zeroed when its batch goes.
+//!
 //! All of this module's `unsafe` is system calls on ranges inside the
 //! reservation, which this type owns.
 
@@ -145,12 +156,131 @@ fn first_fit(free: &[FreeRange], len: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// Pages shared by the small data parts of many batches.
+#[derive(Debug, Default)]
+struct Packed {
+    /// Free byte ranges `(start, len)` in packed pages, sorted by start,
+    /// coalesced within a page (never across one).
+    free: Vec<(usize, usize)>,
+    /// Each packed page's start and the bytes in use there, sorted.
+    pages: Vec<(usize, usize)>,
+}
+
+/// Packed parts are multiples of this (and aligned to it at least), which
+/// keeps the free list short.
+const PACK_GRAIN: usize = 16;
+
+/// The largest alignment a packed part may need.
+const PACK_MAX_ALIGN: usize = 64;
+
+/// Only batches of at most this many pages of code and read-only data
+/// have their data packed.
+const PACK_MAX_PAGES: usize = 16;
+
+/// Data parts up to this size are packed: a quarter page.
+fn pack_limit() -> usize {
+    page_size() / 4
+}
+
+impl Packed {
+    /// Takes `len` bytes aligned to `align` from a packed page.
+    fn take(&mut self, len: usize, align: usize) -> Option<usize> {
+        let (i, at) = self.free.iter().enumerate().find_map(|(i, &(start, n))| {
+            let at = start.checked_next_multiple_of(align)?;
+            (at + len <= start + n).then_some((i, at))
+        })?;
+        let (start, n) = self.free[i];
+        let after = (at + len, start + n - at - len);
+        match (at > start, after.1 > 0) {
+            (true, true) => {
+                self.free[i] = (start, at - start);
+                self.free.insert(i + 1, after);
+            }
+            (true, false) => self.free[i] = (start, at - start),
+            (false, true) => self.free[i] = after,
+            (false, false) => {
+                self.free.remove(i);
+            }
+        }
+        self.use_bytes(at, len as isize);
+        Some(at)
+    }
+
+    /// Adds a new packed page and takes its first `len` bytes.
+    fn take_new_page(&mut self, page: usize, len: usize) -> usize {
+        let i = self.pages.partition_point(|&(p, _)| p < page);
+        self.pages.insert(i, (page, 0));
+        if len < page_size() {
+            let j = self.free.partition_point(|&(s, _)| s < page);
+            self.free.insert(j, (page + len, page_size() - len));
+        }
+        self.use_bytes(page, len as isize);
+        page
+    }
+
+    fn use_bytes(&mut self, at: usize, delta: isize) {
+        let page = at & !(page_size() - 1);
+        if let Ok(i) = self.pages.binary_search_by_key(&page, |&(p, _)| p) {
+            self.pages[i].1 = self.pages[i].1.saturating_add_signed(delta);
+        }
+    }
+
+    /// Returns `len` bytes at `at`; the page, when it is empty now (and
+    /// no longer packed).
+    fn give_back(&mut self, at: usize, len: usize) -> Option<usize> {
+        let page_of = |a: usize| a & !(page_size() - 1);
+        let page = page_of(at);
+        let i = self.free.partition_point(|&(s, _)| s < at);
+        self.free.insert(i, (at, len));
+        if i + 1 < self.free.len()
+            && self.free[i].0 + self.free[i].1 == self.free[i + 1].0
+            && page_of(self.free[i + 1].0) == page
+        {
+            self.free[i].1 += self.free[i + 1].1;
+            self.free.remove(i + 1);
+        }
+        let i = if i > 0
+            && self.free[i - 1].0 + self.free[i - 1].1 == self.free[i].0
+            && page_of(self.free[i - 1].0) == page
+        {
+            self.free[i - 1].1 += self.free[i].1;
+            self.free.remove(i);
+            i - 1
+        } else {
+            i
+        };
+        self.use_bytes(at, -(len as isize));
+        let p = self.pages.binary_search_by_key(&page, |&(p, _)| p).ok()?;
+        if self.pages[p].1 != 0 {
+            return None;
+        }
+        // Empty: its one free range is the whole page.
+        self.pages.remove(p);
+        if self.free.get(i) == Some(&(page, page_size())) {
+            self.free.remove(i);
+        }
+        Some(page)
+    }
+}
+
+/// A batch's data part in a packed page.
+#[derive(Clone, Copy, Debug)]
+struct PackedPart {
+    start: usize,
+    /// Bytes taken (a multiple of [`PACK_GRAIN`]).
+    len: usize,
+    /// Bytes of the batch's data part (at most `len`).
+    used: usize,
+}
+
 /// A session's JIT memory. `Send + Sync`; shared through `Arc`.
 pub struct JitMemory {
     base: usize,
     size: usize,
     /// Free ranges, sorted by start, coalesced.
     free: Mutex<Vec<FreeRange>>,
+    /// Taken before `free` when both are.
+    packed: Mutex<Packed>,
     code_bytes: AtomicUsize,
     data_bytes: AtomicUsize,
 }
@@ -274,6 +404,7 @@ impl JitMemory {
                 len: size,
                 writable: false,
             }]),
+            packed: Mutex::new(Packed::default()),
             code_bytes: AtomicUsize::new(0),
             data_bytes: AtomicUsize::new(0),
         }))
@@ -338,15 +469,110 @@ impl JitMemory {
         let data_len = page_align(data_len).ok_or_else(oom)?;
         let len = code_len.checked_add(data_len).ok_or_else(oom)?;
         if len == 0 {
-            return Ok(Allocation {
-                memory: Arc::clone(self),
-                base: 0,
-                len: 0,
-                code_len: 0,
-                writable: true,
-                data_start: 0,
-            });
+            return Ok(Allocation::empty(self));
         }
+        let start = self.take_pages(len)?;
+        self.code_bytes.fetch_add(code_len, Ordering::Relaxed);
+        self.data_bytes.fetch_add(data_len, Ordering::Relaxed);
+        Ok(Allocation {
+            memory: Arc::clone(self),
+            base: start,
+            len,
+            code_len,
+            writable: true,
+            data_start: len,
+            packed: None,
+            staging: Vec::new(),
+            committed: false,
+        })
+    }
+
+    /// Allocates a link batch's memory: `code_len` bytes of code, then
+    /// `readonly_len` of read-only data (each page-aligned), and
+    /// `data_len` bytes of read-write data aligned to `data_align`, which
+    /// follow them or, when small, are packed into a page shared with
+    /// other batches' (see the module docs). Either way
+    /// [`Allocation::bytes_mut`] gives the three parts as one buffer, and
+    /// [`Allocation::packed_range`] says where a packed data part lies.
+    pub(crate) fn allocate_batch(
+        self: &Arc<Self>,
+        code_len: usize,
+        readonly_len: usize,
+        data_len: usize,
+        data_align: usize,
+    ) -> Result<Allocation, LinkError> {
+        let oom = || LinkError::new(LinkErrorKind::OutOfMemory, "JIT allocation size overflows");
+        let code_len = page_align(code_len).ok_or_else(oom)?;
+        let low = page_align(readonly_len)
+            .and_then(|r| r.checked_add(code_len))
+            .ok_or_else(oom)?;
+        // Packing stages the bytes in a buffer and copies them into place:
+        // for a batch of few pages only, which is where a page of data
+        // would weigh.
+        if data_len == 0
+            || data_len > pack_limit()
+            || data_align > PACK_MAX_ALIGN
+            || low > PACK_MAX_PAGES * page_size()
+        {
+            let data = page_align(data_len).ok_or_else(oom)?;
+            return self.allocate(
+                code_len,
+                (low - code_len).checked_add(data).ok_or_else(oom)?,
+            );
+        }
+        let align = data_align.max(PACK_GRAIN);
+        let len = data_len.next_multiple_of(PACK_GRAIN);
+        let (base, start) = {
+            let mut packed = self.packed.lock();
+            match packed.take(len, align) {
+                Some(at) => {
+                    let base = if low == 0 {
+                        Ok(0)
+                    } else {
+                        self.take_pages(low)
+                    };
+                    let base = match base {
+                        Ok(b) => b,
+                        Err(e) => {
+                            if let Some(page) = packed.give_back(at, len) {
+                                drop(packed);
+                                self.release_range(page, page_size());
+                            }
+                            return Err(e);
+                        }
+                    };
+                    (base, at)
+                }
+                None => {
+                    // A new packed page, after this batch's own pages.
+                    let base = self.take_pages(low + page_size())?;
+                    (base, packed.take_new_page(base + low, len))
+                }
+            }
+        };
+        self.code_bytes.fetch_add(code_len, Ordering::Relaxed);
+        self.data_bytes
+            .fetch_add(low - code_len + len, Ordering::Relaxed);
+        Ok(Allocation {
+            memory: Arc::clone(self),
+            base,
+            len: low,
+            code_len,
+            writable: true,
+            data_start: low,
+            packed: Some(PackedPart {
+                start,
+                len,
+                used: data_len,
+            }),
+            staging: vec![0; low + data_len],
+            committed: false,
+        })
+    }
+
+    /// Takes `len` bytes (page-aligned, not 0) of the reservation, mapped
+    /// read-write and zero.
+    fn take_pages(&self, len: usize) -> Result<usize, LinkError> {
         // The ranges to map read-write first: the parts of the chosen span
         // that were never allocated (freed ones are read-write already).
         let mut to_map: [(usize, usize); 4] = [(0, 0); 4];
@@ -421,16 +647,7 @@ impl JitMemory {
                 libc::madvise(start as *mut libc::c_void, len, 23);
             }
         }
-        self.code_bytes.fetch_add(code_len, Ordering::Relaxed);
-        self.data_bytes.fetch_add(data_len, Ordering::Relaxed);
-        Ok(Allocation {
-            memory: Arc::clone(self),
-            base: start,
-            len,
-            code_len,
-            writable: true,
-            data_start: len,
-        })
+        Ok(start)
     }
 
     /// Drops the pages of a range and returns it to the free list.
@@ -504,6 +721,12 @@ pub(crate) struct Protections {
 }
 
 /// A chunk of JIT memory; returned to its [`JitMemory`] on drop.
+///
+/// Its own pages `[base, base + len)` hold code, read-only data and
+/// (unless packed) the read-write data from `data_start` on. A packed
+/// data part lies elsewhere ([`Allocation::packed_range`]); then the
+/// linker writes all three parts into `staging`, laid out as if they were
+/// contiguous, and [`Allocation::finalize`] copies them into place.
 pub(crate) struct Allocation {
     memory: Arc<JitMemory>,
     base: usize,
@@ -512,40 +735,84 @@ pub(crate) struct Allocation {
     writable: bool,
     /// Start of the part that stays read-write after finalizing.
     data_start: usize,
+    packed: Option<PackedPart>,
+    staging: Vec<u8>,
+    /// The staging buffer was copied into place (see
+    /// [`Allocation::commit`]).
+    committed: bool,
 }
 
 impl Allocation {
+    fn empty(memory: &Arc<JitMemory>) -> Allocation {
+        Allocation {
+            memory: Arc::clone(memory),
+            base: 0,
+            len: 0,
+            code_len: 0,
+            writable: true,
+            data_start: 0,
+            packed: None,
+            staging: Vec::new(),
+            committed: false,
+        }
+    }
+
+    /// The address of `offset` of the part that stays read-write after
+    /// [`Allocation::finalize`], when `len` bytes from there lie in it.
+    fn data_at(&self, offset: usize, len: usize) -> Option<usize> {
+        let rel = offset.checked_sub(self.data_start)?;
+        let end = rel.checked_add(len)?;
+        match self.packed {
+            Some(p) => (end <= p.used).then_some(p.start + rel),
+            None => (offset + len <= self.len).then_some(self.base + offset),
+        }
+    }
+
     /// Writes a 64-bit value at `offset` of the part that stays read-write
-    /// after [`Allocation::finalize`] (data: where IFUNC GOT entries live).
-    /// `false` when `offset` is not in that part.
+    /// after [`Allocation::finalize`] (data: where IFUNC GOT entries live;
+    /// offsets as in [`Allocation::bytes_mut`]). `false` when `offset` is
+    /// not in that part.
     pub fn write_data_u64(&self, offset: usize, value: u64) -> bool {
-        let fits = offset >= self.data_start
-            && offset.checked_add(8).is_some_and(|end| end <= self.len)
-            && offset.is_multiple_of(8);
-        if !fits || self.writable {
+        let Some(at) = self.data_at(offset, 8) else {
+            return false;
+        };
+        if !at.is_multiple_of(8) || self.writable {
             return false;
         }
-        // SAFETY: [base+offset, +8) lies in this allocation's data part,
-        // which finalize left mapped read-write; it is 8-aligned; the
-        // allocation is alive (`&self`) and no `&mut [u8]` to it exists
-        // after finalize (`writable` is false).
-        unsafe { std::ptr::write((self.base + offset) as *mut u64, value) };
+        // SAFETY: [at, +8) lies in this allocation's data part (its own
+        // pages' or its packed part), which finalize left mapped
+        // read-write; it is 8-aligned; the allocation is alive (`&self`)
+        // and no `&mut [u8]` to it exists after finalize (`writable` is
+        // false).
+        unsafe { std::ptr::write(at as *mut u64, value) };
         true
     }
 
+    /// The start of the allocation's own pages.
     pub fn base(&self) -> u64 {
         self.base as u64
     }
 
+    /// The length of the allocation's own pages.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// The packed data part's range, if the data part is packed.
+    pub fn packed_range(&self) -> Option<(u64, usize)> {
+        self.packed.map(|p| (p.start as u64, p.len))
+    }
+
     /// The bytes, while the allocation is still writable (before
-    /// [`Allocation::finalize`]).
+    /// [`Allocation::commit`] and [`Allocation::finalize`]): code,
+    /// read-only data, then read-write data, as one buffer even when the
+    /// last is packed.
     pub fn bytes_mut(&mut self) -> Option<&mut [u8]> {
-        if !self.writable {
+        if !self.writable || self.committed {
             return None;
+        }
+        if self.packed.is_some() {
+            return Some(&mut self.staging);
         }
         if self.len == 0 {
             return Some(&mut []);
@@ -557,14 +824,82 @@ impl Allocation {
         Some(unsafe { std::slice::from_raw_parts_mut(self.base as *mut u8, self.len) })
     }
 
+    /// The bytes as [`Allocation::bytes_mut`] gave them, to read, until
+    /// [`Allocation::finalize`].
+    pub fn bytes(&self) -> Option<&[u8]> {
+        if !self.writable {
+            return None;
+        }
+        if self.packed.is_some() {
+            return Some(&self.staging);
+        }
+        if self.len == 0 {
+            return Some(&[]);
+        }
+        // SAFETY: [base, base+len) is mapped read-write (not finalized:
+        // `writable`) and belongs to this allocation alone; the borrow is
+        // tied to `&self`, so no `&mut` from `bytes_mut` coexists with it.
+        Some(unsafe { std::slice::from_raw_parts(self.base as *const u8, self.len) })
+    }
+
+    /// Puts the bytes where they run: a packed allocation's are copied
+    /// from the staging buffer into its pages and packed part (nothing to
+    /// do for others, written in place). After this the bytes can only be
+    /// read ([`Allocation::bytes`]) until [`Allocation::finalize`]; a
+    /// debugger may patch breakpoints into them now.
+    pub fn commit(&mut self) -> Result<(), LinkError> {
+        let Some(part) = self.packed else {
+            self.committed = true;
+            return Ok(());
+        };
+        if self.committed || !self.writable {
+            return Ok(());
+        }
+        if self.staging.len() != self.len + part.used {
+            return Err(LinkError::new(
+                LinkErrorKind::Internal,
+                "staging buffer of the wrong size",
+            ));
+        }
+        {
+            let (own, data) = self.staging.split_at(self.len);
+            // SAFETY: [base, base+len) and the packed part are this
+            // allocation's, mapped read-write and not yet finalized; no
+            // reference into them exists (`bytes_mut` hands out the staging
+            // buffer instead); the sources are the staging buffer's two
+            // parts, of exactly these lengths, which overlap neither.
+            // (A batch of data alone has no pages of its own: base 0.)
+            unsafe {
+                if !own.is_empty() {
+                    std::ptr::copy_nonoverlapping(own.as_ptr(), self.base as *mut u8, own.len());
+                }
+                std::ptr::copy_nonoverlapping(data.as_ptr(), part.start as *mut u8, data.len());
+            }
+        }
+        self.committed = true;
+        Ok(())
+    }
+
     /// Sets the final protections: `[0, readonly_start)` read+execute,
-    /// `[readonly_start, data_start)` read-only, the rest read-write.
+    /// `[readonly_start, data_start)` read-only, the rest read-write
+    /// (committing the bytes first if [`Allocation::commit`] was not
+    /// called).
     pub fn finalize(&mut self, p: Protections) -> Result<(), LinkError> {
-        if !self.writable || self.len == 0 {
+        if !self.writable {
+            return Ok(());
+        }
+        self.commit()?;
+        self.staging = Vec::new();
+        if self.packed.is_some() && p.data_start != self.data_start {
+            return Err(LinkError::new(
+                LinkErrorKind::Internal,
+                "bad protection layout",
+            ));
+        }
+        if self.len == 0 {
             self.writable = false;
             return Ok(());
         }
-        self.data_start = p.data_start;
         let valid = p.readonly_start.is_multiple_of(page_size())
             && p.data_start.is_multiple_of(page_size())
             && p.readonly_start <= p.data_start
@@ -575,6 +910,7 @@ impl Allocation {
                 "bad protection layout",
             ));
         }
+        self.data_start = p.data_start;
         let parts = [
             (0, p.readonly_start, libc::PROT_READ | libc::PROT_EXEC),
             (p.readonly_start, p.data_start, libc::PROT_READ),
@@ -599,16 +935,34 @@ impl Allocation {
 
 impl Drop for Allocation {
     fn drop(&mut self) {
-        if self.len == 0 {
-            return;
+        let memory = &self.memory;
+        let mut data_len = self.len - self.code_len;
+        // A packed part is zeroed and given back; its page goes when it is
+        // empty, with the allocation's own pages if it follows them.
+        let mut own = (self.base, self.len);
+        if let Some(p) = self.packed {
+            data_len += p.len;
+            // SAFETY: [start, start+len) is this allocation's packed part,
+            // read-write, and nothing refers into it any more (the
+            // allocation is going); other parts of the page are other
+            // allocations', which this write does not touch.
+            unsafe { std::ptr::write_bytes(p.start as *mut u8, 0, p.len) };
+            let empty = memory.packed.lock().give_back(p.start, p.len);
+            if let Some(page) = empty {
+                if self.len > 0 && page == self.base + self.len {
+                    own.1 += page_size();
+                } else {
+                    memory.release_range(page, page_size());
+                }
+            }
         }
-        self.memory.release_range(self.base, self.len);
-        self.memory
+        if own.1 > 0 {
+            memory.release_range(own.0, own.1);
+        }
+        memory
             .code_bytes
             .fetch_sub(self.code_len, Ordering::Relaxed);
-        self.memory
-            .data_bytes
-            .fetch_sub(self.len - self.code_len, Ordering::Relaxed);
+        memory.data_bytes.fetch_sub(data_len, Ordering::Relaxed);
     }
 }
 
@@ -661,6 +1015,130 @@ mod tests {
         drop(b);
         drop(c);
         assert_eq!(kinds(&m), vec![(4 * page, true), (total - 4 * page, false)]);
+        assert_eq!(m.resident_bytes().unwrap(), 0);
+    }
+
+    fn read_u64(at: u64) -> u64 {
+        // SAFETY: test helper; callers pass addresses of live, readable
+        // allocations.
+        unsafe { std::ptr::read(at as *const u64) }
+    }
+
+    /// Small data parts of several batches share one page, which follows
+    /// the first batch's own pages; their bytes reach their place, are
+    /// zeroed when their batch goes, and the page goes with the last one
+    /// (with its pages, when they touch).
+    #[test]
+    fn small_data_parts_share_a_page() {
+        let page = page_size();
+        let m = JitMemory::new(16 << 20).unwrap();
+        let everything_free = |m: &JitMemory| {
+            m.free.lock().iter().map(|f| f.len).sum::<usize>() == 16 << 20
+                && m.packed.lock().pages.is_empty()
+                && m.packed.lock().free.is_empty()
+        };
+        let p = Protections {
+            readonly_start: page,
+            data_start: 2 * page,
+        };
+        let mut batches = Vec::new();
+        for k in 0..5u64 {
+            let mut a = m.allocate_batch(page, page, 24, 8).unwrap();
+            let (at, len) = a.packed_range().expect("a small data part is packed");
+            assert_eq!((a.len(), len), (2 * page, 32));
+            let buf = a.bytes_mut().unwrap();
+            assert_eq!(buf.len(), 2 * page + 24);
+            buf[2 * page..2 * page + 8].copy_from_slice(&(100 + k).to_le_bytes());
+            buf[0] = 0xc3;
+            a.finalize(p).unwrap();
+            assert!(a.write_data_u64(2 * page + 16, 200 + k));
+            assert!(!a.write_data_u64(2 * page + 24, 0), "past the data part");
+            assert!(!a.write_data_u64(page, 0), "not in the data part");
+            assert_eq!(read_u64(at), 100 + k);
+            assert_eq!(read_u64(at + 16), 200 + k);
+            batches.push(a);
+        }
+        let first = batches[0].packed_range().unwrap().0;
+        assert_eq!(
+            first,
+            batches[0].base() + 2 * page as u64,
+            "after the first batch's pages"
+        );
+        for (k, a) in batches.iter().enumerate() {
+            assert_eq!(
+                a.packed_range().unwrap().0,
+                first + 32 * k as u64,
+                "one shared page"
+            );
+        }
+        assert_eq!(m.data_bytes(), 5 * (page + 32));
+        // The first goes: its own pages do, the shared page stays and its
+        // part is zero.
+        let base0 = batches[0].base();
+        drop(batches.remove(0));
+        assert_eq!(read_u64(first), 0);
+        assert_eq!(read_u64(first + 16), 0);
+        assert_eq!(read_u64(first + 32), 101);
+        // A new batch takes the free part of the shared page.
+        let mut b = m.allocate_batch(page, 0, 8, 8).unwrap();
+        assert_eq!(b.packed_range().unwrap().0, first);
+        assert_eq!(b.base(), base0, "the freed pages again");
+        b.bytes_mut().unwrap()[page..page + 8].copy_from_slice(&7u64.to_le_bytes());
+        b.finalize(Protections {
+            readonly_start: page,
+            data_start: page,
+        })
+        .unwrap();
+        assert_eq!(read_u64(first), 7);
+        drop(b);
+        drop(batches);
+        assert!(everything_free(&m));
+        assert_eq!(m.code_bytes() + m.data_bytes(), 0);
+        assert_eq!(m.resident_bytes().unwrap(), 0);
+    }
+
+    /// A packed part is aligned as the data needs; large parts, strict
+    /// alignments and large batches get pages of their own.
+    #[test]
+    fn what_is_packed() {
+        let page = page_size();
+        let m = JitMemory::new(16 << 20).unwrap();
+        let a = m.allocate_batch(page, 0, 8, 8).unwrap();
+        let b = m.allocate_batch(page, 0, 8, 64).unwrap();
+        let (at, _) = b.packed_range().unwrap();
+        assert!(at.is_multiple_of(64));
+        assert_eq!(
+            at & !(page as u64 - 1),
+            a.packed_range().unwrap().0,
+            "same page"
+        );
+        for (code, data, align) in [
+            (page, page, 8),
+            (page, 8, 2 * PACK_MAX_ALIGN),
+            ((PACK_MAX_PAGES + 1) * page, 8, 8),
+        ] {
+            let c = m.allocate_batch(code, 0, data, align).unwrap();
+            assert!(c.packed_range().is_none(), "{code} {data} {align}");
+            assert_eq!(c.len(), code + page);
+        }
+        let empty = m.allocate_batch(page, 0, 0, 1).unwrap();
+        assert!(empty.packed_range().is_none());
+        assert_eq!(empty.len(), page);
+        // Data only: no pages of its own.
+        let mut d = m.allocate_batch(0, 0, 16, 8).unwrap();
+        assert_eq!(d.len(), 0);
+        d.bytes_mut().unwrap().fill(5);
+        d.finalize(Protections {
+            readonly_start: 0,
+            data_start: 0,
+        })
+        .unwrap();
+        assert_eq!(
+            read_u64(d.packed_range().unwrap().0),
+            u64::from_le_bytes([5; 8])
+        );
+        drop((a, b, d, empty));
+        assert_eq!(m.code_bytes() + m.data_bytes(), 0);
         assert_eq!(m.resident_bytes().unwrap(), 0);
     }
 
