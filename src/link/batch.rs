@@ -1,6 +1,9 @@
 //! A link batch: the objects one lookup pulls in, linked together into one
 //! allocation with one set of protection changes and one unwind
-//! registration.
+//! registration. A small batch's read-write data lies apart, in a page
+//! shared with other batches' (see `platform/linux/memory.rs`): the batch
+//! is written as one buffer laid out contiguously, and a
+//! [`layout::Placement`] says where each part runs.
 //!
 //! [`PreparedBatch::new`] lays out the graphs, allocates the range (read +
 //! write, not executable), copies the bytes and gives every object's own

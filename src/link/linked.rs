@@ -150,7 +150,8 @@ impl LinkedObject {
     }
 
     /// Bytes of data pages (read-only data, GOT, data, zero-fill) this
-    /// object accounts for.
+    /// object accounts for; a packed data part counts its own bytes, not
+    /// the page it shares.
     pub fn data_bytes(&self) -> usize {
         self.data_len
     }

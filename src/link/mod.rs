@@ -29,7 +29,8 @@
 //! - `batch.rs`: a **link batch**, the objects one lookup pulls in (the
 //!   layer claims what they reference, transitively, from the ORC session
 //!   before linking), per tracker in one allocation with one set of
-//!   protection changes and one unwind registration; `linked.rs`: linked objects (init/fini, drop);
+//!   protection changes and one unwind registration (a small batch's
+//!   read-write data packed into a page shared with other batches'); `linked.rs`: linked objects (init/fini, drop);
 //!   `archive.rs`: `.a` archives; `layer.rs`: objects as ORC units;
 //!   `diagnose.rs`: every error of an input at once (`jitrt check`).
 //!

@@ -3,7 +3,10 @@
 //! data (with the GOTs and TLS indexes) and the unwind information of all
 //! the batch's objects followed by one terminator, then read-write data,
 //! thread-local images and zero-fill. Each group starts on a page, so one
-//! protection change per group finalizes the whole batch.
+//! protection change per group finalizes the whole batch. The read-write
+//! group may run elsewhere (packed into a page shared with other
+//! batches): [`Placement`] maps the layout's offsets to addresses and
+//! back.
 //!
 //! Then, once the range is allocated, the blocks' bytes are copied in and
 //! the graphs' own symbols get their addresses.

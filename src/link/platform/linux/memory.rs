@@ -426,7 +426,8 @@ impl JitMemory {
     }
 
     /// Bytes of data pages (read-only data, GOT, data, zero-fill) currently
-    /// allocated.
+    /// allocated; a packed data part counts its own bytes, not the page it
+    /// shares.
     pub fn data_bytes(&self) -> usize {
         self.data_bytes.load(Ordering::Relaxed)
     }
