@@ -463,3 +463,59 @@ fn small_trackers_share_data_pages() {
     assert_stats_zero(&session, "packed");
     assert_eq!(layer.memory().resident_bytes().unwrap(), baseline);
 }
+
+/// Threads add, run and remove trackers of the small module at once, so
+/// their data parts are taken from and given back to shared pages
+/// concurrently: every module sees its own initial values and steps, and
+/// every page comes back.
+#[test]
+fn threads_share_data_pages() {
+    let _g = serial();
+    let session = Session::new(SessionOptions::default());
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 6;
+    let objects: Vec<_> = (0..THREADS * PER_THREAD)
+        .map(|i| {
+            let id = format!("-DID={}", i + 1);
+            compile("gcc", &["packed_data.c"], &["-O2", "-fPIC", &id], "memory").remove(0)
+        })
+        .collect();
+    let baseline = layer.memory().resident_bytes().unwrap();
+    let rounds = cc::rounds(60);
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (session, layer, objects) = (&session, &layer, &objects);
+            scope.spawn(move || {
+                let d = session.create_dylib(&format!("packed-{t}")).unwrap();
+                for round in 0..rounds {
+                    let mine: Vec<usize> = (0..PER_THREAD).map(|k| t * PER_THREAD + k).collect();
+                    let trackers: Vec<_> = mine
+                        .iter()
+                        .map(|&i| {
+                            let tr = d.create_tracker().unwrap();
+                            layer.add_file(&tr, &objects[i]).unwrap();
+                            tr
+                        })
+                        .collect();
+                    for n in 1..=2 {
+                        for &i in &mine {
+                            let f = d.lookup(&format!("packed_step_{}", i + 1)).unwrap();
+                            let want = (1000 * (i as i32 + 1) + n) * 100 + n;
+                            assert_eq!(call0(f), want, "thread {t} round {round} module {}", i + 1);
+                        }
+                    }
+                    // Removed in a different order each round.
+                    let mut order: Vec<usize> = (0..PER_THREAD).collect();
+                    order.rotate_left(round % PER_THREAD);
+                    let mut trackers: Vec<_> = trackers.into_iter().map(Some).collect();
+                    for k in order {
+                        trackers[k].take().unwrap().remove().unwrap();
+                    }
+                }
+            });
+        }
+    });
+    assert_stats_zero(&session, "threads");
+    assert_eq!(layer.memory().resident_bytes().unwrap(), baseline);
+}
