@@ -394,6 +394,16 @@ fn a_chain_of_references_links_as_one_batch_per_tracker() {
     assert_stats_zero(&session, "two trackers");
 }
 
+/// `packed_data.c` compiled `n` times, as modules 1..=n.
+fn packed_data_objects(n: usize) -> Vec<std::path::PathBuf> {
+    (1..=n)
+        .map(|id| {
+            let id = format!("-DID={id}");
+            compile("gcc", &["packed_data.c"], &["-O2", "-fPIC", &id], "memory").remove(0)
+        })
+        .collect()
+}
+
 /// Many trackers of one small module each (its own data and zero-fill):
 /// their data parts share pages, each keeps its own values while its
 /// neighbours are removed and others take their place (a part given back
@@ -405,12 +415,7 @@ fn small_trackers_share_data_pages() {
     let layer = ObjectLinkingLayer::of(&session).unwrap();
     let d = session.create_dylib("packed").unwrap();
     const N: usize = 40;
-    let objects: Vec<_> = (0..N)
-        .map(|i| {
-            let id = format!("-DID={}", i + 1);
-            compile("gcc", &["packed_data.c"], &["-O2", "-fPIC", &id], "memory").remove(0)
-        })
-        .collect();
+    let objects = packed_data_objects(N);
     let baseline = layer.memory().resident_bytes().unwrap();
     let add = |i: usize| {
         let t = d.create_tracker().unwrap();
@@ -475,12 +480,7 @@ fn threads_share_data_pages() {
     let layer = ObjectLinkingLayer::of(&session).unwrap();
     const THREADS: usize = 4;
     const PER_THREAD: usize = 6;
-    let objects: Vec<_> = (0..THREADS * PER_THREAD)
-        .map(|i| {
-            let id = format!("-DID={}", i + 1);
-            compile("gcc", &["packed_data.c"], &["-O2", "-fPIC", &id], "memory").remove(0)
-        })
-        .collect();
+    let objects = packed_data_objects(THREADS * PER_THREAD);
     let baseline = layer.memory().resident_bytes().unwrap();
     let rounds = cc::rounds(60);
     std::thread::scope(|scope| {
