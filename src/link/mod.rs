@@ -45,10 +45,11 @@
 //! 2. **Build** each object's graph: parsed once, zero-copy over its bytes;
 //!    the table pass adds its GOT, stubs and TLS indexes.
 //! 3. **Lay out and allocate** the batch (one range from the session's
-//!    [`JitMemory`], read-write and not executable), copy the bytes; after
-//!    this the objects' own addresses are known: the ORC layer notifies
-//!    them resolved *before* it looks up the externals, which is what
-//!    breaks cycles between objects (A calls B, B calls A).
+//!    [`JitMemory`], read-write and not executable; a small batch's
+//!    read-write data in a page shared with other batches'), copy the
+//!    bytes; after this the objects' own addresses are known: the ORC
+//!    layer notifies them resolved *before* it looks up the externals,
+//!    which is what breaks cycles between objects (A calls B, B calls A).
 //! 4. **Link**: every external resolved once through the caller's
 //!    callback, relaxation, every edge fixed up with range checks,
 //!    protections set once for the batch (W^X), icache made coherent,
