@@ -255,11 +255,11 @@ impl PreparedBatch {
             // Nothing to run: the memory goes now.
             return Ok(parts.into_iter().filter_map(|p| p.err()).map(Err).collect());
         }
-        // Debugger and profiler registration, per object: addresses and
-        // bytes are final here (the protections are set next).
         // The bytes go where they run first: a debugger patches its
         // breakpoints there once it learns of the code.
         self.alloc.commit()?;
+        // Debugger and profiler registration, per object: addresses and
+        // bytes are final here (the protections are set next).
         let mut registrations: Vec<Option<DebugRegistration>> = Vec::new();
         if debug.is_enabled() && runnable {
             let buf = self
