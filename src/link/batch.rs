@@ -189,9 +189,11 @@ impl PreparedBatch {
             .map_or(super::ObjectFormat::Elf, |g| g.format)
     }
 
-    /// Start address and length of the batch's memory.
+    /// Start address and length of the batch's memory: its own pages
+    /// (code, read-only data, and read-write data unless that was packed
+    /// into a shared page), or the packed data of a batch of data alone.
     pub fn memory_range(&self) -> (u64, usize) {
-        (self.alloc.base(), self.alloc.len())
+        self.alloc.range()
     }
 
     /// Links every object: `resolved(object, index, name)` gives each

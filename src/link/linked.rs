@@ -156,9 +156,10 @@ impl LinkedObject {
         self.data_len
     }
 
-    /// Start address and length of the memory of the object's batch.
+    /// Start address and length of the memory of the object's batch (as
+    /// [`super::PreparedObject::memory_range`] says).
     pub fn memory_range(&self) -> (u64, usize) {
-        (self.pages.alloc.base(), self.pages.alloc.len())
+        self.pages.alloc.range()
     }
 
     /// Whether the object is registered with debuggers (see

@@ -799,6 +799,15 @@ impl Allocation {
         self.len
     }
 
+    /// The allocation's memory as one range: its own pages, or its packed
+    /// data part when it has no pages of its own (a batch of data alone).
+    pub fn range(&self) -> (u64, usize) {
+        match self.packed {
+            Some(p) if self.len == 0 => (p.start as u64, p.len),
+            _ => (self.base as u64, self.len),
+        }
+    }
+
     /// The packed data part's range, if the data part is packed.
     pub fn packed_range(&self) -> Option<(u64, usize)> {
         self.packed.map(|p| (p.start as u64, p.len))
@@ -1125,9 +1134,11 @@ mod tests {
         let empty = m.allocate_batch(page, 0, 0, 1).unwrap();
         assert!(empty.packed_range().is_none());
         assert_eq!(empty.len(), page);
-        // Data only: no pages of its own.
+        assert_eq!(a.range(), (a.base(), page));
+        // Data only: no pages of its own; its range is its packed part.
         let mut d = m.allocate_batch(0, 0, 16, 8).unwrap();
         assert_eq!(d.len(), 0);
+        assert_eq!(Some(d.range()), d.packed_range());
         d.bytes_mut().unwrap().fill(5);
         d.finalize(Protections {
             readonly_start: 0,
