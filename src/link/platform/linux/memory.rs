@@ -15,8 +15,9 @@
 //! link; freed JIT memory is zero, not executable, and costs no RAM until
 //! written). Space never allocated stays `PROT_NONE`.
 //!
-//! A batch's read-write data of at most a quarter page
-//! ([`JitMemory::allocate_batch`]) is packed into pages shared with other
+//! The read-write data of a small batch (at most a quarter page of it,
+//! after at most four pages of code and read-only data:
+//! [`JitMemory::allocate_batch`]) is packed into pages shared with other
 //! batches' instead of taking a page of its own: programs of many small
 //! trackers would otherwise hold a page per tracker for a few bytes, and
 //! a mapping more (measured: see README's performance section). Those
@@ -174,8 +175,10 @@ const PACK_GRAIN: usize = 16;
 const PACK_MAX_ALIGN: usize = 64;
 
 /// Only batches of at most this many pages of code and read-only data
-/// have their data packed.
-const PACK_MAX_PAGES: usize = 16;
+/// have their data packed: packing stages those pages in a buffer and
+/// copies them into place, which for more pages costs about what the data
+/// page it saves does (a page fault, a mapping, a share of the release).
+const PACK_MAX_PAGES: usize = 4;
 
 /// Data parts up to this size are packed: a quarter page.
 fn pack_limit() -> usize {
@@ -507,9 +510,6 @@ impl JitMemory {
         let low = page_align(readonly_len)
             .and_then(|r| r.checked_add(code_len))
             .ok_or_else(oom)?;
-        // Packing stages the bytes in a buffer and copies them into place:
-        // for a batch of few pages only, which is where a page of data
-        // would weigh.
         if data_len == 0
             || data_len > pack_limit()
             || data_align > PACK_MAX_ALIGN
