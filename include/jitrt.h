@@ -113,7 +113,8 @@ typedef struct {
 typedef struct {
   // Bytes mapped for JIT'd code now.
   uint64_t code_bytes;
-  // Bytes mapped for JIT'd data now.
+  // Bytes held for JIT'd data now: pages, and the bytes of small data
+  // parts packed into pages shared between trackers.
   uint64_t data_bytes;
   // Live linked objects.
   uint64_t objects_linked;

@@ -78,7 +78,8 @@ impl Castable for jitrt_session_t {
 pub struct jitrt_stats_t {
     /// Bytes mapped for JIT'd code now.
     pub code_bytes: u64,
-    /// Bytes mapped for JIT'd data now.
+    /// Bytes held for JIT'd data now: pages, and the bytes of small data
+    /// parts packed into pages shared between trackers.
     pub data_bytes: u64,
     /// Live linked objects.
     pub objects_linked: u64,
