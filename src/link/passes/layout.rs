@@ -197,8 +197,11 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
 /// written in); addresses are where the bytes run.
 #[derive(Clone, Copy, Debug)]
 pub struct Placement {
+    /// Where the layout's offset 0 runs (code, then read-only data).
     pub base: u64,
+    /// The layout offset where the read-write data starts...
     pub data_start: usize,
+    /// ...and where that data runs.
     pub data_base: u64,
     /// The layout's length.
     pub len: usize,
@@ -226,7 +229,7 @@ impl Placement {
     /// The layout offset of `address`, if it lies in the range (or at
     /// the end of one of its two parts).
     pub fn offset(self, address: u64) -> Option<usize> {
-        let data_len = (self.len - self.data_start) as u64;
+        let data_len = self.len.saturating_sub(self.data_start) as u64;
         if let Some(rel) = address
             .checked_sub(self.data_base)
             .filter(|&r| r <= data_len)
@@ -303,5 +306,40 @@ pub(crate) fn assign_addresses(g: &mut LinkGraph) {
             | Definition::Unloaded => 0,
         };
         g.symbols[k].value = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Placement;
+
+    /// Offsets and addresses map both ways; contiguous, an offset is its
+    /// address less the base; packed, the data part runs elsewhere and
+    /// the ends of both parts still map.
+    #[test]
+    fn placement_maps_offsets_and_addresses() {
+        let c = Placement::contiguous(0x10_000, 0x3000);
+        for off in [0, 0x1fff, 0x2000, 0x3000] {
+            assert_eq!(c.address(off), 0x10_000 + off as u64);
+            assert_eq!(c.offset(0x10_000 + off as u64), Some(off));
+        }
+        assert_eq!(c.offset(0xffff), None);
+        assert_eq!(c.offset(0x13_001), None);
+        let p = Placement {
+            base: 0x10_000,
+            data_start: 0x2000,
+            data_base: 0x50_040,
+            len: 0x2018,
+        };
+        assert_eq!(p.address(0x1ff8), 0x11_ff8, "read-only data at the base");
+        assert_eq!(p.address(0x2000), 0x50_040, "data where it was packed");
+        assert_eq!(p.address(0x2010), 0x50_050);
+        for off in [0, 0x1ff8, 0x2000, 0x2010, 0x2018] {
+            assert_eq!(p.offset(p.address(off)), Some(off), "{off:#x}");
+        }
+        assert_eq!(p.offset(0x12_000), Some(0x2000), "the end of the own part");
+        assert_eq!(p.offset(0x12_001), None, "past the own part");
+        assert_eq!(p.offset(0x50_059), None, "past the data part");
+        assert_eq!(p.offset(0x50_03f), None, "before the data part");
     }
 }
