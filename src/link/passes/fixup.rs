@@ -23,9 +23,9 @@ pub(crate) enum Part {
 }
 
 /// Applies the edges of `g` in `part` to `buf` (the batch's memory, laid
-/// out as `placement` says). `module` is the id of `g`'s thread-local module (0
-/// without), `tp_offset` its block's offset from the thread pointer when it
-/// is in static TLS.
+/// out as `placement` says). `module` is the id of `g`'s thread-local
+/// module (0 without), `tp_offset` its block's offset from the thread
+/// pointer when it is in static TLS.
 pub(crate) fn apply(
     g: &LinkGraph,
     buf: &mut [u8],

@@ -15,8 +15,8 @@ pub(crate) mod tables;
 use super::arch::{self, Arch};
 use super::graph::LinkGraph;
 
-/// The architecture's relaxations over `g`, whose memory `buf` starts at
-/// `base`.
+/// The architecture's relaxations over `g`, whose memory `buf` is laid
+/// out as `placement` says.
 pub(crate) fn optimize(g: &mut LinkGraph, buf: &mut [u8], placement: layout::Placement) {
     match g.arch {
         Arch::X86_64 => arch::x86_64::optimize(g, buf, placement),
