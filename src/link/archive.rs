@@ -88,7 +88,7 @@ impl Archive {
                     let Some(mb) = bytes.slice(m.data.clone()) else {
                         continue;
                     };
-                    let Ok(info) = super::scan_object_borrowed(&m.name, &mb) else {
+                    let Ok(info) = super::format::scan(&m.name, &mb) else {
                         continue;
                     };
                     for s in info.symbols {

@@ -24,13 +24,10 @@
 //! names for the dylib's format too.
 
 use super::batch::PreparedBatch;
-use super::format::{build_graph, Choices, Diagnostics};
+use super::format::{build_graph, scan, Choices, Diagnostics};
 use super::graph::LinkGraph;
 use super::host::HostSymbolGenerator;
-use super::{
-    scan_object_borrowed, Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId,
-    ObjectBytes,
-};
+use super::{Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId, ObjectBytes};
 use crate::orc::{
     DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib, LookupFlags,
     MaterializationResponsibility, MaterializationUnit, ResourceKey, ResourceManager,
@@ -212,7 +209,9 @@ impl ObjectLinkingLayer {
                 "resource tracker is defunct",
             ));
         }
-        let info = scan_object_borrowed(name, &bytes)?;
+        // Names borrowed from the object: no string per symbol, only to be
+        // interned.
+        let info = scan(name, &bytes)?;
         let dylib = tracker.dylib().id();
         // One format per dylib: Mach-O names carry a prefix ELF names do
         // not, so the two cannot resolve against each other.

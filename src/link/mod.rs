@@ -30,8 +30,9 @@
 //!   layer claims what they reference, transitively, from the ORC session
 //!   before linking), per tracker in one allocation with one set of
 //!   protection changes and one unwind registration (a small batch's
-//!   read-write data packed into a page shared with other batches'); `linked.rs`: linked objects (init/fini, drop);
-//!   `archive.rs`: `.a` archives; `layer.rs`: objects as ORC units;
+//!   read-write data packed into a page shared with other batches');
+//!   `linked.rs`: linked objects (init/fini, drop); `archive.rs`: `.a`
+//!   archives; `layer.rs`: objects as ORC units;
 //!   `diagnose.rs`: every error of an input at once (`jitrt check`).
 //!
 //! Adding a format or an architecture touches only its own files (and the
@@ -429,16 +430,6 @@ impl ObjectInfo<&str> {
 /// (compile without `-flto`, or with `-ffat-lto-objects`).
 pub fn scan_object(name: &str, bytes: &ObjectBytes) -> Result<ObjectInfo, LinkError> {
     format::scan(name, bytes).map(|info| info.to_owned_info())
-}
-
-/// [`scan_object`] without copying a string: every name is borrowed from
-/// `name` and `bytes` (a program of many objects would otherwise allocate
-/// one string per symbol, only to look each up in the symbol pool).
-pub(crate) fn scan_object_borrowed<'a>(
-    name: &'a str,
-    bytes: &'a ObjectBytes,
-) -> Result<ObjectInfo<&'a str>, LinkError> {
-    format::scan(name, bytes)
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ impl SymbolName {
 }
 
 /// A name handed to the session: a [`SymbolName`], which tables take as
-/// it is, or a plain string, which is found in the pool first.
+/// it is, or a plain string, which probes them by its string.
 pub trait NameRef {
     /// The name.
     fn name_str(&self) -> &str;
