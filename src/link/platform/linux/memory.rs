@@ -1028,6 +1028,20 @@ mod tests {
         assert_eq!(m.resident_bytes().unwrap(), 0);
     }
 
+    /// Nothing allocated, nothing resident, every page free and no packed
+    /// page left.
+    fn assert_all_returned(m: &JitMemory) {
+        assert_eq!(m.code_bytes() + m.data_bytes(), 0);
+        assert_eq!(m.resident_bytes().unwrap(), 0);
+        let free: usize = m.free.lock().iter().map(|f| f.len).sum();
+        assert_eq!(free, m.size, "every page free");
+        let packed = m.packed.lock();
+        assert!(
+            packed.pages.is_empty() && packed.free.is_empty(),
+            "{packed:?}"
+        );
+    }
+
     fn read_u64(at: u64) -> u64 {
         // SAFETY: test helper; callers pass addresses of live, readable
         // allocations.
@@ -1042,11 +1056,6 @@ mod tests {
     fn small_data_parts_share_a_page() {
         let page = page_size();
         let m = JitMemory::new(16 << 20).unwrap();
-        let everything_free = |m: &JitMemory| {
-            m.free.lock().iter().map(|f| f.len).sum::<usize>() == 16 << 20
-                && m.packed.lock().pages.is_empty()
-                && m.packed.lock().free.is_empty()
-        };
         let p = Protections {
             readonly_start: page,
             data_start: 2 * page,
@@ -1102,9 +1111,7 @@ mod tests {
         assert_eq!(read_u64(first), 7);
         drop(b);
         drop(batches);
-        assert!(everything_free(&m));
-        assert_eq!(m.code_bytes() + m.data_bytes(), 0);
-        assert_eq!(m.resident_bytes().unwrap(), 0);
+        assert_all_returned(&m);
     }
 
     /// A packed part is aligned as the data needs; large parts, strict
@@ -1150,8 +1157,7 @@ mod tests {
             u64::from_le_bytes([5; 8])
         );
         drop((a, b, d, empty));
-        assert_eq!(m.code_bytes() + m.data_bytes(), 0);
-        assert_eq!(m.resident_bytes().unwrap(), 0);
+        assert_all_returned(&m);
     }
 
     /// A freed range stays mapped read-write for reuse, and an allocation
