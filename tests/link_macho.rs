@@ -529,6 +529,37 @@ fn an_emptied_dylib_takes_the_other_format() {
     assert_eq!(f(), 2);
 }
 
+/// The format record follows objects moved to another tracker: the dylib
+/// keeps refusing ELF objects, naming the moved object, until the tracker
+/// that took them goes.
+#[test]
+fn transferred_objects_keep_the_dylib_format() {
+    if !have_clang() {
+        return;
+    }
+    let dir = cc::scratch("link-macho-transfer");
+    let (m, e) = macho_and_elf(&dir);
+    let session = Session::new(SessionOptions::default());
+    let layer = ObjectLinkingLayer::of(&session).unwrap();
+    let d = session.create_dylib("moved").unwrap();
+    let from = d.create_tracker().unwrap();
+    let to = d.create_tracker().unwrap();
+    layer.add_file(&from, &m).unwrap();
+    from.transfer_to(&to).unwrap();
+    let err = layer
+        .add_file(&d.create_tracker().unwrap(), &e)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unsupported, "{err}");
+    assert!(err.message().contains("m.c.o"), "{err}");
+    let f: extern "C" fn() -> i32 = func(&d, "_m");
+    assert_eq!(f(), 1);
+    to.remove().unwrap();
+    let t = d.create_tracker().unwrap();
+    layer.add_file(&t, &e).unwrap();
+    let f: extern "C" fn() -> i32 = func(&d, "e");
+    assert_eq!(f(), 2);
+}
+
 /// `jitrt_dylib_add_dynamic_library` serves a dylib of Mach-O objects
 /// under the host's names: the object's `_dyn_value` is the Linux
 /// library's `dyn_value` (loaded `RTLD_LOCAL`, so only the generator can

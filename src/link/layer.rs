@@ -36,6 +36,7 @@ use crate::orc::{
 };
 use parking_lot::Mutex;
 use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -131,9 +132,12 @@ struct LayerState {
     /// decides), and that object's name; cleared when the dylib has no
     /// objects left, so it can take the other format.
     formats: FxHashMap<u32, (super::ObjectFormat, String)>,
-    /// Per tracker that added objects (linked or not): its dylib, how
-    /// many, and the first one's name (for the format record's message).
-    objects_added: FxHashMap<ResourceKey, (u32, usize, String)>,
+    /// Per dylib, the trackers that added objects to it (linked or not):
+    /// how many each, and the first one's name (for the format record's
+    /// message). Ordered, so that a removal finds the next object to name
+    /// without a scan of every tracker (which made removing T trackers
+    /// cost O(T²)).
+    objects_added: FxHashMap<u32, BTreeMap<ResourceKey, (usize, String)>>,
     objects_linked: u64,
     code_bytes: u64,
     data_bytes: u64,
@@ -142,22 +146,21 @@ struct LayerState {
 
 impl LayerState {
     /// After objects of `dylib` went: forgets its object format when no
-    /// tracker holds objects of it any more, or names one that is still
-    /// there when the object the record named went.
+    /// tracker holds objects of it any more, or else names the object of
+    /// the oldest tracker (lowest key) that still holds some.
     fn update_format_record(&mut self, dylib: u32) {
-        let mut left = self
+        let first_left = self
             .objects_added
-            .values()
-            .filter(|(d, n, _)| *d == dylib && *n > 0)
-            .map(|(_, _, name)| name);
-        let Some(first_left) = left.next() else {
+            .get(&dylib)
+            .and_then(|held| held.values().next());
+        let Some((_, first_left)) = first_left else {
+            self.objects_added.remove(&dylib);
             self.formats.remove(&dylib);
             return;
         };
         if let Some((_, named)) = self.formats.get_mut(&dylib) {
-            let still_there = std::iter::once(first_left).chain(left).any(|n| n == named);
-            if !still_there {
-                *named = first_left.clone();
+            if named != first_left {
+                named.clone_from(first_left);
             }
         }
     }
@@ -317,9 +320,11 @@ impl ObjectLinkingLayer {
                     st.claims.entry(tracker.key()).or_default().extend(claimed);
                 }
                 st.objects_added
+                    .entry(dylib)
+                    .or_default()
                     .entry(tracker.key())
-                    .or_insert_with(|| (dylib, 0, object_name))
-                    .1 += 1;
+                    .or_insert_with(|| (0, object_name))
+                    .0 += 1;
                 Ok(())
             }
             Err(e) => {
@@ -987,7 +992,9 @@ impl ResourceManager for ObjectLinkingLayer {
                     have.linked = false;
                 }
             }
-            if let Some((d, _, _)) = st.objects_added.remove(&key) {
+            let d = dylib.id();
+            let held = st.objects_added.get_mut(&d);
+            if held.and_then(|held| held.remove(&key)).is_some() {
                 st.update_format_record(d);
             }
             let mut owners = Vec::new();
@@ -1031,7 +1038,7 @@ impl ResourceManager for ObjectLinkingLayer {
         Ok(())
     }
 
-    fn handle_transfer(&self, _dylib: &JITDylib, dst: ResourceKey, src: ResourceKey) {
+    fn handle_transfer(&self, dylib: &JITDylib, dst: ResourceKey, src: ResourceKey) {
         let mut st = self.state.lock();
         if let Some(mut v) = st.linked.remove(&src) {
             st.linked.entry(dst).or_default().append(&mut v);
@@ -1039,8 +1046,10 @@ impl ResourceManager for ObjectLinkingLayer {
         if let Some(mut v) = st.claims.remove(&src) {
             st.claims.entry(dst).or_default().append(&mut v);
         }
-        if let Some((d, n, first)) = st.objects_added.remove(&src) {
-            st.objects_added.entry(dst).or_insert((d, 0, first)).1 += n;
+        if let Some(held) = st.objects_added.get_mut(&dylib.id()) {
+            if let Some((n, first)) = held.remove(&src) {
+                held.entry(dst).or_insert((0, first)).0 += n;
+            }
         }
         if let Some(mut v) = st.linked_commons.remove(&src) {
             st.linked_commons.entry(dst).or_default().append(&mut v);
