@@ -162,7 +162,7 @@ impl PreparedBatch {
                     (_, _, Some(ifunc)) => g.address(ifunc.stub),
                     _ => s.value,
                 };
-                (g.span_str(gl.name), value, gl.flags)
+                (g.global_name(gl.name), value, gl.flags)
             })
         })
     }
@@ -409,7 +409,7 @@ fn link_one(
             Some(b) => Some(platform::builtin_address(b)),
             None => {
                 index += 1;
-                resolved(index - 1, g.span_str(x.name))
+                resolved(index - 1, g.global_name(x.name))
             }
         };
         let addr = match addr {
@@ -418,7 +418,7 @@ fn link_one(
             None => {
                 return Err(LinkError::new(
                     LinkErrorKind::SymbolNotFound,
-                    format!("{}: undefined symbol `{}`", g.name, g.span_str(x.name)),
+                    format!("{}: undefined symbol `{}`", g.name, g.global_name(x.name)),
                 ))
             }
         };

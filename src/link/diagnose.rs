@@ -67,7 +67,7 @@ pub fn diagnose_object(
         .iter()
         .filter(|x| x.builtin.is_none())
         .map(|x| ExternalUse {
-            name: g.span_str(x.name).to_owned(),
+            name: g.global_name(x.name).to_owned(),
             weak: x.weak,
             sections: Vec::new(),
         })

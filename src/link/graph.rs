@@ -16,7 +16,10 @@
 //!
 //! Names and object bytes are [`Span`]s into the object's bytes, which the
 //! graph holds, so a graph borrows nothing and building one allocates a
-//! handful of vectors, not a string per symbol.
+//! handful of vectors, not a string per symbol. The names other objects
+//! see (globals and externals), which the link reads several times each,
+//! are copied once into [`LinkGraph::names`] when the builder has checked
+//! them: read from there, they are not checked for UTF-8 again.
 
 use std::ops::Range;
 
@@ -270,6 +273,7 @@ impl Builtin {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct External {
     pub symbol: SymbolId,
+    /// Its name, in [`LinkGraph::names`].
     pub name: Span,
     pub weak: bool,
     /// Resolved by the linker itself, not looked up.
@@ -280,6 +284,7 @@ pub(crate) struct External {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Global {
     pub symbol: SymbolId,
+    /// Its name, in [`LinkGraph::names`].
     pub name: Span,
     pub flags: SymbolFlags,
 }
@@ -297,6 +302,9 @@ pub(crate) struct LinkGraph {
     pub synthetic: Vec<u8>,
     pub externals: Vec<External>,
     pub globals: Vec<Global>,
+    /// The text of the globals' and externals' names (see
+    /// [`LinkGraph::add_name`]).
+    pub names: String,
     pub arrays: Vec<FnArray>,
     /// Alignment of the thread-local block (when the object has TLS
     /// sections).
@@ -366,6 +374,7 @@ struct Spare {
     synthetic: Vec<u8>,
     externals: Vec<External>,
     globals: Vec<Global>,
+    names: String,
     wants_stub: Vec<SymbolId>,
     relax_candidates: Vec<(BlockId, u32)>,
 }
@@ -382,6 +391,7 @@ impl Spare {
             + b(&self.synthetic)
             + b(&self.externals)
             + b(&self.globals)
+            + self.names.capacity()
             + b(&self.wants_stub)
             + b(&self.relax_candidates)
     }
@@ -425,6 +435,14 @@ impl Drop for LinkGraph {
             synthetic: keep(&mut self.synthetic),
             externals: keep(&mut self.externals),
             globals: keep(&mut self.globals),
+            names: {
+                let mut names = std::mem::take(&mut self.names);
+                names.clear();
+                if names.capacity() > SPARE_LIMIT {
+                    names = String::new();
+                }
+                names
+            },
             wants_stub: keep(&mut self.wants_stub),
             relax_candidates: keep(&mut self.relax_candidates),
         };
@@ -468,6 +486,7 @@ impl LinkGraph {
             synthetic: spare.synthetic,
             externals: spare.externals,
             globals: spare.globals,
+            names: spare.names,
             arrays: Vec::new(),
             tls_align: None,
             got: None,
@@ -531,8 +550,21 @@ impl LinkGraph {
         }
     }
 
-    pub fn span_str(&self, span: Span) -> &str {
-        self.name_of(Name::Object(span))
+    /// Copies `name` (checked by the builder) into [`LinkGraph::names`]
+    /// and gives its span there (for [`Global`] and [`External`]).
+    pub fn add_name(&mut self, name: &str) -> Span {
+        let start = self.names.len();
+        self.names.push_str(name);
+        Span {
+            start: start as u32,
+            len: name.len() as u32,
+        }
+    }
+
+    /// The text of a global's or an external's name (a span of
+    /// [`LinkGraph::names`]).
+    pub fn global_name(&self, span: Span) -> &str {
+        self.names.get(span.range()).unwrap_or("")
     }
 
     /// The symbols the object needs from elsewhere: `(name, weak)`, each
@@ -541,7 +573,7 @@ impl LinkGraph {
         self.externals
             .iter()
             .filter(|x| x.builtin.is_none())
-            .map(move |x| (self.span_str(x.name), x.weak))
+            .map(move |x| (self.global_name(x.name), x.weak))
     }
 
     pub fn section_name(&self, section: SectionId) -> &str {
@@ -832,5 +864,29 @@ mod tests {
         drop(g);
         let g = empty();
         assert_eq!(g.edges.capacity(), 0, "a vector over the limit is freed");
+    }
+
+    /// Globals' and externals' names read back from the graph's copy; the
+    /// next graph on the thread reuses its buffer, emptied.
+    #[test]
+    fn names_read_back_and_do_not_outlive_their_graph() {
+        let empty = || LinkGraph::new("t.o", ObjectBytes::from_vec(Vec::new()), Arch::X86_64);
+        let mut g = empty();
+        let a = g.add_name("lua_pushnil");
+        let b = g.add_name("_ZN3foo3barEv");
+        let c = g.add_name("");
+        assert_eq!(g.global_name(a), "lua_pushnil");
+        assert_eq!(g.global_name(b), "_ZN3foo3barEv");
+        assert_eq!(g.global_name(c), "");
+        assert_eq!(
+            g.global_name(Span { start: 5, len: 100 }),
+            "",
+            "a span outside the names"
+        );
+        let capacity = g.names.capacity();
+        drop(g);
+        let g = empty();
+        assert!(g.names.is_empty(), "no name of the dropped graph is left");
+        assert_eq!(g.names.capacity(), capacity);
     }
 }

@@ -429,9 +429,10 @@ impl Builder<'_> {
                     self.g.symbols[i].size = c.1;
                 }
             }
+            let name = self.g.add_name(n);
             self.g.globals.push(Global {
                 symbol: si,
-                name: Span::of(self.data, n.as_bytes()),
+                name,
                 flags: reader::symbol_flags(sym, sec == SymSection::Common),
             });
         }
@@ -495,9 +496,10 @@ impl Builder<'_> {
             return Err(self.malformed(format!("symbol {si}: undefined symbol without a name")));
         }
         let ext = self.g.externals.len() as u32;
+        let name = self.g.add_name(n);
         self.g.externals.push(External {
             symbol: si,
-            name: Span::of(self.data, n.as_bytes()),
+            name,
             weak,
             builtin: if ty == reader::STT_TLS {
                 None
