@@ -600,9 +600,9 @@ impl ObjectLinkingLayer {
             // may define more (a COMDAT group it owns whose signature
             // symbol lost to another definition): those are left out.
             let mine = OrderedNames::new(m.mr.symbols());
-            let resolved: Vec<(SymbolName, u64)> = batch
+            let resolved: Vec<(&SymbolName, u64)> = batch
                 .defined_addresses(i)
-                .filter_map(|(name, addr, _)| Some((mine.find(name)?.clone(), addr)))
+                .filter_map(|(name, addr, _)| Some((mine.find(name)?, addr)))
                 .collect();
             if let Err(e) = m.mr.notify_resolved(&resolved) {
                 alive[i] = false;
@@ -797,8 +797,8 @@ impl ObjectLinkingLayer {
             }
             match result {
                 Ok(linked) => {
-                    let deps: Vec<SymbolName> =
-                        m.externals.iter().map(|&(k, _)| names[k].clone()).collect();
+                    let deps: Vec<&SymbolName> =
+                        m.externals.iter().map(|&(k, _)| &names[k]).collect();
                     self.emit(m, Arc::new(linked), &order, &deps, &batch_ids);
                 }
                 Err(e) => fail(m.mr, e.into()),
@@ -817,7 +817,7 @@ impl ObjectLinkingLayer {
         m: Member,
         linked: Arc<LinkedObject>,
         order: &[(Arc<JITDylib>, crate::orc::LookupFlags)],
-        deps: &[SymbolName],
+        deps: &[&SymbolName],
         batch: &[u64],
     ) {
         let Member {

@@ -134,7 +134,7 @@ impl MaterializationResponsibility {
     pub fn notify_emitted_searching(
         mut self,
         order: &[(Arc<JITDylib>, super::symbol::LookupFlags)],
-        names: &[SymbolName],
+        names: &[&SymbolName],
         on_ready: Option<Box<dyn FnOnce() + Send>>,
     ) -> Result<()> {
         self.done = true;

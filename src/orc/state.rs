@@ -26,7 +26,7 @@ pub(crate) type DylibId = u32;
 pub(crate) type SymbolKey = (DylibId, SymbolName);
 /// Names a unit's code references and the search order they were looked
 /// up in: their JIT definitions are its dependencies.
-pub(crate) type DepSearch<'a> = (&'a [(DylibId, LookupFlags)], &'a [SymbolName]);
+pub(crate) type DepSearch<'a> = (&'a [(DylibId, LookupFlags)], &'a [&'a SymbolName]);
 /// What a lookup calls when it completes.
 pub(crate) type LookupCallback = Box<dyn FnOnce(Result<Vec<u64>>) + Send>;
 
@@ -923,7 +923,7 @@ impl State {
             visit(*d, n, e)?;
         }
         if let Some((order, names)) = search {
-            for n in names {
+            for &n in names {
                 if let Some((d, e)) = self.find(order, n) {
                     visit(d, n, Some(e))?;
                 }

@@ -97,6 +97,15 @@ impl NameRef for SymbolName {
     }
 }
 
+impl NameRef for &SymbolName {
+    fn name_str(&self) -> &str {
+        self.as_str()
+    }
+    fn interned(&self) -> Option<&SymbolName> {
+        Some(self)
+    }
+}
+
 impl NameRef for &str {
     fn name_str(&self) -> &str {
         self
