@@ -344,16 +344,48 @@ fn macho_and_elf(dir: &Path) -> (PathBuf, PathBuf) {
     (m, e)
 }
 
-#[test]
-fn mixing_elf_and_macho_is_an_error_naming_both() {
+/// The format-record tests' setup: a session with its layer and a dylib,
+/// and the Mach-O object `m.c.o` and the ELF object `e.o`.
+struct FormatFixture {
+    m: PathBuf,
+    e: PathBuf,
+    session: Session,
+    layer: Arc<ObjectLinkingLayer>,
+    d: Arc<JITDylib>,
+}
+
+/// [`FormatFixture`] with the objects built in scratch directory `scratch`
+/// and the dylib named `dylib` (`None` without clang-19).
+fn format_fixture(scratch: &str, dylib: &str) -> Option<FormatFixture> {
     if !have_clang() {
-        return;
+        return None;
     }
-    let dir = cc::scratch("link-macho-mix");
+    let dir = cc::scratch(scratch);
     let (m, e) = macho_and_elf(&dir);
     let session = Session::new(SessionOptions::default());
     let layer = ObjectLinkingLayer::of(&session).unwrap();
-    let d = session.create_dylib("mixed").unwrap();
+    let d = session.create_dylib(dylib).unwrap();
+    Some(FormatFixture {
+        m,
+        e,
+        session,
+        layer,
+        d,
+    })
+}
+
+#[test]
+fn mixing_elf_and_macho_is_an_error_naming_both() {
+    let Some(FormatFixture {
+        m,
+        e,
+        session,
+        layer,
+        d,
+    }) = format_fixture("link-macho-mix", "mixed")
+    else {
+        return;
+    };
     let t = d.create_tracker().unwrap();
     layer.add_file(&t, &m).unwrap();
     let err = layer.add_file(&t, &e).unwrap_err();
@@ -475,14 +507,16 @@ int main(int argc, char **argv) {
 /// record goes with the dylib's last object.
 #[test]
 fn an_emptied_dylib_takes_the_other_format() {
-    if !have_clang() {
+    let Some(FormatFixture {
+        m,
+        e,
+        session: _session,
+        layer,
+        d,
+    }) = format_fixture("link-macho-emptied", "emptied")
+    else {
         return;
-    }
-    let dir = cc::scratch("link-macho-emptied");
-    let (m, e) = macho_and_elf(&dir);
-    let session = Session::new(SessionOptions::default());
-    let layer = ObjectLinkingLayer::of(&session).unwrap();
-    let d = session.create_dylib("emptied").unwrap();
+    };
     // Two trackers of Mach-O objects, one linked: the format stays until
     // both are gone.
     let t1 = d.create_tracker().unwrap();
@@ -493,7 +527,12 @@ fn an_emptied_dylib_takes_the_other_format() {
     layer
         .add_file(
             &t2,
-            &macho(&dir, "m2.c", "int m2(void) { return 3; }\n", &[]),
+            &macho(
+                m.parent().unwrap(),
+                "m2.c",
+                "int m2(void) { return 3; }\n",
+                &[],
+            ),
         )
         .unwrap();
     t1.remove().unwrap();
@@ -534,14 +573,16 @@ fn an_emptied_dylib_takes_the_other_format() {
 /// that took them goes.
 #[test]
 fn transferred_objects_keep_the_dylib_format() {
-    if !have_clang() {
+    let Some(FormatFixture {
+        m,
+        e,
+        session: _session,
+        layer,
+        d,
+    }) = format_fixture("link-macho-transfer", "moved")
+    else {
         return;
-    }
-    let dir = cc::scratch("link-macho-transfer");
-    let (m, e) = macho_and_elf(&dir);
-    let session = Session::new(SessionOptions::default());
-    let layer = ObjectLinkingLayer::of(&session).unwrap();
-    let d = session.create_dylib("moved").unwrap();
+    };
     let from = d.create_tracker().unwrap();
     let to = d.create_tracker().unwrap();
     layer.add_file(&from, &m).unwrap();
