@@ -6,7 +6,8 @@
 //! (`JITRT_ERR_UNSUPPORTED` naming the machine), an unknown relocation
 //! type, out-of-bounds symbol indices and section offsets, an undefined
 //! symbol nobody defines (`JITRT_ERR_SYMBOL_NOT_FOUND` naming the symbol and
-//! the object that needs it), duplicate definitions; after each, the bad
+//! the object that needs it), duplicate definitions, symbol names that are
+//! not UTF-8 (globals' refused, locals' ignored); after each, the bad
 //! tracker is removed and a good object links and runs in the same dylib,
 //! and when everything is removed the session's code and data bytes are 0.
 //!
@@ -433,6 +434,97 @@ fn section_name_table_out_of_bounds() {
         accepted.is_empty(),
         "an object whose .shstrtab lies out of bounds (sh_offset {accepted:?}) was linked"
     );
+}
+
+/// The one place `name` stands NUL-delimited in `obj` (its string table).
+fn string_table_entry(obj: &[u8], name: &str) -> usize {
+    let needle = [b"\0", name.as_bytes(), b"\0"].concat();
+    let at: Vec<usize> = obj
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle.as_slice())
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(at.len(), 1, "`{name}` should be in the object once");
+    at[0]
+}
+
+/// A global symbol whose name is not UTF-8 is MALFORMED, naming the
+/// object; a local one's is not looked at, so the object links and runs
+/// (its string table is then not UTF-8 as a whole, and each global name is
+/// checked on its own).
+#[test]
+fn symbol_names_that_are_not_utf8() {
+    let obj = small_object();
+    let c = CApi::new("utf8");
+    let mut bad_global = obj.clone();
+    bad_global[string_table_entry(&obj, "small_switch") + 5] = 0xff;
+    let t = c.tracker();
+    let e = c
+        .add(t, &bad_global, "bad-global-name.o")
+        .and_then(|()| c.lookup("small_len").map(|_| ()))
+        .unwrap_err();
+    assert_eq!(
+        e.code,
+        jitrt_error_code_t::JITRT_ERR_MALFORMED_OBJECT,
+        "{e:?}"
+    );
+    assert!(
+        e.message.contains("bad-global-name.o") && e.message.contains("not UTF-8"),
+        "{e:?}"
+    );
+    c.remove(t);
+    c.assert_empty("a global name not UTF-8");
+
+    let mut bad_local = obj.clone();
+    bad_local[string_table_entry(&obj, "scratch") + 2] = 0xff;
+    let t = c.tracker();
+    c.add(t, &bad_local, "bad-local-name.o").unwrap();
+    assert_eq!(call0(c.lookup("small_len").unwrap()), 13);
+    assert_eq!(call1(c.lookup("small_fill").unwrap(), 1), 0x01010101);
+    c.remove(t);
+    c.assert_empty("a local name not UTF-8");
+
+    // A string table that is UTF-8 throughout, with a global's name
+    // pointed into the middle of a two-byte character: its bytes are not
+    // UTF-8 although the table is.
+    let mut mid_char = obj.clone();
+    let scratch = string_table_entry(&obj, "scratch");
+    mid_char[scratch + 1..scratch + 3].copy_from_slice("é".as_bytes());
+    let headers = section_headers(&obj);
+    let (_, _, strtab, strtab_size) = *headers
+        .iter()
+        .find(|&&(_, ty, off, size)| ty == 3 && (off..off + size).contains(&scratch))
+        .expect("the string table holding `scratch`");
+    let (_, _, symtab, symtab_size) = *headers
+        .iter()
+        .find(|&&(_, ty, _, _)| ty == 2)
+        .expect("a symbol table");
+    let switch_name = (string_table_entry(&obj, "small_switch") - strtab) as u32;
+    let entry = (symtab..symtab + symtab_size)
+        .step_by(24)
+        .find(|&e| mid_char[e..e + 4] == switch_name.to_le_bytes())
+        .expect("small_switch's symbol");
+    let into_char = (scratch + 2 - strtab) as u32;
+    mid_char[entry..entry + 4].copy_from_slice(&into_char.to_le_bytes());
+    assert!(
+        std::str::from_utf8(&mid_char[strtab..strtab + strtab_size]).is_ok(),
+        "the table stays UTF-8"
+    );
+    let t = c.tracker();
+    let e = c
+        .add(t, &mid_char, "mid-character-name.o")
+        .and_then(|()| c.lookup("small_len").map(|_| ()))
+        .unwrap_err();
+    assert_eq!(
+        e.code,
+        jitrt_error_code_t::JITRT_ERR_MALFORMED_OBJECT,
+        "{e:?}"
+    );
+    assert!(e.message.contains("not UTF-8"), "{e:?}");
+    c.remove(t);
+    c.assert_empty("a name from the middle of a character");
+    c.assert_usable("names not UTF-8");
 }
 
 #[test]

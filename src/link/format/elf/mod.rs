@@ -344,7 +344,7 @@ impl Builder<'_> {
                     if !global {
                         continue; // Null: value 0.
                     }
-                    let n = match reader::name_str(name, i, raw) {
+                    let n = match self.obj.name_str(name, i, raw) {
                         Ok(n) => n,
                         Err(e) => {
                             diag.report(e)?;
@@ -379,7 +379,7 @@ impl Builder<'_> {
                 SymSection::Section(x) => {
                     if self.dropped[x] {
                         if global {
-                            let n = reader::name_str(name, i, raw)?;
+                            let n = self.obj.name_str(name, i, raw)?;
                             self.make_external(si, n, weak, ty)?;
                         } else {
                             self.g.symbols[i].definition = Definition::DiscardedLocal;
@@ -405,7 +405,7 @@ impl Builder<'_> {
             if !global {
                 continue;
             }
-            let n = match reader::name_str(name, i, raw) {
+            let n = match self.obj.name_str(name, i, raw) {
                 Ok(n) => n,
                 Err(e) => {
                     diag.report(e)?;

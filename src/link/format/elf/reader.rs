@@ -36,6 +36,9 @@ pub(crate) struct ElfObject<'a> {
     pub symtab_index: usize,
     /// The machine (`e_machine`) its code is for.
     pub arch: Arch,
+    /// The symbols' string table as text, when all of it is UTF-8 (checked
+    /// once: a name is then a slice of it, not checked on its own).
+    strings: Option<&'a str>,
 }
 
 /// Where a symbol is defined.
@@ -185,12 +188,19 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<ElfObject<'a>, Lin
         SymbolTable::parse(LE, data, &sections, SectionIndex(symtab_index), shdr)
             .map_err(|e| LinkError::malformed(name, format!("symbol table: {e}")))?
     };
+    let strings = sections
+        .section(symtab.string_section())
+        .ok()
+        .filter(|_| symtab_index != 0)
+        .and_then(|s| s.data(LE, data).ok())
+        .and_then(|b| std::str::from_utf8(b).ok());
     Ok(ElfObject {
         data,
         sections,
         symtab,
         symtab_index,
         arch,
+        strings,
     })
 }
 
@@ -252,7 +262,29 @@ impl<'a> ElfObject<'a> {
         index: usize,
         sym: &ElfSym,
     ) -> Result<&'a str, LinkError> {
-        name_str(name, index, self.symbol_name_bytes(sym))
+        self.name_str(name, index, self.symbol_name_bytes(sym))
+    }
+
+    /// Symbol `index`'s name from its bytes in the string table (`None`:
+    /// its offset was out of bounds), or an error naming the symbol index.
+    /// A name in a string table that is UTF-8 throughout is sliced from
+    /// it without checking it again.
+    pub fn name_str(
+        &self,
+        name: &str,
+        index: usize,
+        bytes: Option<&'a [u8]>,
+    ) -> Result<&'a str, LinkError> {
+        if let (Some(text), Some(b)) = (self.strings, bytes) {
+            let start = (b.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+            if let Some(s) = start
+                .checked_add(b.len())
+                .and_then(|end| text.get(start..end))
+            {
+                return Ok(s);
+            }
+        }
+        name_str(name, index, bytes)
     }
 
     /// A symbol name for error messages (never fails).
