@@ -121,3 +121,35 @@ pub(crate) fn format_of(data: &[u8]) -> ObjectFormat {
         ObjectFormat::Elf
     }
 }
+
+/// `bytes` as text when they lie in `table` (a string table found UTF-8 as
+/// a whole) and start and end on character boundaries: a name the readers
+/// then need not check on its own. `None` sends the caller to
+/// `str::from_utf8`.
+pub(crate) fn name_in_text<'a>(table: Option<&'a str>, bytes: &[u8]) -> Option<&'a str> {
+    let table = table?;
+    let start = (bytes.as_ptr() as usize).wrapping_sub(table.as_ptr() as usize);
+    table.get(start..start.checked_add(bytes.len())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_in_text;
+
+    /// Slices of a checked table come back as text; a slice starting or
+    /// ending inside a character, or lying outside the table, does not.
+    #[test]
+    fn names_are_sliced_from_a_checked_table() {
+        let bytes = "a\0é\0bc\0".as_bytes();
+        let table = std::str::from_utf8(bytes).ok();
+        assert_eq!(name_in_text(table, &bytes[0..1]), Some("a"));
+        assert_eq!(name_in_text(table, &bytes[2..4]), Some("é"));
+        assert_eq!(name_in_text(table, &bytes[5..7]), Some("bc"));
+        assert_eq!(name_in_text(table, &bytes[5..5]), Some(""));
+        assert_eq!(name_in_text(table, &bytes[3..4]), None, "from inside é");
+        assert_eq!(name_in_text(table, &bytes[2..3]), None, "to inside é");
+        let elsewhere = b"bc".to_vec();
+        assert_eq!(name_in_text(table, &elsewhere), None);
+        assert_eq!(name_in_text(None, &bytes[0..1]), None);
+    }
+}

@@ -275,16 +275,10 @@ impl<'a> ElfObject<'a> {
         index: usize,
         bytes: Option<&'a [u8]>,
     ) -> Result<&'a str, LinkError> {
-        if let (Some(text), Some(b)) = (self.strings, bytes) {
-            let start = (b.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
-            if let Some(s) = start
-                .checked_add(b.len())
-                .and_then(|end| text.get(start..end))
-            {
-                return Ok(s);
-            }
+        match bytes.and_then(|b| super::super::name_in_text(self.strings, b)) {
+            Some(s) => Ok(s),
+            None => name_str(name, index, bytes),
         }
-        name_str(name, index, bytes)
     }
 
     /// A symbol name for error messages (never fails).

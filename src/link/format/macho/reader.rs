@@ -43,6 +43,9 @@ pub(crate) struct MachObject<'a> {
     pub sections: Vec<&'a MachSection>,
     pub symbols: &'a [Nlist],
     pub strings: StringTable<'a>,
+    /// The string table as text, when all of it is UTF-8 (checked once: a
+    /// name is then a slice of it, not checked on its own).
+    strings_text: Option<&'a str>,
 }
 
 /// Where a symbol is defined.
@@ -173,7 +176,12 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<MachObject<'a>, Li
             let table = st
                 .symbols::<Header, _>(LE, data)
                 .map_err(|e| bad(&format!("LC_SYMTAB: {e}")))?;
-            symtab = Some((table.symbols(), table.strings()));
+            let text = usize::try_from(st.stroff.get(LE))
+                .ok()
+                .zip(usize::try_from(st.strsize.get(LE)).ok())
+                .and_then(|(off, size)| data.get(off..off.checked_add(size)?))
+                .and_then(|b| std::str::from_utf8(b).ok());
+            symtab = Some((table.symbols(), table.strings(), text));
         }
     }
     if sections.len() > usize::from(macho::MAX_SECT) {
@@ -183,13 +191,14 @@ pub(crate) fn parse<'a>(name: &str, data: &'a [u8]) -> Result<MachObject<'a>, Li
             macho::MAX_SECT
         )));
     }
-    let (symbols, strings) = symtab.unwrap_or((&[], StringTable::default()));
+    let (symbols, strings, strings_text) = symtab.unwrap_or((&[], StringTable::default(), None));
     Ok(MachObject {
         data,
         arch,
         sections,
         symbols,
         strings,
+        strings_text,
     })
 }
 
@@ -258,6 +267,9 @@ impl<'a> MachObject<'a> {
         let raw = sym.name(LE, self.strings).map_err(|_| {
             LinkError::malformed(name, format!("symbol {index}: name offset out of bounds"))
         })?;
+        if let Some(s) = super::super::name_in_text(self.strings_text, raw) {
+            return Ok(s);
+        }
         std::str::from_utf8(raw)
             .map_err(|_| LinkError::malformed(name, format!("symbol {index}: name is not UTF-8")))
     }
