@@ -139,6 +139,25 @@ impl CApi {
         );
     }
 
+    /// Adds `bytes` as `name` in a tracker of its own and looks up
+    /// `small_len`: one of the two fails MALFORMED with a message holding
+    /// each of `needles`; then the tracker is removed and nothing is left.
+    fn assert_malformed(&self, bytes: &[u8], name: &str, needles: &[&str]) {
+        let t = self.tracker();
+        let e = self
+            .add(t, bytes, name)
+            .and_then(|()| self.lookup("small_len").map(|_| ()))
+            .expect_err(name);
+        assert_eq!(
+            e.code,
+            jitrt_error_code_t::JITRT_ERR_MALFORMED_OBJECT,
+            "{e:?}"
+        );
+        assert!(needles.iter().all(|n| e.message.contains(n)), "{e:?}");
+        self.remove(t);
+        self.assert_empty(name);
+    }
+
     /// The dylib still works: a good object links and runs in it, and goes
     /// away again.
     fn assert_usable(&self, what: &str) {
@@ -459,22 +478,11 @@ fn symbol_names_that_are_not_utf8() {
     let c = CApi::new("utf8");
     let mut bad_global = obj.clone();
     bad_global[string_table_entry(&obj, "small_switch") + 5] = 0xff;
-    let t = c.tracker();
-    let e = c
-        .add(t, &bad_global, "bad-global-name.o")
-        .and_then(|()| c.lookup("small_len").map(|_| ()))
-        .unwrap_err();
-    assert_eq!(
-        e.code,
-        jitrt_error_code_t::JITRT_ERR_MALFORMED_OBJECT,
-        "{e:?}"
+    c.assert_malformed(
+        &bad_global,
+        "bad-global-name.o",
+        &["bad-global-name.o", "not UTF-8"],
     );
-    assert!(
-        e.message.contains("bad-global-name.o") && e.message.contains("not UTF-8"),
-        "{e:?}"
-    );
-    c.remove(t);
-    c.assert_empty("a global name not UTF-8");
 
     let mut bad_local = obj.clone();
     bad_local[string_table_entry(&obj, "scratch") + 2] = 0xff;
@@ -511,19 +519,7 @@ fn symbol_names_that_are_not_utf8() {
         std::str::from_utf8(&mid_char[strtab..strtab + strtab_size]).is_ok(),
         "the table stays UTF-8"
     );
-    let t = c.tracker();
-    let e = c
-        .add(t, &mid_char, "mid-character-name.o")
-        .and_then(|()| c.lookup("small_len").map(|_| ()))
-        .unwrap_err();
-    assert_eq!(
-        e.code,
-        jitrt_error_code_t::JITRT_ERR_MALFORMED_OBJECT,
-        "{e:?}"
-    );
-    assert!(e.message.contains("not UTF-8"), "{e:?}");
-    c.remove(t);
-    c.assert_empty("a name from the middle of a character");
+    c.assert_malformed(&mid_char, "mid-character-name.o", &["not UTF-8"]);
     c.assert_usable("names not UTF-8");
 }
 
