@@ -318,8 +318,7 @@ impl PreparedBatch {
             }
             _ => None,
         };
-        // Own pages, and a packed data part's bytes.
-        let total = self.alloc.len() + self.alloc.packed_range().map_or(0, |(_, n)| n);
+        let (code_bytes, data_bytes) = (self.alloc.code_bytes(), self.alloc.data_bytes());
         let modules: Vec<Option<u64>> = self
             .tls
             .iter()
@@ -339,7 +338,7 @@ impl PreparedBatch {
                     (0, 0)
                 } else {
                     accounted = true;
-                    (code_len, total - code_len)
+                    (code_bytes, data_bytes)
                 };
                 let dso_handle = g.dso_handle.map(|b| g.blocks[b as usize].addr);
                 Ok(LinkedObject::new(

@@ -75,24 +75,27 @@ fn sections_of(g: &LinkGraph, kind: SectionKind, v: &mut Vec<SectionId>) {
     }
 }
 
-/// Places the blocks of `g`'s sections of `kind` from `cursor` on.
+/// Places the blocks of `g`'s sections of `kind` from `cursor` on; gives
+/// the largest alignment among them (1 without any).
 fn place(
     g: &mut LinkGraph,
     kind: SectionKind,
     cursor: &mut usize,
     ids: &mut Vec<SectionId>,
-) -> Result<(), LinkError> {
+) -> Result<u64, LinkError> {
     sections_of(g, kind, ids);
+    let mut max_align = 1;
     for &s in ids.iter() {
         for b in g.sections[s as usize].blocks.clone() {
             let block = &g.blocks[b as usize];
+            max_align = max_align.max(block.align);
             let size = usize::try_from(block.size).map_err(|_| too_big(g))?;
             let at = align_up(*cursor, block.align).ok_or_else(|| too_big(g))?;
             *cursor = at.checked_add(size).ok_or_else(|| too_big(g))?;
             g.blocks[b as usize].addr = at as u64;
         }
     }
-    Ok(())
+    Ok(max_align)
 }
 
 /// Lays the batch out (addresses as offsets from the range's start).
@@ -127,9 +130,11 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
         None => 0,
     };
     cursor = data_start;
+    // The read-write part's alignment, for a packed data part.
+    let mut data_align = 1;
     let mut tls = Vec::with_capacity(graphs.len());
     for g in graphs.iter_mut() {
-        place(g, SectionKind::Data, &mut cursor, &mut ids)?;
+        data_align = data_align.max(place(g, SectionKind::Data, &mut cursor, &mut ids)?);
         // `.tdata` placed as it lies in a thread's block (relative to a
         // start aligned like the block), then `.tbss` continues the block
         // without memory here.
@@ -139,7 +144,8 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
         };
         cursor = align_up(cursor, align).ok_or_else(|| big(g))?;
         let start = cursor;
-        place(g, SectionKind::TlsData, &mut cursor, &mut ids)?;
+        data_align = data_align.max(align);
+        data_align = data_align.max(place(g, SectionKind::TlsData, &mut cursor, &mut ids)?);
         let mut size = cursor - start;
         sections_of(g, SectionKind::TlsData, &mut ids);
         for &s in &ids {
@@ -165,21 +171,8 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
         }));
     }
     for g in graphs.iter_mut() {
-        place(g, SectionKind::Zero, &mut cursor, &mut ids)?;
+        data_align = data_align.max(place(g, SectionKind::Zero, &mut cursor, &mut ids)?);
     }
-    let data_kinds = [SectionKind::Data, SectionKind::TlsData, SectionKind::Zero];
-    let data_align = graphs
-        .iter()
-        .flat_map(|g| {
-            let blocks = g
-                .blocks
-                .iter()
-                .filter(|b| data_kinds.contains(&g.sections[b.section as usize].kind))
-                .map(|b| b.align);
-            blocks.chain(g.tls_align)
-        })
-        .max()
-        .unwrap_or(1);
     Ok(BatchLayout {
         readonly_start,
         data_start,

@@ -476,9 +476,7 @@ impl JitMemory {
             return Ok(Allocation::empty(self));
         }
         let start = self.take_pages(len)?;
-        self.code_bytes.fetch_add(code_len, Ordering::Relaxed);
-        self.data_bytes.fetch_add(data_len, Ordering::Relaxed);
-        Ok(Allocation {
+        Ok(self.account(Allocation {
             memory: Arc::clone(self),
             base: start,
             len,
@@ -488,7 +486,15 @@ impl JitMemory {
             packed: None,
             staging: Vec::new(),
             committed: false,
-        })
+        }))
+    }
+
+    /// Counts a new allocation's bytes in the session's figures (its drop
+    /// takes them off again).
+    fn account(&self, a: Allocation) -> Allocation {
+        self.code_bytes.fetch_add(a.code_bytes(), Ordering::Relaxed);
+        self.data_bytes.fetch_add(a.data_bytes(), Ordering::Relaxed);
+        a
     }
 
     /// Allocates a link batch's memory: `code_len` bytes of code, then
@@ -551,10 +557,7 @@ impl JitMemory {
                 }
             }
         };
-        self.code_bytes.fetch_add(code_len, Ordering::Relaxed);
-        self.data_bytes
-            .fetch_add(low - code_len + len, Ordering::Relaxed);
-        Ok(Allocation {
+        Ok(self.account(Allocation {
             memory: Arc::clone(self),
             base,
             len: low,
@@ -568,7 +571,7 @@ impl JitMemory {
             }),
             staging: vec![0; low + data_len],
             committed: false,
-        })
+        }))
     }
 
     /// Takes `len` bytes (page-aligned, not 0) of the reservation, mapped
@@ -765,7 +768,7 @@ impl Allocation {
         let end = rel.checked_add(len)?;
         match self.packed {
             Some(p) => (end <= p.used).then_some(p.start + rel),
-            None => (offset + len <= self.len).then_some(self.base + offset),
+            None => (offset.checked_add(len)? <= self.len).then_some(self.base + offset),
         }
     }
 
@@ -787,6 +790,17 @@ impl Allocation {
         // false).
         unsafe { std::ptr::write(at as *mut u64, value) };
         true
+    }
+
+    /// Bytes of code pages.
+    pub fn code_bytes(&self) -> usize {
+        self.code_len
+    }
+
+    /// Bytes of data: its own pages after the code, and its packed part's
+    /// bytes (not the page it shares).
+    pub fn data_bytes(&self) -> usize {
+        self.len - self.code_len + self.packed.map_or(0, |p| p.len)
     }
 
     /// The start of the allocation's own pages.
@@ -946,12 +960,11 @@ impl Allocation {
 impl Drop for Allocation {
     fn drop(&mut self) {
         let memory = &self.memory;
-        let mut data_len = self.len - self.code_len;
+        let (code_len, data_len) = (self.code_bytes(), self.data_bytes());
         // A packed part is zeroed and given back; its page goes when it is
         // empty, with the allocation's own pages if it follows them.
         let mut own = (self.base, self.len);
         if let Some(p) = self.packed {
-            data_len += p.len;
             // SAFETY: [start, start+len) is this allocation's packed part,
             // read-write, and nothing refers into it any more (the
             // allocation is going); other parts of the page are other
@@ -969,9 +982,7 @@ impl Drop for Allocation {
         if own.1 > 0 {
             memory.release_range(own.0, own.1);
         }
-        memory
-            .code_bytes
-            .fetch_sub(self.code_len, Ordering::Relaxed);
+        memory.code_bytes.fetch_sub(code_len, Ordering::Relaxed);
         memory.data_bytes.fetch_sub(data_len, Ordering::Relaxed);
     }
 }
