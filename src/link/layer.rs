@@ -30,7 +30,7 @@ use super::host::HostSymbolGenerator;
 use super::{Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId, ObjectBytes};
 use crate::orc::{
     DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib, LookupFlags,
-    MaterializationResponsibility, MaterializationUnit, ResourceKey, ResourceManager,
+    MaterializationResponsibility, MaterializationUnit, NameId, ResourceKey, ResourceManager,
     ResourceTracker, Result, Session, SessionStats, SymbolFlags, SymbolLookupFlags, SymbolName,
     SymbolState,
 };
@@ -413,8 +413,9 @@ impl ObjectLinkingLayer {
         let mut groups: Vec<(ResourceKey, Vec<Member>)> = Vec::new();
         let mut group_of: FxHashMap<ResourceKey, usize> = FxHashMap::default();
         let mut units = units;
-        // Names asked for already, and each dylib's search order.
-        let mut asked: FxHashSet<(u32, SymbolName)> = FxHashSet::default();
+        // Names asked for already (the members' `needed` keep them alive),
+        // and each dylib's search order.
+        let mut asked: FxHashSet<(u32, NameId)> = FxHashSet::default();
         let mut orders: Vec<(Arc<JITDylib>, SearchOrder)> = Vec::new();
         while !units.is_empty() {
             // Per dylib: what the objects of this level reference.
@@ -446,7 +447,7 @@ impl ObjectLinkingLayer {
                     needed.reserve(g.externals.len());
                     for (name, weak) in g.needed_externals() {
                         let name = SymbolName::intern(name);
-                        if asked.insert((dylib.id(), name.clone())) {
+                        if asked.insert((dylib.id(), name.id())) {
                             wanted[at].1.push(name.clone());
                         }
                         needed.push((name, weak));
@@ -613,12 +614,12 @@ impl ObjectLinkingLayer {
         // its externals is in that list.
         let needed: usize = members.iter().map(|m| m.needed.len()).sum();
         let mut names: Vec<SymbolName> = Vec::with_capacity(needed);
-        let mut index: FxHashMap<SymbolName, usize> =
+        let mut index: FxHashMap<NameId, usize> =
             FxHashMap::with_capacity_and_hasher(needed, Default::default());
         for m in members.iter_mut() {
             m.externals.reserve(m.needed.len());
             for (name, weak) in std::mem::take(&mut m.needed) {
-                let k = *index.entry(name.clone()).or_insert_with(|| {
+                let k = *index.entry(name.id()).or_insert_with(|| {
                     names.push(name);
                     names.len() - 1
                 });

@@ -39,7 +39,7 @@ pub use resource::{DefinitionGenerator, ResourceKey, ResourceManager, SessionSta
 pub use responsibility::MaterializationResponsibility;
 pub use session::{ErrorReporter, Session, SessionInner, SessionOptions};
 pub use symbol::{
-    ExecutorSymbol, FxHashMap, FxHashSet, FxHasher, LookupFlags, NameRef, SymbolFlags,
+    ExecutorSymbol, FxHashMap, FxHashSet, FxHasher, LookupFlags, NameId, NameRef, SymbolFlags,
     SymbolLookupFlags, SymbolName, SymbolState,
 };
 pub use tracker::ResourceTracker;

@@ -75,6 +75,32 @@ impl SymbolName {
     pub fn as_str(&self) -> &str {
         &self.name
     }
+
+    /// The name's identity, to key a table with names that something
+    /// else keeps alive: copying it does not touch the name's reference
+    /// count (an atomic on the name's cache line, which a table of names
+    /// pays on every insert and drop).
+    pub fn id(&self) -> NameId {
+        NameId {
+            addr: Arc::as_ptr(&self.name) as *const u8 as usize,
+            hash: self.hash,
+        }
+    }
+}
+
+/// A [`SymbolName`]'s identity ([`SymbolName::id`]): equal exactly when the
+/// names are, as long as the name is alive (a freed name's address may be
+/// another's later), and hashed as the name is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NameId {
+    addr: usize,
+    hash: u64,
+}
+
+impl Hash for NameId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash)
+    }
 }
 
 /// A name handed to the session: a [`SymbolName`], which tables take as
@@ -427,6 +453,25 @@ mod tests {
         let l = SymbolName::intern(&long);
         assert_eq!(SymbolName::existing(&long), Some(l));
         assert_eq!(SymbolName::existing("interning_is_identity_never"), None);
+    }
+
+    /// A name's id is equal exactly when the names are, and hashes as the
+    /// name does, so a table keyed by ids holds what one keyed by names would.
+    #[test]
+    fn ids_follow_names() {
+        let a = SymbolName::intern("ids_follow_names_a");
+        let b = SymbolName::intern("ids_follow_names_a");
+        let c = SymbolName::intern("ids_follow_names_c");
+        assert_eq!(a.id(), b.id());
+        assert_ne!(a.id(), c.id());
+        let hash = |h: &dyn Fn(&mut FxHasher)| {
+            let mut s = FxHasher::default();
+            h(&mut s);
+            s.finish()
+        };
+        assert_eq!(hash(&|s| a.id().hash(s)), hash(&|s| a.hash(s)));
+        let ids: FxHashSet<NameId> = [a.id(), b.id(), c.id()].into_iter().collect();
+        assert_eq!(ids.len(), 2);
     }
 
     /// A name's hash is its string's, however it was found (interned anew,
