@@ -24,7 +24,9 @@
 //! add/link/call/remove cycle of SQLite through libjitrt and per
 //! dlopen/dlclose; and a scaling benchmark: 1, 10, 100 and 1,000 small
 //! generated objects (each a function calling a shared helper object and
-//! loading a shared variable through the GOT) added and linked by one lookup,
+//! loading a shared variable through the GOT, and a word pointing at the
+//! next object's function, so that the objects form a chain of
+//! dependencies) added and linked by one lookup,
 //! all in one tracker and in one tracker each (removed oldest first, and
 //! again newest first), reported per object so that flatness can be judged.
 //!
@@ -1375,8 +1377,15 @@ scale_counter:
 
 /// Small object `i`, as gcc -O2 -fPIC writes such a function:
 /// `int scale_fn_<i>(int x) { scale_counter++; return scale_helper(x) + i; }`
-/// plus a data word holding its own address (an R_X86_64_64).
+/// plus a data word holding its own address (an R_X86_64_64) and one
+/// holding the next object's function, a weak reference:
+/// `__attribute__((weak)) int scale_fn_<i+1>(int); void *scale_next_<i> =
+/// scale_fn_<i+1>;`. The N objects of a round form a chain (object i uses
+/// object i + 1; the last one's reference stays 0), which the session's
+/// dependency tracking has to follow: each object emits while the next one
+/// has not.
 fn scale_source(i: usize) -> String {
+    let next = i + 1;
     format!(
         r#"
         .text
@@ -1401,6 +1410,11 @@ scale_fn_{i}:
         .p2align 3
 scale_ptr_{i}:
         .quad scale_fn_{i}
+        .weak scale_fn_{next}
+        .globl scale_next_{i}
+        .p2align 3
+scale_next_{i}:
+        .quad scale_fn_{next}
         .section .note.GNU-stack,"",@progbits
 "#
     )
@@ -1408,7 +1422,7 @@ scale_ptr_{i}:
 
 /// Assembles (cached) the helper and `n` small objects.
 fn scale_objects(n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let dir = corpus::cache_root().join("bench-scale-v1");
+    let dir = corpus::cache_root().join("bench-scale-v2");
     fs::create_dir_all(&dir).unwrap();
     let build = |name: &str, src: &str| -> Vec<u8> {
         let obj = dir.join(format!("{name}.o"));
@@ -1506,6 +1520,14 @@ impl Scale {
                 // SAFETY: `scale_fn_<i>`, linked and ready: `int (int)`.
                 let f: extern "C" fn(c_int) -> c_int = unsafe { std::mem::transmute(a as usize) };
                 assert_eq!(f(5), 10 + i as c_int, "scale_fn_{i}");
+                let next = self
+                    .dylib
+                    .lookup(&format!("scale_next_{i}"))
+                    .unwrap_or_else(|e| panic!("scale_next_{i}: {e}"));
+                // SAFETY: `scale_next_<i>`, a linked, ready, aligned pointer.
+                let next = unsafe { *(next as usize as *const u64) };
+                let want = addrs.get(i + 1).copied().unwrap_or(0);
+                assert_eq!(next, want, "scale_next_{i}");
             }
         }
         let (t3, c3) = (Instant::now(), thread_cpu_ns());
@@ -1573,8 +1595,9 @@ fn bench_scaling() {
     println!();
     println!(
         "Scaling: N small objects (one function calling a helper in another object through \
-         PLT32, a GOTPCRELX load, an R_X86_64_64 data word, .eh_frame; {}-{} bytes each), \
-         added and linked by one lookup of their N functions, then removed",
+         PLT32, a GOTPCRELX load, an R_X86_64_64 data word, .eh_frame, and a weak pointer to \
+         the next object's function, so the N objects form a chain of dependencies; {}-{} \
+         bytes each), added and linked by one lookup of their N functions, then removed",
         bytes.iter().min().unwrap(),
         bytes.iter().max().unwrap()
     );

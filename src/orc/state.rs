@@ -58,14 +58,28 @@ struct MatInfo {
 /// emitted, before any of them is ready (static initializers).
 pub(crate) type ReadyHook = Box<dyn FnOnce() + Send>;
 
-/// The symbols of one emission that are not ready yet: they wait for the
-/// units in `unemitted` (by responsibility id, which is the unit's id) to
-/// emit, then for `hook` to run. Tracking readiness per emission rather than
-/// per symbol keeps emitting an object with hundreds of symbols and
-/// dependencies linear in their number.
+/// The symbols of one emission that are not ready yet, and what they wait
+/// for: responsibilities (or units, by id: a responsibility takes its
+/// unit's) that have not emitted, and groups emitted but not ready; then
+/// `hook` runs. Tracking readiness per emission rather than per symbol
+/// keeps emitting an object with hundreds of symbols and dependencies
+/// linear in their number.
+///
+/// The groups form a graph (`deps` one way, `dependents` the other). A
+/// group is ready once no group it reaches waits for a responsibility, so
+/// a cycle of groups becomes ready together. Pointing at the groups it
+/// uses, rather than copying what each of them waits for into its own set,
+/// keeps a chain or ring of N objects that emit one after the other linear
+/// in N: copying made the k-th emission touch the k groups before it.
 struct EmitGroup {
     symbols: Vec<SymbolKey>,
-    unemitted: FxHashSet<u64>,
+    /// Responsibilities (or units) not emitted yet that these symbols use.
+    pending: FxHashSet<u64>,
+    /// Groups these symbols use (ids of groups since ready or failed are
+    /// skipped).
+    deps: Vec<u64>,
+    /// Groups that use these symbols.
+    dependents: Vec<u64>,
     hook: Option<ReadyHook>,
     /// The emitting responsibility (its unit's id, so definition order).
     mr: u64,
@@ -685,16 +699,18 @@ impl State {
     }
 
     /// Fails every emission group waiting on responsibility (or unit) `id`,
-    /// which failed or was removed: failure spreads along dependencies.
+    /// which failed or was removed: failure spreads along dependencies, to
+    /// the groups that use those, and so on.
     fn fail_waiters(&mut self, id: u64, cause: Option<Arc<Error>>, fx: &mut Effects) {
-        let Some(groups) = self.waiters.remove(&id) else {
+        let Some(mut work) = self.waiters.remove(&id) else {
             return;
         };
-        for gid in groups {
+        while let Some(gid) = work.pop() {
             let Some(g) = self.groups.remove(&gid) else {
                 continue;
             };
             fx.drop_hooks.extend(g.hook);
+            work.extend(g.dependents);
             self.fail_symbols(g.symbols, cause.clone(), fx);
         }
     }
@@ -712,9 +728,15 @@ impl State {
         if group != 0 {
             if let Some(g) = self.groups.remove(&group) {
                 fx.drop_hooks.extend(g.hook);
+                // What used the group still waits for what the group
+                // waited for.
+                for &d in &g.dependents {
+                    self.inherit(d, &g.pending, &g.deps);
+                }
                 let others: Vec<SymbolKey> = g.symbols.into_iter().filter(|k| k != key).collect();
                 let cause = cause.map(|c| Arc::new(c.clone()));
                 self.fail_symbols(others, cause, fx);
+                self.try_ready(g.dependents, fx);
             }
         }
         let Some(mat) = mat else { return };
@@ -820,20 +842,21 @@ impl State {
             self.fail_emission(mr, own, None, fx);
             return Err(err);
         }
-        let unemitted = match self.unemitted_deps(mr, deps, search, &own) {
+        let (pending, used) = match self.unemitted_deps(mr, deps, search, &own) {
             Ok(u) => u,
             Err(err) => {
                 self.fail_emission(mr, own, Some(Arc::new(err.clone())), fx);
                 return Err(err);
             }
         };
-        if unemitted.is_empty() && hook.is_none() {
+        let waits = !pending.is_empty() || !used.is_empty();
+        if !waits && hook.is_none() {
             // Nothing to wait for: straight to ready, one pass (which also
             // takes the symbols from the responsibility).
             for key in &own {
                 self.make_ready(key, fx);
             }
-            self.release_waiters(mr, FxHashSet::default(), fx);
+            self.release_waiters(mr, None, fx);
             return Ok(());
         }
         for key in &own {
@@ -843,46 +866,56 @@ impl State {
             }
             self.notify_queries(key, SymbolState::Emitted, fx);
         }
-        let mine = if unemitted.is_empty() {
-            self.complete(own, hook, mr, fx);
-            None
-        } else {
+        let mine = if waits {
             let gid = self.next_id();
             for key in &own {
                 if let Some(e) = self.entry(key) {
                     e.group = gid;
                 }
             }
-            for m in &unemitted {
+            for m in &pending {
                 self.waiters.entry(*m).or_default().push(gid);
+            }
+            for d in &used {
+                if let Some(g) = self.groups.get_mut(d) {
+                    g.dependents.push(gid);
+                }
             }
             self.groups.insert(
                 gid,
                 EmitGroup {
                     symbols: own,
-                    unemitted: unemitted.clone(),
+                    pending,
+                    deps: used,
+                    dependents: Vec::new(),
                     hook,
                     mr,
                 },
             );
-            Some(unemitted)
+            Some(gid)
+        } else {
+            self.complete(own, hook, mr, fx);
+            None
         };
-        self.release_waiters(mr, mine.unwrap_or_default(), fx);
+        self.release_waiters(mr, mine, fx);
         Ok(())
     }
 
-    /// The units (by responsibility id) that `mr`'s dependencies still wait
-    /// for: `deps`, plus the JIT definitions `search`'s names resolve to in
-    /// its order (names not found there came from the host and are no
-    /// dependency). An error if a dependency failed or was removed.
+    /// What `mr`'s dependencies still wait for: the units (by
+    /// responsibility id) not emitted yet, and the groups emitted but not
+    /// ready. The dependencies are `deps`, plus the JIT definitions
+    /// `search`'s names resolve to in its order (names not found there came
+    /// from the host and are no dependency). An error if a dependency
+    /// failed or was removed.
     fn unemitted_deps(
         &self,
         mr: u64,
         deps: &[SymbolKey],
         search: Option<DepSearch<'_>>,
         own: &[SymbolKey],
-    ) -> Result<FxHashSet<u64>> {
+    ) -> Result<(FxHashSet<u64>, Vec<u64>)> {
         let mut unemitted: FxHashSet<u64> = FxHashSet::default();
+        let mut groups: Vec<u64> = Vec::new();
         let mut visit =
             |d: DylibId, name: &SymbolName, entry: Option<&SymbolEntry>| -> Result<()> {
                 let Some(entry) = entry else {
@@ -903,8 +936,9 @@ impl State {
                         return Err(failed_error(dh, name.as_str(), cause.as_deref()));
                     }
                     SymbolState::Emitted => {
-                        if let Some(g) = self.groups.get(&entry.group) {
-                            unemitted.extend(g.unemitted.iter().copied().filter(|x| *x != mr));
+                        // Group 0: its initializer runs; nothing to wait for.
+                        if entry.group != 0 && groups.last() != Some(&entry.group) {
+                            groups.push(entry.group);
                         }
                     }
                     SymbolState::NeverSearched => {
@@ -929,36 +963,117 @@ impl State {
                 }
             }
         }
-        Ok(unemitted)
+        groups.sort_unstable();
+        groups.dedup();
+        groups.retain(|g| self.groups.contains_key(g));
+        Ok((unemitted, groups))
     }
 
-    /// Groups that waited for `mr` to emit now wait for what it still
-    /// waits for (`inherited`; nothing if it is complete).
-    fn release_waiters(&mut self, mr: u64, inherited: FxHashSet<u64>, fx: &mut Effects) {
-        for gid in self.waiters.remove(&mr).unwrap_or_default() {
+    /// `mr` has emitted: the groups that waited for it wait for its group
+    /// instead (`mine`; nothing if its symbols need nothing more), and
+    /// those, and its group, become ready if nothing they reach waits.
+    fn release_waiters(&mut self, mr: u64, mine: Option<u64>, fx: &mut Effects) {
+        let waiting = self.waiters.remove(&mr).unwrap_or_default();
+        let mut candidates = Vec::with_capacity(waiting.len() + 1);
+        let mut users = Vec::new();
+        for gid in waiting {
             let Some(g) = self.groups.get_mut(&gid) else {
                 continue;
             };
-            g.unemitted.remove(&mr);
-            let mut added = Vec::new();
-            for x in &inherited {
-                if g.unemitted.insert(*x) {
-                    added.push(*x);
+            if !g.pending.remove(&mr) {
+                continue;
+            }
+            if let Some(m) = mine.filter(|&m| m != gid) {
+                g.deps.push(m);
+                users.push(gid);
+            }
+            if g.pending.is_empty() {
+                candidates.push(gid);
+            }
+        }
+        if let Some(m) = mine {
+            if let Some(g) = self.groups.get_mut(&m) {
+                g.dependents.extend(users);
+                if g.pending.is_empty() {
+                    candidates.push(m);
                 }
             }
-            let done = g.unemitted.is_empty();
-            for x in added {
-                self.waiters.entry(x).or_default().push(gid);
+        }
+        self.try_ready(candidates, fx);
+    }
+
+    /// Completes each of `candidates` that waits for no responsibility,
+    /// directly or through the groups it reaches, with all those groups
+    /// (a cycle becomes ready together); then the groups that used them,
+    /// which may wait for nothing more.
+    fn try_ready(&mut self, candidates: Vec<u64>, fx: &mut Effects) {
+        let mut work = candidates;
+        let mut seen: FxHashSet<u64> = FxHashSet::default();
+        let mut stack: Vec<u64> = Vec::new();
+        let mut reached: Vec<u64> = Vec::new();
+        while let Some(c) = work.pop() {
+            if !self.groups.get(&c).is_some_and(|g| g.pending.is_empty()) {
+                continue;
             }
-            if done {
-                if let Some(g) = self.groups.remove(&gid) {
-                    for k in &g.symbols {
-                        if let Some(e) = self.entry(k) {
-                            e.group = 0;
-                        }
+            seen.clear();
+            reached.clear();
+            seen.insert(c);
+            stack.clear();
+            stack.push(c);
+            let mut waits = false;
+            while let Some(x) = stack.pop() {
+                let Some(g) = self.groups.get(&x) else {
+                    continue;
+                };
+                if !g.pending.is_empty() {
+                    waits = true;
+                    break;
+                }
+                reached.push(x);
+                for &d in &g.deps {
+                    if self.groups.contains_key(&d) && seen.insert(d) {
+                        stack.push(d);
                     }
-                    self.complete(g.symbols, g.hook, g.mr, fx);
                 }
+            }
+            if waits {
+                continue;
+            }
+            for &gid in &reached {
+                let Some(g) = self.groups.remove(&gid) else {
+                    continue;
+                };
+                for k in &g.symbols {
+                    if let Some(e) = self.entry(k) {
+                        e.group = 0;
+                    }
+                }
+                work.extend(g.dependents);
+                self.complete(g.symbols, g.hook, g.mr, fx);
+            }
+        }
+    }
+
+    /// Group `user` loses a group it used (failed or removed): it waits
+    /// for what that group waited for instead.
+    fn inherit(&mut self, user: u64, pending: &FxHashSet<u64>, deps: &[u64]) {
+        let Some(g) = self.groups.get_mut(&user) else {
+            return;
+        };
+        let mut added = Vec::new();
+        for &p in pending {
+            if g.pending.insert(p) {
+                added.push(p);
+            }
+        }
+        let deps: Vec<u64> = deps.iter().copied().filter(|&d| d != user).collect();
+        g.deps.extend(&deps);
+        for p in added {
+            self.waiters.entry(p).or_default().push(user);
+        }
+        for d in deps {
+            if let Some(g) = self.groups.get_mut(&d) {
+                g.dependents.push(user);
             }
         }
     }
@@ -1159,7 +1274,7 @@ impl State {
         if let Some(groups) = self.waiters.get(&mr).cloned() {
             for gid in &groups {
                 if let Some(g) = self.groups.get_mut(gid) {
-                    g.unemitted.insert(new);
+                    g.pending.insert(new);
                 }
             }
             self.waiters.insert(new, groups);

@@ -136,6 +136,144 @@ fn readiness_waits_for_dependencies_and_cycles_resolve_together() {
     assert_eq!(done(&wc), Some(Ok(vec![3])));
 }
 
+/// `count` units of one symbol each (`<prefix><i>`), all asked for (one
+/// lookup each, for `Ready`) and resolved at `i + 1`; their
+/// responsibilities, in definition order, and the lookups.
+fn resolved_units(
+    s: &Session,
+    d: &Arc<JITDylib>,
+    t: &ResourceTracker,
+    prefix: &str,
+    count: usize,
+) -> (Vec<MaterializationResponsibility>, Vec<Outcome>) {
+    let mut mrs = Vec::new();
+    let mut lookups = Vec::new();
+    for i in 0..count {
+        let name = format!("{prefix}{i}");
+        let (unit, rx, _) = manual(&[&name], EXP);
+        t.define(unit).unwrap();
+        lookups.push(lookup_async(s, d, &[&name], SymbolState::Ready));
+        let mr = rx.recv().unwrap();
+        mr.notify_resolved(&[(n(&name), i as u64 + 1)]).unwrap();
+        mrs.push(mr);
+    }
+    (mrs, lookups)
+}
+
+/// A chain (each unit uses the next) and a ring (the last uses the first),
+/// emitted first to last: nothing is ready before the last link emits, or
+/// while the ring waits for a unit outside it; then all are, and their
+/// initializers run in definition order.
+#[test]
+fn chains_and_rings_become_ready_when_their_last_link_emits() {
+    const N: usize = 40;
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+
+    let (chain, waits) = resolved_units(&s, &d, &t, "chain_", N);
+    for (i, mr) in chain.into_iter().enumerate() {
+        let deps: Vec<(Arc<JITDylib>, SymbolName)> = if i + 1 < N {
+            vec![(d.clone(), n(&format!("chain_{}", i + 1)))]
+        } else {
+            Vec::new()
+        };
+        assert!(waits.iter().all(|w| done(w).is_none()), "chain_{i}");
+        mr.notify_emitted(&deps).unwrap();
+    }
+    for (i, w) in waits.iter().enumerate() {
+        assert_eq!(done(w), Some(Ok(vec![i as u64 + 1])), "chain_{i}");
+    }
+
+    let (outside, rx, _) = manual(&["ring_outside"], EXP);
+    t.define(outside).unwrap();
+    let (ring, waits) = resolved_units(&s, &d, &t, "ring_", N);
+    let w_out = lookup_async(&s, &d, &["ring_outside"], SymbolState::Ready);
+    let m_out = rx.recv().unwrap();
+    m_out.notify_resolved(&[(n("ring_outside"), 99)]).unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    for (i, mr) in ring.into_iter().enumerate() {
+        let mut deps = vec![(d.clone(), n(&format!("ring_{}", (i + 1) % N)))];
+        if i == N / 2 {
+            deps.push((d.clone(), n("ring_outside")));
+        }
+        let o = order.clone();
+        mr.notify_emitted_then(&deps, Some(Box::new(move || o.lock().unwrap().push(i))))
+            .unwrap();
+    }
+    assert!(
+        waits.iter().all(|w| done(w).is_none()),
+        "the ring waits for ring_outside"
+    );
+    assert!(order.lock().unwrap().is_empty());
+    m_out.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&w_out), Some(Ok(vec![99])));
+    for (i, w) in waits.iter().enumerate() {
+        assert_eq!(done(w), Some(Ok(vec![i as u64 + 1])), "ring_{i}");
+    }
+    assert_eq!(*order.lock().unwrap(), (0..N).collect::<Vec<_>>());
+}
+
+/// A unit that fails fails every emitted unit using it, however far along
+/// a chain of emitted units, and the lookups waiting on them.
+#[test]
+fn failure_spreads_along_a_chain_of_emitted_units() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    let (mut chain, waits) = resolved_units(&s, &d, &t, "fchain_", 4);
+    let last = chain.pop().unwrap();
+    for (i, mr) in chain.into_iter().enumerate() {
+        mr.notify_emitted(&[(d.clone(), n(&format!("fchain_{}", i + 1)))])
+            .unwrap();
+    }
+    assert!(waits.iter().all(|w| done(w).is_none()));
+    last.fail();
+    for (i, w) in waits.iter().enumerate() {
+        let e = done(w).unwrap().unwrap_err();
+        assert_eq!(
+            e.code(),
+            ErrorCode::MaterializationFailed,
+            "fchain_{i}: {e}"
+        );
+    }
+    assert_eq!(
+        d.lookup("fchain_0").unwrap_err().code(),
+        ErrorCode::MaterializationFailed
+    );
+}
+
+/// Removing the tracker of an emitted unit that others use, while it
+/// waits: its symbols fail, and the units that used it still wait for what
+/// it waited for (they are not failed), then become ready.
+#[test]
+fn users_of_a_removed_emitted_unit_wait_for_what_it_waited_for() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let (ta, tb, tc) = (
+        d.create_tracker().unwrap(),
+        d.create_tracker().unwrap(),
+        d.create_tracker().unwrap(),
+    );
+    let (ma, wa) = resolved_units(&s, &d, &ta, "rmu_a", 1);
+    let (mb, wb) = resolved_units(&s, &d, &tb, "rmu_b", 1);
+    let (mc, wc) = resolved_units(&s, &d, &tc, "rmu_c", 1);
+    let [ma] = <[_; 1]>::try_from(ma).ok().unwrap();
+    let [mb] = <[_; 1]>::try_from(mb).ok().unwrap();
+    let [mc] = <[_; 1]>::try_from(mc).ok().unwrap();
+    ma.notify_emitted(&[(d.clone(), n("rmu_b0"))]).unwrap();
+    mb.notify_emitted(&[(d.clone(), n("rmu_c0"))]).unwrap();
+    tb.remove().unwrap();
+    assert_eq!(
+        done(&wb[0]).unwrap().unwrap_err().code(),
+        ErrorCode::MaterializationFailed
+    );
+    assert!(done(&wa[0]).is_none(), "rmu_a0 still waits for rmu_c0");
+    mc.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&wc[0]), Some(Ok(vec![1])));
+    assert_eq!(done(&wa[0]), Some(Ok(vec![1])));
+}
+
 #[test]
 fn failure_spreads_to_dependants_and_later_lookups() {
     let s = Session::new(SessionOptions::default());
