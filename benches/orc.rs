@@ -1,14 +1,21 @@
 //! ORC-model benchmarks: lookup of a ready symbol and a define / lookup /
 //! remove cycle, at table sizes from 1,000 to 1,000,000 symbols, through the
-//! C API (what hosts call) and the Rust API.
+//! C API (what hosts call) and the Rust API; and the dependency tracking of
+//! emission: N units emitting one after the other, each using the next (a
+//! chain), or the last using the first too (a ring), for N from 100 to
+//! 100,000.
 //!
 //! Run: `cargo bench --bench orc`. Prints medians per operation; the
-//! numbers should stay flat as the table grows.
+//! numbers should stay flat as the table or the chain grows.
 
 use jitrt::ffi::*;
-use jitrt::orc::{SymbolFlags, SymbolName};
+use jitrt::orc::{
+    JITDylib, LookupFlags, MaterializationResponsibility, MaterializationUnit, Session,
+    SessionOptions, SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState,
+};
 use std::ffi::CString;
 use std::hint::black_box;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Median nanoseconds per operation over `rounds` batches of `batch` calls.
@@ -123,5 +130,100 @@ fn main() {
         );
         // SAFETY: `s` came from `jitrt_session_new`; `dp` is not used again.
         unsafe { jitrt_session_free(s) };
+    }
+    emission();
+}
+
+/// A unit of one symbol whose responsibility goes to the bench, which
+/// drives it.
+struct Handed {
+    index: usize,
+    symbol: SymbolName,
+    out: Arc<Mutex<Vec<(usize, MaterializationResponsibility)>>>,
+}
+
+impl MaterializationUnit for Handed {
+    fn name(&self) -> &str {
+        "handed"
+    }
+    fn symbols(&self) -> Vec<(SymbolName, SymbolFlags)> {
+        vec![(self.symbol.clone(), SymbolFlags::EXPORTED)]
+    }
+    fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
+        self.out.lock().unwrap().push((self.index, mr));
+    }
+}
+
+/// Median over `rounds` of the nanoseconds per unit that resolving and
+/// emitting `n` units first to last takes, each using the next one (and
+/// the last the first, for a ring); checks that all become ready.
+fn emission_round(n: usize, ring: bool, rounds: usize) -> f64 {
+    let mut samples = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let s = Session::new(SessionOptions::default());
+        let d: Arc<JITDylib> = s.create_dylib("emission").unwrap();
+        let t = d.create_tracker().unwrap();
+        let names: Vec<SymbolName> = (0..n)
+            .map(|i| SymbolName::intern(&format!("bench_emit_{ring}_{n}_{round}_{i}")))
+            .collect();
+        let handed = Arc::new(Mutex::new(Vec::new()));
+        for (index, symbol) in names.iter().enumerate() {
+            t.define(Box::new(Handed {
+                index,
+                symbol: symbol.clone(),
+                out: handed.clone(),
+            }))
+            .unwrap();
+        }
+        let result = Arc::new(Mutex::new(None));
+        let r = result.clone();
+        s.lookup_async(
+            vec![(d.clone(), LookupFlags::MatchAll)],
+            names
+                .iter()
+                .map(|x| (x.clone(), SymbolLookupFlags::Required))
+                .collect(),
+            SymbolState::Ready,
+            Box::new(move |x| *r.lock().unwrap() = Some(x)),
+        );
+        let mut mrs = std::mem::take(&mut *handed.lock().unwrap());
+        assert_eq!(mrs.len(), n, "every unit materializes");
+        mrs.sort_by_key(|(i, _)| *i);
+        let start = Instant::now();
+        for (i, mr) in &mrs {
+            mr.notify_resolved(&[(&names[*i], 0x1000 + *i as u64)])
+                .unwrap();
+        }
+        for (i, mr) in mrs {
+            let next = if i + 1 < n {
+                Some(&names[i + 1])
+            } else if ring {
+                Some(&names[0])
+            } else {
+                None
+            };
+            let deps: Vec<(Arc<JITDylib>, SymbolName)> =
+                next.map(|x| (d.clone(), x.clone())).into_iter().collect();
+            mr.notify_emitted(&deps).unwrap();
+        }
+        samples.push(start.elapsed().as_nanos() as f64 / n as f64);
+        let addresses = result.lock().unwrap().take().expect("ready").unwrap();
+        assert_eq!(addresses[n - 1], 0x1000 + n as u64 - 1);
+        t.remove().unwrap();
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples[samples.len() / 2]
+}
+
+fn emission() {
+    println!();
+    println!("emission: median ns per unit to resolve and emit N units first to last, each");
+    println!("using the next (chain; a ring: the last uses the first too); all ready at the end");
+    println!("{:>10} {:>12} {:>12}", "units", "chain", "ring");
+    for &n in &[100usize, 1_000, 10_000, 100_000] {
+        let rounds = (200_000 / n).clamp(5, 101);
+        let chain = emission_round(n, false, rounds);
+        let ring = emission_round(n, true, rounds);
+        println!("{n:>10} {chain:>12.1} {ring:>12.1}");
     }
 }
