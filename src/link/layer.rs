@@ -31,8 +31,8 @@ use super::{Archive, JitMemory, LinkError, LinkErrorKind, LinkedObject, MemberId
 use crate::orc::{
     DefinitionGenerator, Error, ErrorCode, FxHashMap, FxHashSet, JITDylib, LookupFlags,
     MaterializationResponsibility, MaterializationUnit, NameId, ResourceKey, ResourceManager,
-    ResourceTracker, Result, Session, SessionStats, SymbolFlags, SymbolLookupFlags, SymbolName,
-    SymbolState,
+    ResourceTracker, Result, Session, SessionStats, StrHashMap, StrHashSet, SymbolFlags,
+    SymbolLookupFlags, SymbolName, SymbolState,
 };
 use parking_lot::Mutex;
 use std::collections::hash_map::Entry;
@@ -118,14 +118,14 @@ struct LayerState {
     /// lives.
     owners: FxHashMap<u64, Arc<ComdatOwner>>,
     /// COMDAT group signatures per dylib, and the object that owns each.
-    comdats: FxHashMap<(u32, String), u64>,
+    comdats: StrHashMap<(u32, String), u64>,
     /// The COMDAT claims each tracker holds.
     claims: FxHashMap<ResourceKey, Vec<(u32, String)>>,
     /// Archives whose members are added on demand, per tracker.
     archives: FxHashMap<ResourceKey, Vec<Arc<ArchiveGenerator>>>,
     /// COMMON symbols per dylib: the largest size and alignment declared,
     /// which the object that keeps the definition allocates.
-    commons: FxHashMap<(u32, String), Common>,
+    commons: StrHashMap<(u32, String), Common>,
     /// The COMMON definitions linked under each tracker.
     linked_commons: FxHashMap<ResourceKey, Vec<(u32, String)>>,
     /// The object format of each dylib (the first object added to it
@@ -519,9 +519,9 @@ impl ObjectLinkingLayer {
         let dylib = mr.dylib().clone();
         let mine = OrderedNames::new(mr.symbols());
         let mut uses: Vec<(u64, Arc<ComdatOwner>)> = Vec::new();
-        let owned_groups: FxHashSet<&str> = {
+        let owned_groups: StrHashSet<&str> = {
             let mut st = self.state.lock();
-            let mut owned = FxHashSet::default();
+            let mut owned = StrHashSet::default();
             for sig in &unit.comdats {
                 match st.comdats.get(&(dylib.id(), sig.clone())).copied() {
                     Some(owner) if owner == unit.id => {
@@ -537,7 +537,7 @@ impl ObjectLinkingLayer {
             }
             owned
         };
-        let groups: FxHashSet<&str> = unit.comdats.iter().map(|s| s.as_str()).collect();
+        let groups: StrHashSet<&str> = unit.comdats.iter().map(|s| s.as_str()).collect();
         // A group is dropped when another object owns it; a definition is
         // lost when the responsibility does not cover it (another
         // definition won, or it is a dropped group's).
@@ -940,7 +940,7 @@ fn linked_session(order: &[(Arc<JITDylib>, crate::orc::LookupFlags)]) -> Option<
 struct OrderedNames<'a> {
     names: &'a [(SymbolName, SymbolFlags)],
     next: std::cell::Cell<usize>,
-    set: std::cell::OnceCell<FxHashMap<&'a str, usize>>,
+    set: std::cell::OnceCell<StrHashMap<&'a str, usize>>,
 }
 
 impl<'a> OrderedNames<'a> {

@@ -39,8 +39,8 @@ pub use resource::{DefinitionGenerator, ResourceKey, ResourceManager, SessionSta
 pub use responsibility::MaterializationResponsibility;
 pub use session::{ErrorReporter, Session, SessionInner, SessionOptions};
 pub use symbol::{
-    ExecutorSymbol, FxHashMap, FxHashSet, FxHasher, LookupFlags, NameId, NameRef, SymbolFlags,
-    SymbolLookupFlags, SymbolName, SymbolState,
+    ExecutorSymbol, FxHashMap, FxHashSet, FxHasher, LookupFlags, NameId, NameRef, StrHashMap,
+    StrHashSet, StrHasher, SymbolFlags, SymbolLookupFlags, SymbolName, SymbolState,
 };
 pub use tracker::ResourceTracker;
 pub use unit::{AbsoluteSymbolsUnit, Alias, MaterializationUnit, ReexportsUnit};

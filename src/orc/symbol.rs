@@ -22,7 +22,7 @@ pub struct SymbolName {
 /// forgets names nobody else holds when it has doubled since its last purge.
 struct Pool {
     /// Each name, with its hash (the one the set computes).
-    names: HashMap<Arc<str>, u64, BuildHasherDefault<StrHasher>>,
+    names: StrHashMap<Arc<str>, u64>,
     purge_at: usize,
 }
 
@@ -247,7 +247,7 @@ fn string_hash(name: &str) -> u64 {
 /// them up again. Tables keyed by a name's hash, or by ids, need no more:
 /// those low bits are mixed already, or distinct.
 #[derive(Default, Clone, Copy)]
-struct StrHasher(FxHasher);
+pub struct StrHasher(FxHasher);
 
 impl Hasher for StrHasher {
     #[inline]
@@ -346,6 +346,12 @@ impl Hasher for FxHasher {
         self.hash
     }
 }
+
+/// A `HashMap` keyed by strings (or tuples ending in one), with
+/// [`StrHasher`].
+pub type StrHashMap<K, V> = HashMap<K, V, BuildHasherDefault<StrHasher>>;
+/// A `HashSet` of strings, with [`StrHasher`].
+pub type StrHashSet<K> = HashSet<K, BuildHasherDefault<StrHasher>>;
 
 /// A `HashMap` with [`FxHasher`].
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
