@@ -28,10 +28,13 @@
 //! next object's function, so that the objects form a chain of
 //! dependencies) added and linked by one lookup,
 //! all in one tracker and in one tracker each (removed oldest first, and
-//! again newest first), reported per object so that flatness can be judged.
+//! again newest first), reported per object so that flatness can be judged;
+//! and a symbol-count benchmark: one object of 1,000, 10,000 and 100,000
+//! numbered functions, per symbol.
 //!
 //! Run: `cargo bench --bench link [-- SECTION...]`, sections `small`,
-//! `sqlite` (with the copy floor and RSS), `lua`, `zlib`, `zstd`, `scale`
+//! `sqlite` (with the copy floor and RSS), `lua`, `zlib`, `zstd`, `scale`,
+//! `symbols`
 //! (default: all). Prints the median of every phase over many rounds (the backends
 //! alternate within each round, so the ratios are measured under the same
 //! load). Under `cargo test --benches` (no `--bench` argument) it does
@@ -1965,7 +1968,7 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// The sections of the bench, selected by the command line's filters.
-const SECTIONS: [&str; 6] = ["small", "sqlite", "lua", "zlib", "zstd", "scale"];
+const SECTIONS: [&str; 7] = ["small", "sqlite", "lua", "zlib", "zstd", "scale", "symbols"];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -2067,6 +2070,129 @@ fn main() {
     if want("scale") {
         bench_scaling();
     }
+    if want("symbols") {
+        bench_symbol_count();
+    }
+}
+
+/// One object of `n` functions `fn_<i>` (each returns `i`) and a table
+/// `fn_table` of pointers to them (an R_X86_64_64 each): functions
+/// numbered as code generators number them. Assembled once, cached.
+fn numbered_object(n: usize) -> Vec<u8> {
+    let dir = corpus::cache_root().join("bench-symbols-v1");
+    fs::create_dir_all(&dir).unwrap();
+    let obj = dir.join(format!("n{n}.o"));
+    if !obj.exists() {
+        let mut src = String::from(".text\n");
+        for i in 0..n {
+            src += &format!(
+                ".globl fn_{i}\n.type fn_{i}, @function\nfn_{i}:\n  movl ${i}, %eax\n  ret\n"
+            );
+        }
+        src += ".data\n.globl fn_table\n.p2align 3\nfn_table:\n";
+        for i in 0..n {
+            src += &format!("  .quad fn_{i}\n");
+        }
+        src += ".section .note.GNU-stack,\"\",@progbits\n";
+        let s = dir.join(format!("n{n}.s"));
+        fs::write(&s, src).unwrap();
+        let tmp = dir.join(format!("n{n}.o.tmp-{}", std::process::id()));
+        let mut cmd = Command::new("as");
+        cmd.arg("--64").arg(&s).arg("-o").arg(&tmp);
+        corpus::run_checked(&mut cmd, "assembling a numbered-symbols object");
+        fs::rename(&tmp, &obj).unwrap();
+    }
+    fs::read(&obj).unwrap()
+}
+
+/// Symbol count: one object of 1,000, 10,000 and 100,000 numbered
+/// functions added, linked (a lookup of its table), every function looked
+/// up by name, removed; per symbol, which must stay flat.
+fn bench_symbol_count() {
+    println!();
+    println!(
+        "Symbol count: one object of N functions fn_0..fn_<N-1> and a table of pointers to \
+         them (an R_X86_64_64 each); added, linked by a lookup of the table, every function \
+         looked up by name, removed"
+    );
+    println!(
+        "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "median ns per symbol", "add", "link", "lookups", "remove", "total", "rounds"
+    );
+    let sizes = [1_000usize, 10_000, 100_000];
+    let mut totals = Vec::new();
+    for &n in &sizes {
+        let bytes = numbered_object(n);
+        let names: Vec<String> = (0..n).map(|i| format!("fn_{i}")).collect();
+        let session = Session::new(SessionOptions::default());
+        let layer = ObjectLinkingLayer::of(&session).expect("link layer");
+        let dylib = session.create_dylib("symbols").expect("dylib");
+        let round = |check: bool| -> [f64; 4] {
+            let t0 = Instant::now();
+            let t = dylib.create_tracker().expect("tracker");
+            layer
+                .add(&t, "numbered.o", ObjectBytes::copy_from(&bytes))
+                .expect("adding the numbered object");
+            let t1 = Instant::now();
+            let table = dylib
+                .lookup("fn_table")
+                .expect("linking the numbered object");
+            let t2 = Instant::now();
+            let mut last = 0;
+            for name in &names {
+                last = dylib.lookup(name).expect("a numbered function");
+            }
+            black_box(last);
+            let t3 = Instant::now();
+            if check {
+                for i in [0, n / 2, n - 1] {
+                    let a = dylib.lookup(&names[i]).unwrap();
+                    // SAFETY: `fn_table`, linked and ready, holds n pointers.
+                    let entry = unsafe { *(table as usize as *const u64).add(i) };
+                    assert_eq!(entry, a, "fn_table[{i}]");
+                    // SAFETY: `fn_<i>`, linked and ready: `int (void)`.
+                    let f: extern "C" fn() -> c_int = unsafe { std::mem::transmute(a as usize) };
+                    assert_eq!(f(), i as c_int, "fn_{i}");
+                }
+            }
+            let t4 = Instant::now();
+            t.remove().expect("remove");
+            let t5 = Instant::now();
+            [ns(t0, t1), ns(t1, t2), ns(t2, t3), ns(t4, t5)]
+        };
+        round(true);
+        let budget = Duration::from_millis(1500);
+        let start = Instant::now();
+        let mut samples = Vec::new();
+        while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 2000) {
+            samples.push(round(false));
+        }
+        let per = |k: usize| median(samples.iter().map(|s| s[k] / n as f64).collect());
+        let total = median(
+            samples
+                .iter()
+                .map(|s| s.iter().sum::<f64>() / n as f64)
+                .collect(),
+        );
+        println!(
+            "  N={n:<20} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+            per(0),
+            per(1),
+            per(2),
+            per(3),
+            total,
+            samples.len()
+        );
+        totals.push(total);
+    }
+    let ratio = totals[2] / totals[0];
+    println!(
+        "  per symbol at N=10,000 / N=1,000: {:.2}; at N=100,000 / N=1,000: {ratio:.2} (flat: <= 1.5: {}; \
+         the instructions per symbol are the same at both sizes: what grows is cache misses in \
+         tables of 100,000 names)",
+        totals[1] / totals[0],
+        verdict(ratio <= 1.5)
+    );
 }
 
 /// RSS growth per cycle: SQLite through libjitrt, then dlopen/dlclose.
