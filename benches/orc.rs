@@ -2,8 +2,8 @@
 //! remove cycle, at table sizes from 1,000 to 1,000,000 symbols, through the
 //! C API (what hosts call) and the Rust API; and the dependency tracking of
 //! emission: N units emitting one after the other, each using the next (a
-//! chain), or the last using the first too (a ring), for N from 100 to
-//! 100,000.
+//! chain), or the last using the first too (a ring), or four others picked
+//! at random, for N from 100 to 100,000.
 //!
 //! Run: `cargo bench --bench orc`. Prints medians per operation; the
 //! numbers should stay flat as the table or the chain grows.
@@ -154,17 +154,28 @@ impl MaterializationUnit for Handed {
     }
 }
 
+/// What each unit of an emission round uses.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Shape {
+    /// The next unit.
+    Chain,
+    /// The next unit; the last one the first.
+    Ring,
+    /// Four units picked by a hash of its index, before or after it.
+    Random,
+}
+
 /// Median over `rounds` of the nanoseconds per unit that resolving and
-/// emitting `n` units first to last takes, each using the next one (and
-/// the last the first, for a ring); checks that all become ready.
-fn emission_round(n: usize, ring: bool, rounds: usize) -> f64 {
+/// emitting `n` units first to last takes, each using others as `shape`
+/// says; checks that all become ready.
+fn emission_round(n: usize, shape: Shape, rounds: usize) -> f64 {
     let mut samples = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let s = Session::new(SessionOptions::default());
         let d: Arc<JITDylib> = s.create_dylib("emission").unwrap();
         let t = d.create_tracker().unwrap();
         let names: Vec<SymbolName> = (0..n)
-            .map(|i| SymbolName::intern(&format!("bench_emit_{ring}_{n}_{round}_{i}")))
+            .map(|i| SymbolName::intern(&format!("bench_emit_{shape:?}_{n}_{round}_{i}")))
             .collect();
         let handed = Arc::new(Mutex::new(Vec::new()));
         for (index, symbol) in names.iter().enumerate() {
@@ -195,15 +206,20 @@ fn emission_round(n: usize, ring: bool, rounds: usize) -> f64 {
                 .unwrap();
         }
         for (i, mr) in mrs {
-            let next = if i + 1 < n {
-                Some(&names[i + 1])
-            } else if ring {
-                Some(&names[0])
-            } else {
-                None
+            let uses: Vec<usize> = match shape {
+                Shape::Chain => (i + 1 < n).then_some(i + 1).into_iter().collect(),
+                Shape::Ring => vec![(i + 1) % n],
+                Shape::Random => (0..4u64)
+                    .map(|k| {
+                        let h = (i as u64 * 4 + k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                        (h >> 17) as usize % n
+                    })
+                    .collect(),
             };
-            let deps: Vec<(Arc<JITDylib>, SymbolName)> =
-                next.map(|x| (d.clone(), x.clone())).into_iter().collect();
+            let deps: Vec<(Arc<JITDylib>, SymbolName)> = uses
+                .into_iter()
+                .map(|x| (d.clone(), names[x].clone()))
+                .collect();
             mr.notify_emitted(&deps).unwrap();
         }
         samples.push(start.elapsed().as_nanos() as f64 / n as f64);
@@ -218,12 +234,17 @@ fn emission_round(n: usize, ring: bool, rounds: usize) -> f64 {
 fn emission() {
     println!();
     println!("emission: median ns per unit to resolve and emit N units first to last, each");
-    println!("using the next (chain; a ring: the last uses the first too); all ready at the end");
-    println!("{:>10} {:>12} {:>12}", "units", "chain", "ring");
+    println!("using the next (chain; a ring: the last uses the first too), or four others");
+    println!("picked at random (random); all ready at the end");
+    println!(
+        "{:>10} {:>12} {:>12} {:>12}",
+        "units", "chain", "ring", "random"
+    );
     for &n in &[100usize, 1_000, 10_000, 100_000] {
         let rounds = (200_000 / n).clamp(5, 101);
-        let chain = emission_round(n, false, rounds);
-        let ring = emission_round(n, true, rounds);
-        println!("{n:>10} {chain:>12.1} {ring:>12.1}");
+        let chain = emission_round(n, Shape::Chain, rounds);
+        let ring = emission_round(n, Shape::Ring, rounds);
+        let random = emission_round(n, Shape::Random, rounds);
+        println!("{n:>10} {chain:>12.1} {ring:>12.1} {random:>12.1}");
     }
 }

@@ -80,6 +80,10 @@ struct EmitGroup {
     deps: Vec<u64>,
     /// Groups that use these symbols.
     dependents: Vec<u64>,
+    /// A group with pending responsibilities that this one reaches, found
+    /// by the last look: while that one still waits, so does this one, and
+    /// a later look that reaches this one can stop there.
+    blocked_on: u64,
     hook: Option<ReadyHook>,
     /// The emitting responsibility (its unit's id, so definition order).
     mr: u64,
@@ -888,6 +892,7 @@ impl State {
                     pending,
                     deps: used,
                     dependents: Vec::new(),
+                    blocked_on: 0,
                     hook,
                     mr,
                 },
@@ -1020,13 +1025,26 @@ impl State {
             seen.insert(c);
             stack.clear();
             stack.push(c);
-            let mut waits = false;
+            let mut waits = None;
             while let Some(x) = stack.pop() {
                 let Some(g) = self.groups.get(&x) else {
                     continue;
                 };
                 if !g.pending.is_empty() {
-                    waits = true;
+                    waits = Some(x);
+                    break;
+                }
+                // Reaching stays true while the group reached waits: edges
+                // go only when a group fails (its users inherit its edges)
+                // or is ready (which it is not while it waits).
+                let hint = g.blocked_on;
+                if hint != 0
+                    && self
+                        .groups
+                        .get(&hint)
+                        .is_some_and(|b| !b.pending.is_empty())
+                {
+                    waits = Some(hint);
                     break;
                 }
                 reached.push(x);
@@ -1036,7 +1054,10 @@ impl State {
                     }
                 }
             }
-            if waits {
+            if let Some(blocker) = waits {
+                if let Some(g) = self.groups.get_mut(&c) {
+                    g.blocked_on = blocker;
+                }
                 continue;
             }
             for &gid in &reached {

@@ -214,6 +214,67 @@ fn chains_and_rings_become_ready_when_their_last_link_emits() {
     assert_eq!(*order.lock().unwrap(), (0..N).collect::<Vec<_>>());
 }
 
+/// Units that use each other at random, emitted in a scrambled order: after
+/// each emission, exactly the units whose every transitive dependency has
+/// emitted are ready (checked against a search of the dependency graph).
+#[test]
+fn readiness_follows_random_dependency_graphs() {
+    const N: usize = 60;
+    let hash = |x: u64| x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20;
+    for seed in 0..8u64 {
+        let s = Session::new(SessionOptions::default());
+        let d = s.create_dylib("main").unwrap();
+        let t = d.default_tracker().unwrap();
+        let prefix = format!("rnd{seed}_");
+        let (mrs, waits) = resolved_units(&s, &d, &t, &prefix, N);
+        let uses: Vec<Vec<usize>> = (0..N)
+            .map(|i| {
+                let k = hash(seed * 1000 + i as u64) % 4;
+                (0..k)
+                    .map(|j| hash(seed * 7919 + i as u64 * 31 + j) as usize % N)
+                    .collect()
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..N).collect();
+        order.sort_by_key(|&i| hash(seed * 104_729 + i as u64));
+        let mut mrs: Vec<Option<MaterializationResponsibility>> =
+            mrs.into_iter().map(Some).collect();
+        let mut emitted = [false; N];
+        for &i in &order {
+            let deps: Vec<(Arc<JITDylib>, SymbolName)> = uses[i]
+                .iter()
+                .map(|&j| (d.clone(), n(&format!("{prefix}{j}"))))
+                .collect();
+            mrs[i].take().unwrap().notify_emitted(&deps).unwrap();
+            emitted[i] = true;
+            for u in 0..N {
+                // Ready iff everything u reaches (u included) has emitted.
+                let mut seen = [false; N];
+                let mut stack = vec![u];
+                seen[u] = true;
+                let mut ready = true;
+                while let Some(x) = stack.pop() {
+                    if !emitted[x] {
+                        ready = false;
+                        break;
+                    }
+                    for &y in &uses[x] {
+                        if !seen[y] {
+                            seen[y] = true;
+                            stack.push(y);
+                        }
+                    }
+                }
+                assert_eq!(
+                    done(&waits[u]).is_some(),
+                    ready,
+                    "seed {seed}: unit {u} after emitting {i}"
+                );
+            }
+        }
+    }
+}
+
 /// A unit that fails fails every emitted unit using it, however far along
 /// a chain of emitted units, and the lookups waiting on them.
 #[test]
