@@ -1423,26 +1423,30 @@ scale_next_{i}:
     )
 }
 
+/// The object `as` makes of the source `src()` gives, cached in the corpus
+/// cache's directory `dir` as `<name>.o` (the source is made only when the
+/// object is not there).
+fn assembled(dir: &str, name: &str, src: impl FnOnce() -> String) -> Vec<u8> {
+    let dir = corpus::cache_root().join(dir);
+    fs::create_dir_all(&dir).unwrap();
+    let obj = dir.join(format!("{name}.o"));
+    if !obj.exists() {
+        let s = dir.join(format!("{name}.s"));
+        fs::write(&s, src()).unwrap();
+        let tmp = dir.join(format!("{name}.o.tmp-{}", std::process::id()));
+        let mut cmd = Command::new("as");
+        cmd.arg("--64").arg(&s).arg("-o").arg(&tmp);
+        corpus::run_checked(&mut cmd, &format!("assembling {}", s.display()));
+        fs::rename(&tmp, &obj).unwrap();
+    }
+    fs::read(&obj).unwrap()
+}
+
 /// Assembles (cached) the helper and `n` small objects.
 fn scale_objects(n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let dir = corpus::cache_root().join("bench-scale-v2");
-    fs::create_dir_all(&dir).unwrap();
-    let build = |name: &str, src: &str| -> Vec<u8> {
-        let obj = dir.join(format!("{name}.o"));
-        if !obj.exists() {
-            let s = dir.join(format!("{name}.s"));
-            fs::write(&s, src).unwrap();
-            let tmp = dir.join(format!("{name}.o.tmp-{}", std::process::id()));
-            let mut cmd = Command::new("as");
-            cmd.arg("--64").arg(&s).arg("-o").arg(&tmp);
-            corpus::run_checked(&mut cmd, "assembling a scaling object");
-            fs::rename(&tmp, &obj).unwrap();
-        }
-        fs::read(&obj).unwrap()
-    };
-    let helper = build("helper", SCALE_HELPER);
+    let helper = assembled("bench-scale-v2", "helper", || SCALE_HELPER.to_string());
     let objects = (0..n)
-        .map(|i| build(&format!("mod{i:04}"), &scale_source(i)))
+        .map(|i| assembled("bench-scale-v2", &format!("mod{i:04}"), || scale_source(i)))
         .collect();
     (helper, objects)
 }
@@ -2079,10 +2083,7 @@ fn main() {
 /// `fn_table` of pointers to them (an R_X86_64_64 each): functions
 /// numbered as code generators number them. Assembled once, cached.
 fn numbered_object(n: usize) -> Vec<u8> {
-    let dir = corpus::cache_root().join("bench-symbols-v1");
-    fs::create_dir_all(&dir).unwrap();
-    let obj = dir.join(format!("n{n}.o"));
-    if !obj.exists() {
+    assembled("bench-symbols-v1", &format!("n{n}"), || {
         let mut src = String::from(".text\n");
         for i in 0..n {
             src += &format!(
@@ -2094,15 +2095,8 @@ fn numbered_object(n: usize) -> Vec<u8> {
             src += &format!("  .quad fn_{i}\n");
         }
         src += ".section .note.GNU-stack,\"\",@progbits\n";
-        let s = dir.join(format!("n{n}.s"));
-        fs::write(&s, src).unwrap();
-        let tmp = dir.join(format!("n{n}.o.tmp-{}", std::process::id()));
-        let mut cmd = Command::new("as");
-        cmd.arg("--64").arg(&s).arg("-o").arg(&tmp);
-        corpus::run_checked(&mut cmd, "assembling a numbered-symbols object");
-        fs::rename(&tmp, &obj).unwrap();
-    }
-    fs::read(&obj).unwrap()
+        src
+    })
 }
 
 /// Symbol count: one object of 1,000, 10,000 and 100,000 numbered
