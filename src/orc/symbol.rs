@@ -294,9 +294,10 @@ impl fmt::Display for SymbolName {
     }
 }
 
-/// A small, fast hasher (FxHash's multiply-rotate) for pointer-keyed and
-/// string-keyed tables; symbol names are not attacker-controlled keys of a
-/// long-lived service.
+/// A small, fast hasher (FxHash's multiply-rotate) for tables keyed by ids,
+/// pointers or a name's hash; tables keyed by strings use [`StrHasher`],
+/// which mixes its result. Symbol names are not attacker-controlled keys of
+/// a long-lived service.
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher {
     hash: u64,
