@@ -979,7 +979,8 @@ impl State {
     /// those, and its group, become ready if nothing they reach waits.
     fn release_waiters(&mut self, mr: u64, mine: Option<u64>, fx: &mut Effects) {
         let waiting = self.waiters.remove(&mr).unwrap_or_default();
-        let mut candidates = Vec::with_capacity(waiting.len() + 1);
+        // Most emissions release nobody: nothing allocated then.
+        let mut candidates = Vec::new();
         let mut users = Vec::new();
         for gid in waiting {
             let Some(g) = self.groups.get_mut(&gid) else {
