@@ -1157,7 +1157,9 @@ fn rss_growth(mut cycle: impl FnMut()) -> RssGrowth {
 
 /// Where an object's loaded sections go in the floor's region: three
 /// permission groups (code, read-only, writable), each page-aligned, each
-/// section at its alignment within its group.
+/// section at its alignment within its group; read-only sections that fit
+/// in the free tail of the code's last page go there instead (read +
+/// execute), as libjitrt places them by default.
 struct FloorPlan {
     /// `(offset in the region, range of the object's bytes)` per section
     /// with contents (`SHT_NOBITS` sections only take room).
@@ -1219,12 +1221,27 @@ impl FloorPlan {
             bytes: 0,
             sections: 0,
         };
+        // Where `secs` end when placed from `at`.
+        let end_of = |secs: &[LoadedSection], mut at: usize| {
+            for (size, align, _) in secs {
+                at = align_up(at, *align) + size;
+            }
+            at
+        };
+        let code_end = end_of(&loaded[0], 0);
+        let shared =
+            code_end % PAGE != 0 && end_of(&loaded[1], code_end) <= align_up(code_end, PAGE);
         let mut at = 0;
         for (g, secs) in loaded.iter().enumerate() {
             if secs.is_empty() {
                 continue;
             }
-            let start = at;
+            let mut start = at;
+            if g == 1 && shared {
+                // After the code, in its last page, which stays read + execute.
+                at = code_end;
+                start = plan.groups.last().map_or(0, |c| c.0 + c.1);
+            }
             for (size, align, file) in secs {
                 at = align_up(at, *align);
                 if let Some(r) = file {

@@ -118,12 +118,16 @@ static void session_null_args(void) {
 static void session_options(void) {
   jitrt_session_options_t o;
   memset(&o, 0, sizeof o);
-  o.flags = 8; /* the first bit after the JITRT_SESSION_* flags */
+  o.flags = 0x10; /* the first bit after the JITRT_SESSION_* flags */
   CHECK(jitrt_session_new(&o) == NULL);
-  o.flags = JITRT_SESSION_DEBUGGER | 0x10;
+  o.flags = JITRT_SESSION_DEBUGGER | 0x20;
   CHECK(jitrt_session_new(&o) == NULL);
   o.flags = JITRT_SESSION_DEBUGGER;
   jitrt_session_t *known = jitrt_session_new(&o);
+  CHECK(known != NULL);
+  jitrt_session_free(known);
+  o.flags = JITRT_SESSION_SEPARATE_READONLY;
+  known = jitrt_session_new(&o);
   CHECK(known != NULL);
   jitrt_session_free(known);
   o.flags = 0x80000000u;

@@ -519,3 +519,84 @@ fn threads_share_data_pages() {
     assert_stats_zero(&session, "threads");
     assert_eq!(layer.memory().resident_bytes().unwrap(), baseline);
 }
+
+/// The protection of the page holding `addr`, as `/proc/self/maps` gives
+/// it (`r-x`, `r--`, `rw-`, ...).
+fn protection_of(addr: u64) -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (range, perms) = (fields.next().unwrap(), fields.next().unwrap());
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        if (start..end).contains(&addr) {
+            return perms[..3].to_string();
+        }
+    }
+    panic!("{addr:#x} is not mapped");
+}
+
+/// No mapping of the process is writable and executable at once.
+fn assert_no_writable_code() {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let perms = line.split_whitespace().nth(1).unwrap();
+        assert!(
+            !(perms.contains('w') && perms.contains('x')),
+            "writable and executable: {line}"
+        );
+    }
+}
+
+/// Read-only data that fits in the free tail of a batch's last code page
+/// shares that page (read + execute); read-only data that does not, or
+/// any with `ReadOnlyPages::Separate`, gets read-only pages of its own.
+/// Read-write data stays read-write and no page is ever writable and
+/// executable. The code runs and reads its data in every case.
+#[test]
+fn readonly_data_shares_the_code_page_only_when_it_fits() {
+    use jitrt::link::ReadOnlyPages;
+    let _g = serial();
+    // (table ints, placement, expected protection of the table's page)
+    let cases = [
+        (4, ReadOnlyPages::ShareCodeTail, "r-x"),
+        (4, ReadOnlyPages::Separate, "r--"),
+        (2048, ReadOnlyPages::ShareCodeTail, "r--"),
+        (2048, ReadOnlyPages::Separate, "r--"),
+    ];
+    for (ints, placement, table_prot) in cases {
+        let what = format!("{ints} ints, {placement:?}");
+        let obj = compile(
+            "gcc",
+            &["readonly_data.c"],
+            &["-O2", "-fPIC", &format!("-DTABLE={ints}")],
+            "memory",
+        )
+        .remove(0);
+        let session = Session::new(SessionOptions {
+            flags: placement.flags(),
+            ..SessionOptions::default()
+        });
+        let layer = ObjectLinkingLayer::of(&session).unwrap();
+        let d = session.create_dylib("readonly").unwrap();
+        let t = d.create_tracker().unwrap();
+        layer.add_file(&t, &obj).unwrap();
+        let code = d.lookup("readonly_sum").unwrap();
+        let table = d.lookup("readonly_table").unwrap();
+        let counter = d.lookup("readwrite_counter").unwrap();
+        assert_eq!(call0(code), 3 + 7 + 11, "{what}");
+        assert_eq!(call0(code), 3 + 7 + 12, "{what}");
+        assert_eq!(protection_of(code), "r-x", "{what}: code");
+        assert_eq!(protection_of(table), table_prot, "{what}: read-only data");
+        assert_eq!(
+            code / PAGE == table / PAGE,
+            table_prot == "r-x",
+            "{what}: code at {code:#x}, read-only data at {table:#x}"
+        );
+        assert_eq!(protection_of(counter), "rw-", "{what}: read-write data");
+        assert_no_writable_code();
+        t.remove().unwrap();
+        assert_stats_zero(&session, &what);
+    }
+}

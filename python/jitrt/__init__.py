@@ -99,12 +99,14 @@ class SymbolFlags(enum.IntFlag):
 
 class SessionFlags(enum.IntFlag):
     """The C API's ``JITRT_SESSION_*`` flags: make linked code visible to
-    debuggers (GDB JIT interface) and perf (perf map, jitdump file)."""
+    debuggers (GDB JIT interface) and perf (perf map, jitdump file); keep
+    read-only data off code pages (``SEPARATE_READONLY``)."""
 
     NONE = 0
     DEBUGGER = 1
     PERF_MAP = 2
     PERF_JITDUMP = 4
+    SEPARATE_READONLY = 8
 
 
 class JitError(Exception):

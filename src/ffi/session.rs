@@ -18,7 +18,8 @@ pub struct jitrt_session_options_t {
     /// 0: materialize on the thread that looks up; N: a pool of N workers.
     pub num_threads: u32,
     /// `JITRT_SESSION_*` bits (0: none): debugger and profiler
-    /// registration of the code the session links.
+    /// registration of the code the session links, and where its
+    /// read-only data goes.
     pub flags: u32,
     /// JIT address range reserved up front; 0: the default (1 GiB).
     pub memory_reserve_bytes: u64,
@@ -54,9 +55,21 @@ pub const JITRT_SESSION_PERF_MAP: u32 = 2;
 /// taken. Also turned on by `JITRT_PERF=jitdump` (`JITRT_PERF=map,jitdump`
 /// for both).
 pub const JITRT_SESSION_PERF_JITDUMP: u32 = 4;
+/// Session flag: give every batch's read-only data (constants, GOTs,
+/// unwind information) pages of its own, read-only and not executable.
+/// Without it, read-only data that fits in the free tail of the batch's
+/// last code page goes there, and that page is read + execute: a small
+/// module then takes one page, one mapping and one protection change
+/// less (its whole add-link-call-remove cycle is about a quarter faster),
+/// as code and read-only data share the page where one ends and the
+/// other begins in a traditionally linked ELF program. Either way no page
+/// is ever writable and executable at once.
+pub const JITRT_SESSION_SEPARATE_READONLY: u32 = 8;
 
-const JITRT_SESSION_KNOWN_FLAGS: u32 =
-    JITRT_SESSION_DEBUGGER | JITRT_SESSION_PERF_MAP | JITRT_SESSION_PERF_JITDUMP;
+const JITRT_SESSION_KNOWN_FLAGS: u32 = JITRT_SESSION_DEBUGGER
+    | JITRT_SESSION_PERF_MAP
+    | JITRT_SESSION_PERF_JITDUMP
+    | JITRT_SESSION_SEPARATE_READONLY;
 
 /// A JIT session: owns dylibs, trackers, code and the worker threads.
 pub struct jitrt_session_t {

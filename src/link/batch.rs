@@ -25,6 +25,7 @@ use super::debug::{DebugObject, DebugRegistration, DebugSupport};
 use super::format::{self, Choices, Diagnostics};
 use super::graph::{Definition, LinkGraph};
 use super::linked::{LinkedObject, Mapping};
+use super::passes::layout::ReadOnlyPages;
 use super::passes::{self, fixup, layout};
 use super::platform::memory::{Allocation, Protections};
 use super::platform::{self, tls::TlsModule, EhFrameRegistration, JitMemory};
@@ -45,10 +46,15 @@ pub(crate) struct PreparedBatch {
 }
 
 impl PreparedBatch {
-    /// Lays out and allocates `graphs` (at least one).
-    pub fn new(memory: &Arc<JitMemory>, mut graphs: Vec<LinkGraph>) -> Result<Self, LinkError> {
+    /// Lays out and allocates `graphs` (at least one), with their
+    /// read-only data placed as `readonly` says.
+    pub fn new(
+        memory: &Arc<JitMemory>,
+        mut graphs: Vec<LinkGraph>,
+        readonly: ReadOnlyPages,
+    ) -> Result<Self, LinkError> {
         let page = platform::page_size();
-        let layout = layout::lay_out(&mut graphs, page)?;
+        let layout = layout::lay_out(&mut graphs, page, readonly)?;
         let mut alloc = memory.allocate_batch(
             layout.readonly_start,
             layout.data_start - layout.readonly_start,
@@ -626,7 +632,7 @@ impl PreparedObject {
         };
         let graph = format::build_graph(name, bytes, &choices, &mut Diagnostics::strict())?;
         Ok(PreparedObject {
-            batch: PreparedBatch::new(memory, vec![graph])?,
+            batch: PreparedBatch::new(memory, vec![graph], ReadOnlyPages::default())?,
         })
     }
 

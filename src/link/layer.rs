@@ -89,6 +89,8 @@ pub struct ObjectLinkingLayer {
     /// Debugger/profiler registration of linked objects (session flags and
     /// the environment).
     debug: super::debug::DebugSupport,
+    /// Where batches' read-only data goes (session flags).
+    readonly: super::ReadOnlyPages,
 }
 
 /// A linked object as the layer records it under its tracker.
@@ -186,6 +188,7 @@ impl ObjectLinkingLayer {
                 host: HostSymbolGenerator::process(),
                 debug: super::debug::DebugSupport::from_flags(s.options().flags)
                     .union(super::debug::DebugSupport::from_env()),
+                readonly: super::ReadOnlyPages::from_flags(s.options().flags),
             });
             s.add_resource_manager(layer.clone())?;
             Ok(layer)
@@ -585,7 +588,7 @@ impl ObjectLinkingLayer {
     /// (waiting only for *resolved*) and links them.
     fn link_group(self: Arc<Self>, mut members: Vec<Member>) {
         let graphs: Vec<LinkGraph> = members.iter_mut().filter_map(|m| m.graph.take()).collect();
-        let batch = match PreparedBatch::new(&self.memory, graphs) {
+        let batch = match PreparedBatch::new(&self.memory, graphs, self.readonly) {
             Ok(b) => b,
             Err(e) => {
                 let e: Error = e.into();

@@ -124,6 +124,7 @@ pub use archive::{Archive, MemberId};
 pub use batch::PreparedObject;
 pub use diagnose::{diagnose_object, Diagnosis, ExternalUse};
 pub use linked::{finalize_batch, KeepAlive, LinkedObject};
+pub use passes::layout::ReadOnlyPages;
 pub use platform::{set_program_args, JitMemory};
 
 /// Destructor handlers JIT code registered (`__cxa_atexit`/`atexit`) that

@@ -25,7 +25,8 @@ pub struct SessionOptions {
     /// object linker (0: its default). The ORC model only carries it.
     pub memory_reserve_bytes: u64,
     /// Flags for the object linker (debugger and profiler registration,
-    /// `jitrt::link::debug::DebugSupport`). The ORC model only carries them.
+    /// `jitrt::link::debug::DebugSupport`; read-only data placement,
+    /// `jitrt::link::ReadOnlyPages`). The ORC model only carries them.
     pub flags: u32,
 }
 

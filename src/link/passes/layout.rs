@@ -3,10 +3,12 @@
 //! data (with the GOTs and TLS indexes) and the unwind information of all
 //! the batch's objects followed by one terminator, then read-write data,
 //! thread-local images and zero-fill. Each group starts on a page, so one
-//! protection change per group finalizes the whole batch. The read-write
-//! group may run elsewhere (packed into a page shared with other
-//! batches): [`Placement`] maps the layout's offsets to addresses and
-//! back.
+//! protection change per group finalizes the whole batch, with one
+//! exception ([`ReadOnlyPages`]): read-only data that fits in the free
+//! tail of the code's last page goes there, and that page stays read +
+//! execute. The read-write group may run elsewhere (packed into a page
+//! shared with other batches): [`Placement`] maps the layout's offsets to
+//! addresses and back.
 //!
 //! Then, once the range is allocated, the blocks' bytes are copied in and
 //! the graphs' own symbols get their addresses.
@@ -26,10 +28,54 @@ pub(crate) struct TlsLayout {
     pub align: usize,
 }
 
+/// Where a batch's read-only data (`.rodata`, GOTs, `.eh_frame`) goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadOnlyPages {
+    /// In the free tail of the code's last page when all of it fits
+    /// there, so that page holds both and is read + execute (never
+    /// writable): a small batch then takes one page, one mapping and one
+    /// protection change less, as the code and read-only data of a
+    /// traditionally linked ELF program share the page where one ends and
+    /// the other begins. Read-only data that does not fit gets pages of
+    /// its own, read-only.
+    #[default]
+    ShareCodeTail,
+    /// Always pages of its own, read-only and not executable.
+    Separate,
+}
+
+impl ReadOnlyPages {
+    /// The session flag bit that asks for [`ReadOnlyPages::Separate`]
+    /// (the C API's `JITRT_SESSION_SEPARATE_READONLY`; not `pub`: cbindgen
+    /// would put it in the header).
+    const SEPARATE_FLAG: u32 = 8;
+
+    /// The session flag bits that ask for this placement (for
+    /// [`crate::orc::SessionOptions::flags`]).
+    pub const fn flags(self) -> u32 {
+        match self {
+            ReadOnlyPages::ShareCodeTail => 0,
+            ReadOnlyPages::Separate => Self::SEPARATE_FLAG,
+        }
+    }
+
+    /// From [`crate::orc::SessionOptions::flags`]: bit 8 asks for
+    /// [`ReadOnlyPages::Separate`]; other bits are not this type's.
+    pub fn from_flags(flags: u32) -> ReadOnlyPages {
+        if flags & Self::SEPARATE_FLAG != 0 {
+            ReadOnlyPages::Separate
+        } else {
+            ReadOnlyPages::ShareCodeTail
+        }
+    }
+}
+
 /// The batch's range, as offsets from its start.
 #[derive(Clone, Debug)]
 pub(crate) struct BatchLayout {
-    /// End of code, start of read-only data (page-aligned).
+    /// End of the read + execute pages: of code, and of read-only data
+    /// that shares the code's last page (then equal to `data_start`).
+    /// Page-aligned.
     pub readonly_start: usize,
     /// Start of read-write data (page-aligned).
     pub data_start: usize,
@@ -83,6 +129,18 @@ fn place(
     cursor: &mut usize,
     ids: &mut Vec<SectionId>,
 ) -> Result<u64, LinkError> {
+    place_within(g, kind, cursor, usize::MAX, ids)
+}
+
+/// [`place`], stopping early once `cursor` passes `limit` (the caller
+/// then places these sections again elsewhere).
+fn place_within(
+    g: &mut LinkGraph,
+    kind: SectionKind,
+    cursor: &mut usize,
+    limit: usize,
+    ids: &mut Vec<SectionId>,
+) -> Result<u64, LinkError> {
     sections_of(g, kind, ids);
     let mut max_align = 1;
     for &s in ids.iter() {
@@ -93,31 +151,37 @@ fn place(
             let at = align_up(*cursor, block.align).ok_or_else(|| too_big(g))?;
             *cursor = at.checked_add(size).ok_or_else(|| too_big(g))?;
             g.blocks[b as usize].addr = at as u64;
+            if *cursor > limit {
+                return Ok(max_align);
+            }
         }
     }
     Ok(max_align)
 }
 
-/// Lays the batch out (addresses as offsets from the range's start).
-pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayout, LinkError> {
-    let big = |g: &LinkGraph| too_big(g);
-    let mut ids: Vec<SectionId> = Vec::new();
-    let mut cursor = 0usize;
+/// Places the read-only data and the unwind information of all `graphs`
+/// from `start` on, stopping early past `limit`; gives the end (past the
+/// `.eh_frame` terminator) and the unwind information's range.
+fn place_readonly(
+    graphs: &mut [LinkGraph],
+    start: usize,
+    limit: usize,
+    ids: &mut Vec<SectionId>,
+) -> Result<(usize, Option<Range<usize>>), LinkError> {
+    let mut cursor = start;
     for g in graphs.iter_mut() {
-        place(g, SectionKind::Code, &mut cursor, &mut ids)?;
-    }
-    let readonly_start = match graphs.first() {
-        Some(g) => page_align(cursor, page).ok_or_else(|| big(g))?,
-        None => 0,
-    };
-    cursor = readonly_start;
-    for g in graphs.iter_mut() {
-        place(g, SectionKind::ReadOnly, &mut cursor, &mut ids)?;
+        place_within(g, SectionKind::ReadOnly, &mut cursor, limit, ids)?;
+        if cursor > limit {
+            return Ok((cursor, None));
+        }
     }
     let eh_start = cursor.next_multiple_of(4);
     cursor = eh_start;
     for g in graphs.iter_mut() {
-        place(g, SectionKind::EhFrame, &mut cursor, &mut ids)?;
+        place_within(g, SectionKind::EhFrame, &mut cursor, limit, ids)?;
+        if cursor > limit {
+            return Ok((cursor, None));
+        }
     }
     let mut eh_frame = None;
     if cursor > eh_start {
@@ -125,10 +189,44 @@ pub(crate) fn lay_out(graphs: &mut [LinkGraph], page: usize) -> Result<BatchLayo
         // The zero terminator of the unwinder's walk.
         cursor += 4;
     }
-    let data_start = match graphs.first() {
+    Ok((cursor, eh_frame))
+}
+
+/// Lays the batch out (addresses as offsets from the range's start).
+pub(crate) fn lay_out(
+    graphs: &mut [LinkGraph],
+    page: usize,
+    readonly: ReadOnlyPages,
+) -> Result<BatchLayout, LinkError> {
+    let big = |g: &LinkGraph| too_big(g);
+    let mut ids: Vec<SectionId> = Vec::new();
+    let mut cursor = 0usize;
+    for g in graphs.iter_mut() {
+        place(g, SectionKind::Code, &mut cursor, &mut ids)?;
+    }
+    let code_end = match graphs.first() {
         Some(g) => page_align(cursor, page).ok_or_else(|| big(g))?,
         None => 0,
     };
+    // Read-only data in the code's last page, when it all fits there.
+    let mut shared = None;
+    if readonly == ReadOnlyPages::ShareCodeTail && cursor < code_end {
+        let (end, eh_frame) = place_readonly(graphs, cursor, code_end, &mut ids)?;
+        if end <= code_end {
+            shared = Some((end, eh_frame));
+        }
+    }
+    let is_shared = shared.is_some();
+    let (end, eh_frame) = match shared {
+        Some(placed) => placed,
+        None => place_readonly(graphs, code_end, usize::MAX, &mut ids)?,
+    };
+    let data_start = match graphs.first() {
+        Some(g) => page_align(end, page).ok_or_else(|| big(g))?,
+        None => 0,
+    };
+    // Shared, the read + execute pages run up to the read-write data.
+    let readonly_start = if is_shared { data_start } else { code_end };
     cursor = data_start;
     // The read-write part's alignment, for a packed data part.
     let mut data_align = 1;

@@ -66,8 +66,15 @@ static SLOW_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsi
 unsafe extern "C" fn jitrt_macho_tlv_slow(d: *const TlvDescriptor) -> u64 {
     #[cfg(test)]
     SLOW_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // SAFETY: guaranteed by the caller.
-    let (key, offset) = unsafe { ((*d).key, (*d).offset) };
+    // SAFETY: guaranteed by the caller. Unaligned reads: a descriptor is
+    // only as aligned as its object's `__thread_vars` says (an assembler
+    // may leave it at 1, and it may then follow code at any offset).
+    let (key, offset) = unsafe {
+        (
+            std::ptr::addr_of!((*d).key).read_unaligned(),
+            std::ptr::addr_of!((*d).offset).read_unaligned(),
+        )
+    };
     // A panic must not unwind into JIT code (nor through the assembly
     // frame): caught, and the process aborted like any other failure here.
     let block = std::panic::catch_unwind(|| tls::thread_block(key))

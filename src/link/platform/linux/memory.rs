@@ -8,7 +8,9 @@
 //! Allocations are page-aligned chunks carved first-fit from a free list.
 //! A chunk is mapped read-write while the linker writes it, then switched
 //! once to its final protections (code RX, read-only data R, data RW: never
-//! writable and executable at once). Freeing a chunk replaces its mapping
+//! writable and executable at once; read-only data that shares the code's
+//! last page is RX with it, see `passes::layout::ReadOnlyPages`). Freeing
+//! a chunk replaces its mapping
 //! with fresh zero-fill read-write pages in one call (`mmap(MAP_FIXED)`), so
 //! resident memory falls, and returns the range to the free list: a later
 //! allocation there needs no protection change (one system call less per
