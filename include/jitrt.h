@@ -44,7 +44,7 @@
 // Without it, read-only data that fits in the free tail of the batch's
 // last code page goes there, and that page is read + execute: a small
 // module then takes one page, one mapping and one protection change
-// less (its whole add-link-call-remove cycle is about a quarter faster),
+// less (its whole add-link-call-remove cycle is about a fifth faster),
 // as code and read-only data share the page where one ends and the
 // other begins in a traditionally linked ELF program. Either way no page
 // is ever writable and executable at once.

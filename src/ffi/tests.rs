@@ -225,3 +225,42 @@ fn a_generator_gets_its_dylib_handle_and_nul_terminated_names() {
         jitrt_session_free(s);
     }
 }
+
+/// The C API's session flags mean what the linker reads them as: each
+/// `JITRT_SESSION_*` bit is the bit of the core type it turns on.
+#[test]
+fn session_flags_are_the_linkers_bits() {
+    use crate::link::debug::DebugSupport;
+    use crate::link::ReadOnlyPages;
+    assert_eq!(
+        DebugSupport::from_flags(JITRT_SESSION_DEBUGGER),
+        DebugSupport::debugger()
+    );
+    assert_eq!(
+        DebugSupport::from_flags(JITRT_SESSION_PERF_MAP),
+        DebugSupport::perf_map()
+    );
+    assert_eq!(
+        DebugSupport::from_flags(JITRT_SESSION_PERF_JITDUMP),
+        DebugSupport::perf_jitdump()
+    );
+    assert_eq!(
+        ReadOnlyPages::Separate.flags(),
+        JITRT_SESSION_SEPARATE_READONLY
+    );
+    assert_eq!(
+        ReadOnlyPages::from_flags(JITRT_SESSION_SEPARATE_READONLY),
+        ReadOnlyPages::Separate
+    );
+    // The read-only placement is not a registration, nor the reverse.
+    assert_eq!(
+        DebugSupport::from_flags(JITRT_SESSION_SEPARATE_READONLY),
+        DebugSupport::default()
+    );
+    let registrations =
+        JITRT_SESSION_DEBUGGER | JITRT_SESSION_PERF_MAP | JITRT_SESSION_PERF_JITDUMP;
+    assert_eq!(
+        ReadOnlyPages::from_flags(registrations),
+        ReadOnlyPages::ShareCodeTail
+    );
+}
