@@ -646,3 +646,64 @@ fn exceptions_cross_frames_of_many_trackers_removed_in_any_order() {
     let st = session.stats();
     assert_eq!((st.code_bytes, st.data_bytes, st.objects_linked), (0, 0, 0));
 }
+
+/// An exception thrown through a batch small enough that its read-only
+/// data (`.eh_frame`, `.gcc_except_table`, GOT) shares the code's page
+/// (read + execute) reaches the host's catch and runs the cleanup on its
+/// way, as it does with that data on a page of its own
+/// (`ReadOnlyPages::Separate`); the session's accounting shows which
+/// layout each got (a read-only page counts as data).
+#[test]
+fn exceptions_cross_a_batch_whose_unwind_data_shares_its_code_page() {
+    use jitrt::link::ReadOnlyPages;
+    let _g = SERIAL.lock();
+    let dir = cc::scratch("cxx-small-throw");
+    let obj = dir.join("small_throw.o");
+    cc::run_ok(
+        cc::tool("g++")
+            .args(["-O2", "-fPIC", "-c"])
+            .arg(src("small_throw.cpp"))
+            .arg("-o")
+            .arg(&obj),
+    );
+    let page = 4096;
+    for placement in [ReadOnlyPages::ShareCodeTail, ReadOnlyPages::Separate] {
+        let session = Session::new(SessionOptions {
+            flags: placement.flags(),
+            ..SessionOptions::default()
+        });
+        let layer = ObjectLinkingLayer::of(&session).unwrap();
+        let d = cxx_dylib(&session, "small-throw");
+        let t = d.create_tracker().unwrap();
+        layer.add_file(&t, &obj).unwrap();
+        let throw = d.lookup("small_throw").unwrap();
+        let cleanups = d.lookup("small_cleanups").unwrap();
+        let st = session.stats();
+        assert_eq!(st.code_bytes, page, "{placement:?}: one code page");
+        assert_eq!(
+            st.data_bytes >= page,
+            placement == ReadOnlyPages::Separate,
+            "{placement:?}: {} bytes of data",
+            st.data_bytes
+        );
+        for (code, caught, message, ran) in [(1, 1, "small throw", 1), (0, 0, "nothing thrown", 2)]
+        {
+            let mut msg = [0 as c_char; 64];
+            // SAFETY: `void small_throw(int)` and `int small_cleanups(void)`,
+            // linked until the removal below; host_catch catches what the
+            // first throws and NUL-terminates `msg`.
+            let (k, m, n) = unsafe {
+                let f = std::mem::transmute::<u64, unsafe extern "C" fn(c_int)>(throw);
+                let k = (host().catch)(f, code, msg.as_mut_ptr(), msg.len());
+                let n = std::mem::transmute::<u64, extern "C" fn() -> c_int>(cleanups)();
+                (
+                    k,
+                    CStr::from_ptr(msg.as_ptr()).to_string_lossy().into_owned(),
+                    n,
+                )
+            };
+            assert_eq!((k, m.as_str(), n), (caught, message, ran), "{placement:?}");
+        }
+        t.remove().unwrap();
+    }
+}
