@@ -666,7 +666,8 @@ fn exceptions_cross_a_batch_whose_unwind_data_shares_its_code_page() {
             .arg("-o")
             .arg(&obj),
     );
-    let page = 4096;
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
     for placement in [ReadOnlyPages::ShareCodeTail, ReadOnlyPages::Separate] {
         let session = Session::new(SessionOptions {
             flags: placement.flags(),

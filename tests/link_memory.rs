@@ -25,13 +25,18 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::Path;
 use std::sync::Arc;
 
-const PAGE: u64 = 4096;
+/// The system's page size.
+fn page() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(p).expect("page size")
+}
 
 /// Resident set size of this process in bytes (`/proc/self/statm`).
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * PAGE
+    pages * page()
 }
 
 fn assert_stats_zero(session: &Session, what: &str) {
@@ -430,7 +435,7 @@ fn small_trackers_share_data_pages() {
     for i in 0..N {
         assert_eq!(step(i), expect(i, 1), "module {}", i + 1);
         let counter = call_ptr(d.lookup(&format!("packed_counter_{}", i + 1)).unwrap());
-        pages.insert(counter / PAGE);
+        pages.insert(counter / page());
     }
     // 16 bytes each: all 40 fit in a page; allow for a page boundary.
     assert!(
@@ -542,7 +547,7 @@ fn protection_of(addr: u64) -> String {
 /// read-only page `r-x`, so the JIT's pages are compared with pages of
 /// known protection rather than with fixed strings.
 fn listed_as(prot: libc::c_int) -> String {
-    let len = 2 * PAGE as usize;
+    let len = 2 * page() as usize;
     // SAFETY: fresh private anonymous pages, unmapped below.
     let p = unsafe {
         libc::mmap(
@@ -555,15 +560,15 @@ fn listed_as(prot: libc::c_int) -> String {
         )
     };
     assert_ne!(p, libc::MAP_FAILED);
-    let second = p as u64 + PAGE;
+    let second = p as u64 + page();
     // SAFETY: the pages mapped above; nothing refers into them.
     unsafe {
         assert_eq!(
-            libc::mprotect(p, PAGE as usize, libc::PROT_READ | libc::PROT_EXEC),
+            libc::mprotect(p, page() as usize, libc::PROT_READ | libc::PROT_EXEC),
             0
         );
         assert_eq!(
-            libc::mprotect(second as *mut libc::c_void, PAGE as usize, prot),
+            libc::mprotect(second as *mut libc::c_void, page() as usize, prot),
             0
         );
     }
@@ -630,7 +635,7 @@ fn readonly_data_shares_the_code_page_only_when_it_fits() {
         let table_prot = if shares { &code_prot } else { &readonly_prot };
         assert_eq!(&protection_of(table), table_prot, "{what}: read-only data");
         assert_eq!(
-            code / PAGE == table / PAGE,
+            code / page() == table / page(),
             shares,
             "{what}: code at {code:#x}, read-only data at {table:#x}"
         );
