@@ -10,12 +10,13 @@
 //! once to its final protections (code RX, read-only data R, data RW: never
 //! writable and executable at once; read-only data that shares the code's
 //! last page is RX with it, see `passes::layout::ReadOnlyPages`). Freeing
-//! a chunk replaces its mapping
-//! with fresh zero-fill read-write pages in one call (`mmap(MAP_FIXED)`), so
-//! resident memory falls, and returns the range to the free list: a later
-//! allocation there needs no protection change (one system call less per
-//! link; freed JIT memory is zero, not executable, and costs no RAM until
-//! written). Space never allocated stays `PROT_NONE`.
+//! a chunk drops its pages (`MADV_DONTNEED`: resident memory falls, the
+//! range reads as zeros) and makes it read-write (`mprotect`; locked pages
+//! are replaced by a fresh mapping instead), and returns the range to the
+//! free list: a later allocation there needs no protection change (one
+//! system call less per link; freed JIT memory is zero, not executable,
+//! and costs no RAM until written). Space never allocated stays
+//! `PROT_NONE`.
 //!
 //! The read-write data of a small batch (at most a quarter page of it,
 //! after at most four pages of code and read-only data:
@@ -658,25 +659,44 @@ impl JitMemory {
 
     /// Drops the pages of a range and returns it to the free list.
     fn release_range(&self, start: usize, len: usize) {
-        // One call drops the pages (resident memory falls) and leaves
-        // fresh zero-fill read-write pages in place, ready for the next
-        // allocation (not executable: freed code cannot run).
+        // Drop the pages (resident memory falls; the range reads as zeros)
+        // and make the range read-write, ready for the next allocation
+        // (not executable: freed code cannot run). These two calls cost
+        // less than replacing the mapping with one `mmap(MAP_FIXED)`, which
+        // tears a mapping down and makes a new one: the range stays in its
+        // mapping and merges with read-write neighbours (measured: a small
+        // module's removal 3.3-3.5 us against 2.7-2.9 us).
         // SAFETY: [start, start+len) is an allocation inside our reservation
-        // that its owner gave up; nothing refers into it any more, so
-        // replacing its mapping (MAP_FIXED) touches nothing else.
-        let p = unsafe {
-            libc::mmap(
-                start as *mut libc::c_void,
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
-                -1,
-                0,
-            )
+        // that its owner gave up; nothing refers into it any more.
+        let mut writable = unsafe {
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0
+                && libc::mprotect(
+                    start as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                ) == 0
         };
-        let writable = p != libc::MAP_FAILED;
         if !writable {
-            // Fall back to dropping the pages and the access separately.
+            // `madvise` refuses locked pages (`mlock`, `mlockall`): replace
+            // the mapping with fresh zero-fill read-write pages instead.
+            // SAFETY: as above; replacing the range's mapping (MAP_FIXED)
+            // touches nothing else.
+            let p = unsafe {
+                libc::mmap(
+                    start as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+            writable = p != libc::MAP_FAILED;
+        }
+        if !writable {
+            // Neither worked (out of mappings, say): drop what can be
+            // dropped and all access; an allocation there makes it
+            // read-write again.
             // SAFETY: as above.
             unsafe {
                 libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
@@ -1009,6 +1029,45 @@ mod tests {
         drop(b);
         assert_eq!(m.resident_bytes().unwrap(), 0);
         assert!(m.allocate(32 << 20, 0).is_err());
+    }
+
+    /// Locked pages, which `MADV_DONTNEED` refuses, are freed too (their
+    /// mapping is replaced): the range comes back zero, read-write and not
+    /// resident.
+    #[test]
+    fn locked_pages_are_freed_too() {
+        let page = page_size();
+        let m = JitMemory::new(16 << 20).unwrap();
+        let mut a = m.allocate(page, 0).unwrap();
+        a.bytes_mut().unwrap().fill(0xc3);
+        a.finalize(Protections {
+            readonly_start: page,
+            data_start: page,
+        })
+        .unwrap();
+        let base = a.base() as usize;
+        // SAFETY: the allocation's own page, mapped and not freed yet.
+        if unsafe { libc::mlock(base as *const libc::c_void, page) } != 0 {
+            eprintln!(
+                "mlock refused ({}): freeing locked pages is not checked",
+                std::io::Error::last_os_error()
+            );
+            return;
+        }
+        // SAFETY: as above; an advisory call that fails on locked pages.
+        let refused =
+            unsafe { libc::madvise(base as *mut libc::c_void, page, libc::MADV_DONTNEED) };
+        assert_ne!(refused, 0, "MADV_DONTNEED dropped a locked page");
+        drop(a);
+        assert_eq!(m.resident_bytes().unwrap(), 0);
+        let mut b = m.allocate(page, 0).unwrap();
+        assert_eq!(b.base() as usize, base);
+        assert!(
+            b.bytes_mut().unwrap().iter().all(|&x| x == 0),
+            "freed pages are zero"
+        );
+        drop(b);
+        assert_eq!(m.resident_bytes().unwrap(), 0);
     }
 
     /// A freed range bordering never-allocated space is kept apart from it,
