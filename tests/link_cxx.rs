@@ -68,22 +68,29 @@ fn src(name: &str) -> PathBuf {
     cc::repo().join("tests/cxx").join(name)
 }
 
+/// Compiles `tests/cxx/NAME.cpp` with `compiler` and `flags` into
+/// `NAME.o` in `dir`.
+fn compile_object(compiler: &str, flags: &[&str], name: &str, dir: &Path) -> PathBuf {
+    let o = dir.join(format!("{name}.o"));
+    cc::run_ok(
+        cc::tool(compiler)
+            .args(flags)
+            .arg("-c")
+            .arg(src(&format!("{name}.cpp")))
+            .arg("-o")
+            .arg(&o),
+    );
+    o
+}
+
 /// Compiles the two objects of the program (default flags: PIE).
 fn objects(b: Build) -> (PathBuf, PathBuf) {
     let dir = cc::scratch(&format!("cxx-{}", b.label()));
-    let mut out = Vec::new();
-    for name in ["cxx_a", "cxx_b"] {
-        let o = dir.join(format!("{name}.o"));
-        cc::run_ok(
-            cc::tool(b.compiler)
-                .args([b.opt, "-g", "-std=c++17", "-c"])
-                .arg(src(&format!("{name}.cpp")))
-                .arg("-o")
-                .arg(&o),
-        );
-        out.push(o);
-    }
-    (out[0].clone(), out[1].clone())
+    let flags = [b.opt, "-g", "-std=c++17"];
+    (
+        compile_object(b.compiler, &flags, "cxx_a", &dir),
+        compile_object(b.compiler, &flags, "cxx_b", &dir),
+    )
 }
 
 /// The host frame that catches exceptions from JIT code, as a shared
@@ -658,14 +665,7 @@ fn exceptions_cross_a_batch_whose_unwind_data_shares_its_code_page() {
     use jitrt::link::ReadOnlyPages;
     let _g = SERIAL.lock();
     let dir = cc::scratch("cxx-small-throw");
-    let obj = dir.join("small_throw.o");
-    cc::run_ok(
-        cc::tool("g++")
-            .args(["-O2", "-fPIC", "-c"])
-            .arg(src("small_throw.cpp"))
-            .arg("-o")
-            .arg(&obj),
-    );
+    let obj = compile_object("g++", &["-O2", "-fPIC"], "small_throw", &dir);
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
     for placement in [ReadOnlyPages::ShareCodeTail, ReadOnlyPages::Separate] {
