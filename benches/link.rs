@@ -76,7 +76,8 @@ const ORC_CHILD: &str = "__jitrt_link_bench_orc_child";
 /// `valgrind --tool=callgrind`): `PROFILE <sqlite|lua|small> <bytes|file> <cycles>`
 /// runs libjitrt cycles only and prints their median phases;
 /// `PROFILE <scale-one|scale-each> <N> <rounds>` runs rounds of the scaling
-/// section's N objects in one tracker (or a tracker each) only.
+/// section's N objects in one tracker (or a tracker each) only;
+/// `PROFILE symbols <N> <rounds>` rounds of the symbol-count case at N.
 const PROFILE: &str = "__jitrt_link_bench_profile";
 
 /// Where libLLVM 19 may be (as `llvm-19-dev` / `libllvm19` install it).
@@ -1915,6 +1916,23 @@ fn bench_program(
 
 /// See [`PROFILE`].
 fn profile(args: &[String]) {
+    if args[0] == "symbols" {
+        let n: usize = args[1].parse().unwrap();
+        let rounds: usize = args[2].parse().unwrap();
+        let case = SymbolCount::new(n);
+        case.round(true);
+        let mut phases: [Vec<f64>; 4] = Default::default();
+        for _ in 0..rounds {
+            for (v, x) in phases.iter_mut().zip(case.round(false)) {
+                v.push(x / n as f64);
+            }
+        }
+        let [a, l, k, r] = phases.map(median);
+        println!(
+            "symbols, N={n}: ns per symbol: add {a:.1}, link {l:.1}, lookups {k:.1}, remove {r:.1}"
+        );
+        return;
+    }
     if let Some(mode) = args[0].strip_prefix("scale-") {
         let n: usize = args[1].parse().unwrap();
         let rounds: usize = args[2].parse().unwrap();
@@ -2124,84 +2142,191 @@ fn bench_symbol_count() {
     println!(
         "Symbol count: one object of N functions fn_0..fn_<N-1> and a table of pointers to \
          them (an R_X86_64_64 each); added, linked by a lookup of the table, every function \
-         looked up by name, removed"
+         looked up by name, removed. dlopen: the same object as a shared object (each pointer \
+         a symbol relocation); dlopen RTLD_NOW, dlsym of each, dlclose. Interleaved rounds."
     );
     println!(
         "  {:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "median ns per symbol", "add", "link", "lookups", "remove", "total", "rounds"
+        "median ns per symbol", "add/open", "link", "lookups", "remove", "total", "rounds"
     );
     let sizes = [1_000usize, 10_000, 100_000];
     let mut totals = Vec::new();
     for &n in &sizes {
-        let bytes = numbered_object(n);
-        let names: Vec<String> = (0..n).map(|i| format!("fn_{i}")).collect();
+        let case = SymbolCount::new(n);
+        case.round(true);
+        case.dlopen_round(true);
+        let budget = Duration::from_millis(3000);
+        let start = Instant::now();
+        let (mut jit, mut dl) = (Vec::new(), Vec::new());
+        while jit.len() < 5 || (start.elapsed() < budget && jit.len() < 2000) {
+            jit.push(case.round(false));
+            dl.push(case.dlopen_round(false));
+        }
+        let total = |label: &str, samples: &[[f64; 4]]| {
+            let per = |k: usize| median(samples.iter().map(|s| s[k] / n as f64).collect());
+            let total = median(
+                samples
+                    .iter()
+                    .map(|s| s.iter().sum::<f64>() / n as f64)
+                    .collect(),
+            );
+            println!(
+                "  {label:<22} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+                per(0),
+                per(1),
+                per(2),
+                per(3),
+                total,
+                samples.len()
+            );
+            total
+        };
+        let pair = [
+            total(&format!("N={n} libjitrt"), &jit),
+            total(&format!("N={n} dlopen"), &dl),
+        ];
+        totals.push(pair);
+    }
+    let growth = |k: usize, i: usize| totals[i][k] / totals[0][k];
+    println!(
+        "  per symbol at N=10,000 / N=1,000: libjitrt {:.2}, dlopen {:.2}; at N=100,000 / N=1,000: \
+         libjitrt {:.2} (flat: <= 1.5: {}), dlopen {:.2}",
+        growth(0, 1),
+        growth(1, 1),
+        growth(0, 2),
+        verdict(growth(0, 2) <= 1.5),
+        growth(1, 2),
+    );
+    println!(
+        "  libjitrt / dlopen per symbol: N=1,000 {:.2}, N=10,000 {:.2}, N=100,000 {:.2}",
+        totals[0][0] / totals[0][1],
+        totals[1][0] / totals[1][1],
+        totals[2][0] / totals[2][1],
+    );
+}
+
+/// The symbol-count case at one N: its object, its names, and a dylib to
+/// add it to.
+struct SymbolCount {
+    n: usize,
+    bytes: Vec<u8>,
+    names: Vec<String>,
+    c_names: Vec<CString>,
+    /// The object linked as a shared object, for dlopen.
+    shared_object: CString,
+    _session: Session,
+    layer: Arc<ObjectLinkingLayer>,
+    dylib: Arc<JITDylib>,
+}
+
+impl SymbolCount {
+    fn new(n: usize) -> SymbolCount {
         let session = Session::new(SessionOptions::default());
         let layer = ObjectLinkingLayer::of(&session).expect("link layer");
         let dylib = session.create_dylib("symbols").expect("dylib");
-        let round = |check: bool| -> [f64; 4] {
-            let t0 = Instant::now();
-            let t = dylib.create_tracker().expect("tracker");
-            layer
-                .add(&t, "numbered.o", ObjectBytes::copy_from(&bytes))
-                .expect("adding the numbered object");
-            let t1 = Instant::now();
-            let table = dylib
-                .lookup("fn_table")
-                .expect("linking the numbered object");
-            let t2 = Instant::now();
-            let mut last = 0;
-            for name in &names {
-                last = dylib.lookup(name).expect("a numbered function");
-            }
-            black_box(last);
-            let t3 = Instant::now();
-            if check {
-                for i in [0, n / 2, n - 1] {
-                    let a = dylib.lookup(&names[i]).unwrap();
-                    // SAFETY: `fn_table`, linked and ready, holds n pointers.
-                    let entry = unsafe { *(table as usize as *const u64).add(i) };
-                    assert_eq!(entry, a, "fn_table[{i}]");
-                    // SAFETY: `fn_<i>`, linked and ready: `int (void)`.
-                    let f: extern "C" fn() -> c_int = unsafe { std::mem::transmute(a as usize) };
-                    assert_eq!(f(), i as c_int, "fn_{i}");
-                }
-            }
-            let t4 = Instant::now();
-            t.remove().expect("remove");
-            let t5 = Instant::now();
-            [ns(t0, t1), ns(t1, t2), ns(t2, t3), ns(t4, t5)]
-        };
-        round(true);
-        let budget = Duration::from_millis(1500);
-        let start = Instant::now();
-        let mut samples = Vec::new();
-        while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 2000) {
-            samples.push(round(false));
-        }
-        let per = |k: usize| median(samples.iter().map(|s| s[k] / n as f64).collect());
-        let total = median(
-            samples
-                .iter()
-                .map(|s| s.iter().sum::<f64>() / n as f64)
+        SymbolCount {
+            n,
+            bytes: numbered_object(n),
+            names: (0..n).map(|i| format!("fn_{i}")).collect(),
+            c_names: (0..n)
+                .map(|i| CString::new(format!("fn_{i}")).unwrap())
                 .collect(),
-        );
-        println!(
-            "  N={n:<20} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7}",
-            per(0),
-            per(1),
-            per(2),
-            per(3),
-            total,
-            samples.len()
-        );
-        totals.push(total);
+            shared_object: numbered_shared_object(n),
+            _session: session,
+            layer,
+            dylib,
+        }
     }
-    let ratio = totals[2] / totals[0];
-    println!(
-        "  per symbol at N=10,000 / N=1,000: {:.2}; at N=100,000 / N=1,000: {ratio:.2} (flat: <= 1.5: {})",
-        totals[1] / totals[0],
-        verdict(ratio <= 1.5)
-    );
+
+    /// One round: add, link, look every function up, remove; ns of each
+    /// (the calls that `check` adds are not timed).
+    fn round(&self, check: bool) -> [f64; 4] {
+        let (n, names, dylib) = (self.n, &self.names, &self.dylib);
+        let t0 = Instant::now();
+        let t = dylib.create_tracker().expect("tracker");
+        self.layer
+            .add(&t, "numbered.o", ObjectBytes::copy_from(&self.bytes))
+            .expect("adding the numbered object");
+        let t1 = Instant::now();
+        let table = dylib
+            .lookup("fn_table")
+            .expect("linking the numbered object");
+        let t2 = Instant::now();
+        let mut last = 0;
+        for name in names {
+            last = dylib.lookup(name).expect("a numbered function");
+        }
+        black_box(last);
+        let t3 = Instant::now();
+        if check {
+            for i in [0, n / 2, n - 1] {
+                let a = dylib.lookup(&names[i]).unwrap();
+                // SAFETY: `fn_table`, linked and ready, holds n pointers.
+                let entry = unsafe { *(table as usize as *const u64).add(i) };
+                assert_eq!(entry, a, "fn_table[{i}]");
+                // SAFETY: `fn_<i>`, linked and ready: `int (void)`.
+                let f: extern "C" fn() -> c_int = unsafe { std::mem::transmute(a as usize) };
+                assert_eq!(f(), i as c_int, "fn_{i}");
+            }
+        }
+        let t4 = Instant::now();
+        t.remove().expect("remove");
+        let t5 = Instant::now();
+        [ns(t0, t1), ns(t1, t2), ns(t2, t3), ns(t4, t5)]
+    }
+
+    /// The same round through dlopen: open (loading and relocating; no
+    /// separate link), dlsym of each function, dlclose.
+    fn dlopen_round(&self, check: bool) -> [f64; 4] {
+        let t0 = Instant::now();
+        // SAFETY: a shared object of plain functions and a table; no
+        // initializers of its own.
+        let h = unsafe { dlopen(self.shared_object.as_ptr(), RTLD_NOW | RTLD_LOCAL) };
+        assert!(!h.is_null(), "dlopen: {}", dl_error());
+        let t1 = Instant::now();
+        let mut last = std::ptr::null_mut();
+        for name in &self.c_names {
+            // SAFETY: `h` is live; the name is NUL-terminated.
+            last = unsafe { dlsym(h, name.as_ptr()) };
+            assert!(!last.is_null(), "dlsym: {}", dl_error());
+        }
+        black_box(last);
+        let t2 = Instant::now();
+        if check {
+            let table = CString::new("fn_table").unwrap();
+            // SAFETY: as above.
+            let table = unsafe { dlsym(h, table.as_ptr()) } as *const u64;
+            let i = self.n - 1;
+            // SAFETY: as above.
+            let f = unsafe { dlsym(h, self.c_names[i].as_ptr()) } as u64;
+            // SAFETY: `fn_table` holds n relocated pointers.
+            assert_eq!(unsafe { *table.add(i) }, f, "fn_table[{i}] through dlopen");
+        }
+        let t3 = Instant::now();
+        // SAFETY: `h` is live and nothing of it is used afterwards.
+        assert_eq!(unsafe { dlclose(h) }, 0, "dlclose: {}", dl_error());
+        let t4 = Instant::now();
+        [ns(t0, t1), 0.0, ns(t1, t2), ns(t3, t4)]
+    }
+}
+
+/// [`numbered_object`] linked with `gcc -shared` (cached): its table's
+/// entries become symbol relocations that dlopen resolves.
+fn numbered_shared_object(n: usize) -> CString {
+    numbered_object(n);
+    let dir = corpus::cache_root().join("bench-symbols-v1");
+    let so = dir.join(format!("libn{n}.so"));
+    if !so.exists() {
+        let tmp = dir.join(format!("libn{n}.so.tmp-{}", std::process::id()));
+        let mut cmd = Command::new("gcc");
+        cmd.arg("-shared")
+            .arg("-o")
+            .arg(&tmp)
+            .arg(dir.join(format!("n{n}.o")));
+        corpus::run_checked(&mut cmd, "linking the numbered shared object");
+        fs::rename(&tmp, &so).unwrap();
+    }
+    CString::new(so.into_os_string().into_encoded_bytes()).unwrap()
 }
 
 /// RSS growth per cycle: SQLite through libjitrt, then dlopen/dlclose.
