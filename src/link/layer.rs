@@ -1084,6 +1084,7 @@ struct ObjectUnit {
     layer: Arc<ObjectLinkingLayer>,
     name: String,
     bytes: ObjectBytes,
+    /// Handed to the session when the unit is defined (`take_symbols`).
     symbols: Vec<(SymbolName, SymbolFlags)>,
     comdats: Vec<String>,
     id: u64,
@@ -1102,6 +1103,11 @@ impl MaterializationUnit for ObjectUnit {
     }
     fn symbols(&self) -> Vec<(SymbolName, SymbolFlags)> {
         self.symbols.clone()
+    }
+    /// The list is needed only to define the unit: the session's table
+    /// and the responsibility keep the names from then on.
+    fn take_symbols(&mut self) -> Vec<(SymbolName, SymbolFlags)> {
+        std::mem::take(&mut self.symbols)
     }
     fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
         let layer = self.layer.clone();

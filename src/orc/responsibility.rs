@@ -174,8 +174,8 @@ impl MaterializationResponsibility {
 
     /// Hands the symbols `mu` defines (a subset of this responsibility's)
     /// back to the dylib as a new unit, materialized when looked up.
-    pub fn replace(&mut self, mu: Box<dyn MaterializationUnit>) -> Result<()> {
-        let symbols = mu.symbols();
+    pub fn replace(&mut self, mut mu: Box<dyn MaterializationUnit>) -> Result<()> {
+        let symbols = mu.take_symbols();
         let moved: Vec<SymbolName> = symbols.iter().map(|(n, _)| n.clone()).collect();
         let r = self
             .session

@@ -480,9 +480,9 @@ impl SessionInner {
     pub(crate) fn define_unit(
         &self,
         key: ResourceKey,
-        mu: Box<dyn MaterializationUnit>,
+        mut mu: Box<dyn MaterializationUnit>,
     ) -> Result<()> {
-        let symbols = mu.symbols();
+        let symbols = mu.take_symbols();
         let r = self.locked(|st, fx| st.define_unit(key, mu, symbols, fx));
         r.map_err(|(e, mu)| {
             drop(mu);

@@ -13,8 +13,8 @@ use super::dylib::JITDylib;
 use super::error::{Error, ErrorCode, Result};
 use super::resource::{DefinitionGenerator, ResourceKey, ResourceManager};
 use super::symbol::{
-    FxHashMap, FxHashSet, LookupFlags, NameRef, StrKey, SymbolFlags, SymbolLookupFlags, SymbolName,
-    SymbolState,
+    FxHashMap, FxHashSet, LookupFlags, NameKey, NameRef, StrKey, SymbolFlags, SymbolLookupFlags,
+    SymbolName, SymbolState,
 };
 use super::tracker::TrackerInner;
 use super::unit::MaterializationUnit;
@@ -290,7 +290,8 @@ impl State {
         );
         let mut plan = Vec::with_capacity(symbols.len());
         for (name, flags) in symbols {
-            if !seen.insert(name.clone()) {
+            // By identity: `symbols` keeps the names alive meanwhile.
+            if !seen.insert(name.id()) {
                 return Err(Error::invalid(format!(
                     "symbol {name} is defined twice in one definition set"
                 )));
@@ -765,26 +766,23 @@ impl State {
         let dylib = self.mr(mr)?.dylib;
         let table = &self.dylibs[dylib as usize].symbols;
         // Callers need not intern the names: a plain string probes the
-        // table by its string.
-        let mut keys = Vec::with_capacity(symbols.len());
+        // table by its string. All are checked before any is changed.
         for (name, _) in symbols {
             let found = match name.interned() {
-                Some(k) => table.get_key_value(k),
-                None => table.get_key_value(StrKey::new(name.name_str()).as_key()),
+                Some(k) => table.get(k),
+                None => table.get(StrKey::new(name.name_str()).as_key()),
             };
             let name = name.name_str();
             match found {
-                Some((k, e)) if e.mr == mr && e.state == SymbolState::Materializing => {
-                    keys.push(k.clone())
-                }
-                Some((_, e)) if e.mr == mr && e.state == SymbolState::Failed => {
+                Some(e) if e.mr == mr && e.state == SymbolState::Materializing => {}
+                Some(e) if e.mr == mr && e.state == SymbolState::Failed => {
                     return Err(failed_error(
                         &self.dylibs[dylib as usize].handle,
                         name,
                         None,
                     ))
                 }
-                Some((_, e)) if e.mr == mr => {
+                Some(e) if e.mr == mr => {
                     return Err(Error::invalid(format!(
                         "symbol {name} was already resolved"
                     )))
@@ -796,12 +794,29 @@ impl State {
                 }
             }
         }
-        for (key, (_, address)) in keys.into_iter().zip(symbols) {
-            if let Some(e) = self.dylibs[dylib as usize].symbols.get_mut(&key) {
-                e.address = *address;
-                e.state = SymbolState::Resolved;
+        for (name, address) in symbols {
+            let table = &mut self.dylibs[dylib as usize].symbols;
+            let str_key;
+            let key: &dyn NameKey = match name.interned() {
+                Some(k) => k,
+                None => {
+                    str_key = StrKey::new(name.name_str());
+                    str_key.as_key()
+                }
+            };
+            let Some(e) = table.get_mut(key) else {
+                continue;
+            };
+            e.address = *address;
+            e.state = SymbolState::Resolved;
+            // Most symbols have no query waiting: the name is copied (an
+            // atomic on its count) only for those that do.
+            if e.mat.as_ref().is_some_and(|m| !m.queries.is_empty()) {
+                if let Some((k, _)) = table.get_key_value(key) {
+                    let key = (dylib, k.clone());
+                    self.notify_queries(&key, SymbolState::Resolved, fx);
+                }
             }
-            self.notify_queries(&(dylib, key), SymbolState::Resolved, fx);
         }
         Ok(())
     }
@@ -826,14 +841,15 @@ impl State {
         let mut own: Vec<SymbolKey> = Vec::with_capacity(state.symbols.len());
         let mut unresolved: Option<(SymbolName, SymbolState)> = None;
         let table = &self.dylibs[dylib as usize].symbols;
-        for (n, _) in &state.symbols {
-            let Some(e) = table.get(n).filter(|e| e.mr == mr) else {
+        // The responsibility is gone: its names move, uncopied.
+        for (n, _) in state.symbols {
+            let Some(e) = table.get(&n).filter(|e| e.mr == mr) else {
                 continue;
             };
             if e.state != SymbolState::Resolved && unresolved.is_none() {
                 unresolved = Some((n.clone(), e.state));
             }
-            own.push((dylib, n.clone()));
+            own.push((dylib, n));
         }
         if let Some((name, st)) = unresolved {
             let err = if st == SymbolState::Failed {

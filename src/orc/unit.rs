@@ -20,6 +20,14 @@ pub trait MaterializationUnit: std::any::Any + Send {
     /// the unit is added.
     fn symbols(&self) -> Vec<(SymbolName, SymbolFlags)>;
 
+    /// What the session calls instead of [`MaterializationUnit::symbols`]
+    /// when it adds the unit: a unit that has no further use for its list
+    /// hands it over rather than copying it (a copy costs an atomic count
+    /// update per name, twice). The default copies.
+    fn take_symbols(&mut self) -> Vec<(SymbolName, SymbolFlags)> {
+        self.symbols()
+    }
+
     /// Produces the definitions: resolve and emit them through `mr`, or fail
     /// it. `mr` owns the responsibility for the unit's remaining symbols.
     fn materialize(self: Box<Self>, mr: MaterializationResponsibility);
