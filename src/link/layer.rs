@@ -248,10 +248,12 @@ impl ObjectLinkingLayer {
                 }
             }
         }
+        let names = SymbolName::intern_all(info.symbols.iter().map(|s| s.name));
         let symbols: Vec<(SymbolName, SymbolFlags)> = info
             .symbols
             .iter()
-            .map(|s| {
+            .zip(names)
+            .map(|(s, name)| {
                 let mut f = SymbolFlags::NONE;
                 if s.flags.exported {
                     f = f | SymbolFlags::EXPORTED;
@@ -264,7 +266,7 @@ impl ObjectLinkingLayer {
                 if s.flags.weak || s.flags.common {
                     f = f | SymbolFlags::WEAK;
                 }
-                (SymbolName::intern(s.name), f)
+                (name, f)
             })
             .collect();
         // One pass under the layer's lock: COMMON sizes (raised before the

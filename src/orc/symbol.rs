@@ -26,6 +26,25 @@ struct Pool {
     purge_at: usize,
 }
 
+impl Pool {
+    /// `name` from the pool, added if it is not there.
+    fn intern(&mut self, name: &str) -> SymbolName {
+        if let Some(found) = self.names.get_key_value(name) {
+            return SymbolName::from_pool(found);
+        }
+        if self.names.len() >= self.purge_at {
+            // Names are held by symbol tables, queries and units; one held
+            // only by the pool is garbage.
+            self.names.retain(|n, _| Arc::strong_count(n) > 1);
+            self.purge_at = (self.names.len() * 2).max(4096);
+        }
+        let hash = string_hash(name);
+        let arc: Arc<str> = Arc::from(name);
+        self.names.insert(arc.clone(), hash);
+        SymbolName { name: arc, hash }
+    }
+}
+
 static POOL: LazyLock<RwLock<Pool>> = LazyLock::new(|| {
     RwLock::new(Pool {
         names: HashMap::default(),
@@ -39,20 +58,36 @@ impl SymbolName {
         if let Some(found) = Self::existing(name) {
             return found;
         }
-        let mut pool = POOL.write();
-        if let Some(found) = pool.names.get_key_value(name) {
-            return SymbolName::from_pool(found);
+        POOL.write().intern(name)
+    }
+
+    /// Interns each of `names`, in order: what [`SymbolName::intern`] does
+    /// for each, with the pool locked once for the names it has and once
+    /// for the rest, not once or twice per name (an object's symbol table
+    /// is interned at once).
+    pub fn intern_all<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> Vec<SymbolName> {
+        let mut names = names;
+        let mut out = Vec::with_capacity(names.len());
+        let mut first_missing = None;
+        {
+            let pool = POOL.read();
+            for name in names.by_ref() {
+                match pool.names.get_key_value(name) {
+                    Some(found) => out.push(SymbolName::from_pool(found)),
+                    None => {
+                        first_missing = Some(name);
+                        break;
+                    }
+                }
+            }
         }
-        if pool.names.len() >= pool.purge_at {
-            // Names are held by symbol tables, queries and units; one held
-            // only by the pool is garbage.
-            pool.names.retain(|n, _| Arc::strong_count(n) > 1);
-            pool.purge_at = (pool.names.len() * 2).max(4096);
+        if let Some(first) = first_missing {
+            let mut pool = POOL.write();
+            for name in std::iter::once(first).chain(names) {
+                out.push(pool.intern(name));
+            }
         }
-        let hash = string_hash(name);
-        let arc: Arc<str> = Arc::from(name);
-        pool.names.insert(arc.clone(), hash);
-        SymbolName { name: arc, hash }
+        out
     }
 
     /// The name if it was interned and is still alive; never allocates. A
@@ -494,6 +529,30 @@ mod tests {
     /// Names that differ only in their last characters (numbered names, as
     /// code generators make them) spread over a table's buckets: the low
     /// bits of their hashes, which pick the bucket, differ.
+    #[test]
+    fn interning_many_is_interning_each() {
+        let known = SymbolName::intern("interning_many_known");
+        // Known, new, known again, and a name twice, in an order the pool
+        // does not keep.
+        let strings = [
+            "interning_many_known",
+            "interning_many_new_1",
+            "interning_many_known",
+            "interning_many_new_2",
+            "interning_many_new_1",
+        ];
+        let names = SymbolName::intern_all(strings.iter().copied());
+        assert_eq!(names.len(), strings.len());
+        for (n, s) in names.iter().zip(strings) {
+            assert_eq!(n.as_str(), s);
+            assert_eq!(*n, SymbolName::intern(s));
+        }
+        assert_eq!(names[0], known);
+        assert_eq!(names[1], names[4]);
+        assert_ne!(names[1], names[3]);
+        assert!(SymbolName::intern_all(std::iter::empty()).is_empty());
+    }
+
     #[test]
     fn numbered_names_spread_over_buckets() {
         for prefix in [
