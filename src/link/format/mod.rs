@@ -10,6 +10,8 @@ pub(crate) mod eh_frame;
 pub(crate) mod elf;
 mod lto;
 pub(crate) mod macho;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use super::graph::{LinkGraph, SymbolId};
 use super::{LinkError, ObjectBytes, ObjectFormat, ObjectInfo};

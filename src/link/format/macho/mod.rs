@@ -1228,3 +1228,6 @@ impl Builder<'_> {
         id
     }
 }
+
+#[cfg(test)]
+mod tests;
