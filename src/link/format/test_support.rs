@@ -1,9 +1,55 @@
-//! What the format builders' unit tests share: the caller's choices for
-//! an object alone in its dylib, and lookups into a graph by name.
+//! What the format builders' unit tests share: assembling a source at
+//! test time, building its graph with the caller's choices (those of an
+//! object alone in its dylib, or others), and lookups into a graph by
+//! name.
 
-use super::Choices;
+use super::{Choices, Diagnostics};
 use crate::link::graph::{Block, Definition, LinkGraph, Section, SectionId, Symbol, SymbolId};
-use crate::link::SymbolFlags;
+use crate::link::{LinkError, ObjectBytes, SymbolFlags};
+use std::process::Command;
+
+/// Assembles `src` with `program args... -o OUT SRC` (GNU `as` and
+/// `llvm-mc` both take that) in a directory of its own (`name` is unique
+/// among the tests), removed after; panics with the assembler's messages
+/// when it fails.
+pub(crate) fn assemble(program: &str, args: &[&str], name: &str, src: &str) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("jitrt-format-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = dir.join(format!("{name}.s"));
+    let o = dir.join(format!("{name}.o"));
+    std::fs::write(&s, src).unwrap();
+    let out = Command::new(program)
+        .args(args)
+        .arg("-o")
+        .arg(&o)
+        .arg(&s)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&o).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
+/// A format's graph builder.
+pub(crate) type Build =
+    fn(&str, &ObjectBytes, &Choices<'_>, &mut Diagnostics) -> Result<LinkGraph, LinkError>;
+
+/// The graph `build` makes of `bytes` (an object named `t.o`), stopping at
+/// the first error.
+pub(crate) fn graph(build: Build, bytes: &[u8], choices: &Choices<'_>) -> LinkGraph {
+    build(
+        "t.o",
+        &ObjectBytes::from_vec(bytes.to_vec()),
+        choices,
+        &mut Diagnostics::strict(),
+    )
+    .unwrap_or_else(|e| panic!("building the graph: {e}"))
+}
 
 pub(crate) fn never(_: &str) -> bool {
     false

@@ -668,24 +668,15 @@ mod tests {
         ]
     }
 
-    fn assemble(dir: &std::path::Path, name: &str, lines: &[&str]) -> Vec<u8> {
-        let src = dir.join(format!("{name}.s"));
-        let obj = dir.join(format!("{name}.o"));
+    fn assemble(name: &str, lines: &[&str]) -> Vec<u8> {
         // Data after instructions stays aligned only at these sizes: keep
         // every line on its own, no alignment padding between them.
-        std::fs::write(&src, format!(".text\n{}\n", lines.join("\n"))).unwrap();
-        let out = Command::new("llvm-mc-19")
-            .args(["--triple=aarch64-linux-gnu", "-filetype=obj", "-o"])
-            .arg(&obj)
-            .arg(&src)
-            .output()
-            .expect("run llvm-mc-19");
-        assert!(
-            out.status.success(),
-            "llvm-mc-19 {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::read(&obj).unwrap()
+        crate::link::format::test_support::assemble(
+            "llvm-mc-19",
+            &["--triple=aarch64-linux-gnu", "-filetype=obj"],
+            name,
+            &format!(".text\n{}\n", lines.join("\n")),
+        )
     }
 
     /// Every relocation of the table that code generators emit, written by
@@ -705,13 +696,10 @@ mod tests {
             return;
         }
         let cases = cases();
-        let dir = std::env::temp_dir().join(format!("jitrt-aarch64-fixups-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let with: Vec<&str> = cases.iter().map(|c| c.with_reloc).collect();
         let expected: Vec<&str> = cases.iter().map(|c| c.expected).collect();
-        let a = assemble(&dir, "with_reloc", &with);
-        let b = assemble(&dir, "expected", &expected);
-        let _ = std::fs::remove_dir_all(&dir);
+        let a = assemble("aarch64_with_reloc", &with);
+        let b = assemble("aarch64_expected", &expected);
         let fa = object::File::parse(&*a).unwrap();
         let fb = object::File::parse(&*b).unwrap();
         let ta = fa.section_by_name(".text").unwrap();

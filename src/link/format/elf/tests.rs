@@ -7,12 +7,11 @@
 
 use super::build;
 use crate::link::format::test_support::{
-    block, edges, external, global_flags, section, symbol, KEEP_ALL,
+    self, block, edges, external, global_flags, section, symbol, KEEP_ALL,
 };
-use crate::link::format::{Choices, Diagnostics};
+use crate::link::format::Choices;
 use crate::link::graph::{Content, Definition, LinkGraph, SectionKind};
-use crate::link::{ObjectBytes, SymbolFlags};
-use std::process::Command;
+use crate::link::SymbolFlags;
 
 /// What differs between the hosts' objects: the assembler, and the
 /// instructions the sources use (`CALL <symbol>` in a source is the
@@ -63,38 +62,11 @@ fn assemble(name: &str, src: &str) -> Vec<u8> {
             None => format!("{l}\n"),
         })
         .collect();
-    let dir = std::env::temp_dir().join(format!("jitrt-elf-builder-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let s = dir.join(format!("{name}.s"));
-    let o = dir.join(format!("{name}.o"));
-    std::fs::write(&s, src).unwrap();
-    let out = Command::new(HOST.assembler)
-        .args(HOST.args)
-        .arg(&s)
-        .arg("-o")
-        .arg(&o)
-        .output()
-        .unwrap_or_else(|e| panic!("run {} (binutils): {e}", HOST.assembler));
-    assert!(
-        out.status.success(),
-        "{} {name}: {}",
-        HOST.assembler,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bytes = std::fs::read(&o).unwrap();
-    let _ = std::fs::remove_file(&s);
-    let _ = std::fs::remove_file(&o);
-    bytes
+    test_support::assemble(HOST.assembler, HOST.args, name, &src)
 }
 
 fn graph(bytes: &[u8], choices: &Choices<'_>) -> LinkGraph {
-    build(
-        "t.o",
-        &ObjectBytes::from_vec(bytes.to_vec()),
-        choices,
-        &mut Diagnostics::strict(),
-    )
-    .unwrap_or_else(|e| panic!("building the graph: {e}"))
+    test_support::graph(build, bytes, choices)
 }
 
 const SECTIONS: &str = r#"
@@ -144,7 +116,7 @@ dbg: .asciz "not loaded"
 /// the graph; initializer arrays are listed by priority.
 #[test]
 fn sections_become_blocks_of_their_kind() {
-    let g = graph(&assemble("sections", SECTIONS), &KEEP_ALL);
+    let g = graph(&assemble("elf_sections", SECTIONS), &KEEP_ALL);
     for (name, kind, size, align) in [
         (".text", SectionKind::Code, HOST.ret_size, 4),
         (".rodata", SectionKind::ReadOnly, 16, 16),
@@ -254,7 +226,7 @@ dbg_local: .long 0
 /// definition the caller says lost becomes a reference to the winner.
 #[test]
 fn symbols_are_defined_where_their_binding_says() {
-    let bytes = assemble("symbols", SYMBOLS);
+    let bytes = assemble("elf_symbols", SYMBOLS);
     let lost = |n: &str| n == "lost";
     let choices = Choices {
         definition_lost: &lost,
@@ -364,7 +336,7 @@ user:
 /// discarded, and references to them stay edges to the same symbols.
 #[test]
 fn comdat_groups_are_kept_or_dropped_whole() {
-    let bytes = assemble("comdat", COMDAT);
+    let bytes = assemble("elf_comdat", COMDAT);
 
     let g = graph(&bytes, &KEEP_ALL);
     let (text_inl, _) = block(&g, ".text.inl");
@@ -428,7 +400,7 @@ const COMMON: &str = r#"
 /// the caller says lost (a real definition won) is a reference instead.
 #[test]
 fn common_symbols_get_zero_fill_blocks() {
-    let bytes = assemble("common", COMMON);
+    let bytes = assemble("elf_common", COMMON);
     let larger = |n: &str| (n == "c4").then_some((64, 32));
     let lost = |n: &str| n == "gone";
     let choices = Choices {
@@ -533,7 +505,7 @@ const DATA_EDGES: [(u64, &str, &str, i64); 2] = [
 /// write), which the graph defines at the section's start.
 #[test]
 fn relocations_are_edges_of_their_block() {
-    let g = graph(&assemble("relocations", RELOCATIONS), &KEEP_ALL);
+    let g = graph(&assemble("elf_relocations", RELOCATIONS), &KEEP_ALL);
     let (data_block, _) = block(&g, ".data");
     // A target's name, or `.data` for the section symbol of `.data`.
     let target = |t: u32| -> String {

@@ -4,11 +4,11 @@
 
 use super::build;
 use crate::link::format::test_support::{
-    block, edges, external, global_flags, section, symbol, KEEP_ALL,
+    self, block, edges, external, global_flags, section, symbol, KEEP_ALL,
 };
-use crate::link::format::{Choices, Diagnostics};
+use crate::link::format::Choices;
 use crate::link::graph::{Content, Definition, LinkGraph, SectionKind};
-use crate::link::{ObjectBytes, SymbolFlags};
+use crate::link::SymbolFlags;
 use std::process::Command;
 
 /// Assembles `src` for `triple` with `llvm-mc-19`; `None` (and a note)
@@ -22,37 +22,17 @@ fn assemble(name: &str, triple: &str, src: &str) -> Option<Vec<u8>> {
         eprintln!("skipped: llvm-mc-19 is not installed (Debian package llvm-19)");
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("jitrt-macho-builder-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let s = dir.join(format!("{name}.s"));
-    let o = dir.join(format!("{name}.o"));
-    std::fs::write(&s, src).unwrap();
-    let out = Command::new("llvm-mc-19")
-        .arg(format!("--triple={triple}"))
-        .args(["-filetype=obj", "-o"])
-        .arg(&o)
-        .arg(&s)
-        .output()
-        .expect("run llvm-mc-19");
-    assert!(
-        out.status.success(),
-        "llvm-mc-19 {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bytes = std::fs::read(&o).unwrap();
-    let _ = std::fs::remove_file(&s);
-    let _ = std::fs::remove_file(&o);
-    Some(bytes)
+    let triple = format!("--triple={triple}");
+    Some(test_support::assemble(
+        "llvm-mc-19",
+        &[&triple, "-filetype=obj"],
+        name,
+        src,
+    ))
 }
 
 fn graph(bytes: &[u8], choices: &Choices<'_>) -> LinkGraph {
-    build(
-        "t.o",
-        &ObjectBytes::from_vec(bytes.to_vec()),
-        choices,
-        &mut Diagnostics::strict(),
-    )
-    .unwrap_or_else(|e| panic!("building the graph: {e}"))
+    test_support::graph(build, bytes, choices)
 }
 
 const X86_64: &str = r#"
@@ -113,7 +93,7 @@ _abs = 0x1234
 /// relocations as edges with the addend the field holds.
 #[test]
 fn x86_64_sections_symbols_commons_and_edges() {
-    let Some(bytes) = assemble("x86_64", "x86_64-apple-macos11", X86_64) else {
+    let Some(bytes) = assemble("macho_x86_64", "x86_64-apple-macos11", X86_64) else {
         return;
     };
     let larger = |n: &str| (n == "_c4").then_some((64, 32));
@@ -293,7 +273,7 @@ _data:
 /// instruction at their place; the data word keeps its addend.
 #[test]
 fn arm64_instruction_relocations_are_edges() {
-    let Some(bytes) = assemble("arm64", "arm64-apple-macos11", ARM64) else {
+    let Some(bytes) = assemble("macho_arm64", "arm64-apple-macos11", ARM64) else {
         return;
     };
     let g = graph(&bytes, &KEEP_ALL);
