@@ -504,19 +504,19 @@ impl SessionInner {
     }
 
     fn ids(&self, dylibs: &[Arc<JITDylib>]) -> Result<Vec<DylibId>> {
-        dylibs
-            .iter()
-            .map(|d| {
-                if Weak::ptr_eq(&d.session, &self.weak_self) {
-                    Ok(d.id)
-                } else {
-                    Err(Error::invalid(format!(
-                        "dylib {} belongs to another session",
-                        d.name()
-                    )))
-                }
-            })
-            .collect()
+        dylibs.iter().map(|d| self.id_of(d)).collect()
+    }
+
+    /// `d`'s id, if it is a dylib of this session.
+    fn id_of(&self, d: &JITDylib) -> Result<DylibId> {
+        if Weak::ptr_eq(&d.session, &self.weak_self) {
+            Ok(d.id)
+        } else {
+            Err(Error::invalid(format!(
+                "dylib {} belongs to another session",
+                d.name()
+            )))
+        }
     }
 
     pub(crate) fn set_link_order(&self, dylib: DylibId, order: &[Arc<JITDylib>]) -> Result<()> {
@@ -629,13 +629,14 @@ impl SessionInner {
         required: SymbolState,
         done: LookupCallback,
     ) {
-        let dylibs: Vec<Arc<JITDylib>> = order.iter().map(|(d, _)| d.clone()).collect();
-        let ids = match self.ids(&dylibs) {
+        let order_ids: Result<Vec<(DylibId, LookupFlags)>> = order
+            .iter()
+            .map(|(d, f)| Ok((self.id_of(d)?, *f)))
+            .collect();
+        let order_ids = match order_ids {
             Ok(ids) => ids,
             Err(e) => return done(Err(e)),
         };
-        let order_ids: Vec<(DylibId, LookupFlags)> =
-            ids.iter().zip(&order).map(|(i, (_, f))| (*i, *f)).collect();
         if let Err(e) = self.run_generators(&order, &order_ids, &names) {
             return done(Err(e));
         }
