@@ -873,3 +873,84 @@ fn lookups_from_initializers_wait_for_other_initializers() {
     }
     assert_eq!(done(&la).unwrap().unwrap(), vec![0xa]);
 }
+
+/// A unit that hands its list over when added: `symbols` (a copy) is
+/// never asked for, by defining or by replacing.
+struct HandsOver {
+    symbols: Vec<(SymbolName, SymbolFlags)>,
+    copies: Arc<AtomicUsize>,
+    tx: Mutex<mpsc::Sender<MaterializationResponsibility>>,
+}
+
+impl MaterializationUnit for HandsOver {
+    fn name(&self) -> &str {
+        "hands-over"
+    }
+    fn symbols(&self) -> Vec<(SymbolName, SymbolFlags)> {
+        self.copies.fetch_add(1, Ordering::SeqCst);
+        self.symbols.clone()
+    }
+    fn take_symbols(&mut self) -> Vec<(SymbolName, SymbolFlags)> {
+        std::mem::take(&mut self.symbols)
+    }
+    fn materialize(self: Box<Self>, mr: MaterializationResponsibility) {
+        let _ = self.tx.lock().unwrap().send(mr);
+    }
+}
+
+#[test]
+fn units_hand_their_symbols_over_once() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let copies = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let unit = |names: &[&str], tx: mpsc::Sender<MaterializationResponsibility>| {
+        Box::new(HandsOver {
+            symbols: names.iter().map(|x| (n(x), EXP)).collect(),
+            copies: copies.clone(),
+            tx: Mutex::new(tx),
+        })
+    };
+    d.default_tracker()
+        .unwrap()
+        .define(unit(&["ho_a", "ho_b"], tx.clone()))
+        .unwrap();
+    let wa = lookup_async(&s, &d, &["ho_a"], SymbolState::Ready);
+    let mut mr = rx.recv().unwrap();
+    assert_eq!(mr.symbols(), [(n("ho_a"), EXP), (n("ho_b"), EXP)]);
+    // ho_b goes back to the dylib in a unit of the same kind.
+    mr.replace(unit(&["ho_b"], tx)).unwrap();
+    mr.notify_resolved(&[(n("ho_a"), 1)]).unwrap();
+    mr.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&wa), Some(Ok(vec![1])));
+    let wb = lookup_async(&s, &d, &["ho_b"], SymbolState::Ready);
+    let mr_b = rx.recv().unwrap();
+    assert_eq!(mr_b.symbols(), [(n("ho_b"), EXP)]);
+    mr_b.notify_resolved(&[(n("ho_b"), 2)]).unwrap();
+    mr_b.notify_emitted(&[]).unwrap();
+    assert_eq!(done(&wb), Some(Ok(vec![2])));
+    assert_eq!(copies.load(Ordering::SeqCst), 0, "no copy was asked for");
+}
+
+/// A definition set that names a symbol twice is refused whole, whatever
+/// its position; the dylib is left as it was.
+#[test]
+fn a_name_twice_in_one_definition_set_adds_nothing() {
+    let s = Session::new(SessionOptions::default());
+    let d = s.create_dylib("main").unwrap();
+    let t = d.default_tracker().unwrap();
+    let (unit, _rx, _) = manual(&["tw_a", "tw_b", "tw_a"], EXP);
+    let e = t.define(unit).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.message().contains("tw_a is defined twice"), "{e}");
+    for name in ["tw_a", "tw_b"] {
+        assert_eq!(
+            d.lookup(name).unwrap_err().code(),
+            ErrorCode::SymbolNotFound,
+            "{name} was not added"
+        );
+    }
+    // The same names, once each, are accepted.
+    let (unit, _rx, _) = manual(&["tw_a", "tw_b"], EXP);
+    t.define(unit).unwrap();
+}
