@@ -248,27 +248,21 @@ impl ObjectLinkingLayer {
                 }
             }
         }
-        let names = SymbolName::intern_all(info.symbols.iter().map(|s| s.name));
-        let symbols: Vec<(SymbolName, SymbolFlags)> = info
-            .symbols
-            .iter()
-            .zip(names)
-            .map(|(s, name)| {
-                let mut f = SymbolFlags::NONE;
-                if s.flags.exported {
-                    f = f | SymbolFlags::EXPORTED;
-                }
-                if s.flags.callable {
-                    f = f | SymbolFlags::CALLABLE;
-                }
-                // A COMMON symbol is a tentative definition: any other
-                // definition may take its place.
-                if s.flags.weak || s.flags.common {
-                    f = f | SymbolFlags::WEAK;
-                }
-                (name, f)
-            })
-            .collect();
+        let symbols = SymbolName::intern_all(info.symbols.iter().map(|s| {
+            let mut f = SymbolFlags::NONE;
+            if s.flags.exported {
+                f = f | SymbolFlags::EXPORTED;
+            }
+            if s.flags.callable {
+                f = f | SymbolFlags::CALLABLE;
+            }
+            // A COMMON symbol is a tentative definition: any other
+            // definition may take its place.
+            if s.flags.weak || s.flags.common {
+                f = f | SymbolFlags::WEAK;
+            }
+            (s.name, f)
+        }));
         // One pass under the layer's lock: COMMON sizes (raised before the
         // unit is defined, so a lookup racing this add links the largest)
         // and COMDAT claims.

@@ -61,21 +61,24 @@ impl SymbolName {
         POOL.write().intern(name)
     }
 
-    /// Interns each of `names`, in order: what [`SymbolName::intern`] does
-    /// for each, with the pool locked once for the names it has and once
-    /// for the rest, not once or twice per name (an object's symbol table
-    /// is interned at once).
-    pub fn intern_all<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> Vec<SymbolName> {
-        let mut names = names;
-        let mut out = Vec::with_capacity(names.len());
+    /// Interns the name of each of `items`, in order, keeping what comes
+    /// with it: what [`SymbolName::intern`] does for each name, with the
+    /// pool locked once for the names it has and once for the rest, not
+    /// once or twice per name (an object's symbol table is interned at
+    /// once, straight into the list it is defined with).
+    pub fn intern_all<'a, T>(
+        items: impl ExactSizeIterator<Item = (&'a str, T)>,
+    ) -> Vec<(SymbolName, T)> {
+        let mut items = items;
+        let mut out = Vec::with_capacity(items.len());
         let mut first_missing = None;
         {
             let pool = POOL.read();
-            for name in names.by_ref() {
+            for (name, t) in items.by_ref() {
                 match pool.names.get_key_value(name) {
-                    Some(found) => out.push(SymbolName::from_pool(found)),
+                    Some(found) => out.push((SymbolName::from_pool(found), t)),
                     None => {
-                        first_missing = Some(name);
+                        first_missing = Some((name, t));
                         break;
                     }
                 }
@@ -83,8 +86,8 @@ impl SymbolName {
         }
         if let Some(first) = first_missing {
             let mut pool = POOL.write();
-            for name in std::iter::once(first).chain(names) {
-                out.push(pool.intern(name));
+            for (name, t) in std::iter::once(first).chain(items) {
+                out.push((pool.intern(name), t));
             }
         }
         out
@@ -541,16 +544,17 @@ mod tests {
             "interning_many_new_2",
             "interning_many_new_1",
         ];
-        let names = SymbolName::intern_all(strings.iter().copied());
+        let names = SymbolName::intern_all(strings.iter().copied().zip(0..strings.len()));
         assert_eq!(names.len(), strings.len());
-        for (n, s) in names.iter().zip(strings) {
+        for (i, ((n, k), s)) in names.iter().zip(strings).enumerate() {
             assert_eq!(n.as_str(), s);
             assert_eq!(*n, SymbolName::intern(s));
+            assert_eq!(*k, i, "what comes with each name stays with it");
         }
-        assert_eq!(names[0], known);
-        assert_eq!(names[1], names[4]);
-        assert_ne!(names[1], names[3]);
-        assert!(SymbolName::intern_all(std::iter::empty()).is_empty());
+        assert_eq!(names[0].0, known);
+        assert_eq!(names[1].0, names[4].0);
+        assert_ne!(names[1].0, names[3].0);
+        assert!(SymbolName::intern_all(std::iter::empty::<(&str, ())>()).is_empty());
     }
 
     #[test]
