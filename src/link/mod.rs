@@ -254,8 +254,20 @@ impl ObjectBytes {
         if len <= READ_INSTEAD_OF_MAP {
             // A small file costs less to read than to map: one call instead
             // of a mapping, its page faults and the unmapping at removal.
-            let mut bytes = Vec::with_capacity(len as usize);
-            std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
+            // The size just read is trusted (`read_to_end` would ask for it
+            // again and read once more to see the end: three calls more
+            // per object); a file that shrank meanwhile gives what it has.
+            let mut bytes = vec![0u8; len as usize];
+            let mut filled = 0;
+            while filled < bytes.len() {
+                match std::io::Read::read(&mut file, &mut bytes[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            bytes.truncate(filled);
             return Ok(Self::from_vec(bytes));
         }
         // `populate`: every page is mapped in one call (the linker reads
