@@ -750,5 +750,6 @@ impl Builder<'_> {
     }
 }
 
-#[cfg(test)]
+// The tests assemble for the host, and know the instructions of these two.
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod tests;
