@@ -529,9 +529,9 @@ mod tests {
         assert_eq!(SymbolName::existing("interning_is_identity_never"), None);
     }
 
-    /// Names that differ only in their last characters (numbered names, as
-    /// code generators make them) spread over a table's buckets: the low
-    /// bits of their hashes, which pick the bucket, differ.
+    /// Interning a list gives, for each entry, the name interning it alone
+    /// gives, whether the pool had it or not, and keeps each entry's
+    /// companion with its name.
     #[test]
     fn interning_many_is_interning_each() {
         let known = SymbolName::intern("interning_many_known");
@@ -557,6 +557,9 @@ mod tests {
         assert!(SymbolName::intern_all(std::iter::empty::<(&str, ())>()).is_empty());
     }
 
+    /// Names that differ only in their last characters (numbered names, as
+    /// code generators make them) spread over a table's buckets: the low
+    /// bits of their hashes, which pick the bucket, differ.
     #[test]
     fn numbered_names_spread_over_buckets() {
         for prefix in [

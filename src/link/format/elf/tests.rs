@@ -433,7 +433,7 @@ fn common_symbols_get_zero_fill_blocks() {
 }
 
 #[cfg(target_arch = "x86_64")]
-const RELOCATIONS: &str = r#"
+const RELOCATIONS_CODE: &str = r#"
     .text
     .globl g
     .type g, %function
@@ -441,15 +441,10 @@ g:  call ext@PLT
     movq ext2@GOTPCREL(%rip), %rax
     leaq local_data+4(%rip), %rcx
     ret
-    .data
-local_data: .long 0, 0
-    .quad ext + 8
-    .long ext2 - .
-    .section .note.GNU-stack, "", %progbits
 "#;
 
 #[cfg(target_arch = "aarch64")]
-const RELOCATIONS: &str = r#"
+const RELOCATIONS_CODE: &str = r#"
     .text
     .globl g
     .type g, %function
@@ -459,6 +454,10 @@ g:  bl ext
     adrp x1, local_data+4
     add x1, x1, :lo12:local_data+4
     ret
+"#;
+
+/// The data both hosts' relocation sources end with.
+const RELOCATIONS_DATA: &str = r#"
     .data
 local_data: .long 0, 0
     .quad ext + 8
@@ -505,7 +504,8 @@ const DATA_EDGES: [(u64, &str, &str, i64); 2] = [
 /// write), which the graph defines at the section's start.
 #[test]
 fn relocations_are_edges_of_their_block() {
-    let g = graph(&assemble("elf_relocations", RELOCATIONS), &KEEP_ALL);
+    let source = format!("{RELOCATIONS_CODE}{RELOCATIONS_DATA}");
+    let g = graph(&assemble("elf_relocations", &source), &KEEP_ALL);
     let (data_block, _) = block(&g, ".data");
     // A target's name, or `.data` for the section symbol of `.data`.
     let target = |t: u32| -> String {
