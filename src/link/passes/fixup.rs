@@ -3,8 +3,8 @@
 //! overflow is `RelocationOutOfRange` naming the object, section, offset
 //! and symbol.
 
-use crate::link::arch::{self, Field, FieldRange, FixupError, Formula};
-use crate::link::graph::{Definition, Edge, LinkGraph, SectionKind};
+use crate::link::arch::{self, EdgeKind, Field, FieldRange, FixupError, Formula};
+use crate::link::graph::{Block, Definition, Edge, LinkGraph, SectionKind, Symbol};
 use crate::link::platform;
 use crate::link::{LinkError, LinkErrorKind};
 
@@ -34,13 +34,17 @@ pub(crate) fn apply(
     tp_offset: Option<i64>,
     part: Part,
 ) -> Result<(), LinkError> {
-    let name = g.name.as_str();
     let got_base = g
         .got
         .and_then(|s| g.sections.get(s as usize))
         .and_then(|s| g.blocks.get(s.blocks.start as usize))
         .map_or(0, |b| b.addr);
-    let got = i128::from(got_base);
+    let ctx = Context {
+        g,
+        module,
+        tp_offset,
+        got: i128::from(got_base),
+    };
     for block in &g.blocks {
         if block.edges.is_empty() {
             continue;
@@ -56,9 +60,11 @@ pub(crate) fn apply(
         let block_at = placement
             .offset(block.addr)
             .ok_or_else(|| internal("block outside the batch"))? as u64;
-        for (index, edge) in (block.edges.start..)
-            .zip(&g.edges[block.edges.start as usize..block.edges.end as usize])
-        {
+        let edges = g
+            .edges
+            .get(block.edges.start as usize..block.edges.end as usize)
+            .ok_or_else(|| internal("block edges out of bounds"))?;
+        for (index, edge) in (block.edges.start..).zip(edges) {
             let kind = edge.kind;
             if kind.formula == Formula::None {
                 continue;
@@ -67,207 +73,258 @@ pub(crate) fn apply(
                 .symbols
                 .get(edge.target as usize)
                 .ok_or_else(|| internal("edge target out of bounds"))?;
-            let off = block.section_offset + edge.offset;
-            let place = || (g.section_name(block.section), off);
-            if matches!(
+            let field = (block_at + edge.offset) as usize;
+            let defined = !matches!(
                 t.definition,
                 Definition::DiscardedLocal | Definition::Unloaded
-            ) {
-                let (sec, off) = place();
-                return Err(LinkError::malformed(
-                    name,
-                    format!(
-                        "{} at {sec}+{off:#x} refers to `{}`, which is in a {} section",
-                        kind.name,
-                        g.symbol_display(edge.target),
-                        if t.definition == Definition::Unloaded {
-                            "non-loaded"
-                        } else {
-                            "discarded"
-                        },
-                    ),
-                ));
-            }
-            let p = i128::from(block.addr + edge.offset);
-            let s = i128::from(t.value);
-            let a = i128::from(edge.addend);
-            let field = (block_at + edge.offset) as usize;
-            // Nearly every edge of compiled code is a 32-bit PC-relative
-            // displacement or a 64-bit address: written here directly. A
-            // value out of range or a field out of bounds goes on to the
-            // general path, which reports it.
-            if let Field::Data { size, range } = kind.field {
-                let written = match (kind.formula, size) {
-                    (Formula::Relative | Formula::CallRelative, 4)
-                        if range == FieldRange::Signed =>
-                    {
-                        match (i32::try_from(s + a - p), field_mut::<4>(buf, field)) {
-                            (Ok(v), Some(dst)) => {
-                                *dst = v.to_le_bytes();
-                                true
-                            }
-                            _ => false,
-                        }
-                    }
-                    (Formula::Absolute, 8) => match field_mut::<8>(buf, field) {
-                        Some(dst) => {
-                            *dst = ((s + a) as u64).to_le_bytes();
-                            true
-                        }
-                        None => false,
-                    },
-                    _ => false,
-                };
-                if written {
-                    continue;
-                }
-            }
-            let external = matches!(t.definition, Definition::External(_));
-            let slot = || -> Result<i128, LinkError> {
-                let entry = t.got.ok_or_else(|| internal("GOT entry missing"))?;
-                Ok(i128::from(g.address(entry)))
-            };
-            // `D`: the TLS index a general-dynamic access (or a TLS
-            // descriptor) passes for the target.
-            let tls_index = || -> Result<i128, LinkError> {
-                let own = t.tls_index.map(|i| i128::from(g.address(i)));
-                match own {
-                    Some(own) if matches!(t.definition, Definition::Tls { .. }) => Ok(own),
-                    _ if external && platform::is_jit_tls_index(t.value) => Ok(s),
-                    Some(own) if external && t.value != 0 => Ok(own),
-                    _ => {
-                        let (sec, off) = place();
-                        Err(LinkError::new(
-                            LinkErrorKind::SymbolNotFound,
-                            format!(
-                                "{name}: {} at {sec}+{off:#x}: thread-local symbol `{}` is undefined",
-                                kind.name,
-                                g.symbol_display(edge.target)
-                            ),
-                        ))
-                    }
-                }
-            };
-            let module_index = || -> Result<i128, LinkError> {
-                // Another object's variable: an index of its module.
-                let m = if external {
-                    t.tls_module_index
-                } else {
-                    g.module_index
-                }
-                .ok_or_else(|| internal("no module index"))?;
-                Ok(i128::from(g.address(m)))
-            };
-            let tls_desc = || -> Result<i128, LinkError> {
-                let d = t
-                    .tls_desc
-                    .ok_or_else(|| internal("TLS descriptor missing"))?;
-                Ok(i128::from(g.address(d)))
-            };
-            let page = arch::page4k;
-            if a != 0
-                && matches!(
-                    kind.formula,
-                    Formula::TlsIndexPageRelative
-                        | Formula::TlsIndex
-                        | Formula::TlsDescPageRelative
-                        | Formula::TlsDesc
+            );
+            if defined
+                && write_direct(
+                    kind,
+                    t.value,
+                    edge.addend,
+                    block.addr + edge.offset,
+                    buf,
+                    field,
                 )
             {
-                // The addend would name another variable's descriptor or
-                // index (`S + A`); the linker keeps one per symbol.
-                let (sec, off) = place();
-                return Err(LinkError::unsupported(
-                    name,
-                    format!(
-                        "{} at {sec}+{off:#x} against `{}` with addend {a}: a TLS descriptor \
-                         or index for an offset from a symbol is not supported",
-                        kind.name,
-                        g.symbol_display(edge.target)
-                    ),
-                ));
+                continue;
             }
-            let value = match kind.formula {
-                Formula::None => continue,
-                // Addresses are 64-bit: a field that takes signed values
-                // sees `S + A` as a two's-complement 64-bit number (kernel
-                // model code lives at 0xffffffff80000000 and above).
-                Formula::Absolute => match kind.field {
-                    Field::Data {
-                        range: FieldRange::Signed | FieldRange::Either,
-                        ..
-                    } => i128::from((s + a) as u64 as i64),
-                    _ => s + a,
-                },
-                Formula::Relative | Formula::CallRelative => s + a - p,
-                Formula::GotEntryRelative | Formula::GotEntryRelativeRelaxable => slot()? + a - p,
-                Formula::GotEntryOffset => slot()? + a - got,
-                Formula::GotBaseRelative => got + a - p,
-                Formula::GotBaseOffset => s + a - got,
-                Formula::SymbolSize => {
-                    if external {
-                        let (sec, off) = place();
-                        return Err(LinkError::unsupported(
-                            name,
-                            format!(
-                                "{} at {sec}+{off:#x} against external symbol `{}` (its size is unknown here)",
-                                kind.name,
-                                g.symbol_display(edge.target)
-                            ),
-                        ));
-                    }
-                    i128::from(t.size) + a
-                }
-                Formula::TlsIndexRelative => tls_index()? + a - p,
-                Formula::TlsModuleIndexRelative => module_index()? + a - p,
-                Formula::PageRelative => page(s + a) - page(p),
-                Formula::GotEntryPageRelative => page(slot()? + a) - page(p),
-                Formula::GotEntry => slot()? + a,
-                Formula::GotEntryFromGotPage => slot()? + a - page(got),
-                Formula::TlsIndexPageRelative => page(tls_index()? + a) - page(p),
-                Formula::TlsIndex => tls_index()? + a,
-                Formula::TlsModuleIndexPageRelative => page(module_index()? + a) - page(p),
-                Formula::TlsModuleIndex => module_index()? + a,
-                Formula::TlsDescPageRelative => page(tls_desc()? + a) - page(p),
-                Formula::TlsDesc => tls_desc()? + a,
-                Formula::TlsDescRelative => tls_desc()? + a - p,
-                Formula::DtpOffset if external => i128::from(host_tls(g, edge, t.value)?.1),
-                Formula::DtpOffset => s + a,
-                Formula::TlsModuleId if external => i128::from(host_tls(g, edge, t.value)?.0),
-                Formula::TlsModuleId => i128::from(module),
-                Formula::ThreadPointerOffset | Formula::ThreadPointerOffsetGotRelative => {
-                    let tp = if external {
-                        i128::from(host_tp_offset(g, edge, t.value)?)
-                    } else {
-                        let Some(block) = tp_offset else {
-                            return Err(internal("initial/local exec without static TLS"));
-                        };
-                        i128::from(block) + s
-                    };
-                    if kind.formula == Formula::ThreadPointerOffset {
-                        tp + a
-                    } else {
-                        let entry = t
-                            .tp_got
-                            .ok_or_else(|| internal("TP offset GOT entry missing"))?;
-                        let _ = tp;
-                        i128::from(g.address(entry)) + a - p
-                    }
-                }
-                Formula::Difference => {
-                    let b = g
-                        .subtrahend(index)
-                        .ok_or_else(|| internal("difference edge without a subtrahend"))?;
-                    s + a - i128::from(g.address(b))
-                }
-            };
-            if let Err(err) = g.arch.write(kind.field, buf, field, value) {
-                let (sec, off) = place();
-                return Err(fixup_error(g, edge, sec, off, t.value, p, value, err));
-            }
+            ctx.apply_edge(block, index, edge, t, buf, field)?;
         }
     }
     Ok(())
+}
+
+/// Writes the two fixups that nearly every edge of compiled code is, a
+/// 32-bit PC-relative displacement or a 64-bit address, and says whether
+/// it did. A value out of range or a field out of bounds is left to
+/// [`Context::apply_edge`], which reports it. This is the loop's whole
+/// work for most edges, so it is kept apart from the general path, whose
+/// closures would otherwise be set up for every edge.
+#[inline(always)]
+fn write_direct(kind: &EdgeKind, s: u64, a: i64, p: u64, buf: &mut [u8], field: usize) -> bool {
+    let Field::Data { size, range } = kind.field else {
+        return false;
+    };
+    match (kind.formula, size) {
+        (Formula::Relative | Formula::CallRelative, 4) if range == FieldRange::Signed => {
+            let v = i128::from(s) + i128::from(a) - i128::from(p);
+            match (i32::try_from(v), field_mut::<4>(buf, field)) {
+                (Ok(v), Some(dst)) => {
+                    *dst = v.to_le_bytes();
+                    true
+                }
+                _ => false,
+            }
+        }
+        (Formula::Absolute, 8) => match field_mut::<8>(buf, field) {
+            Some(dst) => {
+                *dst = s.wrapping_add(a as u64).to_le_bytes();
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// What the general path needs beyond the edge: the graph, its TLS module
+/// and static TLS offset, and its GOT's address.
+struct Context<'a> {
+    g: &'a LinkGraph,
+    module: u64,
+    tp_offset: Option<i64>,
+    got: i128,
+}
+
+impl Context<'_> {
+    /// Evaluates and writes any edge (`index` in the graph's edge list) of
+    /// `block` whose target is `t`, at `field` in `buf`, with every check
+    /// and error.
+    #[inline(never)]
+    fn apply_edge(
+        &self,
+        block: &Block,
+        index: u32,
+        edge: &Edge,
+        t: &Symbol,
+        buf: &mut [u8],
+        field: usize,
+    ) -> Result<(), LinkError> {
+        let g = self.g;
+        let name = g.name.as_str();
+        let kind = edge.kind;
+        let got = self.got;
+        let off = block.section_offset + edge.offset;
+        let place = || (g.section_name(block.section), off);
+        if matches!(
+            t.definition,
+            Definition::DiscardedLocal | Definition::Unloaded
+        ) {
+            let (sec, off) = place();
+            return Err(LinkError::malformed(
+                name,
+                format!(
+                    "{} at {sec}+{off:#x} refers to `{}`, which is in a {} section",
+                    kind.name,
+                    g.symbol_display(edge.target),
+                    if t.definition == Definition::Unloaded {
+                        "non-loaded"
+                    } else {
+                        "discarded"
+                    },
+                ),
+            ));
+        }
+        let p = i128::from(block.addr + edge.offset);
+        let s = i128::from(t.value);
+        let a = i128::from(edge.addend);
+        let external = matches!(t.definition, Definition::External(_));
+        let slot = || -> Result<i128, LinkError> {
+            let entry = t.got.ok_or_else(|| internal("GOT entry missing"))?;
+            Ok(i128::from(g.address(entry)))
+        };
+        // `D`: the TLS index a general-dynamic access (or a TLS
+        // descriptor) passes for the target.
+        let tls_index = || -> Result<i128, LinkError> {
+            let own = t.tls_index.map(|i| i128::from(g.address(i)));
+            match own {
+                Some(own) if matches!(t.definition, Definition::Tls { .. }) => Ok(own),
+                _ if external && platform::is_jit_tls_index(t.value) => Ok(s),
+                Some(own) if external && t.value != 0 => Ok(own),
+                _ => {
+                    let (sec, off) = place();
+                    Err(LinkError::new(
+                        LinkErrorKind::SymbolNotFound,
+                        format!(
+                            "{name}: {} at {sec}+{off:#x}: thread-local symbol `{}` is undefined",
+                            kind.name,
+                            g.symbol_display(edge.target)
+                        ),
+                    ))
+                }
+            }
+        };
+        let module_index = || -> Result<i128, LinkError> {
+            // Another object's variable: an index of its module.
+            let m = if external {
+                t.tls_module_index
+            } else {
+                g.module_index
+            }
+            .ok_or_else(|| internal("no module index"))?;
+            Ok(i128::from(g.address(m)))
+        };
+        let tls_desc = || -> Result<i128, LinkError> {
+            let d = t
+                .tls_desc
+                .ok_or_else(|| internal("TLS descriptor missing"))?;
+            Ok(i128::from(g.address(d)))
+        };
+        let page = arch::page4k;
+        if a != 0
+            && matches!(
+                kind.formula,
+                Formula::TlsIndexPageRelative
+                    | Formula::TlsIndex
+                    | Formula::TlsDescPageRelative
+                    | Formula::TlsDesc
+            )
+        {
+            // The addend would name another variable's descriptor or
+            // index (`S + A`); the linker keeps one per symbol.
+            let (sec, off) = place();
+            return Err(LinkError::unsupported(
+                name,
+                format!(
+                    "{} at {sec}+{off:#x} against `{}` with addend {a}: a TLS descriptor \
+                     or index for an offset from a symbol is not supported",
+                    kind.name,
+                    g.symbol_display(edge.target)
+                ),
+            ));
+        }
+        let value = match kind.formula {
+            Formula::None => return Ok(()),
+            // Addresses are 64-bit: a field that takes signed values
+            // sees `S + A` as a two's-complement 64-bit number (kernel
+            // model code lives at 0xffffffff80000000 and above).
+            Formula::Absolute => match kind.field {
+                Field::Data {
+                    range: FieldRange::Signed | FieldRange::Either,
+                    ..
+                } => i128::from((s + a) as u64 as i64),
+                _ => s + a,
+            },
+            Formula::Relative | Formula::CallRelative => s + a - p,
+            Formula::GotEntryRelative | Formula::GotEntryRelativeRelaxable => slot()? + a - p,
+            Formula::GotEntryOffset => slot()? + a - got,
+            Formula::GotBaseRelative => got + a - p,
+            Formula::GotBaseOffset => s + a - got,
+            Formula::SymbolSize => {
+                if external {
+                    let (sec, off) = place();
+                    return Err(LinkError::unsupported(
+                        name,
+                        format!(
+                            "{} at {sec}+{off:#x} against external symbol `{}` (its size is unknown here)",
+                            kind.name,
+                            g.symbol_display(edge.target)
+                        ),
+                    ));
+                }
+                i128::from(t.size) + a
+            }
+            Formula::TlsIndexRelative => tls_index()? + a - p,
+            Formula::TlsModuleIndexRelative => module_index()? + a - p,
+            Formula::PageRelative => page(s + a) - page(p),
+            Formula::GotEntryPageRelative => page(slot()? + a) - page(p),
+            Formula::GotEntry => slot()? + a,
+            Formula::GotEntryFromGotPage => slot()? + a - page(got),
+            Formula::TlsIndexPageRelative => page(tls_index()? + a) - page(p),
+            Formula::TlsIndex => tls_index()? + a,
+            Formula::TlsModuleIndexPageRelative => page(module_index()? + a) - page(p),
+            Formula::TlsModuleIndex => module_index()? + a,
+            Formula::TlsDescPageRelative => page(tls_desc()? + a) - page(p),
+            Formula::TlsDesc => tls_desc()? + a,
+            Formula::TlsDescRelative => tls_desc()? + a - p,
+            Formula::DtpOffset if external => i128::from(host_tls(g, edge, t.value)?.1),
+            Formula::DtpOffset => s + a,
+            Formula::TlsModuleId if external => i128::from(host_tls(g, edge, t.value)?.0),
+            Formula::TlsModuleId => i128::from(self.module),
+            Formula::ThreadPointerOffset | Formula::ThreadPointerOffsetGotRelative => {
+                let tp = if external {
+                    i128::from(host_tp_offset(g, edge, t.value)?)
+                } else {
+                    let Some(block) = self.tp_offset else {
+                        return Err(internal("initial/local exec without static TLS"));
+                    };
+                    i128::from(block) + s
+                };
+                if kind.formula == Formula::ThreadPointerOffset {
+                    tp + a
+                } else {
+                    let entry = t
+                        .tp_got
+                        .ok_or_else(|| internal("TP offset GOT entry missing"))?;
+                    let _ = tp;
+                    i128::from(g.address(entry)) + a - p
+                }
+            }
+            Formula::Difference => {
+                let b = g
+                    .subtrahend(index)
+                    .ok_or_else(|| internal("difference edge without a subtrahend"))?;
+                s + a - i128::from(g.address(b))
+            }
+        };
+        if let Err(err) = g.arch.write(kind.field, buf, field, value) {
+            let (sec, off) = place();
+            return Err(fixup_error(g, edge, sec, off, t.value, p, value, err));
+        }
+        Ok(())
+    }
 }
 
 /// The `N` bytes at `at` of `buf`, when they are all inside it.
