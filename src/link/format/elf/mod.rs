@@ -644,11 +644,15 @@ impl Builder<'_> {
                     continue;
                 }
                 let def = self.g.symbols[symi].definition;
-                if let Err(e) =
-                    self.check_tls(edge_kind.name, formula, def, symi, tname, off, has_tls)
-                {
-                    diag.report(e)?;
-                    continue;
+                // Only a thread-local access or target has TLS rules to
+                // break (nearly no edge is either).
+                if formula.is_tls() || matches!(def, Definition::Tls { .. }) {
+                    if let Err(e) =
+                        self.check_tls(edge_kind.name, formula, def, symi, tname, off, has_tls)
+                    {
+                        diag.report(e)?;
+                        continue;
+                    }
                 }
                 if kind == SectionKind::EhFrame
                     && matches!(def, Definition::DiscardedLocal | Definition::Unloaded)
