@@ -204,7 +204,11 @@ impl std::error::Error for LinkError {}
 
 #[derive(Clone)]
 enum Backing {
+    /// Copied from a caller's buffer.
     Owned(Arc<[u8]>),
+    /// A vector taken over as it is (a file read into it): turning it
+    /// into an `Arc<[u8]>` would copy it all again.
+    Vec(Arc<Vec<u8>>),
     Mapped(Arc<memmap2::Mmap>),
 }
 
@@ -231,11 +235,11 @@ impl ObjectBytes {
         }
     }
 
-    /// Takes ownership of `bytes`.
+    /// Takes ownership of `bytes` (not copied).
     pub fn from_vec(bytes: Vec<u8>) -> Self {
         let len = bytes.len();
         ObjectBytes {
-            backing: Backing::Owned(Arc::from(bytes)),
+            backing: Backing::Vec(Arc::new(bytes)),
             range: 0..len,
         }
     }
@@ -290,6 +294,7 @@ impl ObjectBytes {
     pub fn as_slice(&self) -> &[u8] {
         let all: &[u8] = match &self.backing {
             Backing::Owned(a) => a,
+            Backing::Vec(v) => v,
             Backing::Mapped(m) => m,
         };
         all.get(self.range.clone()).unwrap_or(&[])
@@ -473,6 +478,17 @@ mod tests {
 
     /// Files up to the limit are read, larger ones mapped; both give the
     /// file's bytes.
+    /// A vector (a small file read into it) is kept as it is, not copied
+    /// into a buffer of its own.
+    #[test]
+    fn a_vector_is_taken_over_not_copied() {
+        let v: Vec<u8> = (0..=255).collect();
+        let at = v.as_ptr();
+        let b = ObjectBytes::from_vec(v);
+        assert_eq!(b.as_slice().as_ptr(), at);
+        assert_eq!(b.slice(16..32).unwrap().as_slice()[0], 16);
+    }
+
     #[test]
     fn small_files_are_read_large_ones_mapped() {
         let dir = std::env::temp_dir().join(format!("jitrt-map-file-{}", std::process::id()));
