@@ -1950,17 +1950,9 @@ fn profile(args: &[String]) {
                 v.push(x / n as f64 / 1000.0);
             }
         }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        let [a, l, r, c] = &mut phases;
+        let [a, l, r, c] = phases.map(median);
         println!(
-            "scaling, N={n}, {mode}: us per object: add {:.2}, link+lookup {:.2}, remove {:.2}, CPU {:.2}",
-            median(a),
-            median(l),
-            median(r),
-            median(c)
+            "scaling, N={n}, {mode}: us per object: add {a:.2}, link+lookup {l:.2}, remove {r:.2}, CPU {c:.2}"
         );
         return;
     }
