@@ -4,7 +4,9 @@
 //! name.
 
 use super::{Choices, Diagnostics};
-use crate::link::graph::{Block, Definition, LinkGraph, Section, SectionId, Symbol, SymbolId};
+use crate::link::graph::{
+    Block, Content, Definition, LinkGraph, Section, SectionId, SectionKind, Symbol, SymbolId,
+};
 use crate::link::{LinkError, ObjectBytes, SymbolFlags};
 use std::process::Command;
 
@@ -71,6 +73,33 @@ pub(crate) fn section<'g>(g: &'g LinkGraph, name: &str) -> Option<(SectionId, &'
     (0..g.sections.len() as SectionId)
         .find(|&s| g.section_name(s) == name)
         .map(|s| (s, &g.sections[s as usize]))
+}
+
+/// Checks that section `name` has `kind`, and that its one block has
+/// `size` and `align` and holds its bytes (zero-fill kinds none); gives
+/// the section.
+pub(crate) fn assert_section<'g>(
+    g: &'g LinkGraph,
+    name: &str,
+    kind: SectionKind,
+    size: u64,
+    align: u64,
+) -> &'g Section {
+    let (id, s) = section(g, name).unwrap_or_else(|| panic!("no section {name}"));
+    assert_eq!(s.kind, kind, "{name}");
+    let (_, b) = block(g, name);
+    assert_eq!(b.section, id, "{name}");
+    assert_eq!(
+        (b.size, b.align),
+        (size, align),
+        "{name}: size and alignment"
+    );
+    let zero = matches!(kind, SectionKind::Zero | SectionKind::TlsZero);
+    assert_eq!(b.content == Content::Zero, zero, "{name}: zero-fill");
+    if !zero {
+        assert_eq!(g.block_content(b).len() as u64, size, "{name}: its bytes");
+    }
+    s
 }
 
 /// A section's only block (an ELF or Mach-O section is one block).

@@ -7,7 +7,7 @@
 
 use super::build;
 use crate::link::format::test_support::{
-    self, block, edges, external, global_flags, section, symbol, KEEP_ALL,
+    self, assert_section, block, edges, external, global_flags, section, symbol, KEEP_ALL,
 };
 use crate::link::format::Choices;
 use crate::link::graph::{Content, Definition, LinkGraph, SectionKind};
@@ -128,21 +128,8 @@ fn sections_become_blocks_of_their_kind() {
         (".init_array.101", SectionKind::Data, 8, 8),
         (".fini_array", SectionKind::Data, 8, 8),
     ] {
-        let (id, s) = section(&g, name).unwrap_or_else(|| panic!("no section {name}"));
-        assert_eq!(s.kind, kind, "{name}");
+        let s = assert_section(&g, name, kind, size, align);
         assert!(!s.in_group, "{name}");
-        let (_, b) = block(&g, name);
-        assert_eq!(b.section, id, "{name}");
-        assert_eq!(
-            (b.size, b.align),
-            (size, align),
-            "{name}: size and alignment"
-        );
-        let zero = matches!(kind, SectionKind::Zero | SectionKind::TlsZero);
-        assert_eq!(b.content == Content::Zero, zero, "{name}: zero-fill");
-        if !zero {
-            assert_eq!(g.block_content(b).len() as u64, size, "{name}: its bytes");
-        }
     }
     assert_eq!(
         g.block_content(block(&g, ".rodata").1),

@@ -4,10 +4,10 @@
 
 use super::build;
 use crate::link::format::test_support::{
-    self, block, edges, external, global_flags, section, symbol, KEEP_ALL,
+    self, assert_section, block, edges, external, global_flags, section, symbol, KEEP_ALL,
 };
 use crate::link::format::Choices;
-use crate::link::graph::{Content, Definition, LinkGraph, SectionKind};
+use crate::link::graph::{Definition, LinkGraph, SectionKind};
 use crate::link::SymbolFlags;
 use std::process::Command;
 
@@ -112,20 +112,7 @@ fn x86_64_sections_symbols_commons_and_edges() {
         ("__mod_init_func", SectionKind::Data, 8, 8),
         ("__bss", SectionKind::Zero, 40, 32),
     ] {
-        let (id, s) = section(&g, name).unwrap_or_else(|| panic!("no section {name}"));
-        assert_eq!(s.kind, kind, "{name}");
-        let (_, b) = block(&g, name);
-        assert_eq!(b.section, id);
-        assert_eq!(
-            (b.size, b.align),
-            (size, align),
-            "{name}: size and alignment"
-        );
-        assert_eq!(
-            b.content == Content::Zero,
-            kind == SectionKind::Zero,
-            "{name}"
-        );
+        assert_section(&g, name, kind, size, align);
     }
     assert_eq!(
         g.block_content(block(&g, "__const").1),
